@@ -1,0 +1,107 @@
+//! `e info MODULE[@VERSION]`: everything about one module version.
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::Context;
+use crate::cli::InfoArgs;
+use crate::commands::search::{RequirementReport, render_reports, requirement_reports};
+use crate::graph::Index;
+use crate::output;
+use crate::repository::model::{Command, Network};
+use crate::selector::Labels;
+
+#[derive(Serialize)]
+struct InfoView<'r> {
+    module: &'r str,
+    version: &'r str,
+    latest: bool,
+    versions: Vec<&'r str>,
+    image: &'r str,
+    workdir: Option<&'r str>,
+    shared: &'r str,
+    mounts: &'r [String],
+    network: Network,
+    capabilities: &'r [String],
+    commands: &'r [Command],
+    labels: &'r Labels,
+    requirements: Vec<RequirementReport<'r>>,
+    influenced_by: Vec<String>,
+}
+
+/// Shows one module version.
+pub fn run(args: InfoArgs, context: &Context) -> anyhow::Result<ExitCode> {
+    let repository = context.repository()?;
+    let index = Index::new(&repository);
+    let entry = repository.find(&args.module)?;
+    let version = entry.version;
+    let view = InfoView {
+        module: &entry.module.name,
+        version: version.version.as_str(),
+        latest: version.latest,
+        versions: entry.module.versions.iter().map(|v| v.version.as_str()).collect(),
+        image: &version.image,
+        workdir: version.workdir.as_deref(),
+        shared: version.shared_path(),
+        mounts: &version.mounts,
+        network: version.network.unwrap_or(Network::None),
+        capabilities: &version.capabilities,
+        commands: &version.commands,
+        labels: &version.labels,
+        requirements: requirement_reports(&index, entry),
+        influenced_by: index.influenced_by(entry).iter().map(|e| e.id()).collect(),
+    };
+    let text = match output::serialized(args.output, &view)? {
+        Some(text) => text,
+        None => render(&view),
+    };
+    output::data(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(view: &InfoView<'_>) -> String {
+    let none = |list: &[String]| if list.is_empty() { "none".to_owned() } else { list.join(", ") };
+    let mut text = String::new();
+    let latest = if view.latest { " (latest)" } else { "" };
+    text.push_str(&format!("module:        {}\n", view.module));
+    text.push_str(&format!("version:       {}{latest}   (versions: {})\n", view.version, view.versions.join(", ")));
+    text.push_str(&format!("image:         {}\n", view.image));
+    if let Some(workdir) = view.workdir {
+        text.push_str(&format!("workdir:       {workdir}\n"));
+    }
+    text.push_str(&format!("shared:        {}\n", view.shared));
+    text.push_str(&format!("mounts:        {}\n", none(view.mounts)));
+    let network = match view.network {
+        Network::None => "none",
+        Network::Host => "host",
+    };
+    text.push_str(&format!("network:       {network}\n"));
+    text.push_str(&format!("capabilities:  {}\n", none(view.capabilities)));
+    text.push_str("\ncommands:\n");
+    if view.commands.is_empty() {
+        text.push_str("  none\n");
+    }
+    for command in view.commands {
+        let argv: Vec<&str> = command.command.iter().chain(&command.args).map(String::as_str).collect();
+        text.push_str(&format!("  {:<10} {}", command.name, command.description.as_deref().unwrap_or("")));
+        if !argv.is_empty() {
+            text.push_str(&format!("  [{}]", argv.join(" ")));
+        }
+        text.push('\n');
+    }
+    text.push_str("\nlabels:\n");
+    if view.labels.is_empty() {
+        text.push_str("  none\n");
+    }
+    for (key, value) in view.labels {
+        text.push_str(&format!("  {key}: {value}\n"));
+    }
+    text.push_str("\nrequirements and influences:\n");
+    if view.requirements.is_empty() {
+        text.push_str("  none\n");
+    }
+    text.push_str(&render_reports(&view.requirements, "  "));
+    text.push_str(&format!("\ninfluenced by:  {}\n", none(&view.influenced_by)));
+    text
+}

@@ -1,0 +1,23 @@
+//! The `e` binary: parse the arguments, run, and turn the result into an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = e::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            e::output::error(&anyhow::Error::new(err).context("failed to start the async runtime"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(e::run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            e::output::error(&err);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Reads `repository.yaml`, validates it, and turns every problem into an error that names the
+//! file, line and column, the module and version, and says what to do.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use super::locate::{Position, Step, locate};
+use super::model::Repository;
+
+/// A repository that loaded, with what the user should know about it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The repository.
+    pub repository: Repository,
+    /// Problems that do not stop loading (non-semver versions), each a full sentence.
+    pub warnings: Vec<String>,
+}
+
+/// A repository file that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub struct LoadError {
+    file: PathBuf,
+    position: Option<Position>,
+    place: Option<String>,
+    message: String,
+    hint: Option<String>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(position) = self.position {
+            write!(f, ":{}:{}", position.line, position.column)?;
+        }
+        write!(f, ": ")?;
+        if let Some(place) = &self.place {
+            write!(f, "{place}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\nhint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates the repository file at `path`.
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let fail = |message: String, hint: &str| LoadError {
+        file: path.to_owned(),
+        position: None,
+        place: None,
+        message,
+        hint: Some(hint.to_owned()),
+    };
+    let bytes = std::fs::read(path).map_err(|err| match err.kind() {
+        std::io::ErrorKind::NotFound => fail(
+            "no such file".to_owned(),
+            "pass `--repository PATH` or set `E_REPOSITORY`, or run e in the folder that holds repository.yaml",
+        ),
+        std::io::ErrorKind::IsADirectory => fail(
+            "is a directory, not a repository file".to_owned(),
+            "point `--repository` at the repository.yaml file itself",
+        ),
+        _ => fail(format!("cannot be read: {err}"), "check the path and its permissions"),
+    })?;
+    let source = String::from_utf8(bytes).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = valid.len() - valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
+        LoadError {
+            position: Some(Position { line, column }),
+            ..fail(
+                "the file is not valid UTF-8".to_owned(),
+                "save the file as UTF-8",
+            )
+        }
+    })?;
+    parse(&source, path)
+}
+
+/// Parses and validates repository text; `file` is only used to name it in messages.
+pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
+    let repository: Repository =
+        serde_yaml::from_str(source).map_err(|err| yaml_error(source, file, &err))?;
+    let warnings = validate(&repository, source, file)?;
+    Ok(Loaded {
+        repository,
+        warnings,
+    })
+}
+
+/// Turns a serde_yaml error into one that names the module and version and gives a hint.
+fn yaml_error(source: &str, file: &Path, err: &serde_yaml::Error) -> LoadError {
+    let mut message = err.to_string();
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    let mut place = None;
+    if message.starts_with("components[")
+        && let Some((path, rest)) = message.split_once(": ")
+    {
+        place = Some(describe_path(source, path));
+        message = rest.to_owned();
+    }
+    let hint = if message.contains("unknown field") {
+        "check the spelling: only the fields listed above are allowed here (see docs/repository.md)"
+    } else if message.contains("duplicate") {
+        "each key may appear once; remove or rename the repeated one"
+    } else if message.contains("recursion limit") {
+        "the file nests too deeply to be a repository; check its indentation"
+    } else if message.contains("repetition limit") || message.contains("alias") {
+        "the file expands YAML aliases too many times; write the values out instead"
+    } else if message.contains("label key") {
+        "a key is `[prefix/]name`: letters, digits, `-`, `_`, `.`, beginning and ending with a letter or digit"
+    } else if message.contains("operator") {
+        "see the list of operators in docs/repository.md"
+    } else if message.contains("missing field") {
+        "add the field; docs/repository.md lists what each item needs"
+    } else {
+        "see docs/repository.md for the format"
+    };
+    LoadError {
+        file: file.to_owned(),
+        position: err.location().map(|l| Position {
+            line: l.line(),
+            column: l.column(),
+        }),
+        place,
+        message,
+        hint: Some(hint.to_owned()),
+    }
+}
+
+/// Rewrites `components[1].versions[0].commands[2]` as `module `bmk` version `0.1.0`, commands[2]`.
+fn describe_path(source: &str, path: &str) -> String {
+    let value: Option<serde_yaml::Value> = serde_yaml::from_str(source).ok();
+    let index = |part: &str, field: &str| -> Option<usize> {
+        part.strip_prefix(field)?.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+    };
+    let mut parts = path.split('.');
+    let Some(module_index) = parts.next().and_then(|p| index(p, "components")) else {
+        return path.to_owned();
+    };
+    let module = value.as_ref().and_then(|v| v.get("components")?.get(module_index));
+    let name = module
+        .and_then(|m| m.get("name")?.as_str())
+        .map_or_else(|| format!("module #{}", module_index + 1), |n| format!("module `{n}`"));
+    let mut described = name;
+    let rest: Vec<&str> = parts.collect();
+    let mut rest = rest.as_slice();
+    if let Some(version_index) = rest.first().and_then(|p| index(p, "versions")) {
+        let version = module
+            .and_then(|m| m.get("versions")?.get(version_index)?.get("version"))
+            .and_then(|v| match v {
+                serde_yaml::Value::String(s) => Some(s.clone()),
+                serde_yaml::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        match version {
+            Some(version) => described.push_str(&format!(" version `{version}`")),
+            None => described.push_str(&format!(" version #{}", version_index + 1)),
+        }
+        rest = &rest[1..];
+    }
+    if !rest.is_empty() {
+        described.push_str(&format!(", {}", rest.join(".")));
+    }
+    described
+}
+
+/// The checks that span several items; returns warnings, or the first error.
+fn validate(repository: &Repository, source: &str, file: &Path) -> Result<Vec<String>, LoadError> {
+    let error = |path: &[Step<'_>], place: Option<String>, message: String, hint: &str| LoadError {
+        file: file.to_owned(),
+        position: locate(source, path),
+        place,
+        message,
+        hint: Some(hint.to_owned()),
+    };
+    let mut warnings = Vec::new();
+    let mut modules: BTreeMap<&str, usize> = BTreeMap::new();
+    for (m, module) in repository.components.iter().enumerate() {
+        let module_path = [Step::Key("components"), Step::Index(m)];
+        let name_path = [module_path.as_slice(), &[Step::Key("name")]].concat();
+        if let Err(message) = check_module_name(&module.name) {
+            return Err(error(&name_path, None, message, "rename the module"));
+        }
+        if let Some(first) = modules.insert(&module.name, m) {
+            return Err(error(
+                &name_path,
+                None,
+                format!(
+                    "module `{}` is defined twice (items {} and {} of `components`)",
+                    module.name,
+                    first + 1,
+                    m + 1
+                ),
+                "merge the two into one module with several versions, or rename one",
+            ));
+        }
+        if module.versions.is_empty() {
+            return Err(error(
+                &[module_path.as_slice(), &[Step::Key("versions")]].concat(),
+                Some(format!("module `{}`", module.name)),
+                "has no versions".to_owned(),
+                "add at least one item under `versions`",
+            ));
+        }
+        let mut versions = HashSet::new();
+        let mut latest: Option<&str> = None;
+        for (v, version) in module.versions.iter().enumerate() {
+            let version_path = [module_path.as_slice(), &[Step::Key("versions"), Step::Index(v)]].concat();
+            let at = |field: &'static str| [version_path.as_slice(), &[Step::Key(field)]].concat();
+            let place = Some(format!("module `{}` version `{}`", module.name, version.version));
+            if !versions.insert(version.version.as_str()) {
+                return Err(error(
+                    &at("version"),
+                    place,
+                    "this version is defined twice".to_owned(),
+                    "give each version of a module a distinct `version`",
+                ));
+            }
+            if version.latest {
+                if let Some(first) = latest {
+                    return Err(error(
+                        &at("latest"),
+                        place,
+                        format!("`latest: true` is already set on version `{first}`"),
+                        "mark at most one version of a module `latest: true`",
+                    ));
+                }
+                latest = Some(version.version.as_str());
+            }
+            if version.image.trim().is_empty() {
+                return Err(error(
+                    &at("image"),
+                    place,
+                    "`image` is empty".to_owned(),
+                    "set `image` to the module's container image, like `e/bmk:0.1.0`",
+                ));
+            }
+            for (i, mount) in version.mounts.iter().enumerate() {
+                if !mount.starts_with('/') || mount.split('/').any(|part| part == "..") {
+                    return Err(error(
+                        &[at("mounts").as_slice(), &[Step::Index(i)]].concat(),
+                        place,
+                        format!("mount `{mount}` must be an absolute container path without `..`"),
+                        "write the path inside the container, like `/terraform`",
+                    ));
+                }
+            }
+            let mut commands = HashSet::new();
+            for (c, command) in version.commands.iter().enumerate() {
+                if !commands.insert(command.name.as_str()) {
+                    return Err(error(
+                        &[at("commands").as_slice(), &[Step::Index(c), Step::Key("name")]].concat(),
+                        place,
+                        format!("command `{}` is defined twice", command.name),
+                        "give each command of a version a distinct name",
+                    ));
+                }
+            }
+            if version.version.semver().is_none() {
+                let position = locate(source, &at("version"))
+                    .map(|p| format!(":{}:{}", p.line, p.column))
+                    .unwrap_or_default();
+                warnings.push(format!(
+                    "{}{position}: module `{}` version `{}` is not a semver version; it never satisfies a semver comparison and sorts below every semver version",
+                    file.display(),
+                    module.name,
+                    version.version
+                ));
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+/// Module names become state keys and file names, so they are kept to a safe alphabet.
+fn check_module_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid module name `{name}`: use 1 to 63 letters, digits, `-`, `_` and `.`, starting with a letter or digit"
+        ))
+    }
+}

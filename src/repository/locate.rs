@@ -1,0 +1,126 @@
+//! Finds where a value sits in a YAML text, so that errors found after parsing (two `latest`,
+//! a duplicate module) can still name the line and column.
+//!
+//! serde_yaml gives positions only for its own errors; this re-reads the text with a marked
+//! event parser, and only on the error path, so loading stays one pass when the file is good.
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// One step of a path into a YAML document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'a> {
+    /// A mapping key.
+    Key(&'a str),
+    /// A sequence index.
+    Index(usize),
+}
+
+/// A line and column, both counted from 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub column: usize,
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Vec<(Event, Marker)>,
+}
+
+impl MarkedEventReceiver for Recorder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        self.events.push((event, mark));
+    }
+}
+
+/// The position of the value at `path` (of its key, for a mapping entry), if it exists.
+pub fn locate(source: &str, path: &[Step<'_>]) -> Option<Position> {
+    let mut recorder = Recorder::default();
+    Parser::new_from_str(source).load(&mut recorder, false).ok()?;
+    let events = &recorder.events;
+    let mut at = events
+        .iter()
+        .position(|(e, _)| matches!(e, Event::DocumentStart))?
+        + 1;
+    let mut position = position_of(&events.get(at)?.1);
+    for step in path {
+        match (step, &events.get(at)?.0) {
+            (Step::Key(wanted), Event::MappingStart(..)) => {
+                at += 1;
+                loop {
+                    match &events.get(at)?.0 {
+                        Event::MappingEnd => return None,
+                        Event::Scalar(key, ..) if key == wanted => {
+                            position = position_of(&events[at].1);
+                            at += 1;
+                            break;
+                        }
+                        _ => {
+                            at = skip(events, at)?;
+                            at = skip(events, at)?;
+                        }
+                    }
+                }
+            }
+            (Step::Index(wanted), Event::SequenceStart(..)) => {
+                at += 1;
+                for _ in 0..*wanted {
+                    if matches!(events.get(at)?.0, Event::SequenceEnd) {
+                        return None;
+                    }
+                    at = skip(events, at)?;
+                }
+                if matches!(events.get(at)?.0, Event::SequenceEnd) {
+                    return None;
+                }
+                position = position_of(&events[at].1);
+            }
+            _ => return None,
+        }
+    }
+    Some(position)
+}
+
+/// The index just past the node that starts at `at`.
+fn skip(events: &[(Event, Marker)], at: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = at;
+    loop {
+        match events.get(i)?.0 {
+            Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
+            Event::MappingEnd | Event::SequenceEnd => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+        if depth == 0 {
+            return Some(i);
+        }
+    }
+}
+
+fn position_of(mark: &Marker) -> Position {
+    Position {
+        line: mark.line(),
+        column: mark.col() + 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_keys_and_items() {
+        let text = "a: 1\nlist:\n  - name: x\n  - name: y\n    deep: {k: v}\n";
+        let at = |path: &[Step]| locate(text, path).map(|p| (p.line, p.column));
+        assert_eq!(at(&[Step::Key("a")]), Some((1, 1)));
+        assert_eq!(at(&[Step::Key("list"), Step::Index(1)]), Some((4, 5)));
+        assert_eq!(at(&[Step::Key("list"), Step::Index(1), Step::Key("name")]), Some((4, 5)));
+        assert_eq!(at(&[Step::Key("list"), Step::Index(1), Step::Key("deep"), Step::Key("k")]), Some((5, 12)));
+        assert_eq!(at(&[Step::Key("list"), Step::Index(2)]), None);
+        assert_eq!(at(&[Step::Key("nope")]), None);
+    }
+}

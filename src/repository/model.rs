@@ -1,0 +1,245 @@
+//! The serde types of `repository.yaml`, exactly as a user writes them.
+//!
+//! Every struct denies unknown fields, so a typo such as `mount:` is an error rather than a
+//! silently ignored line. Checks that span several items (duplicates, two `latest`) live in
+//! `load.rs`, which can point at the offending line.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+use crate::selector::{Labels, Scalar, Selector};
+
+/// A whole module repository.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repository {
+    /// Format version; only `v1` exists.
+    pub version: ApiVersion,
+    /// Always `Repository`.
+    pub kind: RepositoryKind,
+    /// An optional name for the repository, shown in listings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The modules ("components" in the format, for compatibility with the earlier `e`).
+    #[serde(default)]
+    pub components: Vec<Module>,
+}
+
+/// The format version of a repository file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ApiVersion {
+    /// The only version so far.
+    #[serde(rename = "v1")]
+    V1,
+}
+
+/// The document kind of a repository file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum RepositoryKind {
+    /// A module repository.
+    Repository,
+}
+
+/// One module with all its versions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Module {
+    /// The module's name: a key of the shared state and part of file names.
+    pub name: String,
+    /// How the module runs; only `docker` exists.
+    #[serde(rename = "type")]
+    pub kind: ModuleType,
+    /// The versions, in the order written.
+    pub versions: Vec<ModuleVersion>,
+}
+
+/// How a module runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleType {
+    /// In a container, through the Docker Engine API.
+    Docker,
+}
+
+/// One version of a module: its image, commands, labels and relations to other modules.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleVersion {
+    /// The version, semver where possible.
+    pub version: VersionId,
+    /// Whether this is the version used when none is named.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub latest: bool,
+    /// The container image reference.
+    pub image: String,
+    /// The working directory inside the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Container paths backed by a per-module, per-version directory of the shared area.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<String>,
+    /// Where the shared directory is mounted in the container (default `/shared`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<String>,
+    /// Network mode beyond the default `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    /// Linux capabilities the module needs (all are dropped by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// The methods this version answers.
+    #[serde(default)]
+    pub commands: Vec<Command>,
+    /// Labels other modules select this one by.
+    #[serde(default, deserialize_with = "deserialize_labels", skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: Labels,
+    /// What must (strong) or may (weak) be installed for this version.
+    #[serde(default, skip_serializing_if = "Requires::is_empty")]
+    pub requires: Requires,
+    /// Modules this one changes when applied; they are told to re-plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub influences: Vec<Selector>,
+}
+
+impl ModuleVersion {
+    /// The command with this name, if the version has it.
+    pub fn command(&self, name: &str) -> Option<&Command> {
+        self.commands.iter().find(|c| c.name == name)
+    }
+
+    /// The container path of the shared directory.
+    pub fn shared_path(&self) -> &str {
+        self.shared.as_deref().unwrap_or("/shared")
+    }
+}
+
+/// The requirements of a module version: each entry is one selector.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requires {
+    /// Requirements that must be met before the module can be applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strong: Vec<Selector>,
+    /// Requirements the module can do without but uses when present.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weak: Vec<Selector>,
+}
+
+impl Requires {
+    /// Whether there are no requirements at all.
+    pub fn is_empty(&self) -> bool {
+        self.strong.is_empty() && self.weak.is_empty()
+    }
+}
+
+/// Network mode of a module's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// No network at all (the default).
+    None,
+    /// The host's network stack.
+    Host,
+}
+
+/// One method of a module version.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    /// The method name (`init`, `apply`, ...).
+    pub name: String,
+    /// What it does, for `e info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The first argument given to the container's entrypoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Environment variables; values may reference `${env:NAME}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub envs: BTreeMap<String, String>,
+    /// Further arguments after `command`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+fn deserialize_labels<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Labels, D::Error> {
+    let raw: BTreeMap<String, Scalar> = BTreeMap::deserialize(deserializer)?;
+    let mut labels = Labels::new();
+    for (key, value) in raw {
+        crate::selector::validate_key(&key).map_err(de::Error::custom)?;
+        labels.insert(key, value.0);
+    }
+    Ok(labels)
+}
+
+/// A module version's identifier: semver where it parses, any other text otherwise.
+///
+/// Older repositories use names like `dev`; such versions load with a warning and never
+/// satisfy a semver comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VersionId {
+    raw: String,
+    semver: Option<semver::Version>,
+}
+
+impl VersionId {
+    /// Wraps a version string, parsing it as semver if it is one.
+    pub fn new(raw: impl Into<String>) -> VersionId {
+        let raw = raw.into();
+        let semver = semver::Version::parse(&raw).ok();
+        VersionId { raw, semver }
+    }
+
+    /// The version as written.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// The semver version, if it is one.
+    pub fn semver(&self) -> Option<&semver::Version> {
+        self.semver.as_ref()
+    }
+}
+
+impl Ord for VersionId {
+    /// Semver versions order by precedence and above any non-semver version.
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (&self.semver, &other.semver) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => Ordering::Greater,
+            (None, Some(_)) => Ordering::Less,
+            (None, None) => self.raw.cmp(&other.raw),
+        }
+    }
+}
+
+impl PartialOrd for VersionId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+impl<'de> Deserialize<'de> for VersionId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Scalar::deserialize(deserializer)?.0;
+        if raw.trim().is_empty() {
+            return Err(de::Error::custom("a version must not be empty"));
+        }
+        Ok(VersionId::new(raw))
+    }
+}
+
+impl Serialize for VersionId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.raw)
+    }
+}
