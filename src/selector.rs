@@ -500,7 +500,10 @@ impl Parser<'_> {
             .rest()
             .find(|c: char| c.is_whitespace() || c == '(')
             .unwrap_or(self.rest().len());
-        let word = self.rest()[..word_len].to_owned();
+        let word = match &self.rest()[..word_len] {
+            "" => self.rest().chars().next().map(String::from).unwrap_or_default(),
+            word => word.to_owned(),
+        };
         let operator = match word.as_str() {
             "in" => Operator::In,
             "notin" => Operator::NotIn,
@@ -913,9 +916,9 @@ mod tests {
         let err = "kind in (a".parse::<Selector>().unwrap_err();
         assert!(err.message.contains("never closed"));
         let err = "version>=latest".parse::<Selector>().unwrap_err();
-        assert!(err.message.contains("not one"));
+        assert!(err.message.contains("not one"), "{err}");
         let err = "provider, in (azure)".parse::<Selector>().unwrap_err();
-        assert!(err.message.contains("expected an expression") || err.message.contains("label key"), "{err}");
+        assert!(err.message.contains("expected an operator after `in`"), "{err}");
         let err = "".parse::<Selector>().unwrap_err();
         assert!(err.message.contains("empty selector"));
         let err = "kind in ()".parse::<Selector>().unwrap_err();
@@ -931,7 +934,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(selector.expressions()[2].values(), ["5", "true"]);
-        let err = serde_yaml::from_str::<Selector>("- {key: provider,, operator: in, values: [a]}")
+        let err = serde_yaml::from_str::<Selector>("- key: provider,\n  operator: in\n  values: [a]")
             .unwrap_err()
             .to_string();
         assert!(err.contains("invalid label key `provider,`"), "{err}");

@@ -76,7 +76,12 @@ pub fn locate(source: &str, path: &[Step<'_>]) -> Option<Position> {
                 if matches!(events.get(at)?.0, Event::SequenceEnd) {
                     return None;
                 }
-                position = position_of(&events[at].1);
+                // A mapping item's start mark is unreliable; its first key is where it begins.
+                let first = match events[at].0 {
+                    Event::MappingStart(..) => events.get(at + 1).unwrap_or(&events[at]),
+                    _ => &events[at],
+                };
+                position = position_of(&first.1);
             }
             _ => return None,
         }
