@@ -20,6 +20,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "E_REPOSITORY", default_value = "repository.yaml", value_name = "PATH")]
     pub repository: PathBuf,
 
+    /// The shared directory mounted into every module: state.yml, module configs, and e's `.e/`.
+    #[arg(long, global = true, env = "E_SHARED", default_value = "shared", value_name = "DIR")]
+    pub shared: PathBuf,
+
+    /// A YAML file of secrets for `${secret:NAME}` references in command envs.
+    #[arg(long, global = true, env = "E_SECRETS", value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +46,115 @@ pub enum Command {
     Graph(GraphArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Run a module's `metadata` method: print its labels, requires and influences.
+    Metadata(MethodArgs),
+    /// Run a module's `init` method: write its config from the state.
+    Init(MethodArgs),
+    /// Run a module's `plan` method: show what `apply` would change (exit 2 if anything).
+    Plan(MethodArgs),
+    /// Run a module's `apply` method: make the changes and record them in the state.
+    Apply(MethodArgs),
+    /// Run a module's `audit` method: report changes made by hand (non-zero exit on drift).
+    Audit(MethodArgs),
+    /// Run any other command a module lists (destroy, backup, restore, ...).
+    Run(RunArgs),
+    /// Build a module image from a folder with a Dockerfile, through the Engine API.
+    Build(BuildArgs),
+    /// Print the shared state file.
+    State(StateArgs),
+    /// List the modules present in the state with their version and status.
+    Status(StatusArgs),
+    /// Show the recorded runs of module methods.
+    History(HistoryArgs),
+}
+
+/// Options of every command that runs a container.
+#[derive(Debug, Args)]
+pub struct RunOptions {
+    /// Stop the module (then kill it) after this long, e.g. `90s`, `10m`.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<std::time::Duration>,
+
+    /// How long to wait for another e working on the same shared directory.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s", value_name = "DURATION")]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// Arguments of the method subcommands (`e init`, `e apply`, ...).
+#[derive(Debug, Args)]
+#[command(after_help = "Arguments after `--` go to the module: e init azi -- --size 7")]
+pub struct MethodArgs {
+    /// The module; the version defaults to the installed one, else `latest`.
+    #[arg(value_name = "MODULE[@VERSION]")]
+    pub module: ModuleSpec,
+
+    /// Options of the run.
+    #[command(flatten)]
+    pub run: RunOptions,
+
+    /// Extra arguments for the module, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub extra: Vec<String>,
+}
+
+/// Arguments of `e run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The module; the version defaults to the installed one, else `latest`.
+    #[arg(value_name = "MODULE[@VERSION]")]
+    pub module: ModuleSpec,
+
+    /// The command, as the repository names it (`e info MODULE` lists them).
+    pub command: String,
+
+    /// Options of the run.
+    #[command(flatten)]
+    pub run: RunOptions,
+
+    /// Extra arguments for the module, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub extra: Vec<String>,
+}
+
+/// Arguments of `e build`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example: e build modules/azi   (tags it with the image the repository gives module `azi`)")]
+pub struct BuildArgs {
+    /// The folder holding the Dockerfile.
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// The image tag; by default, the image of the repository module named like the folder.
+    #[arg(short, long, value_name = "IMAGE")]
+    pub tag: Option<String>,
+}
+
+/// Arguments of `e state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Output format; `table` prints the file exactly as the modules wrote it.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Arguments of `e status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Arguments of `e history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only the runs of this module.
+    #[arg(value_name = "MODULE")]
+    pub module: Option<String>,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
 }
 
 /// Output formats for data.

@@ -10,9 +10,13 @@ use std::process::ExitCode;
 pub mod cli;
 pub mod commands;
 pub mod graph;
+pub mod method;
 pub mod output;
 pub mod repository;
+pub mod runtime;
+pub mod secrets;
 pub mod selector;
+pub mod state;
 
 use cli::{Cli, Command};
 use repository::Repository;
@@ -22,6 +26,10 @@ use repository::Repository;
 pub struct Context {
     /// The repository file.
     pub repository_path: PathBuf,
+    /// The shared directory.
+    pub shared_path: PathBuf,
+    /// The secrets file, if any.
+    pub secrets_path: Option<PathBuf>,
 }
 
 impl Context {
@@ -33,16 +41,43 @@ impl Context {
         }
         Ok(loaded.repository)
     }
+
+    /// The secrets for `${secret:NAME}` references (none without a secrets file).
+    pub fn secrets(&self) -> anyhow::Result<secrets::Secrets> {
+        match &self.secrets_path {
+            Some(path) => secrets::Secrets::load(path),
+            None => Ok(secrets::Secrets::default()),
+        }
+    }
 }
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let context = Context { repository_path: cli.repository };
+    let context = Context { repository_path: cli.repository, shared_path: cli.shared, secrets_path: cli.secrets };
+    let engine = || runtime::docker::connect();
     match cli.command {
         Command::List(args) => commands::list::run(args, &context),
         Command::Search(args) => commands::search::run(args, &context),
         Command::Info(args) => commands::info::run(args, &context),
         Command::Graph(args) => commands::graph::run(args, &context),
         Command::Completions(args) => commands::completions::run(args),
+        Command::Metadata(args) => method(&context, "metadata", args).await,
+        Command::Init(args) => method(&context, "init", args).await,
+        Command::Plan(args) => method(&context, "plan", args).await,
+        Command::Apply(args) => method(&context, "apply", args).await,
+        Command::Audit(args) => method(&context, "audit", args).await,
+        Command::Run(args) => {
+            let engine = engine().await?;
+            commands::method::run(&args.command, &args.module, &args.run, &args.extra, &context, &engine).await
+        }
+        Command::Build(args) => commands::build::run(args, &context, &engine().await?).await,
+        Command::State(args) => commands::state::run(args, &context),
+        Command::Status(args) => commands::status::run(args, &context),
+        Command::History(args) => commands::history::run(args, &context),
     }
+}
+
+async fn method(context: &Context, name: &str, args: cli::MethodArgs) -> anyhow::Result<ExitCode> {
+    let engine = runtime::docker::connect().await?;
+    commands::method::run(name, &args.module, &args.run, &args.extra, context, &engine).await
 }

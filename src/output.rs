@@ -57,3 +57,19 @@ pub fn serialized<T: Serialize>(format: Format, value: &T) -> anyhow::Result<Opt
         Format::Yaml => Some(serde_yaml::to_string(value)?),
     })
 }
+
+/// Passes a module's output through: its stdout to ours, its stderr to ours.
+pub fn stream(stream: crate::runtime::Stream, text: &str) {
+    let result = match stream {
+        crate::runtime::Stream::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        }
+        crate::runtime::Stream::Stderr => {
+            let mut err = std::io::stderr().lock();
+            err.write_all(text.as_bytes()).and_then(|()| err.flush())
+        }
+    };
+    // A closed pipe must not stop the module; its output is still captured for the history.
+    drop(result);
+}

@@ -1,10 +1,15 @@
 //! One file per subcommand, each with a `run` function that takes its parsed arguments.
 
+pub mod build;
 pub mod completions;
 pub mod graph;
+pub mod history;
 pub mod info;
 pub mod list;
+pub mod method;
 pub mod search;
+pub mod state;
+pub mod status;
 
 use crate::repository::Entry;
 use crate::selector::Labels;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::locate::{Position, Step, locate};
+use super::locate::{Position, Step, locate, scalar_at};
 use super::model::Repository;
 
 /// A repository that loaded, with what the user should know about it.
@@ -80,8 +80,21 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     parse(&source, path)
 }
 
+/// Flow collections (`[`, `{`) nested deeper than this are refused before parsing: the YAML
+/// parser's time grows with the square of the depth, and no repository needs more than a few.
+const MAX_FLOW_DEPTH: usize = 64;
+
 /// Parses and validates repository text; `file` is only used to name it in messages.
 pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
+    if let Some(position) = too_deep(source) {
+        return Err(LoadError {
+            file: file.to_owned(),
+            position: Some(position),
+            place: None,
+            message: format!("brackets nest more than {MAX_FLOW_DEPTH} levels deep"),
+            hint: Some("a repository never needs this; check that the file is the one you meant".to_owned()),
+        });
+    }
     let repository: Repository =
         serde_yaml::from_str(source).map_err(|err| yaml_error(source, file, &err))?;
     let warnings = validate(&repository, source, file)?;
@@ -89,6 +102,59 @@ pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
         repository,
         warnings,
     })
+}
+
+/// Where flow nesting first exceeds [`MAX_FLOW_DEPTH`], found in one pass over the bytes.
+///
+/// A `[` or `{` counts only where a flow collection can begin (after `:`, `-`, `,`, another
+/// bracket, or at the start of a line), so brackets inside plain scalars such as `img[1]` do
+/// not; quoted scalars and comments are skipped.
+fn too_deep(source: &str) -> Option<Position> {
+    let bytes = source.as_bytes();
+    let (mut depth, mut line, mut line_start) = (0usize, 1usize, 0usize);
+    let mut previous = b'\n';
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        match byte {
+            b'\n' => {
+                line += 1;
+                line_start = i + 1;
+            }
+            b'#' if previous.is_ascii_whitespace() => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' if matches!(previous, b':' | b'-' | b',' | b'[' | b'{' | b'\n' | b' ') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != byte {
+                    if bytes[i] == b'\\' && byte == b'"' {
+                        i += 1;
+                    }
+                    if bytes.get(i) == Some(&b'\n') {
+                        line += 1;
+                        line_start = i + 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'[' | b'{' if matches!(previous, b':' | b'-' | b',' | b'[' | b'{' | b'\n') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Some(Position { line, column: i - line_start + 1 });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if !byte.is_ascii_whitespace() || byte == b'\n' {
+            previous = byte;
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Turns a serde_yaml error into one that names the module and version and gives a hint.
@@ -135,32 +201,24 @@ fn yaml_error(source: &str, file: &Path, err: &serde_yaml::Error) -> LoadError {
 
 /// Rewrites `components[1].versions[0].commands[2]` as `module `bmk` version `0.1.0`, commands[2]`.
 fn describe_path(source: &str, path: &str) -> String {
-    let value: Option<serde_yaml::Value> = serde_yaml::from_str(source).ok();
     let index = |part: &str, field: &str| -> Option<usize> {
         part.strip_prefix(field)?.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
     };
-    let mut parts = path.split('.');
-    let Some(module_index) = parts.next().and_then(|p| index(p, "components")) else {
+    let parts: Vec<&str> = path.split('.').collect();
+    let Some(m) = parts.first().and_then(|p| index(p, "components")) else {
         return path.to_owned();
     };
-    let module = value.as_ref().and_then(|v| v.get("components")?.get(module_index));
-    let name = module
-        .and_then(|m| m.get("name")?.as_str())
-        .map_or_else(|| format!("module #{}", module_index + 1), |n| format!("module `{n}`"));
-    let mut described = name;
-    let rest: Vec<&str> = parts.collect();
-    let mut rest = rest.as_slice();
-    if let Some(version_index) = rest.first().and_then(|p| index(p, "versions")) {
-        let version = module
-            .and_then(|m| m.get("versions")?.get(version_index)?.get("version"))
-            .and_then(|v| match v {
-                serde_yaml::Value::String(s) => Some(s.clone()),
-                serde_yaml::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
-        match version {
+    let module = [Step::Key("components"), Step::Index(m)];
+    let mut described = match scalar_at(source, &[module.as_slice(), &[Step::Key("name")]].concat()) {
+        Some(name) => format!("module `{name}`"),
+        None => format!("module #{}", m + 1),
+    };
+    let mut rest = &parts[1..];
+    if let Some(v) = rest.first().and_then(|p| index(p, "versions")) {
+        let version = [module.as_slice(), &[Step::Key("versions"), Step::Index(v), Step::Key("version")]].concat();
+        match scalar_at(source, &version) {
             Some(version) => described.push_str(&format!(" version `{version}`")),
-            None => described.push_str(&format!(" version #{}", version_index + 1)),
+            None => described.push_str(&format!(" version #{}", v + 1)),
         }
         rest = &rest[1..];
     }

@@ -38,9 +38,27 @@ impl MarkedEventReceiver for Recorder {
 
 /// The position of the value at `path` (of its key, for a mapping entry), if it exists.
 pub fn locate(source: &str, path: &[Step<'_>]) -> Option<Position> {
+    find(&events(source)?, path).map(|(_, position)| position)
+}
+
+/// The text of the scalar at `path`, if there is one.
+pub fn scalar_at(source: &str, path: &[Step<'_>]) -> Option<String> {
+    let events = events(source)?;
+    let (at, _) = find(&events, path)?;
+    match &events[at].0 {
+        Event::Scalar(text, ..) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn events(source: &str) -> Option<Vec<(Event, Marker)>> {
     let mut recorder = Recorder::default();
     Parser::new_from_str(source).load(&mut recorder, false).ok()?;
-    let events = &recorder.events;
+    Some(recorder.events)
+}
+
+/// The index of the event that starts the node at `path`, and the position to report for it.
+fn find(events: &[(Event, Marker)], path: &[Step<'_>]) -> Option<(usize, Position)> {
     let mut at = events
         .iter()
         .position(|(e, _)| matches!(e, Event::DocumentStart))?
@@ -86,7 +104,7 @@ pub fn locate(source: &str, path: &[Step<'_>]) -> Option<Position> {
             _ => return None,
         }
     }
-    Some(position)
+    Some((at, position))
 }
 
 /// The index just past the node that starts at `at`.

@@ -158,7 +158,7 @@ pub struct Command {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// Environment variables; values may reference `${env:NAME}`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, deserialize_with = "deserialize_envs", skip_serializing_if = "BTreeMap::is_empty")]
     pub envs: BTreeMap<String, String>,
     /// Further arguments after `command`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -166,13 +166,40 @@ pub struct Command {
 }
 
 fn deserialize_labels<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Labels, D::Error> {
-    let raw: BTreeMap<String, Scalar> = BTreeMap::deserialize(deserializer)?;
-    let mut labels = Labels::new();
-    for (key, value) in raw {
-        crate::selector::validate_key(&key).map_err(de::Error::custom)?;
-        labels.insert(key, value.0);
+    deserializer.deserialize_map(UniqueMap { what: "label", check_key: crate::selector::validate_key })
+}
+
+fn deserialize_envs<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    deserializer.deserialize_map(UniqueMap { what: "environment variable", check_key: |_| Ok(()) })
+}
+
+/// A map of scalars whose keys must be unique: serde's own maps keep the last of two equal
+/// keys, which would silently drop a line the user wrote.
+struct UniqueMap {
+    what: &'static str,
+    check_key: fn(&str) -> Result<(), String>,
+}
+
+impl<'de> de::Visitor<'de> for UniqueMap {
+    type Value = BTreeMap<String, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a map of {} names to values", self.what)
     }
-    Ok(labels)
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            (self.check_key)(&key).map_err(de::Error::custom)?;
+            let value: Scalar = map.next_value()?;
+            if out.insert(key.clone(), value.0).is_some() {
+                return Err(de::Error::custom(format!("duplicate {} `{key}`", self.what)));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A module version's identifier: semver where it parses, any other text otherwise.

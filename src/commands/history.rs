@@ -1,0 +1,42 @@
+//! `e history [MODULE]`: the recorded runs of module methods, oldest first.
+
+use std::process::ExitCode;
+
+use crate::Context;
+use crate::cli::HistoryArgs;
+use crate::output;
+use crate::state::SharedDir;
+
+/// Shows the history.
+pub fn run(args: HistoryArgs, context: &Context) -> anyhow::Result<ExitCode> {
+    let shared = SharedDir::open(&context.shared_path)?;
+    let mut runs = shared.history()?;
+    if let Some(module) = &args.module {
+        runs.retain(|r| &r.module == module);
+    }
+    if let Some(text) = output::serialized(args.output, &runs)? {
+        output::data(&text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        output::note("no runs recorded yet");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = runs
+        .iter()
+        .map(|r| {
+            vec![
+                humantime::format_rfc3339_seconds(r.started).to_string(),
+                format!("{}@{}", r.module, r.version),
+                r.command.clone(),
+                r.exit_code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                r.outcome.clone(),
+                format!("{:.1}s", r.duration_ms as f64 / 1000.0),
+                r.changed_keys.join(","),
+                r.notes.join("; "),
+            ]
+        })
+        .collect();
+    output::data(&output::table(&["STARTED", "MODULE", "COMMAND", "EXIT", "OUTCOME", "TIME", "CHANGED", "NOTES"], rows))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,601 @@
+//! The shared directory: the state file every module reads and writes, and e's own area `.e/`.
+//!
+//! This file owns every promise e makes about that data: an exclusive lock (released by the
+//! kernel even when e is killed), a snapshot taken before a method runs, validation afterwards
+//! (a regular file, under a size cap, a YAML mapping), byte-for-byte restore when a method
+//! failed or left a bad state, `state.yml.backup` after every successful change, and the run
+//! history. e never re-serializes what a module wrote: it keeps and compares bytes.
+//!
+//! Layout:
+//! ```text
+//! shared/state.yml          written by modules; one section per module
+//! shared/state.yml.backup   the previous state.yml, after every successful change
+//! shared/<module>-config.yml
+//! shared/.e/lock            held while a method runs; says who holds it
+//! shared/.e/snapshot.yml    the state as it was before the running method
+//! shared/.e/history/        one JSON record per run
+//! shared/.e/mounts/         per-module, per-version directories behind declared `mounts`
+//! shared/.e/tmp/            temporary files, renamed into place
+//! ```
+//! Containers see `.e/` read-only, so nothing a module does can plant a link in e's area.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+/// The largest state file e accepts from a module.
+pub const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The state file's name in the shared directory.
+pub const STATE_FILE: &str = "state.yml";
+/// The previous state, kept after every successful change.
+pub const BACKUP_FILE: &str = "state.yml.backup";
+/// e's own area in the shared directory.
+pub const E_DIR: &str = ".e";
+
+/// An open shared directory.
+#[derive(Debug, Clone)]
+pub struct SharedDir {
+    root: PathBuf,
+}
+
+impl SharedDir {
+    /// Opens the shared directory, creating it and e's area if needed.
+    pub fn open(path: &Path) -> anyhow::Result<SharedDir> {
+        fs::create_dir_all(path).with_context(|| format!("failed to create the shared directory `{}`", path.display()))?;
+        let root = path
+            .canonicalize()
+            .with_context(|| format!("failed to resolve the shared directory `{}`", path.display()))?;
+        let shared = SharedDir { root };
+        for dir in ["", "history", "mounts", "tmp"] {
+            let dir = shared.e_dir().join(dir);
+            let meta = fs::symlink_metadata(&dir);
+            match meta {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => bail!(
+                    "`{}` is not a directory\nhint: e keeps its records there; move it away and run again",
+                    dir.display()
+                ),
+                Err(_) => fs::create_dir_all(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?,
+            }
+        }
+        Ok(shared)
+    }
+
+    /// The shared directory's absolute path.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `state.yml`.
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join(STATE_FILE)
+    }
+
+    /// e's area, `.e/`.
+    pub fn e_dir(&self) -> PathBuf {
+        self.root.join(E_DIR)
+    }
+
+    /// Reads `state.yml` without following a link; `None` when there is none.
+    pub fn read_state(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        match read_regular(&self.state_path())? {
+            FileCheck::Absent => Ok(None),
+            FileCheck::Regular(bytes) => Ok(Some(bytes)),
+            FileCheck::Bad(reason) => bail!(
+                "`{}` {reason}\nhint: restore it from `{BACKUP_FILE}` or remove it",
+                self.state_path().display()
+            ),
+        }
+    }
+
+    /// Takes the exclusive lock, waiting up to `timeout` for another e to release it.
+    /// `command` describes this e for whoever waits on it.
+    pub fn lock(&self, command: &str, timeout: Duration) -> anyhow::Result<Lock> {
+        let path = self.e_dir().join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .with_context(|| format!("failed to open the lock file `{}`", path.display()))?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    let holder: Option<Holder> = serde_json::from_str(&holder).ok();
+                    let who = match holder {
+                        Some(h) => format!(
+                            "e (pid {}) running `{}` since {}",
+                            h.pid,
+                            h.command,
+                            humantime::format_rfc3339_seconds(h.since)
+                        ),
+                        None => "another e".to_owned(),
+                    };
+                    bail!(
+                        "the shared directory `{}` is locked by {who}\nhint: wait for it to finish, or pass `--lock-timeout 5m` to wait longer",
+                        self.root.display()
+                    );
+                }
+                Err(std::fs::TryLockError::Error(err)) => {
+                    return Err(err).with_context(|| format!("failed to lock `{}`", path.display()));
+                }
+            }
+        }
+        let holder = Holder { pid: std::process::id(), command: command.to_owned(), since: SystemTime::now() };
+        file.set_len(0)?;
+        file.write_all(serde_json::to_string(&holder)?.as_bytes())?;
+        file.flush()?;
+        Ok(Lock { _file: file })
+    }
+
+    /// Keeps the current state, in memory and in `.e/snapshot.yml`, before a method runs.
+    pub fn snapshot(&self) -> anyhow::Result<Snapshot> {
+        let bytes = self.read_state()?;
+        let copy = self.e_dir().join("snapshot.yml");
+        match &bytes {
+            Some(bytes) => self.write_atomic(&copy, bytes)?,
+            None => remove_if_present(&copy)?,
+        }
+        Ok(Snapshot { bytes })
+    }
+
+    /// Checks the state after a method ran: a regular file, under the size cap, a YAML mapping.
+    pub fn check(&self, before: &Snapshot) -> Check {
+        let after = match read_regular(&self.state_path()) {
+            Ok(FileCheck::Absent) if before.bytes.is_none() => return Check::Unchanged,
+            Ok(FileCheck::Absent) => return Check::Invalid("was removed".to_owned()),
+            Ok(FileCheck::Bad(reason)) => return Check::Invalid(reason),
+            Ok(FileCheck::Regular(bytes)) => bytes,
+            Err(err) => return Check::Invalid(format!("cannot be read: {err:#}")),
+        };
+        if before.bytes.as_deref() == Some(after.as_slice()) {
+            return Check::Unchanged;
+        }
+        let after_map = match parse_mapping(&after) {
+            Ok(map) => map,
+            Err(reason) => return Check::Invalid(reason),
+        };
+        let before_map = before.bytes.as_deref().and_then(|b| parse_mapping(b).ok()).unwrap_or_default();
+        Check::Changed { keys: changed_keys(&before_map, &after_map) }
+    }
+
+    /// Puts the snapshot back, byte for byte, whatever the method left at `state.yml`.
+    pub fn restore(&self, snapshot: &Snapshot) -> anyhow::Result<()> {
+        let path = self.state_path();
+        if let Ok(meta) = fs::symlink_metadata(&path)
+            && meta.is_dir()
+        {
+            fs::remove_dir_all(&path).with_context(|| format!("failed to remove the directory left at `{}`", path.display()))?;
+        }
+        match &snapshot.bytes {
+            Some(bytes) => self.write_atomic(&path, bytes),
+            None => remove_if_present(&path),
+        }
+    }
+
+    /// After a successful change, keeps the previous state as `state.yml.backup`.
+    pub fn keep_backup(&self, snapshot: &Snapshot) -> anyhow::Result<()> {
+        match &snapshot.bytes {
+            Some(bytes) => self.write_atomic(&self.root.join(BACKUP_FILE), bytes),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes a file atomically: a temporary file in `.e/tmp`, fsync, rename over the target.
+    /// A rename replaces a link rather than following it.
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+        let mut temp = tempfile::NamedTempFile::new_in(self.e_dir().join("tmp"))
+            .context("failed to create a temporary file in the shared directory")?;
+        temp.write_all(bytes)?;
+        temp.as_file().sync_all()?;
+        temp.persist(path).with_context(|| format!("failed to write `{}`", path.display()))?;
+        if let Some(parent) = path.parent()
+            && let Ok(dir) = File::open(parent)
+        {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// The host directory behind a declared mount of a module version, created if needed.
+    ///
+    /// It lies under `.e/mounts/<module>/<version>/`, and is checked to be inside the shared
+    /// directory with no link on the way, before any container starts.
+    pub fn mount_dir(&self, module: &str, version: &str, container_path: &str) -> anyhow::Result<PathBuf> {
+        let relative: Vec<&str> = container_path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        if relative.is_empty() || relative.contains(&"..") {
+            bail!("mount `{container_path}` of module `{module}` must be an absolute path without `..`");
+        }
+        for part in [module, version] {
+            if part.contains('/') || part == ".." || part == "." {
+                bail!("module `{module}` version `{version}` cannot name a mount directory");
+            }
+        }
+        // Create one component at a time, refusing links, so nothing is ever created through
+        // a link that points out of the shared directory.
+        let mut path = self.e_dir().join("mounts");
+        for part in [module, version].into_iter().chain(relative) {
+            path.push(part);
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.file_type().is_symlink() => bail!(
+                    "`{}` is a symbolic link; e refuses to mount through it\nhint: remove the link",
+                    path.display()
+                ),
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => bail!("`{}` is not a directory\nhint: remove it so e can create the mount directory", path.display()),
+                Err(_) => fs::create_dir(&path)
+                    .with_context(|| format!("failed to create the mount directory `{}`", path.display()))?,
+            }
+        }
+        self.check_inside(&path)?;
+        Ok(path)
+    }
+
+    /// Fails unless `path` is inside the shared directory and no component of it is a link.
+    pub fn check_inside(&self, path: &Path) -> anyhow::Result<()> {
+        let relative = path.strip_prefix(&self.root).map_err(|_| {
+            anyhow::anyhow!("`{}` is outside the shared directory `{}`", path.display(), self.root.display())
+        })?;
+        let mut at = self.root.clone();
+        for component in relative.components() {
+            match component {
+                Component::Normal(part) => at.push(part),
+                _ => bail!("`{}` must not contain `..` or `.`", path.display()),
+            }
+            let meta = fs::symlink_metadata(&at).with_context(|| format!("failed to inspect `{}`", at.display()))?;
+            if meta.file_type().is_symlink() {
+                bail!("`{}` is a symbolic link; e refuses to mount through it\nhint: remove the link", at.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a run to the history.
+    pub fn record(&self, record: &Run) -> anyhow::Result<()> {
+        let millis = record.started.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis();
+        let path = self.e_dir().join("history").join(format!("{millis:013}-{}.json", record.run));
+        self.write_atomic(&path, serde_json::to_string_pretty(record)?.as_bytes())
+    }
+
+    /// Every recorded run, oldest first.
+    pub fn history(&self) -> anyhow::Result<Vec<Run>> {
+        let dir = self.e_dir().join("history");
+        let mut names: Vec<PathBuf> = fs::read_dir(&dir)
+            .with_context(|| format!("failed to read `{}`", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|path| {
+                let text = fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+                serde_json::from_slice(&text).with_context(|| format!("`{}` is not a history record", path.display()))
+            })
+            .collect()
+    }
+}
+
+/// e's record of a module version it applied successfully: what makes a module "installed".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    /// Module name.
+    pub module: String,
+    /// The version applied.
+    pub version: String,
+    /// The image it ran.
+    pub image: String,
+    /// The engine's id of that image (`sha256:...`).
+    pub image_id: String,
+    /// When it was applied.
+    pub applied: SystemTime,
+    /// The command that applied it (`e apply bmk`).
+    pub command: String,
+}
+
+impl SharedDir {
+    fn installed_path(&self) -> PathBuf {
+        self.e_dir().join("installed.json")
+    }
+
+    /// Every installed module, by name.
+    pub fn installed(&self) -> anyhow::Result<std::collections::BTreeMap<String, Installed>> {
+        let path = self.installed_path();
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("`{}` is damaged\nhint: restore it from a backup of the shared directory", path.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(err) => Err(err).with_context(|| format!("failed to read `{}`", path.display())),
+        }
+    }
+
+    /// Records a module as installed (replacing its previous record).
+    pub fn set_installed(&self, record: Installed) -> anyhow::Result<()> {
+        let mut all = self.installed()?;
+        all.insert(record.module.clone(), record);
+        self.write_atomic(&self.installed_path(), serde_json::to_string_pretty(&all)?.as_bytes())
+    }
+
+    /// Forgets an installed module (after it was destroyed).
+    pub fn remove_installed(&self, module: &str) -> anyhow::Result<()> {
+        let mut all = self.installed()?;
+        if all.remove(module).is_some() {
+            self.write_atomic(&self.installed_path(), serde_json::to_string_pretty(&all)?.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// Who holds the lock, written into the lock file.
+#[derive(Serialize, Deserialize)]
+struct Holder {
+    pid: u32,
+    command: String,
+    since: SystemTime,
+}
+
+/// The exclusive lock on a shared directory; released when dropped, or by the kernel when e
+/// dies, so a killed e never blocks the next one.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// The state as it was before a method ran.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The bytes of `state.yml`, or `None` if there was none.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// What a method did to the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Byte-identical.
+    Unchanged,
+    /// A valid state that differs; the top-level keys whose values changed.
+    Changed {
+        /// Module sections added, removed or modified.
+        keys: Vec<String>,
+    },
+    /// Not a usable state; why.
+    Invalid(String),
+}
+
+/// One recorded run of a module method.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    /// The run's id, also on its container's `e.run` label.
+    pub run: String,
+    /// Module name.
+    pub module: String,
+    /// Module version.
+    pub version: String,
+    /// The method or command.
+    pub command: String,
+    /// When it started.
+    pub started: SystemTime,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// The container's exit code; `None` when no container ran.
+    pub exit_code: Option<i64>,
+    /// `ok`, `failed`, `restored`, `timeout`, `interrupted` or `error`.
+    pub outcome: String,
+    /// Top-level state keys the run changed (empty when restored).
+    #[serde(default)]
+    pub changed_keys: Vec<String>,
+    /// Anything worth knowing later (why a state was restored, flags like `--force`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+enum FileCheck {
+    Absent,
+    Regular(Vec<u8>),
+    Bad(String),
+}
+
+/// Reads a file only if it is a regular file under the size cap, never following a link and
+/// never blocking on a FIFO.
+fn read_regular(path: &Path) -> anyhow::Result<FileCheck> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(FileCheck::Absent),
+        Err(err) => return Err(err).with_context(|| format!("failed to inspect `{}`", path.display())),
+    };
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Ok(FileCheck::Bad("is a symbolic link, not a regular file".to_owned()));
+    }
+    if !kind.is_file() {
+        let what = if kind.is_dir() { "a directory" } else { "a special file (FIFO, socket or device)" };
+        return Ok(FileCheck::Bad(format!("is {what}, not a regular file")));
+    }
+    if meta.len() > MAX_STATE_BYTES {
+        return Ok(FileCheck::Bad(format!(
+            "is {} bytes, over the {} MiB limit",
+            meta.len(),
+            MAX_STATE_BYTES / 1024 / 1024
+        )));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("failed to open `{}`", path.display()))?;
+    if !file.metadata()?.is_file() {
+        return Ok(FileCheck::Bad("changed into something that is not a regular file".to_owned()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_STATE_BYTES {
+        return Ok(FileCheck::Bad(format!("is over the {} MiB limit", MAX_STATE_BYTES / 1024 / 1024)));
+    }
+    Ok(FileCheck::Regular(bytes))
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match fs::remove_file(path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("failed to remove `{}`", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses a state as a YAML mapping; an empty file is an empty mapping.
+pub fn parse_mapping(bytes: &[u8]) -> Result<serde_yaml::Mapping, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "is not valid UTF-8".to_owned())?;
+    match serde_yaml::from_str::<serde_yaml::Value>(text) {
+        Ok(serde_yaml::Value::Mapping(map)) => Ok(map),
+        Ok(serde_yaml::Value::Null) => Ok(serde_yaml::Mapping::new()),
+        Ok(_) => Err("is not a YAML mapping of module sections".to_owned()),
+        Err(err) => Err(format!("is not valid YAML: {err}")),
+    }
+}
+
+fn changed_keys(before: &serde_yaml::Mapping, after: &serde_yaml::Mapping) -> Vec<String> {
+    let name = |key: &serde_yaml::Value| match key {
+        serde_yaml::Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+    };
+    let mut keys: Vec<String> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k) != Some(*v))
+        .map(|(k, _)| name(k))
+        .chain(before.keys().filter(|k| !after.contains_key(*k)).map(name))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> (tempfile::TempDir, SharedDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = SharedDir::open(&dir.path().join("shared")).unwrap();
+        (dir, shared)
+    }
+
+    #[test]
+    fn unchanged_changed_and_restored() {
+        let (_dir, shared) = shared();
+        let original = b"azi:\n  status: applied   # a comment e must keep\n";
+        fs::write(shared.state_path(), original).unwrap();
+        let snapshot = shared.snapshot().unwrap();
+        assert_eq!(shared.check(&snapshot), Check::Unchanged);
+        fs::write(shared.state_path(), "azi:\n  status: applied\nbmk:\n  status: applied\n").unwrap();
+        assert_eq!(shared.check(&snapshot), Check::Changed { keys: vec!["azi".into(), "bmk".into()] });
+        fs::write(shared.state_path(), "azi: [unclosed").unwrap();
+        assert!(matches!(shared.check(&snapshot), Check::Invalid(r) if r.contains("not valid YAML")));
+        shared.restore(&snapshot).unwrap();
+        assert_eq!(fs::read(shared.state_path()).unwrap(), original);
+    }
+
+    #[test]
+    fn links_fifos_directories_and_huge_files_are_invalid_and_restorable() {
+        let (dir, shared) = shared();
+        fs::write(shared.state_path(), "a: 1\n").unwrap();
+        let snapshot = shared.snapshot().unwrap();
+        let outside = dir.path().join("outside.yml");
+        fs::write(&outside, "a: 2\n").unwrap();
+        let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+            ("symbolic link", Box::new(|p: &Path| std::os::unix::fs::symlink(&outside, p).unwrap())),
+            ("special file", Box::new(|p: &Path| {
+                let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+            })),
+            ("directory", Box::new(|p: &Path| fs::create_dir_all(p.join("x")).unwrap())),
+            ("limit", Box::new(|p: &Path| {
+                let f = File::create(p).unwrap();
+                f.set_len(MAX_STATE_BYTES + 1).unwrap();
+            })),
+            ("mapping", Box::new(|p: &Path| fs::write(p, "- a\n- b\n").unwrap())),
+        ];
+        for (expected, plant) in cases {
+            fs::remove_file(shared.state_path()).unwrap();
+            plant(&shared.state_path());
+            match shared.check(&snapshot) {
+                Check::Invalid(reason) => assert!(reason.contains(expected), "{expected}: {reason}"),
+                other => panic!("{expected}: {other:?}"),
+            }
+            shared.restore(&snapshot).unwrap();
+            assert_eq!(fs::read(shared.state_path()).unwrap(), b"a: 1\n", "{expected}");
+            assert_eq!(fs::read(&outside).unwrap(), b"a: 2\n", "the link target is untouched");
+        }
+    }
+
+    #[test]
+    fn removed_state_is_invalid_but_absent_before_and_after_is_fine() {
+        let (_dir, shared) = shared();
+        let empty = shared.snapshot().unwrap();
+        assert_eq!(shared.check(&empty), Check::Unchanged);
+        fs::write(shared.state_path(), "a: 1\n").unwrap();
+        let snapshot = shared.snapshot().unwrap();
+        fs::remove_file(shared.state_path()).unwrap();
+        assert!(matches!(shared.check(&snapshot), Check::Invalid(_)));
+    }
+
+    #[test]
+    fn lock_names_its_holder_and_is_released_on_drop() {
+        let (_dir, shared) = shared();
+        let lock = shared.lock("e apply bmk", Duration::ZERO).unwrap();
+        let err = shared.lock("e apply azi", Duration::from_millis(100)).unwrap_err().to_string();
+        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(err.contains("`e apply bmk`"), "{err}");
+        drop(lock);
+        shared.lock("e apply azi", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn mount_dirs_stay_inside_and_refuse_links() {
+        let (dir, shared) = shared();
+        let path = shared.mount_dir("azi", "0.1.0", "/var/lib/azi").unwrap();
+        assert!(path.starts_with(shared.root().join(".e/mounts/azi/0.1.0")));
+        assert!(shared.mount_dir("azi", "0.1.0", "/a/../../b").is_err());
+        let planted = shared.e_dir().join("mounts/bmk");
+        std::os::unix::fs::symlink(dir.path(), &planted).unwrap();
+        let err = shared.mount_dir("bmk", "0.1.0", "/data").unwrap_err().to_string();
+        assert!(err.contains("symbolic link") || err.contains("outside"), "{err}");
+    }
+
+    #[test]
+    fn history_round_trips_in_order() {
+        let (_dir, shared) = shared();
+        for (i, command) in ["init", "apply"].iter().enumerate() {
+            let run = Run {
+                run: format!("r{i}"),
+                module: "azi".into(),
+                version: "0.1.0".into(),
+                command: (*command).into(),
+                started: SystemTime::UNIX_EPOCH + Duration::from_secs(i as u64 + 1),
+                duration_ms: 5,
+                exit_code: Some(0),
+                outcome: "ok".into(),
+                changed_keys: vec!["azi".into()],
+                notes: vec![],
+            };
+            shared.record(&run).unwrap();
+        }
+        let commands: Vec<String> = shared.history().unwrap().into_iter().map(|r| r.command).collect();
+        assert_eq!(commands, ["init", "apply"]);
+    }
+}
