@@ -1,0 +1,422 @@
+//! End-to-end tests on the real Docker engine, with real images built from `modules/` (and
+//! `tests/modules/misbehave`, a module that breaks the contract on purpose) through `e build`.
+//!
+//! Each test has its own temporary shared directory. Containers carry e's labels and are
+//! removed by e itself; tests check that none is left behind.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn top_repository() -> PathBuf {
+    root().join("repository.yaml")
+}
+
+fn test_repository() -> PathBuf {
+    root().join("tests/fixtures/e2e-repository.yaml")
+}
+
+/// Builds every image the tests use, once per test process.
+fn images() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let docker = Command::new("docker").arg("version").output();
+        assert!(
+            docker.is_ok_and(|o| o.status.success()),
+            "no Docker engine answers; run tests/engine.sh (or tests/all.sh) first"
+        );
+        if !root().join("modules/azi/azi").exists() || !root().join("modules/bmm/busybox").exists() {
+            let status = Command::new(root().join("modules/build-contexts.sh")).status().expect("build-contexts.sh runs");
+            assert!(status.success(), "modules/build-contexts.sh failed");
+        }
+        for module in ["azi", "bmk", "bmm"] {
+            let out = e_in(root(), &top_repository(), &root().join("shared-unused"), &["build", &format!("modules/{module}")]);
+            assert!(out.status.success(), "e build modules/{module} failed:\n{}", text(&out));
+        }
+        let context = tempfile::tempdir().unwrap();
+        for file in ["Dockerfile", "misbehave.sh"] {
+            fs::copy(root().join("tests/modules/misbehave").join(file), context.path().join(file)).unwrap();
+        }
+        fs::copy("/bin/busybox", context.path().join("busybox")).expect("busybox-static is installed");
+        let dir = context.path().to_str().unwrap();
+        let out = e_in(root(), &test_repository(), &root().join("shared-unused"), &["build", dir, "--tag", "e-tests/misbehave:0.1.0"]);
+        assert!(out.status.success(), "building the misbehave image failed:\n{}", text(&out));
+    });
+}
+
+fn e_in(cwd: &Path, repository: &Path, shared: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(args)
+        .current_dir(cwd)
+        .env("E_REPOSITORY", repository)
+        .env("E_SHARED", shared)
+        .env_remove("E_SECRETS")
+        .output()
+        .expect("the e binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A temporary shared directory with the example repository or the test one.
+struct Scene {
+    dir: tempfile::TempDir,
+    repository: PathBuf,
+}
+
+impl Scene {
+    fn new(repository: PathBuf) -> Scene {
+        images();
+        Scene { dir: tempfile::tempdir().unwrap(), repository }
+    }
+
+    fn shared(&self) -> PathBuf {
+        self.dir.path().join("shared")
+    }
+
+    fn e(&self, args: &[&str]) -> Output {
+        e_in(root(), &self.repository, &self.shared(), args)
+    }
+
+    /// Runs e and asserts its exit code, showing everything it said when it differs.
+    fn expect(&self, code: i32, args: &[&str]) -> Output {
+        let out = self.e(args);
+        assert_eq!(out.status.code(), Some(code), "e {}:\n{}", args.join(" "), text(&out));
+        out
+    }
+
+    fn state(&self) -> String {
+        fs::read_to_string(self.shared().join("state.yml")).unwrap_or_default()
+    }
+
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.shared().join(name)).unwrap_or_else(|err| panic!("{name}: {err}"))
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The containers e left behind for a module (there must be none).
+fn leftovers(module: &str) -> String {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=e.managed-by=e", "--filter", &format!("label=e.module={module}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn seed_walkthrough() {
+    let scene = Scene::new(top_repository());
+    // azi applied with 5 nodes.
+    scene.expect(0, &["init", "azi"]);
+    assert!(scene.read("azi-config.yml").contains("size: 5"), "{}", scene.read("azi-config.yml"));
+    scene.expect(2, &["plan", "azi"]);
+    scene.expect(0, &["apply", "azi"]);
+    let state = scene.state();
+    assert_eq!(state.matches("usedBy: unused").count(), 5, "{state}");
+    assert!(state.contains("privateIP: 10.0.0.4") && state.contains("publicIP: 213.1.1.4"), "{state}");
+
+    // One node's IPs edited by hand.
+    let edited = state
+        .replacen("privateIP: 10.0.0.1\n", "privateIP: 10.0.0.100\n", 1)
+        .replacen("publicIP: 213.1.1.1\n", "publicIP: 213.1.1.100\n", 1);
+    assert_ne!(edited, state, "the walkthrough edits node 1");
+    fs::write(scene.shared().join("state.yml"), &edited).unwrap();
+
+    // init bmk takes 3 nodes from the state, including the edited one.
+    scene.expect(0, &["init", "bmk"]);
+    let config = scene.read("bmk-config.yml");
+    for ip in ["10.0.0.0", "10.0.0.100", "10.0.0.2", "213.1.1.100"] {
+        assert!(config.contains(ip), "bmk-config.yml lacks {ip}:\n{config}");
+    }
+    assert!(!config.contains("10.0.0.3"), "{config}");
+
+    // plan shows the changes (exit 2) and changes nothing.
+    let plan = scene.expect(2, &["plan", "bmk"]);
+    assert!(stdout(&plan).contains("10.0.0.100"), "{}", text(&plan));
+    assert_eq!(scene.state(), edited, "plan must not change the state");
+
+    // apply marks those azi nodes used by bmk and writes the bmk section.
+    scene.expect(0, &["apply", "bmk"]);
+    let state = scene.state();
+    assert_eq!(state.matches("usedBy: bmk").count(), 3, "{state}");
+    assert_eq!(state.matches("usedBy: unused").count(), 2, "{state}");
+    assert_eq!(state.matches("state: created").count(), 3, "{state}");
+    assert_eq!(scene.read("state.yml.backup"), edited, "the backup holds the state before the apply");
+
+    // audit of azi reports the hand change it does not know, with a non-zero exit.
+    let audit = scene.e(&["audit", "azi"]);
+    assert_ne!(audit.status.code(), Some(0), "{}", text(&audit));
+    assert!(stdout(&audit).contains("10.0.0.100"), "{}", text(&audit));
+    scene.expect(0, &["audit", "bmk"]);
+
+    // status and history tell what happened.
+    let status = stdout(&scene.expect(0, &["status"]));
+    assert!(status.contains("azi") && status.contains("bmk") && status.contains("applied"), "{status}");
+    let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
+    let commands: Vec<String> = runs.iter().map(|r| format!("{} {}", r["command"].as_str().unwrap(), r["module"].as_str().unwrap())).collect();
+    assert_eq!(
+        commands,
+        ["init azi", "plan azi", "apply azi", "init bmk", "plan bmk", "apply bmk", "audit azi", "audit bmk"]
+    );
+    assert_eq!(runs[5]["changed_keys"], serde_json::json!(["azi", "bmk"]));
+    assert!(leftovers("azi").is_empty() && leftovers("bmk").is_empty());
+}
+
+#[test]
+fn metadata_prints_the_repository_labels() {
+    let scene = Scene::new(top_repository());
+    let out = scene.expect(0, &["metadata", "bmk"]);
+    let printed: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["labels"]["provides-kafka"], serde_yaml::Value::from("2.5.1"), "{}", text(&out));
+    assert_eq!(printed["requires"]["strong"][0][1]["key"], serde_yaml::Value::from("provider"));
+}
+
+/// Writes a state and runs a misbehaving command; the state must come back byte for byte.
+fn assert_restored(command: &str, expected_code: i32, expected_message: &str) {
+    let scene = Scene::new(test_repository());
+    fs::create_dir_all(scene.shared()).unwrap();
+    let original = "azi:\n  status: applied   # hand-written comment e must keep\n  nodes: [{privateIP: 10.0.0.1}]\n";
+    fs::write(scene.shared().join("state.yml"), original).unwrap();
+    let out = scene.expect(expected_code, &["run", "misbehave", command]);
+    assert!(stderr(&out).contains(expected_message), "{command}: {}", text(&out));
+    assert!(stderr(&out).contains("restored"), "{command}: {}", text(&out));
+    let meta = fs::symlink_metadata(scene.shared().join("state.yml")).unwrap();
+    assert!(meta.is_file(), "{command}: state.yml is a regular file again");
+    assert_eq!(scene.state(), original, "{command}: state.yml is byte-identical");
+    let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
+    assert!(history.contains("\"outcome\": \"restored\""), "{command}: {history}");
+}
+
+#[test]
+fn failure_in_the_middle_of_an_apply_leaves_the_state_byte_identical() {
+    assert_restored("fail-midway", 1, "did not succeed");
+}
+
+#[test]
+fn invalid_yaml_is_refused_and_restored() {
+    assert_restored("bad-yaml", 1, "not valid YAML");
+    assert_restored("not-mapping", 1, "not a YAML mapping");
+}
+
+#[test]
+fn symlink_fifo_directory_and_huge_states_are_refused_and_restored() {
+    assert_restored("symlink", 1, "symbolic link");
+    assert_restored("fifo", 1, "special file");
+    assert_restored("directory", 1, "directory");
+    assert_restored("huge", 1, "limit");
+}
+
+#[test]
+fn concurrent_applies_are_serialized_by_the_lock() {
+    let scene = Scene::new(test_repository());
+    let spawn = |lock_timeout: &str| {
+        Command::new(env!("CARGO_BIN_EXE_e"))
+            .args(["run", "misbehave", "slow-apply", "--lock-timeout", lock_timeout])
+            .env("E_REPOSITORY", &scene.repository)
+            .env("E_SHARED", scene.shared())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Without waiting, the second one fails and names the holder.
+    let first = spawn("0s");
+    std::thread::sleep(Duration::from_millis(700));
+    let second = scene.e(&["run", "misbehave", "slow-apply"]);
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert!(stderr(&second).contains("is locked by e (pid"), "{}", text(&second));
+    assert!(stderr(&second).contains("e slow-apply misbehave@0.1.0"), "{}", text(&second));
+    assert_eq!(scene.state().matches("misbehave:").count(), 1);
+
+    // With a lock timeout, both run, one after the other, and both sections are written.
+    let a = spawn("60s");
+    let b = spawn("60s");
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{}\n{}", text(&a), text(&b));
+    assert_eq!(scene.state().matches("misbehave:").count(), 3, "{}", scene.state());
+}
+
+#[test]
+fn killed_e_leaves_no_lock_behind() {
+    let scene = Scene::new(test_repository());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(["run", "misbehave", "hang"])
+        .env("E_REPOSITORY", &scene.repository)
+        .env("E_SHARED", scene.shared())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs
+    child.wait().unwrap();
+    scene.expect(0, &["run", "misbehave", "apply"]);
+    // The container of the killed e is still running (nothing could stop it); remove it.
+    let _ = Command::new("sh")
+        .args(["-c", "docker rm -f $(docker ps -aq --filter label=e.module=misbehave) >/dev/null 2>&1"])
+        .status();
+}
+
+#[test]
+fn hung_module_is_stopped_by_the_timeout_and_its_container_removed() {
+    let scene = Scene::new(test_repository());
+    let started = Instant::now();
+    let out = scene.expect(124, &["run", "misbehave", "hang", "--timeout", "2s"]);
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(stderr(&out).contains("ran longer than 2s"), "{}", text(&out));
+    let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
+    assert!(history.contains("\"outcome\": \"timeout\""), "{history}");
+    let run: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
+    let label = format!("label=e.run={}", run[0]["run"].as_str().unwrap());
+    let out = Command::new("docker").args(["ps", "-aq", "--filter", &label]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "the container is gone");
+}
+
+#[test]
+fn container_runs_with_least_privilege_as_the_invoking_user_and_ctrl_c_removes_it() {
+    let scene = Scene::new(test_repository());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(["run", "misbehave", "hang", "--timeout", "20s"])
+        .env("E_REPOSITORY", &scene.repository)
+        .env("E_SHARED", scene.shared())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let shared = fs::canonicalize(scene.shared()).unwrap_or_else(|_| scene.shared());
+    let mut inspect = String::new();
+    for _ in 0..100 {
+        let ids = Command::new("docker").args(["ps", "-q", "--filter", "label=e.module=misbehave"]).output().unwrap();
+        let ids = String::from_utf8_lossy(&ids.stdout).trim().to_owned();
+        // Other tests run misbehave too: this one's container is the one with this shared dir.
+        let mine = ids.lines().find_map(|id| {
+            let out = Command::new("docker").args(["inspect", id]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains(&format!("{}:/shared:rw", shared.display())).then_some(text)
+        });
+        if let Some(found) = mine {
+            inspect = found;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Ctrl-C: e stops the container, removes it, and exits 130.
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!inspect.is_empty(), "found the running container");
+    assert_eq!(status.code(), Some(130));
+    let json: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let id = json[0]["Id"].as_str().unwrap();
+    let gone = Command::new("docker").args(["inspect", id]).output().unwrap();
+    assert!(!gone.status.success(), "the interrupted container was removed");
+    let host = &json[0]["HostConfig"];
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(host["NetworkMode"], "none");
+    assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(host["Privileged"], false);
+    let binds: Vec<String> = serde_json::from_value(host["Binds"].clone()).unwrap();
+    assert!(binds.contains(&format!("{}:/shared:rw", shared.display())), "{binds:?}");
+    assert!(binds.contains(&format!("{}/.e:/shared/.e:ro", shared.display())), "{binds:?}");
+    assert!(binds.iter().any(|b| b.ends_with(":/var/lib/misbehave:rw") && b.contains("/.e/mounts/misbehave/0.1.0/")), "{binds:?}");
+    assert!(!binds.iter().any(|b| b.contains("docker.sock")), "{binds:?}");
+    let (uid, gid) = unsafe { (libc_getuid(), libc_getgid()) };
+    assert_eq!(json[0]["Config"]["User"], format!("{uid}:{gid}"));
+    assert_eq!(json[0]["Config"]["Labels"]["e.managed-by"], "e");
+}
+
+unsafe extern "C" {
+    #[link_name = "getuid"]
+    fn libc_getuid() -> u32;
+    #[link_name = "getgid"]
+    fn libc_getgid() -> u32;
+}
+
+#[test]
+fn module_sees_contract_env_and_a_read_only_e_area() {
+    let scene = Scene::new(test_repository());
+    let out = scene.expect(0, &["run", "misbehave", "whoami", "--", "extra", "args"]);
+    let said = stdout(&out);
+    assert!(said.contains("args=whoami fixed extra args"), "{said}");
+    assert!(said.contains("module=misbehave version=0.1.0 method=whoami"), "{said}");
+    assert!(said.contains("e area read-only"), "{said}");
+    assert!(said.contains("no docker socket"), "{said}");
+    assert!(!scene.shared().join(".e/planted").exists());
+}
+
+#[test]
+fn secret_values_appear_in_no_state_history_or_output() {
+    let scene = Scene::new(test_repository());
+    let secret = "hunter2-very-secret";
+    let out = Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(["run", "misbehave", "leak"])
+        .env("E_REPOSITORY", &scene.repository)
+        .env("E_SHARED", scene.shared())
+        .env("E_TEST_TOKEN", secret)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(!all.contains(secret), "{all}");
+    assert!(stdout(&out).contains("token is ***"), "{all}");
+    assert!(stderr(&out).contains("token on stderr: ***"), "{all}");
+    let found = Command::new("grep").args(["-r", secret]).arg(scene.shared()).output().unwrap();
+    assert!(found.stdout.is_empty(), "the secret is on disk: {}", String::from_utf8_lossy(&found.stdout));
+    // Without the variable, e refuses before starting anything and says what is missing.
+    let out = scene.expect(1, &["run", "misbehave", "leak"]);
+    assert!(stderr(&out).contains("`E_TEST_TOKEN`"), "{}", text(&out));
+}
+
+#[test]
+fn missing_image_and_unknown_command_are_clear_errors() {
+    let scene = Scene::new(test_repository());
+    let out = scene.expect(1, &["run", "misbehave", "nope"]);
+    assert!(stderr(&out).contains("has no command `nope`"), "{}", text(&out));
+    let repo = scene.dir.path().join("repo.yaml");
+    fs::write(
+        &repo,
+        "version: v1\nkind: Repository\ncomponents:\n- name: ghost\n  type: docker\n  versions:\n  - version: 1.0.0\n    image: e-tests/does-not-exist:1.0.0\n    commands: [{name: apply, command: apply}]\n",
+    )
+    .unwrap();
+    let out = e_in(root(), &repo, &scene.shared(), &["apply", "ghost"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("e-tests/does-not-exist:1.0.0"), "{}", text(&out));
+    assert!(stderr(&out).contains("hint:"), "{}", text(&out));
+}
+
+#[test]
+fn unreachable_engine_says_how_to_start_one() {
+    let scene = Scene::new(test_repository());
+    let out = Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(["apply", "misbehave"])
+        .env("E_REPOSITORY", &scene.repository)
+        .env("E_SHARED", scene.shared())
+        .env("DOCKER_HOST", format!("unix://{}/no.sock", scene.dir.path().display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("no.sock"), "{}", text(&out));
+    assert!(stderr(&out).contains("hint:"), "{}", text(&out));
+}

@@ -1,0 +1,40 @@
+# Each argument names one misbehaviour; see tests/e2e.rs for what e must do about it.
+set -e
+state="${E_STATE_FILE:-/shared/state.yml}"
+case "$1" in
+  write)        # a good apply: adds its own section after a pause (for lock tests)
+    sleep "${2:-0}"
+    echo "misbehave:" >> "$state"
+    echo "  status: applied" >> "$state"
+    echo "  run: $$" >> "$state"
+    ;;
+  fail-midway)  # half-writes the state, then fails
+    echo "azi: {nodes: [" > "$state"
+    echo "failing in the middle of apply" >&2
+    exit 1 ;;
+  bad-yaml)     # exits 0 but leaves invalid YAML
+    printf 'azi: [unclosed\n' > "$state" ;;
+  not-mapping)  # exits 0 but leaves a list
+    printf -- '- a\n- b\n' > "$state" ;;
+  symlink)      # replaces the state with a link out of the shared directory
+    rm -f "$state"; ln -s /etc/passwd "$state" ;;
+  fifo)         # replaces the state with a FIFO (a reader would block forever)
+    rm -f "$state"; mkfifo "$state" ;;
+  huge)         # a 100 MB state
+    dd if=/dev/zero of="$state" bs=1048576 count=100 2>/dev/null ;;
+  directory)    # replaces the state with a directory
+    rm -f "$state"; mkdir -p "$state/x" ;;
+  hang)         # never ends
+    sleep 600 ;;
+  leak)         # prints the secret it was given, and writes it to its config
+    echo "token is $TOKEN"
+    echo "token on stderr: $TOKEN" >&2 ;;
+  whoami)       # says who and where it runs
+    echo "uid=$(id -u) gid=$(id -g)"
+    echo "args=$*"
+    echo "module=$E_MODULE version=$E_MODULE_VERSION method=$E_METHOD"
+    touch /shared/.e/planted 2>/dev/null && echo "e area writable" || echo "e area read-only"
+    ls /var/run/docker.sock 2>/dev/null && echo "docker socket present" || echo "no docker socket"
+    ;;
+  *) echo "unknown misbehaviour: $1" >&2; exit 64 ;;
+esac
