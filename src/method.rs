@@ -221,19 +221,19 @@ pub async fn run(
             shared.keep_backup(&snapshot)?;
             record.changed_keys = keys.clone();
         }
-        (Check::Changed { .. }, false) => {
+        (Check::Changed { .. } | Check::Invalid(_), _) => {
             shared.restore(&snapshot)?;
             restored = true;
+            let what = match (&check, succeeded) {
+                (Check::Invalid(reason), true) => format!("left a state.yml that {reason}"),
+                (Check::Invalid(reason), false) => {
+                    format!("failed (exit {}) and left a state.yml that {reason}", outcome.exit_code)
+                }
+                _ => format!("failed (exit {})", outcome.exit_code),
+            };
+            record.notes.push(format!("state.yml restored: {what}"));
             output::note(&format!(
-                "e: `{id}` {method} did not succeed; state.yml restored to what it was before, byte for byte"
-            ));
-        }
-        (Check::Invalid(reason), _) => {
-            shared.restore(&snapshot)?;
-            restored = true;
-            record.notes.push(format!("state.yml {reason}"));
-            output::note(&format!(
-                "e: `{id}` {method} left a state.yml that {reason}; restored it to what it was before, byte for byte"
+                "e: `{id}` {method} {what}; state.yml restored to what it was before, byte for byte"
             ));
         }
     }

@@ -4,7 +4,7 @@ state="${E_STATE_FILE:-/shared/state.yml}"
 case "$1" in
   write)        # a good apply: adds its own section after a pause (for lock tests)
     sleep "${2:-0}"
-    echo "misbehave:" >> "$state"
+    echo "misbehave-$(date +%s%N):" >> "$state"
     echo "  status: applied" >> "$state"
     echo "  run: $$" >> "$state"
     ;;
