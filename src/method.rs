@@ -242,6 +242,9 @@ pub async fn run(
         Some(Stopped::Interrupted) => "interrupted",
         None if restored => "restored",
         None if succeeded => "ok",
+        // Exit code 2 is an answer, not a failure, for the methods that report differences.
+        None if outcome.exit_code == 2 && method == "plan" => "changes",
+        None if outcome.exit_code == 2 && method == "audit" => "drift",
         None => "failed",
     }
     .to_owned();

@@ -394,7 +394,8 @@ pub struct Run {
     pub duration_ms: u64,
     /// The container's exit code; `None` when no container ran.
     pub exit_code: Option<i64>,
-    /// `ok`, `failed`, `restored`, `timeout`, `interrupted` or `error`.
+    /// `ok`, `changes` (plan exit 2), `drift` (audit exit 2), `failed`, `restored`, `timeout`,
+    /// `interrupted` or `error`.
     pub outcome: String,
     /// Top-level state keys the run changed (empty when restored).
     #[serde(default)]
@@ -503,7 +504,7 @@ mod tests {
         let snapshot = shared.snapshot().unwrap();
         assert_eq!(shared.check(&snapshot), Check::Unchanged);
         fs::write(shared.state_path(), "azi:\n  status: applied\nbmk:\n  status: applied\n").unwrap();
-        assert_eq!(shared.check(&snapshot), Check::Changed { keys: vec!["azi".into(), "bmk".into()] });
+        assert_eq!(shared.check(&snapshot), Check::Changed { keys: vec!["bmk".into()] });
         fs::write(shared.state_path(), "azi: [unclosed").unwrap();
         assert!(matches!(shared.check(&snapshot), Check::Invalid(r) if r.contains("not valid YAML")));
         shared.restore(&snapshot).unwrap();

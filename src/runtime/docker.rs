@@ -1,0 +1,1028 @@
+//! The Docker Engine implementation of [`Engine`], through bollard.
+//!
+//! This is the only file that imports bollard: what it returns is in e's own types, and every
+//! bollard error is wrapped with context that names the image, container or module, because
+//! bollard's messages are not written for users. Containers it starts carry e's labels, drop all
+//! capabilities, cannot gain privileges, and are removed whatever happens: success, failure,
+//! timeout, Ctrl-C, an error midway, or the caller dropping the future.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, CreateImageInfo, HostConfig, ImageInspect};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
+    CreateImageOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder, WaitContainerOptions,
+};
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt as _, StreamExt as _};
+
+use super::{
+    Bind, Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network, Outcome,
+    OutputSink, RunSpec, Stopped, Stream,
+};
+use crate::output;
+
+/// Where the engine is when `DOCKER_HOST` is not set.
+const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// How long `connect` waits for the engine to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The request timeout of calls whose answer may take as long as a container runs (wait,
+/// attach, build, pull). bollard's default of two minutes would cut a long module short.
+const STREAMING_TIMEOUT: Duration = Duration::from_secs(60 * 60 * 24 * 365);
+
+/// How long a stopped container gets to exit after SIGTERM before it is killed.
+const STOP_GRACE_SECONDS: i32 = 5;
+
+/// How many numbered names (`e-<module>-<run>-2`, ...) to try when a name is taken.
+const NAME_ATTEMPTS: usize = 5;
+
+/// A Docker Engine reached through its API (a unix socket, or `DOCKER_HOST`).
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    /// For short calls, with bollard's default request timeout.
+    docker: Docker,
+    /// The same connection, for calls that last as long as a container or a build.
+    streaming: Docker,
+    /// The address connected to, for messages.
+    address: String,
+}
+
+/// Connects to the engine named by `DOCKER_HOST` (or the default socket) and checks that it
+/// answers, so that an absent engine is reported here and not in the middle of a plan.
+pub async fn connect() -> anyhow::Result<DockerEngine> {
+    let address = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| DEFAULT_HOST.to_owned());
+    let docker = Docker::connect_with_host(&address)
+        .map_err(|err| unreachable_error(&address, &engine_message(&err)))?;
+    let answered = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        let docker = docker.negotiate_version().await?;
+        docker.ping().await?;
+        Ok::<_, BollardError>(docker)
+    })
+    .await;
+    let docker = match answered {
+        Ok(Ok(docker)) => docker,
+        Ok(Err(err)) => return Err(unreachable_error(&address, &engine_message(&err))),
+        Err(_) => {
+            let cause = format!("no answer within {} s", CONNECT_TIMEOUT.as_secs());
+            return Err(unreachable_error(&address, &cause));
+        }
+    };
+    let streaming = docker.clone().with_timeout(STREAMING_TIMEOUT);
+    Ok(DockerEngine {
+        docker,
+        streaming,
+        address,
+    })
+}
+
+/// The error for an engine that cannot be reached, with what to do about it.
+fn unreachable_error(address: &str, cause: &str) -> anyhow::Error {
+    let hint = if cause.contains("ermission denied") {
+        "hint: add your user to the `docker` group (then log in again), or run e as a user who can use the engine"
+    } else {
+        "hint: start an engine (`sudo systemctl start docker`, or run `dockerd`), or set DOCKER_HOST to one that runs"
+    };
+    anyhow!("cannot reach the Docker engine at `{address}`: {cause}\n{hint}")
+}
+
+/// The error for an image that is not in the engine; `fake.rs` uses the same words.
+pub(crate) fn missing_image_error(image: &str, cause: &str) -> anyhow::Error {
+    anyhow!(
+        "image `{image}` is not in the engine and could not be pulled: {cause}\n\
+         hint: build it with `e build DIR --tag {image}`, or import it with `e import FILE`"
+    )
+}
+
+/// The error for running an image that is not in the engine; `fake.rs` uses the same words.
+pub(crate) fn absent_image_error(image: &str, cause: &str) -> anyhow::Error {
+    anyhow!(
+        "image `{image}` is not in the engine: {cause}\n\
+         hint: build it with `e build DIR --tag {image}`, or import it with `e import FILE`"
+    )
+}
+
+/// The error for building from a directory without a Dockerfile; `fake.rs` uses it too.
+pub(crate) fn no_dockerfile_error(context: &Path, tag: &str) -> anyhow::Error {
+    anyhow!(
+        "cannot build image `{tag}`: `{}` has no Dockerfile\n\
+         hint: give the directory of a module, the one that holds its Dockerfile",
+        context.display()
+    )
+}
+
+/// What the engine said, without bollard's wording around it.
+fn engine_message(err: &BollardError) -> String {
+    match err {
+        BollardError::DockerResponseServerError { message, .. } if !message.is_empty() => {
+            message.trim().to_owned()
+        }
+        BollardError::DockerResponseServerError { status_code, .. } => {
+            format!("the engine answered with HTTP status {status_code}")
+        }
+        BollardError::DockerStreamError { error } => error.trim().to_owned(),
+        BollardError::RequestTimeoutError => "the engine did not answer in time".to_owned(),
+        other => {
+            // Connection errors hide their cause (`connection refused`, `permission denied`)
+            // in the source chain, so spell it out.
+            let mut message = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !message.contains(&text) {
+                    message.push_str(": ");
+                    message.push_str(&text);
+                }
+                source = cause.source();
+            }
+            message
+        }
+    }
+}
+
+/// Turns a bollard error into an anyhow error with context that names the object.
+trait EngineContext<T> {
+    /// Replaces bollard's message with the engine's, under `what`.
+    fn engine_context(self, what: impl FnOnce() -> String) -> anyhow::Result<T>;
+}
+
+impl<T> EngineContext<T> for Result<T, BollardError> {
+    fn engine_context(self, what: impl FnOnce() -> String) -> anyhow::Result<T> {
+        self.map_err(|err| anyhow!(engine_message(&err)).context(what()))
+    }
+}
+
+/// Whether the engine answered "no such ...".
+fn is_not_found(err: &BollardError) -> bool {
+    matches!(
+        err,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Names the module and image of a run, for messages.
+fn describe(spec: &RunSpec) -> String {
+    match spec.labels.get(LABEL_MODULE) {
+        Some(module) => format!("module `{module}` (image `{}`)", spec.image),
+        None => format!("image `{}`", spec.image),
+    }
+}
+
+impl DockerEngine {
+    /// The address of the engine (`unix:///var/run/docker.sock`, or `DOCKER_HOST`).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Removes an image (forcing, so that tags and stopped containers do not keep it); an image
+    /// that is already gone is not an error.
+    pub async fn remove_image(&self, image: &str) -> anyhow::Result<()> {
+        let options = RemoveImageOptionsBuilder::new().force(true).build();
+        match self.docker.remove_image(image, Some(options), None).await {
+            Err(err) if is_not_found(&err) => Ok(()),
+            result => result
+                .map(drop)
+                .engine_context(|| format!("failed to remove image `{image}`")),
+        }
+    }
+
+    /// The names of all containers e created (label `e.managed-by=e`) in any state; the
+    /// names are `e-<module>-<run>` for containers started with e's labels.
+    pub async fn list_managed_containers(&self) -> anyhow::Result<Vec<String>> {
+        let filters = HashMap::from([("label", vec![format!("{LABEL_MANAGED_BY}=e")])]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .engine_context(|| "failed to list the containers e created".to_owned())?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|container| {
+                let name = container
+                    .names
+                    .and_then(|names| names.into_iter().next())
+                    .map(|name| name.trim_start_matches('/').to_owned());
+                name.or(container.id)
+            })
+            .collect())
+    }
+
+    /// Inspects an image; `None` when the engine does not have it.
+    async fn inspect_image(&self, image: &str) -> anyhow::Result<Option<ImageInfo>> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspect) => Ok(Some(image_info(image, inspect)?)),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(err).engine_context(|| format!("failed to inspect image `{image}`")),
+        }
+    }
+
+    /// [`Engine::ensure_image`]: inspect, else pull.
+    async fn ensure_present(&self, image: &str) -> anyhow::Result<ImageInfo> {
+        if let Some(info) = self.inspect_image(image).await? {
+            return Ok(info);
+        }
+        if let Err(err) = self.pull(image).await {
+            return Err(missing_image_error(image, &format!("{err:#}")));
+        }
+        self.inspect_image(image).await?.ok_or_else(|| {
+            missing_image_error(image, "the engine pulled it but does not list it")
+        })
+    }
+
+    /// Pulls an image, with a line of progress on stderr each time a layer changes state.
+    async fn pull(&self, image: &str) -> anyhow::Result<()> {
+        let reference = with_default_tag(image);
+        let options = CreateImageOptionsBuilder::new()
+            .from_image(&reference)
+            .build();
+        let credentials = registry_credentials(&reference);
+        output::note(&format!("pulling image `{reference}`"));
+        let mut stream = self
+            .streaming
+            .create_image(Some(options), None, credentials);
+        let mut progress = PullProgress::default();
+        while let Some(message) = stream.next().await {
+            let message = message.map_err(|err| anyhow!(engine_message(&err)))?;
+            if let Some(line) = progress.line(&message) {
+                output::note(&line);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Engine::run`]: create, run, and remove on every path.
+    async fn run_container(&self, spec: &RunSpec, sink: &dyn OutputSink) -> anyhow::Result<Outcome> {
+        // Listen for Ctrl-C from the start: a listener only sees signals sent after its first
+        // poll, so one created at the select below would miss a Ctrl-C during creation.
+        let mut interrupt: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                // Without a signal handler, Ctrl-C keeps its default meaning.
+                std::future::pending::<()>().await;
+            }
+        });
+        let interrupted_early = matches!(futures_util::poll!(interrupt.as_mut()), Poll::Ready(()));
+        if interrupted_early {
+            interrupt = Box::pin(std::future::ready(()));
+        }
+
+        let config = container_config(spec)?;
+        let id = self.create_container(spec, config).await?;
+        let mut guard = ContainerGuard {
+            docker: self.docker.clone(),
+            id: Some(id.clone()),
+        };
+        let result = self.drive(&id, spec, sink, interrupt).await;
+        let removal = guard.remove().await;
+        match (result, removal) {
+            (result, Ok(())) => result,
+            (result, Err(err)) => {
+                // The run itself is what the caller must know about; a leftover container is
+                // found again by its labels.
+                output::warn(&format!(
+                    "{err:#}\nhint: remove it with `docker rm -f {id}`"
+                ));
+                result
+            }
+        }
+    }
+
+    /// Creates the container, named `e-<module>-<run>` when the labels allow it.
+    async fn create_container(
+        &self,
+        spec: &RunSpec,
+        config: ContainerCreateBody,
+    ) -> anyhow::Result<String> {
+        let base = container_name(&spec.labels);
+        for attempt in 1..=NAME_ATTEMPTS {
+            let name = base.as_ref().map(|base| match attempt {
+                1 => base.clone(),
+                n => format!("{base}-{n}"),
+            });
+            let options = CreateContainerOptions {
+                name,
+                ..Default::default()
+            };
+            match self
+                .docker
+                .create_container(Some(options), config.clone())
+                .await
+            {
+                Ok(created) => return Ok(created.id),
+                Err(BollardError::DockerResponseServerError {
+                    status_code: 409, ..
+                }) if base.is_some() && attempt < NAME_ATTEMPTS => {}
+                Err(err) if is_not_found(&err) => {
+                    return Err(absent_image_error(&spec.image, &engine_message(&err)));
+                }
+                Err(err) => {
+                    return Err(err).engine_context(|| {
+                        format!("failed to create a container for {}", describe(spec))
+                    });
+                }
+            }
+        }
+        bail!(
+            "failed to create a container for {}: the names `{}` to `-{NAME_ATTEMPTS}` are taken\n\
+             hint: `docker ps -a --filter label={LABEL_MANAGED_BY}=e` lists the containers e left",
+            describe(spec),
+            base.unwrap_or_default()
+        )
+    }
+
+    /// Attaches, starts, streams output, and waits for the container to exit, stopping it on
+    /// timeout or Ctrl-C.
+    async fn drive(
+        &self,
+        id: &str,
+        spec: &RunSpec,
+        sink: &dyn OutputSink,
+        mut interrupt: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> anyhow::Result<Outcome> {
+        // Attach before starting, so that not a byte of output is missed.
+        let options = AttachContainerOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .logs(true)
+            .build();
+        let attached = self
+            .streaming
+            .attach_container(id, Some(options))
+            .await
+            .engine_context(|| format!("failed to attach to the container of {}", describe(spec)))?;
+        self.docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+            .engine_context(|| format!("failed to start the container of {}", describe(spec)))?;
+
+        let mut output = attached.output;
+        let pump = async {
+            while let Some(chunk) = output.next().await {
+                let chunk = chunk.engine_context(|| {
+                    format!("lost the output of the container of {}", describe(spec))
+                })?;
+                match chunk {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        sink.write(Stream::Stdout, &message);
+                    }
+                    LogOutput::StdErr { message } => sink.write(Stream::Stderr, &message),
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+            Ok::<(), anyhow::Error>(())
+        };
+        // The exit code alone is not the end: the output is drained too.
+        let exited = async {
+            let (code, pumped) = tokio::join!(self.wait(id, spec), pump);
+            pumped?;
+            code
+        };
+        tokio::pin!(exited);
+        let deadline = async {
+            match spec.timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+
+        let stopped = tokio::select! {
+            result = &mut exited => {
+                return result.map(|exit_code| Outcome { exit_code, stopped: None });
+            }
+            () = deadline => Stopped::Timeout,
+            () = &mut interrupt => Stopped::Interrupted,
+        };
+        let (_, exit_code) = tokio::try_join!(self.stop(id, spec), &mut exited)?;
+        Ok(Outcome {
+            exit_code,
+            stopped: Some(stopped),
+        })
+    }
+
+    /// Waits for the container to exit and returns its exit code.
+    async fn wait(&self, id: &str, spec: &RunSpec) -> anyhow::Result<i64> {
+        let mut answers = self
+            .streaming
+            .wait_container(id, None::<WaitContainerOptions>);
+        match answers.next().await {
+            Some(Ok(answer)) => Ok(answer.status_code),
+            // bollard turns a non-zero exit code into an error; it is an answer here.
+            Some(Err(BollardError::DockerContainerWaitError { error, code })) if error.is_empty() => {
+                Ok(code)
+            }
+            Some(Err(err)) => Err(err).engine_context(|| {
+                format!("failed to wait for the container of {}", describe(spec))
+            }),
+            None => bail!(
+                "the engine did not say how the container of {} exited",
+                describe(spec)
+            ),
+        }
+    }
+
+    /// Stops the container: SIGTERM, then SIGKILL after the grace period.
+    async fn stop(&self, id: &str, spec: &RunSpec) -> anyhow::Result<()> {
+        let options = StopContainerOptionsBuilder::new()
+            .t(STOP_GRACE_SECONDS)
+            .build();
+        let stopped = self.docker.stop_container(id, Some(options)).await;
+        if stopped.is_ok() {
+            return Ok(());
+        }
+        // The engine could not stop it gracefully; kill it outright.
+        let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+        self.docker
+            .kill_container(id, Some(options))
+            .await
+            .engine_context(|| format!("failed to stop the container of {}", describe(spec)))
+    }
+
+    /// [`Engine::build`]: tar the directory, build, stream the log, inspect the tag.
+    async fn build_image(
+        &self,
+        context: &Path,
+        tag: &str,
+        sink: &dyn OutputSink,
+    ) -> anyhow::Result<ImageInfo> {
+        let dir = context.display();
+        if !context.join("Dockerfile").is_file() {
+            return Err(no_dockerfile_error(context, tag));
+        }
+        let owned: PathBuf = context.to_owned();
+        let archive = tokio::task::spawn_blocking(move || archive_context(&owned))
+            .await
+            .context("the task that archives the build context failed")??;
+        let options = BuildImageOptionsBuilder::new()
+            .dockerfile("Dockerfile")
+            .t(tag)
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut messages =
+            self.streaming
+                .build_image(options, None, Some(bollard::body_full(archive.into())));
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|err| {
+                anyhow!(
+                    "failed to build image `{tag}` from `{dir}`: {}\n\
+                     hint: the build log above shows the step that failed",
+                    engine_message(&err)
+                )
+            })?;
+            if let Some(text) = message.stream {
+                sink.write(Stream::Stdout, text.as_bytes());
+            }
+            if let Some(status) = message.status {
+                // Status lines come from pulls of base images during the build.
+                sink.write(Stream::Stdout, format!("{status}\n").as_bytes());
+            }
+        }
+        self.inspect_image(tag).await?.ok_or_else(|| {
+            anyhow!("the engine built image `{tag}` from `{dir}` but does not list it")
+        })
+    }
+}
+
+impl Engine for DockerEngine {
+    fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
+        self.ensure_present(image).boxed()
+    }
+
+    fn run<'a>(
+        &'a self,
+        spec: &'a RunSpec,
+        sink: &'a dyn OutputSink,
+    ) -> BoxFuture<'a, anyhow::Result<Outcome>> {
+        self.run_container(spec, sink).boxed()
+    }
+
+    fn build<'a>(
+        &'a self,
+        context: &'a Path,
+        tag: &'a str,
+        sink: &'a dyn OutputSink,
+    ) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
+        self.build_image(context, tag, sink).boxed()
+    }
+}
+
+/// Removes a container when dropped, unless [`ContainerGuard::remove`] already did: this is
+/// what removes it when the caller drops the run future or a sink panics.
+struct ContainerGuard {
+    docker: Docker,
+    id: Option<String>,
+}
+
+impl ContainerGuard {
+    /// Removes the container (killing it if it runs) and its anonymous volumes.
+    async fn remove(&mut self) -> anyhow::Result<()> {
+        let Some(id) = self.id.take() else {
+            return Ok(());
+        };
+        remove_container(&self.docker, &id).await
+    }
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        // Drop cannot await: hand the removal to the runtime, if there still is one.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let docker = self.docker.clone();
+            runtime.spawn(async move {
+                if let Err(err) = remove_container(&docker, &id).await {
+                    output::warn(&format!("{err:#}"));
+                }
+            });
+        }
+    }
+}
+
+/// Removes a container by force; one that is already gone is not an error.
+async fn remove_container(docker: &Docker, id: &str) -> anyhow::Result<()> {
+    let options = RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(id, Some(options)).await {
+        Err(err) if is_not_found(&err) => Ok(()),
+        result => result.engine_context(|| format!("failed to remove container `{id}`")),
+    }
+}
+
+/// The container's configuration: the spec, plus e's confinement.
+fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
+    let binds = spec
+        .binds
+        .iter()
+        .map(bind_option)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    labels.insert(LABEL_MANAGED_BY.to_owned(), "e".to_owned());
+    let network = match spec.network {
+        Network::None => "none",
+        Network::Host => "host",
+    };
+    Ok(ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        // The image's ENTRYPOINT receives these; an empty list keeps the image's CMD.
+        cmd: (!spec.args.is_empty()).then(|| spec.args.clone()),
+        env: Some(
+            spec.env
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect(),
+        ),
+        working_dir: spec.workdir.clone(),
+        user: spec.user.clone(),
+        labels: Some(labels),
+        attach_stdin: Some(false),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(false),
+        tty: Some(false),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            network_mode: Some(network.to_owned()),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            cap_add: Some(spec.capabilities.clone()),
+            security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            // e removes the container itself, after it has read the exit code.
+            auto_remove: Some(false),
+            privileged: Some(false),
+            readonly_rootfs: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// A bind in the engine's `host:container:rw|ro` form, or why the engine could not mount it.
+pub(crate) fn bind_option(bind: &Bind) -> anyhow::Result<String> {
+    let host = bind.host.to_str().with_context(|| {
+        format!("cannot mount `{}`: the path is not UTF-8", bind.host.display())
+    })?;
+    let problem = if !bind.host.is_absolute() {
+        Some("the host path is not absolute")
+    } else if host.contains(':') || bind.container.contains(':') {
+        Some("the engine cannot mount a path that holds `:`")
+    } else if !bind.container.starts_with('/') {
+        Some("the container path is not absolute")
+    } else if !bind.host.exists() {
+        // The engine would create it, owned by root; a missing directory is e's bug.
+        Some("the host path does not exist")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        bail!("cannot mount `{host}` at `{}`: {problem}", bind.container);
+    }
+    let mode = if bind.read_only { "ro" } else { "rw" };
+    Ok(format!("{host}:{}:{mode}", bind.container))
+}
+
+/// `e-<module>-<run>` when both labels are there, cleaned to what the engine accepts.
+fn container_name(labels: &BTreeMap<String, String>) -> Option<String> {
+    let module = labels.get(LABEL_MODULE)?;
+    let run = labels.get(LABEL_RUN)?;
+    let name: String = format!("e-{module}-{run}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Some(name)
+}
+
+/// Our view of an inspected image.
+fn image_info(image: &str, inspect: ImageInspect) -> anyhow::Result<ImageInfo> {
+    let id = inspect
+        .id
+        .with_context(|| format!("the engine returned no id for image `{image}`"))?;
+    Ok(ImageInfo {
+        id,
+        digests: inspect.repo_digests.unwrap_or_default(),
+    })
+}
+
+/// Adds `:latest` to a reference without tag or digest: a pull without a tag pulls every tag.
+pub(crate) fn with_default_tag(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if last.contains(':') || image.contains('@') {
+        image.to_owned()
+    } else {
+        format!("{image}:latest")
+    }
+}
+
+/// The registry host of an image reference, as the engine resolves it.
+fn registry_host(reference: &str) -> String {
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => {
+            normalize_registry(first)
+        }
+        _ => normalize_registry("docker.io"),
+    }
+}
+
+/// A registry address from `config.json` (`https://index.docker.io/v1/`) or a reference
+/// (`docker.io`) reduced to a comparable host.
+fn normalize_registry(address: &str) -> String {
+    let host = address
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    match host {
+        "docker.io" | "registry-1.docker.io" | "index.docker.io" => "index.docker.io".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Credentials for the registry of `reference` from `~/.docker/config.json` (or
+/// `$DOCKER_CONFIG/config.json`), when they are stored there in the clear. Credential helpers
+/// are not consulted: without credentials the pull is anonymous.
+fn registry_credentials(reference: &str) -> Option<DockerCredentials> {
+    let directory = match std::env::var_os("DOCKER_CONFIG") {
+        Some(directory) => PathBuf::from(directory),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".docker"),
+    };
+    let text = std::fs::read_to_string(directory.join("config.json")).ok()?;
+    credentials_from_config(&text, reference)
+}
+
+/// Finds the `auths` entry for the registry of `reference` in the text of a `config.json`.
+fn credentials_from_config(config: &str, reference: &str) -> Option<DockerCredentials> {
+    let config: serde_json::Value = serde_json::from_str(config).ok()?;
+    let wanted = registry_host(reference);
+    let (address, entry) = config
+        .get("auths")?
+        .as_object()?
+        .iter()
+        .find(|(address, _)| normalize_registry(address) == wanted)?;
+    let identitytoken = entry
+        .get("identitytoken")
+        .and_then(|token| token.as_str())
+        .map(str::to_owned);
+    // The engine wants the user and password apart; config.json holds base64("user:pass").
+    let decoded = entry
+        .get("auth")
+        .and_then(|auth| auth.as_str())
+        .and_then(decode_base64)
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let (username, password) = match decoded.as_deref().and_then(|pair| pair.split_once(':')) {
+        Some((username, password)) => (Some(username.to_owned()), Some(password.to_owned())),
+        None => (None, None),
+    };
+    if username.is_none() && identitytoken.is_none() {
+        return None;
+    }
+    Some(DockerCredentials {
+        username,
+        password,
+        identitytoken,
+        serveraddress: Some(address.clone()),
+        ..Default::default()
+    })
+}
+
+/// Decodes standard base64 (padding optional); `None` on anything else.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.trim().trim_end_matches('=').bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        buffer = (buffer << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            bytes.push((buffer >> bits) as u8);
+            buffer &= (1 << bits) - 1;
+        }
+    }
+    Some(bytes)
+}
+
+/// Tars a build context, keeping file modes (executable bits matter) and symlinks as they are.
+fn archive_context(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let failed = || format!("failed to archive the build context `{}`", dir.display());
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    builder.append_dir_all("", dir).with_context(failed)?;
+    builder.into_inner().with_context(failed)
+}
+
+/// Turns the messages of a pull into lines: one when a layer changes state, and one per
+/// quarter of a download or extraction.
+#[derive(Debug, Default)]
+struct PullProgress {
+    /// The last state and quarter reported per layer.
+    layers: HashMap<String, (String, i64)>,
+}
+
+impl PullProgress {
+    /// The line to print for a message, if it says something new.
+    fn line(&mut self, message: &CreateImageInfo) -> Option<String> {
+        let status = message.status.as_deref()?;
+        let Some(layer) = message.id.as_deref() else {
+            return Some(status.to_owned());
+        };
+        let detail = message.progress_detail.as_ref();
+        let quarter = match detail.and_then(|d| Some((d.current?, d.total?))) {
+            Some((current, total)) if total > 0 => current * 4 / total,
+            _ => -1,
+        };
+        let current = (status.to_owned(), quarter);
+        if self.layers.get(layer) == Some(&current) {
+            return None;
+        }
+        self.layers.insert(layer.to_owned(), current);
+        let size = detail.and_then(|d| d.total).filter(|total| *total > 0);
+        Some(match size {
+            Some(total) => format!(
+                "{layer}: {status} {}% of {:.1} MB",
+                quarter.clamp(0, 4) * 25,
+                total as f64 / 1e6
+            ),
+            None => format!("{layer}: {status}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_without_tag_get_latest() {
+        assert_eq!(with_default_tag("busybox"), "busybox:latest");
+        assert_eq!(with_default_tag("busybox:1.36"), "busybox:1.36");
+        assert_eq!(
+            with_default_tag("localhost:5000/tools/e"),
+            "localhost:5000/tools/e:latest"
+        );
+        assert_eq!(
+            with_default_tag("registry.example.com/e@sha256:abc"),
+            "registry.example.com/e@sha256:abc"
+        );
+    }
+
+    #[test]
+    fn registry_hosts_are_resolved_like_the_engine_does() {
+        assert_eq!(registry_host("busybox:latest"), "index.docker.io");
+        assert_eq!(registry_host("library/busybox"), "index.docker.io");
+        assert_eq!(registry_host("ghcr.io/org/e:1"), "ghcr.io");
+        assert_eq!(registry_host("localhost:5000/e"), "localhost:5000");
+        assert_eq!(
+            normalize_registry("https://index.docker.io/v1/"),
+            "index.docker.io"
+        );
+    }
+
+    #[test]
+    fn credentials_come_from_auths() {
+        // base64("user:secret")
+        let config = r#"{"auths": {
+            "https://index.docker.io/v1/": {"auth": "dXNlcjpzZWNyZXQ="},
+            "ghcr.io": {"identitytoken": "token"}
+        }}"#;
+        let hub = credentials_from_config(config, "busybox:latest").expect("hub credentials");
+        assert_eq!(hub.username.as_deref(), Some("user"));
+        assert_eq!(hub.password.as_deref(), Some("secret"));
+        assert_eq!(
+            hub.serveraddress.as_deref(),
+            Some("https://index.docker.io/v1/")
+        );
+        let ghcr = credentials_from_config(config, "ghcr.io/org/e:1").expect("ghcr credentials");
+        assert_eq!(ghcr.identitytoken.as_deref(), Some("token"));
+        assert_eq!(credentials_from_config(config, "quay.io/org/e:1"), None);
+        assert_eq!(credentials_from_config("not json", "busybox"), None);
+    }
+
+    #[test]
+    fn base64_decodes_with_and_without_padding() {
+        assert_eq!(decode_base64("dXNlcjpzZWNyZXQ="), Some(b"user:secret".to_vec()));
+        assert_eq!(decode_base64("YQ"), Some(b"a".to_vec()));
+        assert_eq!(decode_base64("YWI="), Some(b"ab".to_vec()));
+        assert_eq!(decode_base64("not base64!"), None);
+    }
+
+    #[test]
+    fn container_names_come_from_labels() {
+        let labels = super::super::labels("web/app", "20250101T000000Z");
+        assert_eq!(
+            container_name(&labels).as_deref(),
+            Some("e-web-app-20250101T000000Z")
+        );
+        assert_eq!(container_name(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn binds_are_checked() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bind = |host: PathBuf, container: &str, read_only| Bind {
+            host,
+            container: container.to_owned(),
+            read_only,
+        };
+        let host = dir.path().to_str().expect("utf-8 temp dir").to_owned();
+        assert_eq!(
+            bind_option(&bind(dir.path().to_owned(), "/shared", false)).expect("valid bind"),
+            format!("{host}:/shared:rw")
+        );
+        assert_eq!(
+            bind_option(&bind(dir.path().to_owned(), "/shared", true)).expect("valid bind"),
+            format!("{host}:/shared:ro")
+        );
+        let errors = [
+            bind(PathBuf::from("relative"), "/shared", false),
+            bind(dir.path().join("missing"), "/shared", false),
+            bind(dir.path().to_owned(), "shared", false),
+            bind(dir.path().to_owned(), "/a:b", false),
+        ]
+        .map(|bind| format!("{:#}", bind_option(&bind).expect_err("invalid bind")));
+        assert!(errors[0].contains("not absolute"), "{}", errors[0]);
+        assert!(errors[1].contains("does not exist"), "{}", errors[1]);
+        assert!(errors[2].contains("container path"), "{}", errors[2]);
+        assert!(errors[3].contains("`:`"), "{}", errors[3]);
+    }
+
+    #[test]
+    fn container_config_confines_the_container() {
+        let spec = RunSpec {
+            image: "e-test:1".to_owned(),
+            args: vec!["apply".to_owned()],
+            env: vec![("A".to_owned(), "1".to_owned())],
+            workdir: Some("/work".to_owned()),
+            binds: vec![],
+            user: Some("1000:1000".to_owned()),
+            network: Network::None,
+            capabilities: vec!["NET_ADMIN".to_owned()],
+            labels: super::super::labels("web", "r1"),
+            timeout: None,
+        };
+        let config = container_config(&spec).expect("config");
+        assert_eq!(config.cmd, Some(vec!["apply".to_owned()]));
+        assert_eq!(config.entrypoint, None);
+        assert_eq!(config.env, Some(vec!["A=1".to_owned()]));
+        assert_eq!(config.user.as_deref(), Some("1000:1000"));
+        let host = config.host_config.expect("host config");
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
+        assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_owned()]));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges".to_owned()])
+        );
+        assert_eq!(host.privileged, Some(false));
+        assert_eq!(host.auto_remove, Some(false));
+    }
+
+    #[test]
+    fn pull_progress_reports_changes_only() {
+        let message = |id: Option<&str>, status: &str, current: Option<i64>| CreateImageInfo {
+            id: id.map(str::to_owned),
+            status: Some(status.to_owned()),
+            progress_detail: current.map(|current| bollard::models::ProgressDetail {
+                current: Some(current),
+                total: Some(4_000_000),
+            }),
+            ..Default::default()
+        };
+        let mut progress = PullProgress::default();
+        let lines: Vec<_> = [
+            message(None, "Pulling from library/busybox", None),
+            message(Some("abc"), "Pulling fs layer", None),
+            message(Some("abc"), "Downloading", Some(100)),
+            message(Some("abc"), "Downloading", Some(200)),
+            message(Some("abc"), "Downloading", Some(2_100_000)),
+            message(Some("abc"), "Pull complete", None),
+        ]
+        .iter()
+        .filter_map(|message| progress.line(message))
+        .collect();
+        assert_eq!(
+            lines,
+            [
+                "Pulling from library/busybox",
+                "abc: Pulling fs layer",
+                "abc: Downloading 0% of 4.0 MB",
+                "abc: Downloading 50% of 4.0 MB",
+                "abc: Pull complete",
+            ]
+        );
+    }
+
+    #[test]
+    fn archives_keep_modes_and_symlinks() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").expect("write");
+        std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
+        let tool = dir.path().join("bin/tool");
+        std::fs::write(&tool, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::os::unix::fs::symlink("bin/tool", dir.path().join("link")).expect("symlink");
+
+        let archive = archive_context(dir.path()).expect("archive");
+        let mut archive = tar::Archive::new(archive.as_slice());
+        let mut entries: Vec<(String, u32, bool)> = archive
+            .entries()
+            .expect("entries")
+            .map(|entry| {
+                let entry = entry.expect("entry");
+                let header = entry.header();
+                (
+                    entry.path().expect("path").display().to_string(),
+                    header.mode().expect("mode") & 0o777,
+                    header.entry_type().is_symlink(),
+                )
+            })
+            .collect();
+        entries.sort();
+        let tool_entry = entries
+            .iter()
+            .find(|(path, ..)| path == "bin/tool")
+            .expect("bin/tool archived");
+        assert_eq!(tool_entry.1, 0o755);
+        assert!(entries.iter().any(|(path, _, link)| path == "link" && *link));
+        assert!(entries.iter().any(|(path, ..)| path == "Dockerfile"));
+    }
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The design's walkthrough, for real: sets up what is missing (the Docker engine from the
+# distribution's packages, started if not running; e; the example images), then runs the
+# modules in a fresh shared directory, printing the state after each step.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+source tests/engine.sh
+modules/build-contexts.sh >/dev/null
+cargo build --release --locked --quiet
+e="$PWD/target/release/e"
+export E_REPOSITORY="$PWD/repository.yaml"
+for module in azi bmk bmm; do "$e" build "modules/$module" 2>/dev/null; done
+
+export E_SHARED="${E_SHARED:-$(mktemp -d)/shared}"
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show_state() { printf -- '-- %s/state.yml\n' "$E_SHARED"; "$e" state; }
+run() { printf '$ e %s\n' "$*"; "$e" "$@" || printf '(exit %s)\n' "$?"; }
+
+step "1. azi: an Azure infrastructure mock with 5 nodes"
+run init azi
+run apply azi
+show_state
+
+step "2. a node's IPs edited by hand (10.0.0.1 -> 10.0.0.100)"
+sed -i 's/privateIP: 10.0.0.1$/privateIP: 10.0.0.100/; s/publicIP: 213.1.1.1$/publicIP: 213.1.1.100/' "$E_SHARED/state.yml"
+show_state
+
+step "3. bmk (BareMetalKafka) init: a config of 3 nodes taken from the state"
+run search --for bmk
+run init bmk
+printf -- '-- %s/bmk-config.yml\n' "$E_SHARED"; cat "$E_SHARED/bmk-config.yml"
+
+step "4. bmk plan: what apply would change (exit 2: there are changes)"
+run plan bmk
+
+step "5. bmk apply: nodes marked usedBy: bmk, Kafka recorded as created"
+run apply bmk
+show_state
+
+step "6. audit: azi finds the hand change it does not know (non-zero exit)"
+run audit azi
+
+step "7. bmm (monitoring): influenced by bmk, it plans to watch the Kafka nodes"
+run init bmm
+run plan bmm
+run apply bmm
+show_state
+
+step "8. what e recorded"
+run status
+run history
+printf '\nshared directory: %s\n' "$E_SHARED"
