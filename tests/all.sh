@@ -8,3 +8,4 @@ source tests/engine.sh
 modules/build-contexts.sh
 cargo build --locked
 cargo test --locked --no-fail-fast "$@"
+cargo test --locked --manifest-path modules/Cargo.toml
