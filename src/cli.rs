@@ -52,12 +52,18 @@ pub enum Command {
     Init(MethodArgs),
     /// Run a module's `plan` method: show what `apply` would change (exit 2 if anything).
     Plan(MethodArgs),
-    /// Run a module's `apply` method: make the changes and record them in the state.
-    Apply(MethodArgs),
-    /// Run a module's `audit` method: report changes made by hand (non-zero exit on drift).
-    Audit(MethodArgs),
-    /// Run any other command a module lists (destroy, backup, restore, ...).
+    /// Run a module's `apply` method, then plan the modules it influences.
+    Apply(ApplyArgs),
+    /// Run a module's `audit` method: report changes made by hand (exit 2 on drift).
+    Audit(AuditArgs),
+    /// Run any other command a module lists (backup, restore, ...; `destroy` as `e destroy`).
     Run(RunArgs),
+    /// Upgrade an installed module, after its new version's audit accepts the current state.
+    Upgrade(UpgradeArgs),
+    /// Run a module's `destroy`, refused while an installed module strongly requires it.
+    Destroy(DestroyArgs),
+    /// Check that a module version follows the module contract, in a throwaway shared directory.
+    Check(CheckArgs),
     /// Build a module image from a folder with a Dockerfile, through the Engine API.
     Build(BuildArgs),
     /// Print the shared state file.
@@ -80,13 +86,17 @@ pub struct RunOptions {
     pub lock_timeout: std::time::Duration,
 }
 
-/// Arguments of the method subcommands (`e init`, `e apply`, ...).
+/// Arguments of the method subcommands (`e init`, `e plan`, `e metadata`).
 #[derive(Debug, Args)]
 #[command(after_help = "Arguments after `--` go to the module: e init azi -- --size 7")]
 pub struct MethodArgs {
     /// The module; the version defaults to the installed one, else `latest`.
     #[arg(value_name = "MODULE[@VERSION]")]
     pub module: ModuleSpec,
+
+    /// Run even if strong requirements are not met (recorded in the history).
+    #[arg(long)]
+    pub skip_requirements: bool,
 
     /// Options of the run.
     #[command(flatten)]
@@ -95,6 +105,123 @@ pub struct MethodArgs {
     /// Extra arguments for the module, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub extra: Vec<String>,
+}
+
+/// Arguments of `e apply`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  e apply bmk\n  e apply pg --with-requirements --prefer rook\n  e apply azi -- --verbose")]
+pub struct ApplyArgs {
+    /// The module; the version defaults to the installed one, else `latest`.
+    #[arg(value_name = "MODULE[@VERSION]")]
+    pub module: ModuleSpec,
+
+    /// First install, in dependency order, the modules its unmet strong requirements need
+    /// (init, plan and apply each), after showing the plan.
+    #[arg(long)]
+    pub with_requirements: bool,
+
+    /// With --with-requirements: choose this module when several satisfy a requirement.
+    #[arg(long, value_name = "MODULE", requires = "with_requirements")]
+    pub prefer: Vec<String>,
+
+    /// With --with-requirements: do not ask for confirmation.
+    #[arg(long, requires = "with_requirements")]
+    pub auto_approve: bool,
+
+    /// Do not plan the installed modules this one influences afterwards.
+    #[arg(long)]
+    pub no_influences: bool,
+
+    /// Run even if strong requirements are not met (recorded in the history).
+    #[arg(long, conflicts_with = "with_requirements")]
+    pub skip_requirements: bool,
+
+    /// Options of the run.
+    #[command(flatten)]
+    pub run: RunOptions,
+
+    /// Extra arguments for the module, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub extra: Vec<String>,
+}
+
+/// Arguments of `e audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The module; the version defaults to the installed one, else `latest`.
+    #[arg(value_name = "MODULE[@VERSION]", required_unless_present = "all", conflicts_with = "all")]
+    pub module: Option<ModuleSpec>,
+
+    /// Audit every installed module; exit 2 if any reports drift.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Options of the run.
+    #[command(flatten)]
+    pub run: RunOptions,
+
+    /// Extra arguments for the module, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub extra: Vec<String>,
+}
+
+/// Arguments of `e upgrade`.
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// The installed module to upgrade.
+    pub module: String,
+
+    /// The version to upgrade to.
+    #[arg(long, value_name = "VERSION")]
+    pub to: String,
+
+    /// Allow going to a lower version.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+
+    /// Do not plan the installed modules it influences afterwards.
+    #[arg(long)]
+    pub no_influences: bool,
+
+    /// Options of the runs.
+    #[command(flatten)]
+    pub run: RunOptions,
+}
+
+/// Arguments of `e destroy`.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The module; the version defaults to the installed one.
+    #[arg(value_name = "MODULE[@VERSION]")]
+    pub module: ModuleSpec,
+
+    /// Destroy even though installed modules strongly require it (recorded in the history).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Options of the run.
+    #[command(flatten)]
+    pub run: RunOptions,
+
+    /// Extra arguments for the module, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub extra: Vec<String>,
+}
+
+/// Arguments of `e check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The module version to check (default: its latest).
+    #[arg(value_name = "MODULE[@VERSION]")]
+    pub module: ModuleSpec,
+
+    /// Stop each method after this long.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m", value_name = "DURATION")]
+    pub timeout: std::time::Duration,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
 }
 
 /// Arguments of `e run`.

@@ -10,9 +10,11 @@ use std::process::ExitCode;
 pub mod cli;
 pub mod commands;
 pub mod graph;
+pub mod lifecycle;
 pub mod method;
 pub mod output;
 pub mod repository;
+pub mod requirements;
 pub mod runtime;
 pub mod secrets;
 pub mod selector;
@@ -42,6 +44,20 @@ impl Context {
         Ok(loaded.repository)
     }
 
+    /// Locks the shared directory and opens a session for running methods in it.
+    pub fn session<'a>(
+        &self,
+        repository: &'a Repository,
+        shared: state::SharedDir,
+        engine: &'a dyn runtime::Engine,
+        command: &str,
+        options: &cli::RunOptions,
+    ) -> anyhow::Result<lifecycle::Session<'a>> {
+        let mut session = lifecycle::Session::open(repository, shared, engine, self.secrets()?, command, options.lock_timeout)?;
+        session.timeout = options.timeout;
+        Ok(session)
+    }
+
     /// The secrets for `${secret:NAME}` references (none without a secrets file).
     pub fn secrets(&self) -> anyhow::Result<secrets::Secrets> {
         match &self.secrets_path {
@@ -61,23 +77,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(args) => commands::info::run(args, &context),
         Command::Graph(args) => commands::graph::run(args, &context),
         Command::Completions(args) => commands::completions::run(args),
-        Command::Metadata(args) => method(&context, "metadata", args).await,
-        Command::Init(args) => method(&context, "init", args).await,
-        Command::Plan(args) => method(&context, "plan", args).await,
-        Command::Apply(args) => method(&context, "apply", args).await,
-        Command::Audit(args) => method(&context, "audit", args).await,
-        Command::Run(args) => {
-            let engine = engine().await?;
-            commands::method::run(&args.command, &args.module, &args.run, &args.extra, &context, &engine).await
-        }
+        Command::Metadata(args) => commands::method::run("metadata", args, &context, &engine().await?).await,
+        Command::Init(args) => commands::method::run("init", args, &context, &engine().await?).await,
+        Command::Plan(args) => commands::method::run("plan", args, &context, &engine().await?).await,
+        Command::Apply(args) => commands::apply::run(args, &context, &engine().await?).await,
+        Command::Audit(args) => commands::audit::run(args, &context, &engine().await?).await,
+        Command::Run(args) => commands::method::run_command(args, &context, &engine().await?).await,
+        Command::Upgrade(args) => commands::upgrade::run(args, &context, &engine().await?).await,
+        Command::Destroy(args) => commands::destroy::run(args, &context, &engine().await?).await,
+        Command::Check(args) => commands::check::run(args, &context, &engine().await?).await,
         Command::Build(args) => commands::build::run(args, &context, &engine().await?).await,
         Command::State(args) => commands::state::run(args, &context),
         Command::Status(args) => commands::status::run(args, &context),
         Command::History(args) => commands::history::run(args, &context),
     }
-}
-
-async fn method(context: &Context, name: &str, args: cli::MethodArgs) -> anyhow::Result<ExitCode> {
-    let engine = runtime::docker::connect().await?;
-    commands::method::run(name, &args.module, &args.run, &args.extra, context, &engine).await
 }

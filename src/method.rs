@@ -12,11 +12,12 @@ use anyhow::Context as _;
 use crate::output;
 use crate::repository::Entry;
 use crate::runtime::{Bind, Engine, Network, OutputSink, RunSpec, Stopped, Stream, labels};
+use crate::requirements;
 use crate::secrets::{Masker, Secrets, resolve};
 use crate::state::{Check, Lock, Run, SharedDir};
 
 /// How to run a method, beyond what the repository says.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Options {
     /// Stop the container after this long.
     pub timeout: Option<Duration>,
@@ -26,9 +27,12 @@ pub struct Options {
     pub quiet: bool,
     /// Notes to record in the history with the run (flags like `--force`).
     pub notes: Vec<String>,
-    /// Extra environment for the container (e's own variables for the module).
-    pub env: Vec<(String, String)>,
+    /// The requirements file to hand the module (`E_REQUIREMENTS_FILE`).
+    pub requirements: Option<requirements::File>,
 }
+
+/// The methods that must leave the state as they found it; a change is undone and reported.
+pub const READ_ONLY_METHODS: [&str; 3] = ["metadata", "plan", "audit"];
 
 /// What happened when a method ran.
 #[derive(Debug, Clone)]
@@ -158,7 +162,11 @@ pub async fn run(
 
     let run_id = new_run_id();
     let mut env = contract_env(entry, method);
-    env.extend(options.env.iter().cloned());
+    if let Some(file) = &options.requirements {
+        let name = format!("{}.json", entry.module.name);
+        shared.write_atomic(&shared.e_dir().join("requirements").join(&name), serde_json::to_string_pretty(file)?.as_bytes())?;
+        env.push(("E_REQUIREMENTS_FILE".to_owned(), format!("{shared_path}/.e/requirements/{name}")));
+    }
     env.extend(resolved.env);
     let spec = RunSpec {
         image: entry.version.image.clone(),
@@ -214,6 +222,13 @@ pub async fn run(
     };
     record.exit_code = Some(outcome.exit_code);
     let succeeded = outcome.exit_code == 0 && outcome.stopped.is_none();
+    // A read-only method that changed the state broke the contract, whatever its exit code.
+    let check = match check {
+        Check::Changed { .. } if READ_ONLY_METHODS.contains(&method) => {
+            Check::Invalid(format!("was changed, which `{method}` must never do"))
+        }
+        other => other,
+    };
     let mut restored = false;
     match (&check, succeeded) {
         (Check::Unchanged, _) => {}

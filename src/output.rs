@@ -73,3 +73,9 @@ pub fn stream(stream: crate::runtime::Stream, text: &str) {
     // A closed pipe must not stop the module; its output is still captured for the history.
     drop(result);
 }
+
+/// Asks a question on stderr, without a newline, so the answer is typed after it.
+pub fn prompt(question: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(question.as_bytes()).and_then(|()| err.flush());
+}

@@ -15,6 +15,8 @@
 //! shared/.e/snapshot.yml    the state as it was before the running method
 //! shared/.e/history/        one JSON record per run
 //! shared/.e/mounts/         per-module, per-version directories behind declared `mounts`
+//! shared/.e/installed.json  the module versions e applied successfully
+//! shared/.e/requirements/   per module: which installed modules satisfy its requirements
 //! shared/.e/tmp/            temporary files, renamed into place
 //! ```
 //! Containers see `.e/` read-only, so nothing a module does can plant a link in e's area.
@@ -52,7 +54,7 @@ impl SharedDir {
             .canonicalize()
             .with_context(|| format!("failed to resolve the shared directory `{}`", path.display()))?;
         let shared = SharedDir { root };
-        for dir in ["", "history", "mounts", "tmp"] {
+        for dir in ["", "history", "mounts", "requirements", "tmp"] {
             let dir = shared.e_dir().join(dir);
             let meta = fs::symlink_metadata(&dir);
             match meta {

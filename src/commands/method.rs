@@ -1,16 +1,14 @@
-//! `e metadata|init|plan|apply|audit MODULE` and `e run MODULE COMMAND`: one method of one
-//! module version, in its container, with the shared state kept safe (see `crate::method`).
+//! `e metadata|init|plan MODULE` and `e run MODULE COMMAND`: one method of one module version,
+//! in its container, with requirements checked and the shared state kept safe.
 
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use crate::Context;
-use crate::cli::RunOptions;
-use crate::method::{self, Options, Report};
-use crate::output;
+use crate::cli::{MethodArgs, RunArgs};
+use crate::method::Report;
 use crate::repository::{Entry, ModuleSpec, Repository};
 use crate::runtime::{Engine, Stopped};
-use crate::state::{Installed, SharedDir};
+use crate::state::SharedDir;
 
 /// Finds the version to run: the one named, else the installed one, else the default.
 pub fn pick<'r>(repository: &'r Repository, shared: &SharedDir, spec: &ModuleSpec) -> anyhow::Result<Entry<'r>> {
@@ -37,35 +35,26 @@ pub fn exit_code(report: &Report) -> ExitCode {
     }
 }
 
-/// Runs one method, holding the lock for its whole length.
-pub async fn run(
-    method_name: &str,
-    spec: &ModuleSpec,
-    options: &RunOptions,
-    extra: &[String],
-    context: &Context,
-    engine: &dyn Engine,
-) -> anyhow::Result<ExitCode> {
+/// Runs `metadata`, `init` or `plan`.
+pub async fn run(method: &str, args: MethodArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
-    let entry = pick(&repository, &shared, spec)?;
-    let command_line = format!("e {method_name} {}", entry.id());
-    // Every method takes the lock, even `metadata`: any container could write to the state,
-    // and the snapshot it is checked against must not be taken while another e works.
-    let lock = shared.lock(&command_line, options.lock_timeout)?;
-    let run_options = Options { timeout: options.timeout, secrets: context.secrets()?, ..Options::default() };
-    let report = method::run(engine, &shared, &lock, entry, method_name, extra, &run_options).await?;
-    if method_name == "apply" && report.succeeded() {
-        let image = engine.ensure_image(&entry.version.image).await?;
-        shared.set_installed(Installed {
-            module: entry.module.name.clone(),
-            version: entry.version.version.to_string(),
-            image: entry.version.image.clone(),
-            image_id: image.id,
-            applied: SystemTime::now(),
-            command: command_line,
-        })?;
-        output::note(&format!("e: `{}` is installed", entry.id()));
+    let entry = pick(&repository, &shared, &args.module)?;
+    let session = context.session(&repository, shared, engine, &format!("e {method} {}", entry.id()), &args.run)?;
+    let report = session.run(entry, method, &args.extra, args.skip_requirements, Vec::new()).await?;
+    Ok(exit_code(&report))
+}
+
+/// Runs any command the repository lists; `destroy` goes through `e destroy`'s checks.
+pub async fn run_command(args: RunArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+    if args.command == "destroy" {
+        let destroy = crate::cli::DestroyArgs { module: args.module, force: false, run: args.run, extra: args.extra };
+        return super::destroy::run(destroy, context, engine).await;
     }
+    let repository = context.repository()?;
+    let shared = SharedDir::open(&context.shared_path)?;
+    let entry = pick(&repository, &shared, &args.module)?;
+    let session = context.session(&repository, shared, engine, &format!("e {} {}", args.command, entry.id()), &args.run)?;
+    let report = session.run(entry, &args.command, &args.extra, false, Vec::new()).await?;
     Ok(exit_code(&report))
 }

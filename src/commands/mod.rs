@@ -1,7 +1,11 @@
 //! One file per subcommand, each with a `run` function that takes its parsed arguments.
 
+pub mod apply;
+pub mod audit;
 pub mod build;
+pub mod check;
 pub mod completions;
+pub mod destroy;
 pub mod graph;
 pub mod history;
 pub mod info;
@@ -10,6 +14,7 @@ pub mod method;
 pub mod search;
 pub mod state;
 pub mod status;
+pub mod upgrade;
 
 use crate::repository::Entry;
 use crate::selector::Labels;

@@ -117,7 +117,7 @@ impl ModuleVersion {
 }
 
 /// The requirements of a module version: each entry is one selector.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Requires {
     /// Requirements that must be met before the module can be applied.
@@ -132,6 +132,28 @@ impl Requires {
     /// Whether there are no requirements at all.
     pub fn is_empty(&self) -> bool {
         self.strong.is_empty() && self.weak.is_empty()
+    }
+}
+
+/// What a module's `metadata` method prints: it must equal the labels, requires and
+/// influences of its version in the repository. Other fields it prints are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Metadata {
+    /// Labels.
+    #[serde(default, deserialize_with = "deserialize_labels")]
+    pub labels: Labels,
+    /// Requirements.
+    #[serde(default)]
+    pub requires: Requires,
+    /// Influences.
+    #[serde(default)]
+    pub influences: Vec<Selector>,
+}
+
+impl ModuleVersion {
+    /// The metadata this version's `metadata` method must print.
+    pub fn metadata(&self) -> Metadata {
+        Metadata { labels: self.labels.clone(), requires: self.requires.clone(), influences: self.influences.clone() }
     }
 }
 

@@ -1,0 +1,57 @@
+//! `e audit MODULE` and `e audit --all`: ask modules whether the state still holds what they
+//! know; report drift (changes made by hand) with a non-zero exit.
+
+use std::process::ExitCode;
+
+use crate::Context;
+use crate::cli::AuditArgs;
+use crate::commands::method::{exit_code, pick};
+use crate::output;
+use crate::runtime::Engine;
+use crate::state::SharedDir;
+
+/// Runs `e audit`.
+pub async fn run(args: AuditArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+    let repository = context.repository()?;
+    let shared = SharedDir::open(&context.shared_path)?;
+    if let Some(spec) = &args.module {
+        let entry = pick(&repository, &shared, spec)?;
+        let session = context.session(&repository, shared, engine, &format!("e audit {}", entry.id()), &args.run)?;
+        let report = session.run(entry, "audit", &args.extra, false, Vec::new()).await?;
+        return Ok(exit_code(&report));
+    }
+    let session = context.session(&repository, shared, engine, "e audit --all", &args.run)?;
+    let installed = session.installed()?;
+    if installed.entries().is_empty() {
+        output::note("e: no module is installed; nothing to audit");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = Vec::new();
+    let (mut drift, mut failed) = (false, false);
+    for entry in installed.entries() {
+        output::note(&format!("\ne: auditing `{}`", entry.id()));
+        let result = match session.run(*entry, "audit", &args.extra, false, Vec::new()).await {
+            Ok(report) if report.succeeded() => "clean".to_owned(),
+            Ok(report) if report.exit_code == 2 && !report.restored && report.stopped.is_none() => {
+                drift = true;
+                "drift".to_owned()
+            }
+            Ok(report) => {
+                failed = true;
+                format!("failed (exit {})", report.exit_code)
+            }
+            Err(err) => {
+                failed = true;
+                format!("error: {}", format!("{err:#}").lines().next().unwrap_or_default())
+            }
+        };
+        rows.push(vec![entry.module.name.clone(), entry.version.version.to_string(), result]);
+    }
+    output::note("");
+    output::data(&output::table(&["MODULE", "VERSION", "AUDIT"], rows))?;
+    Ok(match (failed, drift) {
+        (true, _) => ExitCode::FAILURE,
+        (false, true) => ExitCode::from(2),
+        (false, false) => ExitCode::SUCCESS,
+    })
+}

@@ -1,0 +1,170 @@
+//! The dependency-aware lifecycle: one locked session on a shared directory in which methods
+//! run with their requirements checked, successful applies make a module installed, and the
+//! installed modules an apply influences are re-planned and the user told how to apply them.
+//!
+//! Every command that runs containers (`e init`, `e apply`, `e upgrade`, `e destroy`,
+//! `e check`, stacks) goes through a [`Session`], so these rules live in one place.
+
+use std::time::{Duration, SystemTime};
+
+use crate::graph::{Index, Relation};
+use crate::method::{self, Options, Report};
+use crate::output;
+use crate::repository::{Entry, Repository};
+use crate::requirements::{self, InstalledSet};
+use crate::runtime::Engine;
+use crate::secrets::Secrets;
+use crate::state::{Installed, Lock, SharedDir};
+
+/// The methods whose strong requirements must be met before they run.
+pub const GUARDED_METHODS: [&str; 3] = ["init", "plan", "apply"];
+
+/// A locked shared directory with everything needed to run methods in it.
+pub struct Session<'a> {
+    /// The repository.
+    pub repository: &'a Repository,
+    /// Its label index.
+    pub index: Index<'a>,
+    /// The shared directory.
+    pub shared: SharedDir,
+    /// The engine.
+    pub engine: &'a dyn Engine,
+    /// Secrets for `${secret:NAME}`.
+    pub secrets: Secrets,
+    /// Per-method timeout.
+    pub timeout: Option<Duration>,
+    /// Print module output (false in `e check`, which reports in a table).
+    pub quiet: bool,
+    lock: Lock,
+}
+
+impl<'a> Session<'a> {
+    /// Locks the shared directory for `command` (waiting up to `lock_timeout`).
+    pub fn open(
+        repository: &'a Repository,
+        shared: SharedDir,
+        engine: &'a dyn Engine,
+        secrets: Secrets,
+        command: &str,
+        lock_timeout: Duration,
+    ) -> anyhow::Result<Session<'a>> {
+        let lock = shared.lock(command, lock_timeout)?;
+        Ok(Session {
+            index: Index::new(repository),
+            repository,
+            shared,
+            engine,
+            secrets,
+            timeout: None,
+            quiet: false,
+            lock,
+        })
+    }
+
+    /// The installed module versions, warning about records the repository no longer knows.
+    pub fn installed(&self) -> anyhow::Result<InstalledSet<'a>> {
+        let records = self.shared.installed()?;
+        let set = InstalledSet::new(self.repository, &records);
+        for unknown in &set.unknown {
+            output::warn(&format!("installed `{unknown}` is not in the repository; its labels cannot satisfy requirements"));
+        }
+        Ok(set)
+    }
+
+    /// Checks the requirements of `entry` for `method`, says how weak ones stand, and builds
+    /// the requirements file for the module. Unmet strong requirements stop guarded methods
+    /// unless `skip` (`--skip-requirements`).
+    pub fn requirements(&self, entry: Entry<'_>, method: &str, skip: bool) -> anyhow::Result<requirements::File> {
+        let installed = self.installed()?;
+        let statuses = requirements::statuses(entry, &installed);
+        if GUARDED_METHODS.contains(&method) {
+            if let Some(err) = requirements::unmet_error(entry, method, &statuses, &self.index) {
+                if !skip {
+                    return Err(err);
+                }
+                output::warn(&format!("--skip-requirements: running anyway; {err:#}"));
+            }
+            for status in statuses.iter().filter(|s| s.relation == Relation::Weak) {
+                let ids: Vec<String> = status.satisfied_by.iter().map(Entry::id).collect();
+                let how = if ids.is_empty() { "absent".to_owned() } else { format!("present: {}", ids.join(", ")) };
+                output::note(&format!("e: weak requirement `{}` of `{}`: {how}", status.selector, entry.id()));
+            }
+        }
+        Ok(requirements::File::new(entry, &statuses))
+    }
+
+    /// Runs one method: requirements checked (see [`Session::requirements`]), the module told
+    /// which installed modules satisfy them, the state kept safe, the run recorded.
+    pub async fn run(&self, entry: Entry<'_>, method: &str, extra: &[String], skip_requirements: bool, notes: Vec<String>) -> anyhow::Result<Report> {
+        let file = self.requirements(entry, method, skip_requirements)?;
+        let mut notes = notes;
+        if skip_requirements {
+            notes.push("--skip-requirements".to_owned());
+        }
+        let options = Options {
+            timeout: self.timeout,
+            secrets: self.secrets.clone(),
+            quiet: self.quiet,
+            notes,
+            requirements: Some(file),
+        };
+        method::run(self.engine, &self.shared, &self.lock, entry, method, extra, &options).await
+    }
+
+    /// Applies `entry`; on success records it installed, then (unless `no_influences`) plans
+    /// the installed modules it influences and says how to apply them.
+    pub async fn apply(&self, entry: Entry<'_>, extra: &[String], skip_requirements: bool, no_influences: bool, notes: Vec<String>) -> anyhow::Result<Report> {
+        let report = self.run(entry, "apply", extra, skip_requirements, notes).await?;
+        if !report.succeeded() {
+            return Ok(report);
+        }
+        let image = self.engine.ensure_image(&entry.version.image).await?;
+        self.shared.set_installed(Installed {
+            module: entry.module.name.clone(),
+            version: entry.version.version.to_string(),
+            image: entry.version.image.clone(),
+            image_id: image.id,
+            applied: SystemTime::now(),
+            command: format!("e apply {}", entry.id()),
+        })?;
+        output::note(&format!("e: `{}` is installed", entry.id()));
+        if !no_influences {
+            self.notify_influenced(entry, &report.run).await?;
+        }
+        Ok(report)
+    }
+
+    /// Runs `plan` of every installed module that `entry` influences, shows what would
+    /// change, and tells the user the command that applies it. Never applies anything.
+    async fn notify_influenced(&self, entry: Entry<'_>, run: &str) -> anyhow::Result<()> {
+        let installed = self.installed()?;
+        for influenced in requirements::influenced(entry, &installed) {
+            output::note(&format!(
+                "\ne: `{}` influences `{}`; running its plan to show what changed:",
+                entry.id(),
+                influenced.id()
+            ));
+            let note = format!("influence notification from {} (run {run})", entry.id());
+            let report = match self.run(influenced, "plan", &[], false, vec![note]).await {
+                Ok(report) => report,
+                Err(err) => {
+                    output::warn(&format!("could not plan influenced `{}`: {err:#}", influenced.id()));
+                    continue;
+                }
+            };
+            match report.exit_code {
+                0 if report.succeeded() => output::note(&format!("e: `{}` needs no change", influenced.module.name)),
+                2 => output::note(&format!(
+                    "e: to apply these changes run `e apply {}`; e never applies an influenced module by itself",
+                    influenced.module.name
+                )),
+                code => output::warn(&format!(
+                    "the plan of influenced `{}` failed (exit {code}); run `e plan {}` to see why",
+                    influenced.id(),
+                    influenced.module.name
+                )),
+            }
+        }
+        Ok(())
+    }
+}
