@@ -84,7 +84,8 @@ impl<'a> Session<'a> {
                 }
                 output::warn(&format!("--skip-requirements: running anyway; {err:#}"));
             }
-            for status in statuses.iter().filter(|s| s.relation == Relation::Weak) {
+            let tell = !self.quiet && method != "plan";
+            for status in statuses.iter().filter(|s| tell && s.relation == Relation::Weak) {
                 let ids: Vec<String> = status.satisfied_by.iter().map(Entry::id).collect();
                 let how = if ids.is_empty() { "absent".to_owned() } else { format!("present: {}", ids.join(", ")) };
                 output::note(&format!("e: weak requirement `{}` of `{}`: {how}", status.selector, entry.id()));
@@ -127,7 +128,9 @@ impl<'a> Session<'a> {
             applied: SystemTime::now(),
             command: format!("e apply {}", entry.id()),
         })?;
-        output::note(&format!("e: `{}` is installed", entry.id()));
+        if !self.quiet {
+            output::note(&format!("e: `{}` is installed", entry.id()));
+        }
         if !no_influences {
             self.notify_influenced(entry, &report.run).await?;
         }

@@ -420,3 +420,153 @@ fn unreachable_engine_says_how_to_start_one() {
     assert!(stderr(&out).contains("no.sock"), "{}", text(&out));
     assert!(stderr(&out).contains("hint:"), "{}", text(&out));
 }
+
+#[test]
+fn unmet_strong_requirement_is_refused_with_suggestions_before_any_container() {
+    let scene = Scene::new(top_repository());
+    let out = scene.expect(1, &["init", "bmk"]);
+    let said = stderr(&out);
+    assert!(said.contains("requirement `kind=infrastructure,provider in (azure, aws)`"), "{said}");
+    assert!(said.contains("the repository has: azi@0.1.0"), "{said}");
+    assert!(said.contains("`e apply azi`"), "{said}");
+    let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
+    assert_eq!(history.trim(), "[]", "no container ran");
+    // --skip-requirements runs anyway and is recorded.
+    let out = scene.e(&["init", "bmk", "--skip-requirements"]);
+    assert!(stderr(&out).contains("--skip-requirements"), "{}", text(&out));
+    let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
+    assert!(history.contains("\"--skip-requirements\""), "{history}");
+}
+
+#[test]
+fn applying_bmk_plans_the_monitoring_it_influences() {
+    let scene = Scene::new(top_repository());
+    for args in [["init", "azi"], ["apply", "azi"], ["init", "bmm"], ["apply", "bmm"], ["init", "bmk"]] {
+        scene.expect(0, &args);
+    }
+    let before = scene.state();
+    let out = scene.expect(0, &["apply", "bmk"]);
+    let said = text(&out);
+    assert!(stderr(&out).contains("`bmk@0.1.0` influences `bmm@0.1.0`"), "{said}");
+    assert!(stderr(&out).contains("run `e apply bmm`"), "{said}");
+    for ip in ["+ 10.0.0.0", "+ 10.0.0.1", "+ 10.0.0.2"] {
+        assert!(stdout(&out).contains(ip), "bmm's plan shows the new Kafka address {ip}: {said}");
+    }
+    assert!(!scene.state().contains("bmm:\n  status: applied\n  targets:\n  - 10.0.0.0"), "bmm is never applied by e itself");
+    assert_ne!(scene.state(), before);
+    let history = stdout(&scene.expect(0, &["history", "bmm", "-o", "json"]));
+    assert!(history.contains("influence notification from bmk@0.1.0"), "{history}");
+    // --no-influences skips the notification.
+    let out = scene.expect(0, &["apply", "bmk", "--no-influences"]);
+    assert!(!stderr(&out).contains("influences `bmm"), "{}", text(&out));
+}
+
+#[test]
+fn failing_module_in_the_middle_of_a_stack_stops_with_state_intact() {
+    let scene = Scene::new(test_repository());
+    let out = scene.expect(1, &["apply", "chain-top", "--with-requirements", "--auto-approve"]);
+    let said = stderr(&out);
+    assert!(said.contains("1. chain-base@1.0.0"), "{said}");
+    assert!(said.contains("2. chain-middle@1.0.0"), "{said}");
+    assert!(said.contains("3. chain-top@1.0.0"), "{said}");
+    assert!(said.contains("installed: chain-base@1.0.0"), "{said}");
+    assert!(said.contains("failed:    chain-middle@1.0.0"), "{said}");
+    assert!(said.contains("not run:   chain-top@1.0.0"), "{said}");
+    assert_eq!(scene.state(), "chain-base:\n  status: applied\n", "the state is what the last good step left");
+    let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
+    assert!(status.contains("chain-base") && !status.contains("chain-middle"), "{status}");
+}
+
+#[test]
+fn stack_without_confirmation_changes_nothing() {
+    let scene = Scene::new(test_repository());
+    let out = scene.expect(1, &["apply", "chain-top", "--with-requirements"]);
+    assert!(stderr(&out).contains("--auto-approve"), "{}", text(&out));
+    assert!(!scene.shared().join("state.yml").exists());
+}
+
+#[test]
+fn upgrade_is_gated_by_the_new_versions_audit() {
+    let scene = Scene::new(test_repository());
+    scene.expect(0, &["apply", "upgradable@1.0.0"]);
+    scene.expect(0, &["upgrade", "upgradable", "--to", "1.1.0"]);
+    let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
+    assert!(status.contains("\"version\": \"1.1.0\""), "{status}");
+
+    // A hand change the module does not know blocks the upgrade; nothing else runs.
+    let edited = format!("{}hand-edit: true\n", scene.state());
+    fs::write(scene.shared().join("state.yml"), &edited).unwrap();
+    let out = scene.expect(1, &["upgrade", "upgradable", "--to", "2.0.0"]);
+    assert!(stdout(&out).contains("drift: a hand-edit I do not know"), "{}", text(&out));
+    assert!(stderr(&out).contains("blocked"), "{}", text(&out));
+    assert!(stderr(&out).contains("`upgradable@1.1.0` stays installed"), "{}", text(&out));
+    let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
+    assert!(status.contains("\"version\": \"1.1.0\""), "{status}");
+    assert_eq!(scene.state(), edited);
+
+    // Downgrades need to be asked for.
+    fs::write(scene.shared().join("state.yml"), edited.replace("hand-edit: true\n", "")).unwrap();
+    let out = scene.expect(1, &["upgrade", "upgradable", "--to", "1.0.0"]);
+    assert!(stderr(&out).contains("--allow-downgrade"), "{}", text(&out));
+    scene.expect(0, &["upgrade", "upgradable", "--to", "1.0.0", "--allow-downgrade"]);
+}
+
+#[test]
+fn destroy_is_refused_while_required() {
+    let scene = Scene::new(test_repository());
+    scene.expect(0, &["apply", "chain-base"]);
+    // chain-middle cannot be applied (its apply fails), so install a dependent by skipping.
+    scene.expect(0, &["apply", "good"]);
+    let installed = scene.shared().join(".e/installed.json");
+    let text_before = fs::read_to_string(&installed).unwrap();
+    let mut records: serde_json::Value = serde_json::from_str(&text_before).unwrap();
+    let mut top = records["good"].clone();
+    top["module"] = "chain-top".into();
+    top["version"] = "1.0.0".into();
+    records["chain-top"] = top;
+    let mut middle = records["good"].clone();
+    middle["module"] = "chain-middle".into();
+    middle["version"] = "1.0.0".into();
+    records["chain-middle"] = middle;
+    fs::write(&installed, serde_json::to_string(&records).unwrap()).unwrap();
+
+    let out = scene.expect(1, &["destroy", "chain-base"]);
+    assert!(stderr(&out).contains("strongly require"), "{}", text(&out));
+    assert!(stderr(&out).contains("chain-middle@1.0.0"), "{}", text(&out));
+    let out = scene.expect(0, &["destroy", "chain-base", "--force"]);
+    assert!(stderr(&out).contains("--force"), "{}", text(&out));
+    let history = stdout(&scene.expect(0, &["history", "chain-base", "-o", "json"]));
+    assert!(history.contains("--force: required by chain-middle@1.0.0"), "{history}");
+    let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
+    assert!(!status.contains("\"module\": \"chain-base\",\n    \"version\": \"1.0.0\""), "{status}");
+}
+
+#[test]
+fn check_passes_good_modules_and_names_the_failing_row() {
+    let scene = Scene::new(test_repository());
+    let out = scene.expect(0, &["check", "good"]);
+    assert!(!stdout(&out).contains("FAIL"), "{}", text(&out));
+    let rows = |module: &str| -> Vec<(String, bool)> {
+        let out = scene.expect(1, &["check", module, "-o", "json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        rows.iter().map(|r| (r["check"].as_str().unwrap().to_owned(), r["passed"].as_bool().unwrap())).collect()
+    };
+    let failing = |module: &str| -> Vec<String> { rows(module).into_iter().filter(|(_, p)| !p).map(|(c, _)| c).collect() };
+    assert_eq!(failing("broken-metadata"), ["metadata equals the repository's labels, requires, influences"]);
+    assert_eq!(failing("broken-plan"), ["plan exits 0 or 2 and leaves the state unchanged"]);
+    assert_eq!(failing("broken-apply"), ["apply writes its own `broken-apply` section"]);
+    // chain-middle declares no metadata or audit, and its apply fails.
+    assert_eq!(
+        failing("chain-middle"),
+        ["declares metadata, init, plan, apply, audit", "apply exits 0 with a valid state", "apply writes its own `chain-middle` section"]
+    );
+}
+
+#[test]
+fn every_example_module_passes_check() {
+    let scene = Scene::new(top_repository());
+    for module in ["azi", "bmk", "bmm"] {
+        let out = scene.expect(0, &["check", module]);
+        assert!(!stdout(&out).contains("FAIL"), "{module}: {}", text(&out));
+    }
+}

@@ -2,6 +2,15 @@
 set -e
 state="${E_STATE_FILE:-/shared/state.yml}"
 case "$1" in
+  metadata)     # prints metadata with the kind label given as argument
+    printf 'labels:\n  kind: %s\n' "$2" ;;
+  noop)         # does nothing, successfully
+    ;;
+  own)          # a well-behaved apply: writes its own section once
+    grep -q "^$E_MODULE:" "$state" 2>/dev/null || printf '%s:\n  status: applied\n' "$E_MODULE" >> "$state" ;;
+  audit-state)  # reports drift when someone wrote `hand-edit` into the state
+    if grep -q hand-edit "$state" 2>/dev/null; then echo "drift: a hand-edit I do not know"; exit 2; fi
+    echo "no drift" ;;
   write)        # a good apply: adds its own section after a pause (for lock tests)
     sleep "${2:-0}"
     echo "misbehave-$(date +%s%N):" >> "$state"
