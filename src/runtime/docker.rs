@@ -67,6 +67,11 @@ pub async fn connect() -> anyhow::Result<DockerEngine> {
         .ok()
         .filter(|host| !host.is_empty())
         .unwrap_or_else(|| DEFAULT_HOST.to_owned());
+    connect_to(address).await
+}
+
+/// Connects to the engine at `address` (`unix://...`, `tcp://...`) and pings it.
+async fn connect_to(address: String) -> anyhow::Result<DockerEngine> {
     let docker = Docker::connect_with_host(&address)
         .map_err(|err| unreachable_error(&address, &engine_message(&err)))?;
     let answered = tokio::time::timeout(CONNECT_TIMEOUT, async {
@@ -95,6 +100,8 @@ pub async fn connect() -> anyhow::Result<DockerEngine> {
 fn unreachable_error(address: &str, cause: &str) -> anyhow::Error {
     let hint = if cause.contains("ermission denied") {
         "hint: add your user to the `docker` group (then log in again), or run e as a user who can use the engine"
+    } else if cause.contains("not supported") {
+        "hint: e reaches engines at `unix://`, `tcp://` and `http://` addresses; set DOCKER_HOST to one of those"
     } else {
         "hint: start an engine (`sudo systemctl start docker`, or run `dockerd`), or set DOCKER_HOST to one that runs"
     };
@@ -137,20 +144,18 @@ fn engine_message(err: &BollardError) -> String {
         }
         BollardError::DockerStreamError { error } => error.trim().to_owned(),
         BollardError::RequestTimeoutError => "the engine did not answer in time".to_owned(),
+        BollardError::SocketNotFoundError(path) => format!("there is no socket at `{path}`"),
+        BollardError::UnsupportedURISchemeError { uri } => {
+            format!("the scheme of `{uri}` is not supported")
+        }
         other => {
-            // Connection errors hide their cause (`connection refused`, `permission denied`)
-            // in the source chain, so spell it out.
-            let mut message = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                let text = cause.to_string();
-                if !message.contains(&text) {
-                    message.push_str(": ");
-                    message.push_str(&text);
-                }
-                source = cause.source();
+            // bollard's own words wrap the cause (`connection refused`, `permission denied`),
+            // which is at the end of the source chain.
+            let mut innermost: &dyn std::error::Error = other;
+            while let Some(cause) = innermost.source() {
+                innermost = cause;
             }
-            message
+            innermost.to_string()
         }
     }
 }
@@ -246,9 +251,9 @@ impl DockerEngine {
         if let Err(err) = self.pull(image).await {
             return Err(missing_image_error(image, &format!("{err:#}")));
         }
-        self.inspect_image(image).await?.ok_or_else(|| {
-            missing_image_error(image, "the engine pulled it but does not list it")
-        })
+        self.inspect_image(image)
+            .await?
+            .ok_or_else(|| missing_image_error(image, "the engine pulled it but does not list it"))
     }
 
     /// Pulls an image, with a line of progress on stderr each time a layer changes state.
@@ -273,7 +278,11 @@ impl DockerEngine {
     }
 
     /// [`Engine::run`]: create, run, and remove on every path.
-    async fn run_container(&self, spec: &RunSpec, sink: &dyn OutputSink) -> anyhow::Result<Outcome> {
+    async fn run_container(
+        &self,
+        spec: &RunSpec,
+        sink: &dyn OutputSink,
+    ) -> anyhow::Result<Outcome> {
         // Listen for Ctrl-C from the start: a listener only sees signals sent after its first
         // poll, so one created at the select below would miss a Ctrl-C during creation.
         let mut interrupt: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async {
@@ -360,18 +369,21 @@ impl DockerEngine {
         sink: &dyn OutputSink,
         mut interrupt: Pin<Box<dyn Future<Output = ()> + Send>>,
     ) -> anyhow::Result<Outcome> {
-        // Attach before starting, so that not a byte of output is missed.
+        // Attach before starting, so that not a byte of output is missed. Not `logs`: the
+        // engine would replay what the container wrote during the attach and stream it again.
         let options = AttachContainerOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
             .stream(true)
-            .logs(true)
+            .logs(false)
             .build();
         let attached = self
             .streaming
             .attach_container(id, Some(options))
             .await
-            .engine_context(|| format!("failed to attach to the container of {}", describe(spec)))?;
+            .engine_context(|| {
+                format!("failed to attach to the container of {}", describe(spec))
+            })?;
         self.docker
             .start_container(id, None::<StartContainerOptions>)
             .await
@@ -429,7 +441,9 @@ impl DockerEngine {
         match answers.next().await {
             Some(Ok(answer)) => Ok(answer.status_code),
             // bollard turns a non-zero exit code into an error; it is an answer here.
-            Some(Err(BollardError::DockerContainerWaitError { error, code })) if error.is_empty() => {
+            Some(Err(BollardError::DockerContainerWaitError { error, code }))
+                if error.is_empty() =>
+            {
                 Ok(code)
             }
             Some(Err(err)) => Err(err).engine_context(|| {
@@ -483,20 +497,27 @@ impl DockerEngine {
         let mut messages =
             self.streaming
                 .build_image(options, None, Some(bollard::body_full(archive.into())));
+        let mut logged = false;
         while let Some(message) = messages.next().await {
             let message = message.map_err(|err| {
+                let hint = if logged {
+                    "the build log above shows the step that failed".to_owned()
+                } else {
+                    format!("check `{}`", context.join("Dockerfile").display())
+                };
                 anyhow!(
-                    "failed to build image `{tag}` from `{dir}`: {}\n\
-                     hint: the build log above shows the step that failed",
+                    "failed to build image `{tag}` from `{dir}`: {}\nhint: {hint}",
                     engine_message(&err)
                 )
             })?;
             if let Some(text) = message.stream {
                 sink.write(Stream::Stdout, text.as_bytes());
+                logged = true;
             }
             if let Some(status) = message.status {
                 // Status lines come from pulls of base images during the build.
                 sink.write(Stream::Stdout, format!("{status}\n").as_bytes());
+                logged = true;
             }
         }
         self.inspect_image(tag).await?.ok_or_else(|| {
@@ -538,10 +559,13 @@ struct ContainerGuard {
 impl ContainerGuard {
     /// Removes the container (killing it if it runs) and its anonymous volumes.
     async fn remove(&mut self) -> anyhow::Result<()> {
-        let Some(id) = self.id.take() else {
+        let Some(id) = self.id.clone() else {
             return Ok(());
         };
-        remove_container(&self.docker, &id).await
+        // The id is forgotten only once removed, so that a drop during removal tries again.
+        let removed = remove_container(&self.docker, &id).await;
+        self.id = None;
+        removed
     }
 }
 
@@ -624,7 +648,10 @@ fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
 /// A bind in the engine's `host:container:rw|ro` form, or why the engine could not mount it.
 pub(crate) fn bind_option(bind: &Bind) -> anyhow::Result<String> {
     let host = bind.host.to_str().with_context(|| {
-        format!("cannot mount `{}`: the path is not UTF-8", bind.host.display())
+        format!(
+            "cannot mount `{}`: the path is not UTF-8",
+            bind.host.display()
+        )
     })?;
     let problem = if !bind.host.is_absolute() {
         Some("the host path is not absolute")
@@ -830,6 +857,27 @@ impl PullProgress {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn an_absent_engine_is_reported_with_a_hint() {
+        let err = connect_to("unix:///nonexistent/e-test.sock".to_owned())
+            .await
+            .expect_err("no engine there");
+        assert_eq!(
+            format!("{err:#}"),
+            "cannot reach the Docker engine at `unix:///nonexistent/e-test.sock`: \
+             there is no socket at `/nonexistent/e-test.sock`\n\
+             hint: start an engine (`sudo systemctl start docker`, or run `dockerd`), \
+             or set DOCKER_HOST to one that runs"
+        );
+        let err = connect_to("ssh://example".to_owned())
+            .await
+            .expect_err("ssh is not supported");
+        assert!(
+            format!("{err:#}").ends_with("set DOCKER_HOST to one of those"),
+            "{err:#}"
+        );
+    }
+
     #[test]
     fn references_without_tag_get_latest() {
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
@@ -878,7 +926,10 @@ mod tests {
 
     #[test]
     fn base64_decodes_with_and_without_padding() {
-        assert_eq!(decode_base64("dXNlcjpzZWNyZXQ="), Some(b"user:secret".to_vec()));
+        assert_eq!(
+            decode_base64("dXNlcjpzZWNyZXQ="),
+            Some(b"user:secret".to_vec())
+        );
         assert_eq!(decode_base64("YQ"), Some(b"a".to_vec()));
         assert_eq!(decode_base64("YWI="), Some(b"ab".to_vec()));
         assert_eq!(decode_base64("not base64!"), None);
@@ -1022,7 +1073,11 @@ mod tests {
             .find(|(path, ..)| path == "bin/tool")
             .expect("bin/tool archived");
         assert_eq!(tool_entry.1, 0o755);
-        assert!(entries.iter().any(|(path, _, link)| path == "link" && *link));
+        assert!(
+            entries
+                .iter()
+                .any(|(path, _, link)| path == "link" && *link)
+        );
         assert!(entries.iter().any(|(path, ..)| path == "Dockerfile"));
     }
 }

@@ -276,7 +276,10 @@ mod tests {
         engine.on_run(
             "web:1",
             Box::new(|spec, sink| {
-                sink.write(Stream::Stdout, format!("{}\n", spec.args.join(" ")).as_bytes());
+                sink.write(
+                    Stream::Stdout,
+                    format!("{}\n", spec.args.join(" ")).as_bytes(),
+                );
                 sink.write(Stream::Stderr, b"warned\n");
                 Ok(3)
             }),
@@ -376,10 +379,17 @@ mod tests {
         let built = block_on(engine.build(context.path(), "web:2", &sink)).expect("build");
         let ensured = block_on(engine.ensure_image("web:2")).expect("present after build");
         assert_eq!(built, ensured);
-        assert!(built.id.starts_with("sha256:") && built.id.len() == 7 + 64, "{}", built.id);
+        assert!(
+            built.id.starts_with("sha256:") && built.id.len() == 7 + 64,
+            "{}",
+            built.id
+        );
         assert!(sink.stdout().contains("web:2"));
         assert_eq!(engine.images(), ["web:2"]);
-        assert_eq!(engine.builds(), [(context.path().to_owned(), "web:2".to_owned())]);
+        assert_eq!(
+            engine.builds(),
+            [(context.path().to_owned(), "web:2".to_owned())]
+        );
     }
 
     #[test]
