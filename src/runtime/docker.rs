@@ -639,6 +639,9 @@ fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
             auto_remove: Some(false),
             privileged: Some(false),
             readonly_rootfs: Some(false),
+            // A small init as PID 1 forwards SIGTERM and reaps zombies, so a module that
+            // ignores signals (a shell script's `sleep`) still stops at once on a timeout.
+            init: Some(true),
             ..Default::default()
         }),
         ..Default::default()
