@@ -111,6 +111,7 @@ impl Drop for Cleanup {
                     let _ = docker.remove_container(&id, Some(options)).await;
                 }
                 if let Ok(engine) = connect().await {
+                    let _builds = BUILDS.lock().await;
                     let _ = engine.remove_image(&image).await;
                 }
             });
@@ -154,12 +155,17 @@ async fn running_container(docker: &Docker, run: &str) -> String {
     }
 }
 
+/// Held while a test builds or removes an image: the engine's legacy builder can pick a cache
+/// entry that a concurrent removal is deleting ("unable to find image").
+static BUILDS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Builds the busybox test image as `tag`, from a context holding busybox and a Dockerfile.
 ///
 /// The label makes every test's image, and every step of its build, its own: with identical
 /// images, one test removing its tag could delete the image or build cache another test is
 /// tagging at that moment.
 async fn build_test_image(engine: &DockerEngine, tag: &str) -> ImageInfo {
+    let _builds = BUILDS.lock().await;
     let context = tempfile::tempdir().expect("a build context");
     std::fs::copy("/bin/busybox", context.path().join("busybox"))
         .expect("copy /bin/busybox (install busybox-static) into the build context");
@@ -355,6 +361,7 @@ async fn containers_are_confined() {
     );
     assert_eq!(host.privileged, Some(false));
     assert_eq!(host.auto_remove, Some(false));
+    assert_eq!(host.init, Some(true));
     let binds = host.binds.unwrap_or_default();
     assert!(
         binds.iter().all(|bind| !bind.contains("docker.sock")),
@@ -403,8 +410,8 @@ async fn a_timeout_stops_the_container_and_removes_it() {
     let left = managed_containers_of_run(&engine, &cleanup.run).await;
 
     assert_eq!(outcome.stopped, Some(Stopped::Timeout));
-    // busybox sleep as PID 1 ignores SIGTERM: the engine kills it after the grace period.
-    assert_eq!(outcome.exit_code, 137);
+    // The init e runs as PID 1 passes SIGTERM on, so sleep ends at once (128 + 15).
+    assert_eq!(outcome.exit_code, 143);
     assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
