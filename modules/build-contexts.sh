@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Fills the build contexts of the example modules: builds azi and bmk as static binaries and
-# copies them next to their Dockerfiles, and copies a static busybox next to bmm's. Afterwards
-# each of modules/azi, modules/bmk and modules/bmm builds as an image on its own
-# (`e build modules/azi`, or `docker build -t e-modules/azi:0.1.0 modules/azi`).
+# copies them next to their Dockerfiles, and copies a static busybox next to the Dockerfile of
+# each shell module (bmm, k8s, rook, nfs, pg), with lib/module.sh for those that source it.
+# Afterwards each folder builds as an image on its own (`e build modules/azi`, or
+# `docker build -t e-modules/azi:0.1.0 modules/azi`).
 #
 # BUSYBOX names the busybox to copy (default /bin/busybox); it must be statically linked, since
-# bmm's image has nothing else in it.
+# the shell modules' images have nothing else in it.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,10 +29,16 @@ if [ ! -x "$busybox" ]; then
 fi
 # ldd fails on a static executable ("not a dynamic executable").
 if ldd "$busybox" >/dev/null 2>&1; then
-    echo "error: \`$busybox\` is linked dynamically and cannot run in bmm's FROM-scratch image" >&2
+    echo "error: \`$busybox\` is linked dynamically and cannot run in the shell modules' FROM-scratch images" >&2
     echo "hint: install Debian's busybox-static package, or set BUSYBOX to a static busybox" >&2
     exit 1
 fi
 install -m 0755 "$busybox" "$here/bmm/busybox"
+# The modules that share the functions of lib/module.sh get a copy: a build context cannot
+# reach outside its folder.
+for module in k8s rook nfs pg; do
+    install -m 0755 "$busybox" "$here/$module/busybox"
+    install -m 0644 "$here/lib/module.sh" "$here/$module/module.sh"
+done
 
-echo "contexts ready: $here/azi $here/bmk $here/bmm"
+echo "contexts ready: $here/azi $here/bmk $here/bmm $here/k8s $here/rook $here/nfs $here/pg"

@@ -300,7 +300,7 @@ pub struct Choice<'r> {
     /// The chosen module version.
     pub chosen: Entry<'r>,
     /// Why it was chosen over the others.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// The other module versions that would satisfy it.
     pub alternatives: Vec<Entry<'r>>,
 }
@@ -413,14 +413,14 @@ impl<'r> Resolver<'_, 'r> {
                     owner: entry,
                     selector,
                     chosen: *candidate,
-                    reason,
+                    reason: *reason,
                     alternatives: candidates.iter().filter(|(c, _)| !same(*c, *candidate)).map(|(c, _)| *c).collect(),
                 });
                 match self.visit(*candidate) {
                     Ok(()) => {
                         first_error = None;
                         if i > 0 {
-                            self.choices[choices_len].reason = "the candidates before it could not be installed";
+                            self.choices[choices_len].reason = Reason::Fallback;
                         }
                         break;
                     }
@@ -440,46 +440,80 @@ impl<'r> Resolver<'_, 'r> {
         Ok(())
     }
 
-    /// The candidates for a requirement, best first, each with why it ranks where it does.
-    fn rank(&self, owner: Entry<'r>, selector: &Selector) -> Vec<(Entry<'r>, &'static str)> {
-        let mut ranked: Vec<(Entry<'r>, &'static str)> = self
-            .index
-            .candidates(owner, selector)
-            .into_iter()
-            .map(|candidate| {
-                let name = candidate.module.name.as_str();
-                let reason = if self.order.iter().chain(&self.path).any(|e| e.module.name == name) {
-                    "already part of this plan"
-                } else if self.preferences.prefer.iter().any(|p| p == name) {
-                    "named with --prefer"
-                } else if self.preferences.installed.get(name).is_some_and(|v| v == candidate.version.version.as_str()) {
-                    "already installed"
-                } else if candidate.version.latest {
-                    "the latest version of its module"
-                } else {
-                    "the highest version of its module that matches"
-                };
-                (candidate, reason)
-            })
-            .collect();
-        let rank_of = |reason: &str| match reason {
-            "already part of this plan" => 0,
-            "named with --prefer" => 1,
-            "already installed" => 2,
-            "the latest version of its module" => 3,
-            _ => 4,
-        };
-        ranked.sort_by(|(a, ra), (b, rb)| {
-            rank_of(ra)
-                .cmp(&rank_of(rb))
-                .then_with(|| a.module.name.cmp(&b.module.name))
-                .then_with(|| b.version.version.cmp(&a.version.version))
-        });
-        // Keep one version per module: the best one.
-        let mut seen = HashSet::new();
-        ranked.retain(|(c, _)| seen.insert(c.module.name.as_str()));
-        ranked
+    fn rank(&self, owner: Entry<'r>, selector: &Selector) -> Vec<(Entry<'r>, Reason)> {
+        let planned: Vec<Entry<'r>> = self.order.iter().chain(&self.path).copied().collect();
+        rank(self.index, owner, selector, self.preferences, &planned)
     }
+}
+
+/// Why a candidate ranks where it does; earlier variants win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// Its module is already part of this plan.
+    InPlan,
+    /// Its module was named with `--prefer`.
+    Preferred,
+    /// This version is installed.
+    Installed,
+    /// It is the version marked `latest`.
+    Latest,
+    /// It is the highest matching version of its module.
+    Highest,
+    /// It was chosen because the candidates ranked before it could not be installed.
+    Fallback,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::InPlan => "already part of this plan",
+            Reason::Preferred => "named with --prefer",
+            Reason::Installed => "already installed",
+            Reason::Latest => "the latest version of its module",
+            Reason::Highest => "the highest version of its module that matches",
+            Reason::Fallback => "the candidates before it could not be installed",
+        })
+    }
+}
+
+/// The candidates for a requirement of `owner`, best first, one version per module, each with
+/// why it ranks where it does: modules in `planned`, then `--prefer`, installed, `latest`,
+/// then by module name and highest version. Resolution and suggestions share this order.
+pub fn rank<'r>(
+    index: &Index<'r>,
+    owner: Entry<'r>,
+    selector: &Selector,
+    preferences: &Preferences,
+    planned: &[Entry<'r>],
+) -> Vec<(Entry<'r>, Reason)> {
+    let mut ranked: Vec<(Entry<'r>, Reason)> = index
+        .candidates(owner, selector)
+        .into_iter()
+        .map(|candidate| {
+            let name = candidate.module.name.as_str();
+            let reason = if planned.iter().any(|e| e.module.name == name) {
+                Reason::InPlan
+            } else if preferences.prefer.iter().any(|p| p == name) {
+                Reason::Preferred
+            } else if preferences.installed.get(name).is_some_and(|v| v == candidate.version.version.as_str()) {
+                Reason::Installed
+            } else if candidate.version.latest {
+                Reason::Latest
+            } else {
+                Reason::Highest
+            };
+            (candidate, reason)
+        })
+        .collect();
+    ranked.sort_by(|(a, ra), (b, rb)| {
+        ra.cmp(rb)
+            .then_with(|| a.module.name.cmp(&b.module.name))
+            .then_with(|| b.version.version.cmp(&a.version.version))
+    });
+    // Keep one version per module: the best one.
+    let mut seen = HashSet::new();
+    ranked.retain(|(c, _)| seen.insert(c.module.name.as_str()));
+    ranked
 }
 
 #[cfg(test)]

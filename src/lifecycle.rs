@@ -78,7 +78,7 @@ impl<'a> Session<'a> {
         let installed = self.installed()?;
         let statuses = requirements::statuses(entry, &installed);
         if GUARDED_METHODS.contains(&method) {
-            if let Some(err) = requirements::unmet_error(entry, method, &statuses, &self.index) {
+            if let Some(err) = requirements::unmet_error(entry, method, &statuses, &self.index, &installed) {
                 if !skip {
                     return Err(err);
                 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::graph::{Index, Relation};
+use crate::graph::{Index, Preferences, Relation, rank};
 use crate::repository::{Entry, Repository};
 use crate::selector::Selector;
 use crate::state::Installed;
@@ -89,7 +89,7 @@ pub fn statuses<'r>(entry: Entry<'r>, installed: &InstalledSet<'r>) -> Vec<Statu
 
 /// The error for unmet strong requirements: each one, the repository modules that would
 /// satisfy it (as `e search --for` finds them), and the command to install one.
-pub fn unmet_error(entry: Entry<'_>, method: &str, statuses: &[Status<'_>], index: &Index<'_>) -> Option<anyhow::Error> {
+pub fn unmet_error<'r>(entry: Entry<'r>, method: &str, statuses: &[Status<'_>], index: &Index<'r>, installed: &InstalledSet<'r>) -> Option<anyhow::Error> {
     let unmet: Vec<&Status<'_>> = statuses.iter().filter(|s| s.relation == Relation::Strong && !s.met()).collect();
     if unmet.is_empty() {
         return None;
@@ -103,7 +103,12 @@ pub fn unmet_error(entry: Entry<'_>, method: &str, statuses: &[Status<'_>], inde
     let mut first_candidate = None;
     for status in &unmet {
         message.push_str(&format!("\n  requirement `{}`", status.selector));
-        let candidates = index.candidates(entry, status.selector);
+        // In the order `--with-requirements` would choose, so the suggestion matches it.
+        let preferences = Preferences {
+            prefer: Vec::new(),
+            installed: installed.entries().iter().map(|e| (e.module.name.clone(), e.version.version.to_string())).collect(),
+        };
+        let candidates: Vec<Entry<'r>> = rank(index, entry, status.selector, &preferences, &[]).into_iter().map(|(e, _)| e).collect();
         if candidates.is_empty() {
             message.push_str("\n    nothing in the repository satisfies it");
         } else {
@@ -249,13 +254,13 @@ mod tests {
         let bmk = repository.find(&"bmk".parse().unwrap()).unwrap();
         let records = installed(&[]);
         let set = InstalledSet::new(&repository, &records);
-        let err = unmet_error(bmk, "apply", &statuses(bmk, &set), &index).unwrap().to_string();
+        let err = unmet_error(bmk, "apply", &statuses(bmk, &set), &index, &set).unwrap().to_string();
         assert!(err.contains("requirement `kind=infrastructure,provider in (azure, aws)`"), "{err}");
         assert!(err.contains("the repository has: azi@0.1.0"), "{err}");
         assert!(err.contains("`e apply azi`"), "{err}");
         let records = installed(&["azi"]);
         let set = InstalledSet::new(&repository, &records);
-        assert!(unmet_error(bmk, "apply", &statuses(bmk, &set), &index).is_none());
+        assert!(unmet_error(bmk, "apply", &statuses(bmk, &set), &index, &set).is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ modules/build-contexts.sh >/dev/null
 cargo build --release --locked --quiet
 e="$PWD/target/release/e"
 export E_REPOSITORY="$PWD/repository.yaml"
-for module in azi bmk bmm; do "$e" build "modules/$module" 2>/dev/null; done
+for module in azi bmk bmm k8s rook nfs pg; do "$e" build "modules/$module" 2>/dev/null; done
 
 export E_SHARED="${E_SHARED:-$(mktemp -d)/shared}"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -47,7 +47,13 @@ run plan bmm
 run apply bmm
 show_state
 
-step "8. what e recorded"
+step "8. the design's flow: PostgreSQL needs persistence, which needs Kubernetes"
+run apply pg
+run search 'kind=persistence'
+run apply pg --with-requirements --auto-approve --prefer rook
+show_state
+
+step "9. what e recorded"
 run status
 run history
 printf '\nshared directory: %s\n' "$E_SHARED"

@@ -22,6 +22,9 @@ fn test_repository() -> PathBuf {
     root().join("tests/fixtures/e2e-repository.yaml")
 }
 
+/// The example modules of the top-level repository, each built from `modules/<name>`.
+const EXAMPLE_MODULES: [&str; 7] = ["azi", "bmk", "bmm", "k8s", "rook", "nfs", "pg"];
+
 /// Builds every image the tests use, once per test process.
 fn images() {
     static READY: OnceLock<()> = OnceLock::new();
@@ -31,11 +34,12 @@ fn images() {
             docker.is_ok_and(|o| o.status.success()),
             "no Docker engine answers; run tests/engine.sh (or tests/all.sh) first"
         );
-        if !root().join("modules/azi/azi").exists() || !root().join("modules/bmm/busybox").exists() {
+        let prepared = ["azi/azi", "bmk/bmk", "bmm/busybox", "pg/module.sh"].iter().all(|f| root().join("modules").join(f).exists());
+        if !prepared {
             let status = Command::new(root().join("modules/build-contexts.sh")).status().expect("build-contexts.sh runs");
             assert!(status.success(), "modules/build-contexts.sh failed");
         }
-        for module in ["azi", "bmk", "bmm"] {
+        for module in EXAMPLE_MODULES {
             let out = e_in(root(), &top_repository(), &root().join("shared-unused"), &["build", &format!("modules/{module}")]);
             assert!(out.status.success(), "e build modules/{module} failed:\n{}", text(&out));
         }
@@ -565,8 +569,45 @@ fn check_passes_good_modules_and_names_the_failing_row() {
 #[test]
 fn every_example_module_passes_check() {
     let scene = Scene::new(top_repository());
-    for module in ["azi", "bmk", "bmm"] {
+    for module in EXAMPLE_MODULES {
         let out = scene.expect(0, &["check", module]);
         assert!(!stdout(&out).contains("FAIL"), "{module}: {}", text(&out));
     }
+}
+
+#[test]
+fn three_level_stack_installs_from_nothing_with_one_command() {
+    let scene = Scene::new(top_repository());
+    // The design's flow: PostgreSQL first says what is missing.
+    let out = scene.expect(1, &["apply", "pg"]);
+    assert!(stderr(&out).contains("requirement `kind=persistence`"), "{}", text(&out));
+    assert!(stderr(&out).contains("the repository has: nfs@0.1.0, rook@0.1.0"), "{}", text(&out));
+
+    let out = scene.expect(0, &["apply", "pg", "--with-requirements", "--auto-approve", "--prefer", "rook"]);
+    let said = stderr(&out);
+    let order: Vec<usize> = ["1. azi@0.1.0", "2. k8s@0.1.0", "3. rook@0.1.0", "4. pg@0.1.0"]
+        .iter()
+        .map(|step| said.find(step).unwrap_or_else(|| panic!("no `{step}` in the plan:\n{said}")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{said}");
+    assert!(said.contains("named with --prefer; also possible: nfs@0.1.0"), "the choice is explained: {said}");
+    let state = scene.state();
+    for section in ["azi:", "k8s:", "rook:", "pg:"] {
+        assert!(state.contains(&format!("\n{section}")) || state.starts_with(section), "{section} in {state}");
+    }
+    assert!(state.contains("storageClass: rook-ceph-block"), "{state}");
+    let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
+    let modules: Vec<serde_json::Value> = serde_json::from_str(&status).unwrap();
+    let installed: Vec<&str> = modules.iter().filter(|m| m["installed"] == true).map(|m| m["module"].as_str().unwrap()).collect();
+    assert_eq!(installed, ["azi", "k8s", "rook", "pg"]);
+
+    // Without --prefer, the choice is deterministic and explained: nfs comes first by name.
+    let fresh = Scene::new(top_repository());
+    let out = fresh.expect(0, &["apply", "pg", "--with-requirements", "--auto-approve"]);
+    assert!(stderr(&out).contains("3. nfs@0.1.0"), "{}", text(&out));
+    assert!(stderr(&out).contains("also possible: rook@0.1.0 (choose with --prefer)"), "{}", text(&out));
+
+    // Destroying what pg stands on is refused and names pg.
+    let out = scene.expect(1, &["destroy", "rook"]);
+    assert!(stderr(&out).contains("pg@0.1.0"), "{}", text(&out));
 }

@@ -4,7 +4,8 @@
 //!
 //! Nodes already in the state are kept as they are (an address edited by hand, the `usedBy` that
 //! an application module wrote); apply only adds or removes nodes at the end to reach `size`.
-//! `usedBy` belongs to the modules that use the nodes, so `audit` does not report it.
+//! `usedBy` belongs to the modules that use the nodes, so `audit` does not report it, and
+//! `destroy` refuses to remove nodes that a module still uses.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -35,6 +36,7 @@ fn dispatch(contract: &Contract, method: Method) -> Result<Outcome, Error> {
         Method::Plan => plan(contract),
         Method::Apply => apply(contract),
         Method::Audit => audit(contract),
+        Method::Destroy => destroy(contract),
     }
 }
 
@@ -157,6 +159,75 @@ fn audit(contract: &Contract) -> Result<Outcome, Error> {
         contract.module()
     );
     Ok(Outcome::Changes)
+}
+
+fn destroy(contract: &Contract) -> Result<Outcome, Error> {
+    contract.no_arguments()?;
+    let module = contract.module();
+    let mut state = State::load(contract.state_file())?;
+    let record = Record::in_mount(NAME, module);
+    let Some(section) = state.section(module) else {
+        record.remove()?;
+        println!("Nothing to destroy: the state has no `{module}` section.");
+        return Ok(Outcome::Success);
+    };
+    check_unused(section, module)?;
+    let count = section
+        .get("nodes")
+        .and_then(Value::as_sequence)
+        .map_or(0, Vec::len);
+    state.remove_section(module);
+    // The state first: if the record cannot be removed, e puts the state back and the record
+    // still matches it.
+    state.save(module)?;
+    record.remove()?;
+    println!("Destroyed: removed the `{module}` section of the state and its {count} nodes.");
+    Ok(Outcome::Success)
+}
+
+/// Fails, naming the modules and their nodes, while another module uses a node of the section:
+/// destroying the machines under it would leave that module's section describing nothing.
+fn check_unused(section: &Value, module: &str) -> Result<(), Error> {
+    let mut users: Vec<(&str, Vec<String>)> = Vec::new();
+    let listed = section
+        .get("nodes")
+        .and_then(Value::as_sequence)
+        .map_or(&[][..], Vec::as_slice);
+    for node in listed {
+        let user = nodes::used_by(node);
+        if user == UNUSED {
+            continue;
+        }
+        let address = nodes::field(node, PRIVATE_IP)
+            .unwrap_or("(no privateIP)")
+            .to_owned();
+        match users.iter_mut().find(|(name, _)| *name == user) {
+            Some((_, addresses)) => addresses.push(address),
+            None => users.push((user, vec![address])),
+        }
+    }
+    if users.is_empty() {
+        return Ok(());
+    }
+    let described: Vec<String> = users
+        .iter()
+        .map(|(user, addresses)| format!("`{user}` ({})", addresses.join(", ")))
+        .collect();
+    let names: Vec<String> = users.iter().map(|(user, _)| format!("`{user}`")).collect();
+    Err(Error::new(format!(
+        "cannot destroy `{module}`: its nodes are used by {}",
+        in_words(&described)
+    ))
+    .with_hint(format!("destroy {} first", in_words(&names))))
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn in_words(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [only] => only.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 fn read_config(contract: &Contract) -> Result<Config, Error> {
@@ -526,6 +597,28 @@ mod tests {
             describe_changes(Some(&current), &removed).lines,
             ["- 10.0.0.0 (213.1.1.0)", "~ size: 1 -> 0"]
         );
+    }
+
+    #[test]
+    fn destroy_names_the_modules_that_use_nodes() {
+        let free = yaml("{nodes: [{privateIP: 10.0.0.0, usedBy: unused}, {privateIP: 10.0.0.1}]}");
+        assert!(check_unused(&free, "azi").is_ok());
+        assert!(check_unused(&yaml("{size: 0}"), "azi").is_ok());
+
+        let used = yaml(
+            "{nodes: [{privateIP: 10.0.0.0, usedBy: bmk}, {privateIP: 10.0.0.1, usedBy: unused},
+                      {privateIP: 10.0.0.2, usedBy: k8s}, {privateIP: 10.0.0.3, usedBy: bmk}]}",
+        );
+        let err = check_unused(&used, "azi").unwrap_err();
+        assert_eq!(
+            (err.to_string(), err.hint()),
+            (
+                "cannot destroy `azi`: its nodes are used by `bmk` (10.0.0.0, 10.0.0.3) and `k8s` (10.0.0.2)".to_owned(),
+                Some("destroy `bmk` and `k8s` first")
+            )
+        );
+        let three = ["`a`", "`b`", "`c`"].map(str::to_owned);
+        assert_eq!(in_words(&three), "`a`, `b` and `c`");
     }
 
     #[test]

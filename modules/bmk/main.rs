@@ -5,7 +5,7 @@
 //!
 //! Its config, `bmk: {size, clusterNodes: [{privateIP, publicIP}]}`, is written by `init` from
 //! the nodes the state holds at that moment, hand edits included: that is the "smart init" of the
-//! design.
+//! design. `destroy` gives the nodes back (`usedBy: unused`) and removes the section.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -34,6 +34,7 @@ fn dispatch(contract: &Contract, method: Method) -> Result<Outcome, Error> {
         Method::Plan => plan(contract),
         Method::Apply => apply(contract),
         Method::Audit => audit(contract),
+        Method::Destroy => destroy(contract),
     }
 }
 
@@ -51,31 +52,129 @@ struct Infrastructure<'a> {
     nodes: &'a [Value],
 }
 
-/// Finds the infrastructure bmk runs on: for now the first section, other than bmk's own, that
-/// has a list of `nodes`. This is the one place to change when e tells modules which module
-/// satisfies their requirement.
-fn infrastructure<'a>(state: &'a State, module: &str) -> Result<Infrastructure<'a>, Error> {
-    state
-        .sections()
-        .iter()
-        .filter(|(name, _)| name.as_str() != Some(module))
-        .find_map(|(name, section)| {
-            let nodes = section.get("nodes")?.as_sequence()?;
-            Some(Infrastructure {
-                module: name.as_str()?,
-                nodes,
-            })
+/// What e says about bmk's first strong requirement (an infrastructure) in the requirements file
+/// it writes before every method, `$E_REQUIREMENTS_FILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    /// The selector as e prints it, and the best installed module that satisfies it, if any.
+    Named {
+        selector: String,
+        module: Option<String>,
+    },
+    /// There is no requirements file (an older e, or bmk run by hand), for this reason.
+    Unknown(String),
+}
+
+impl Requirement {
+    /// Reads the requirements file that `E_REQUIREMENTS_FILE` names. It is JSON, which
+    /// serde_yaml reads as well.
+    fn from_env() -> Result<Requirement, Error> {
+        let Some(path) = std::env::var_os("E_REQUIREMENTS_FILE") else {
+            return Ok(Requirement::Unknown(
+                "E_REQUIREMENTS_FILE is not set (an older e?)".to_owned(),
+            ));
+        };
+        let path = std::path::PathBuf::from(path);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Requirement::Unknown(format!(
+                    "no requirements file at `{}`",
+                    path.display()
+                )));
+            }
+            Err(err) => {
+                return Err(Error::new(format!(
+                    "failed to read `{}`: {err}",
+                    path.display()
+                )));
+            }
+        };
+        Requirement::parse(&text).map_err(|what| {
+            Error::new(format!(
+                "invalid requirements file `{}`: {what}",
+                path.display()
+            ))
         })
-        .ok_or_else(|| {
-            Error::new("the state has no infrastructure section with `nodes`")
-                .with_hint("apply an infrastructure module such as `azi` first")
+    }
+
+    /// The first strong requirement of a requirements file.
+    fn parse(text: &str) -> Result<Requirement, String> {
+        let file: Value = serde_yaml::from_str(text).map_err(|err| err.to_string())?;
+        let first = &file["strong"][0];
+        let selector = first["selector"]
+            .as_str()
+            .ok_or("no `strong[0].selector`")?
+            .to_owned();
+        let module = first["satisfied_by"][0]["module"]
+            .as_str()
+            .map(str::to_owned);
+        Ok(Requirement::Named { selector, module })
+    }
+}
+
+/// Finds the infrastructure bmk runs on: the module that e names in the requirements file as the
+/// best installed one for bmk's strong requirement; without a requirements file, the first
+/// section of the state, other than bmk's own, that has a list of `nodes` (and a note says so).
+fn infrastructure<'a>(
+    state: &'a State,
+    module: &str,
+    requirement: &Requirement,
+) -> Result<Infrastructure<'a>, Error> {
+    let with_nodes = |name: &'a Value, section: &'a Value| {
+        let nodes = section.get("nodes")?.as_sequence()?;
+        Some(Infrastructure {
+            module: name.as_str()?,
+            nodes,
         })
+    };
+    match requirement {
+        Requirement::Named {
+            selector,
+            module: None,
+        } => Err(Error::new(format!(
+            "`{module}` needs an infrastructure ({selector}), and no installed module provides one"
+        ))
+        .with_hint(format!(
+            "find one with `e search '{selector}'` and install it first"
+        ))),
+        Requirement::Named {
+            module: Some(named),
+            ..
+        } => state
+            .sections()
+            .iter()
+            .find(|(name, _)| name.as_str() == Some(named.as_str()))
+            .and_then(|(name, section)| with_nodes(name, section))
+            .ok_or_else(|| {
+                Error::new(format!(
+                    "`{named}` provides the infrastructure of `{module}`, but the state has no `{named}` section with `nodes`"
+                ))
+                .with_hint(format!("apply `{named}` first"))
+            }),
+        Requirement::Unknown(why) => {
+            let found = state
+                .sections()
+                .iter()
+                .filter(|(name, _)| name.as_str() != Some(module))
+                .find_map(|(name, section)| with_nodes(name, section))
+                .ok_or_else(|| {
+                    Error::new("the state has no infrastructure section with `nodes`")
+                        .with_hint("apply an infrastructure module such as `azi` first")
+                })?;
+            eprintln!(
+                "note: {why}: taking `{}` as the infrastructure, guessed from the state",
+                found.module
+            );
+            Ok(found)
+        }
+    }
 }
 
 fn init(contract: &Contract) -> Result<Outcome, Error> {
     let size = contract.size_option(DEFAULT_SIZE)?;
     let state = State::load(contract.state_file())?;
-    let infrastructure = infrastructure(&state, contract.module())?;
+    let infrastructure = infrastructure(&state, contract.module(), &Requirement::from_env()?)?;
     let usable: Vec<&Value> = infrastructure
         .nodes
         .iter()
@@ -132,7 +231,12 @@ fn plan(contract: &Contract) -> Result<Outcome, Error> {
     contract.no_arguments()?;
     let config = read_config(contract)?;
     let state = State::load(contract.state_file())?;
-    let plan = make_plan(&config, &state, contract.module())?;
+    let plan = make_plan(
+        &config,
+        &state,
+        contract.module(),
+        &Requirement::from_env()?,
+    )?;
     if plan.lines.is_empty() {
         println!(
             "No changes: the `{}` section of the state matches its config.",
@@ -151,7 +255,12 @@ fn apply(contract: &Contract) -> Result<Outcome, Error> {
     contract.no_arguments()?;
     let config = read_config(contract)?;
     let mut state = State::load(contract.state_file())?;
-    let plan = make_plan(&config, &state, contract.module())?;
+    let plan = make_plan(
+        &config,
+        &state,
+        contract.module(),
+        &Requirement::from_env()?,
+    )?;
     let record = Record::in_mount(NAME, contract.module());
     let prepared = record.prepare(&Value::Mapping(plan.section.clone()))?;
     let mut infrastructure_section = state
@@ -192,7 +301,12 @@ fn audit(contract: &Contract) -> Result<Outcome, Error> {
         .iter()
         .map(drift::Difference::by_hand)
         .collect();
-    found.extend(missing_nodes(&state, current, contract.module()));
+    found.extend(missing_nodes(
+        &state,
+        current,
+        contract.module(),
+        &Requirement::from_env()?,
+    ));
     if found.is_empty() {
         println!(
             "No drift: the `{}` section matches what it applied.",
@@ -211,9 +325,74 @@ fn audit(contract: &Contract) -> Result<Outcome, Error> {
     Ok(Outcome::Changes)
 }
 
+fn destroy(contract: &Contract) -> Result<Outcome, Error> {
+    contract.no_arguments()?;
+    let module = contract.module();
+    let mut state = State::load(contract.state_file())?;
+    let released = release_nodes(&mut state, module);
+    let removed = state.remove_section(module).is_some();
+    let record = Record::in_mount(NAME, module);
+    if !removed && released.is_empty() {
+        record.remove()?;
+        println!("Nothing to destroy: the state has no `{module}` section.");
+        return Ok(Outcome::Success);
+    }
+    // The state first: if the record cannot be removed, e puts the state back and the record
+    // still matches it.
+    state.save(module)?;
+    record.remove()?;
+    let mut done = Vec::new();
+    if removed {
+        done.push(format!("removed the `{module}` section of the state"));
+    }
+    for (infrastructure, count) in &released {
+        done.push(format!("released {count} nodes of `{infrastructure}`"));
+    }
+    println!("Destroyed: {}.", done.join("; "));
+    Ok(Outcome::Success)
+}
+
+/// Sets `usedBy: unused` on every node that `module` marked as its own, in every other section
+/// with a `nodes` list, and returns how many it released in each. It looks at them all rather
+/// than at the infrastructure e names now, so that nodes marked before a change of requirement
+/// (or of the state by hand) are given back as well.
+fn release_nodes(state: &mut State, module: &str) -> Vec<(String, usize)> {
+    let mut released = Vec::new();
+    let sections: Vec<(String, Value)> = state
+        .sections()
+        .iter()
+        .filter_map(|(name, section)| Some((name.as_str()?.to_owned(), section.clone())))
+        .filter(|(name, _)| name != module)
+        .collect();
+    for (name, mut section) in sections {
+        let Some(Value::Sequence(hosts)) = section.get_mut("nodes") else {
+            continue;
+        };
+        let mut count = 0;
+        for host in hosts {
+            if let Value::Mapping(fields) = host
+                && fields.get(USED_BY).and_then(Value::as_str) == Some(module)
+            {
+                fields.insert(USED_BY.into(), UNUSED.into());
+                count += 1;
+            }
+        }
+        if count > 0 {
+            state.set_section(&name, section);
+            released.push((name, count));
+        }
+    }
+    released
+}
+
 /// The cluster nodes that the infrastructure no longer has, or no longer marks as used by bmk.
-fn missing_nodes(state: &State, current: &Value, module: &str) -> Vec<String> {
-    let infrastructure = match infrastructure(state, module) {
+fn missing_nodes(
+    state: &State,
+    current: &Value,
+    module: &str,
+    requirement: &Requirement,
+) -> Vec<String> {
+    let infrastructure = match infrastructure(state, module, requirement) {
         Ok(infrastructure) => infrastructure,
         Err(err) => return vec![err.to_string()],
     };
@@ -361,8 +540,13 @@ impl Plan {
     }
 }
 
-fn make_plan(cluster: &[ClusterNode], state: &State, module: &str) -> Result<Plan, Error> {
-    let infrastructure = infrastructure(state, module)?;
+fn make_plan(
+    cluster: &[ClusterNode],
+    state: &State,
+    module: &str,
+    requirement: &Requirement,
+) -> Result<Plan, Error> {
+    let infrastructure = infrastructure(state, module, requirement)?;
     let rerun_init = format!(
         "run `init` again to take the nodes from the state of `{}`",
         infrastructure.module
@@ -521,16 +705,84 @@ mod tests {
         }
     }
 
+    fn guess() -> Requirement {
+        Requirement::Unknown("no requirements file".to_owned())
+    }
+
+    fn named(module: Option<&str>) -> Requirement {
+        Requirement::Named {
+            selector: "kind=infrastructure,provider in (azure, aws)".to_owned(),
+            module: module.map(str::to_owned),
+        }
+    }
+
     #[test]
-    fn finds_the_first_section_with_nodes() {
+    fn without_a_requirements_file_guesses_the_first_section_with_nodes() {
         let state = state(&format!("bmm: {{targets: []}}\n{AZI}"));
-        assert_eq!(infrastructure(&state, "bmk").unwrap().module, "azi");
+        assert_eq!(
+            infrastructure(&state, "bmk", &guess()).unwrap().module,
+            "azi"
+        );
+    }
+
+    #[test]
+    fn takes_the_infrastructure_that_e_names() {
+        let state = state(&format!("{AZI}aws:\n  nodes: []\n"));
+        let found = infrastructure(&state, "bmk", &named(Some("aws"))).unwrap();
+        assert_eq!((found.module, found.nodes.len()), ("aws", 0));
+        let err = infrastructure(&state, "bmk", &named(Some("gcp"))).unwrap_err();
+        assert_eq!(
+            (err.to_string(), err.hint()),
+            (
+                "`gcp` provides the infrastructure of `bmk`, but the state has no `gcp` section with `nodes`".to_owned(),
+                Some("apply `gcp` first")
+            )
+        );
+    }
+
+    #[test]
+    fn fails_when_no_installed_module_satisfies_the_requirement() {
+        let err = infrastructure(&state(AZI), "bmk", &named(None)).unwrap_err();
+        assert_eq!(
+            (err.to_string(), err.hint()),
+            (
+                "`bmk` needs an infrastructure (kind=infrastructure,provider in (azure, aws)), and no installed module provides one".to_owned(),
+                Some("find one with `e search 'kind=infrastructure,provider in (azure, aws)'` and install it first")
+            )
+        );
+    }
+
+    #[test]
+    fn reads_the_requirements_file_e_writes() {
+        let text = r#"{
+  "module": "bmk",
+  "version": "0.1.0",
+  "strong": [
+    {
+      "selector": "kind=infrastructure,provider in (azure, aws)",
+      "satisfied_by": [
+        {
+          "module": "azi",
+          "version": "0.1.0"
+        }
+      ]
+    }
+  ],
+  "weak": []
+}"#;
+        assert_eq!(Requirement::parse(text), Ok(named(Some("azi"))));
+        let empty = text.replace(
+            "[\n        {\n          \"module\": \"azi\",\n          \"version\": \"0.1.0\"\n        }\n      ]",
+            "[]",
+        );
+        assert_eq!(Requirement::parse(&empty), Ok(named(None)));
+        assert!(Requirement::parse(r#"{"strong": []}"#).is_err());
     }
 
     #[test]
     fn plans_the_cluster_and_marks_its_nodes() {
         let state = state(AZI);
-        let plan = make_plan(&[node("10.0.0.0", "213.1.1.0")], &state, "bmk").unwrap();
+        let plan = make_plan(&[node("10.0.0.0", "213.1.1.0")], &state, "bmk", &guess()).unwrap();
         assert_eq!(
             plan.lines,
             [
@@ -545,14 +797,49 @@ mod tests {
     }
 
     #[test]
+    fn destroy_releases_the_nodes_bmk_marked_in_every_infrastructure() {
+        let mut state = state(&format!(
+            "{AZI}aws:\n  nodes: [{{privateIP: 10.1.0.0, usedBy: bmk}}, {{privateIP: 10.1.0.1}}]\nbmk:\n  nodes: [{{usedBy: bmk}}]\n"
+        ));
+        assert_eq!(
+            release_nodes(&mut state, "bmk"),
+            [("azi".to_owned(), 1), ("aws".to_owned(), 1)]
+        );
+        let users = |section: &str| -> Vec<&str> {
+            state.section(section).unwrap()["nodes"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(nodes::used_by)
+                .collect()
+        };
+        assert_eq!(users("azi"), [UNUSED, "other", UNUSED]);
+        assert_eq!(users("aws"), [UNUSED, UNUSED]);
+        assert_eq!(users("bmk"), ["bmk"]);
+        assert_eq!(release_nodes(&mut state, "bmk"), []);
+    }
+
+    #[test]
     fn refuses_a_node_another_module_uses() {
-        let err = make_plan(&[node("10.0.0.100", "213.1.1.100")], &state(AZI), "bmk").unwrap_err();
+        let err = make_plan(
+            &[node("10.0.0.100", "213.1.1.100")],
+            &state(AZI),
+            "bmk",
+            &guess(),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "node 10.0.0.100 is used by `other`");
     }
 
     #[test]
     fn refuses_a_stale_public_address() {
-        let err = make_plan(&[node("10.0.0.0", "213.1.1.9")], &state(AZI), "bmk").unwrap_err();
+        let err = make_plan(
+            &[node("10.0.0.0", "213.1.1.9")],
+            &state(AZI),
+            "bmk",
+            &guess(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "the config gives 10.0.0.0 the public address 213.1.1.9, but `azi` has 213.1.1.0"

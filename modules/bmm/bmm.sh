@@ -1,7 +1,7 @@
 # bmm: a mock of Prometheus monitoring bare metal machines, written for busybox sh and awk to
 # show that e's module contract needs nothing but a shell: argv is the method, E_* variables say
 # where the files are, the exit code says what happened (0 done or no changes, 2 changes or
-# drift, 1 error).
+# drift, 1 error). Besides the contract's methods it answers `destroy`, which removes its section.
 #
 # bmm monitors the privateIP of every node in a `clusterNodes` list of any other section of the
 # state (the machines of applications such as bmk's Kafka) plus the extra `targets` of its config,
@@ -207,12 +207,13 @@ commit() {
     mv -f "$1" "$2" || fail "failed to replace \`$2\`"
 }
 
-# Prints the state file $2 with bmm's top-level block replaced by the text $1 (or $1 appended),
-# every other line as it was. Blank lines and comments at the end of the old block stay, since
-# they introduce the next section. Exits with 3 if the top level is not in block style.
+# Prints the state file $2 with bmm's top-level block replaced by the text $1 (or $1 appended;
+# the block dropped if $1 is empty), every other line as it was. Blank lines and comments at the
+# end of the old block stay, since they introduce the next section. Exits with 3 if the top level
+# is not in block style.
 replace_block() {
     BLOCK=$1 awk -v section="$module" "$AWK_LIB"'
-    BEGIN { text = ENVIRON["BLOCK"] "\n" }
+    BEGIN { text = ENVIRON["BLOCK"]; if (text != "") text = text "\n" }
     {
         raw = $0; line = $0; sub(/\r$/, "", line)
         if (top_level(line)) {
@@ -328,12 +329,30 @@ audit() {
     exit 2
 }
 
-if [ $# -eq 0 ]; then fail "no method given" "pass one of: metadata, init, plan, apply, audit"; fi
+# Removes bmm's section from the state and its record: bmm stops monitoring.
+destroy() {
+    no_arguments "$@"
+    if [ -f "$state_file" ]; then section=$(read_section "$state_file" "$module") || exit 1; else section=; fi
+    if [ -z "$(field "$section" present)" ]; then
+        rm -f "$record_file"
+        echo "Nothing to destroy: the state has no \`$module\` section."
+        return 0
+    fi
+    if ! replace_block "" "$state_file" > "$state_file.tmp-$module"; then
+        rm -f "$state_file.tmp-$module"
+        fail "cannot edit \`$state_file\`: its top level is not in block style" "write it as \`module:\` lines, each followed by its indented section"
+    fi
+    commit "$state_file.tmp-$module" "$state_file"
+    rm -f "$record_file"
+    echo "Destroyed: removed the \`$module\` section of the state."
+}
+
+if [ $# -eq 0 ]; then fail "no method given" "pass one of: metadata, init, plan, apply, audit, destroy"; fi
 method=$1
 shift
 case $method in
-    metadata|init|plan|apply|audit) ;;
-    *) fail "unknown method \`$method\`" "methods are: metadata, init, plan, apply, audit" ;;
+    metadata|init|plan|apply|audit|destroy) ;;
+    *) fail "unknown method \`$method\`" "methods are: metadata, init, plan, apply, audit, destroy" ;;
 esac
 
 # Called plainly, not in an `if` or `||`, so that `set -e` stays in force inside the method.

@@ -61,6 +61,9 @@ pub enum Outcome {
     Changes,
 }
 
+/// The methods a module answers, as the hints of usage errors list them.
+const METHODS: &str = "metadata, init, plan, apply, audit, destroy";
+
 /// The methods every module answers besides `metadata`, which [`run`] answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -72,6 +75,9 @@ pub enum Method {
     Apply,
     /// Compares the state with what the module last applied, to find hand changes.
     Audit,
+    /// Removes the module's section from the state (and undoes its marks in other sections) and
+    /// forgets its record; with nothing to remove it says so and succeeds.
+    Destroy,
 }
 
 /// What e tells a module about one run: which method, which arguments, where the files are.
@@ -94,8 +100,7 @@ impl Contract {
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Contract, Error> {
         if args.is_empty() {
-            return Err(Error::new("no method given")
-                .with_hint("pass one of: metadata, init, plan, apply, audit"));
+            return Err(Error::new("no method given").with_hint(format!("pass one of: {METHODS}")));
         }
         let method = args.remove(0);
         let module = var("E_MODULE").unwrap_or_else(|| default_module.to_owned());
@@ -181,9 +186,10 @@ impl Contract {
             "plan" => Method::Plan,
             "apply" => Method::Apply,
             "audit" => Method::Audit,
+            "destroy" => Method::Destroy,
             other => {
                 return Err(Error::new(format!("unknown method `{other}`"))
-                    .with_hint("methods are: metadata, init, plan, apply, audit"));
+                    .with_hint(format!("methods are: {METHODS}")));
             }
         }))
     }
@@ -284,11 +290,25 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_method() {
+        let method = |name: &str| contract(&[name], &[]).unwrap().parse_method().unwrap();
+        assert_eq!(method("metadata"), None);
+        assert_eq!(method("apply"), Some(Method::Apply));
+        assert_eq!(method("destroy"), Some(Method::Destroy));
+    }
+
+    #[test]
     fn rejects_an_unknown_method() {
-        let err = contract(&["destroy"], &[])
+        let err = contract(&["backup"], &[])
             .unwrap()
             .parse_method()
             .unwrap_err();
-        assert_eq!(err.to_string(), "unknown method `destroy`");
+        assert_eq!(
+            (err.to_string(), err.hint()),
+            (
+                "unknown method `backup`".to_owned(),
+                Some("methods are: metadata, init, plan, apply, audit, destroy")
+            )
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! changes.
 //!
 //! `apply` writes the record in two steps around the state: [`Record::prepare`] before (so that a
-//! missing mount fails before the state changes), [`Prepared::commit`] after.
+//! missing mount fails before the state changes), [`Prepared::commit`] after. `destroy` removes
+//! it with [`Record::remove`] after the state is saved, so that a failure leaves the record of a
+//! section that e puts back.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -79,6 +81,23 @@ impl Record {
         }
     }
 
+    /// Deletes the record (and a temporary one a failed apply left behind), for `destroy`. A
+    /// record that is not there, or a mount that is missing, is nothing to delete.
+    pub fn remove(&self) -> Result<(), Error> {
+        for path in [self.path(), self.dir.join("applied.yml.tmp")] {
+            match fs::remove_file(&path) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                    return Err(Error::new(format!(
+                        "failed to remove `{}`: {err}",
+                        path.display()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `section` next to the record, without replacing it yet.
     pub fn prepare(&self, section: &Value) -> Result<Prepared, Error> {
         let path = self.path();
@@ -115,5 +134,25 @@ impl Prepared {
             ))
             .with_hint("run `apply` again so that `audit` compares with what was applied")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_what_apply_recorded_and_then_nothing() {
+        let dir = std::env::temp_dir().join(format!("e-modules-record-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let record = Record::new(&dir, "azi");
+        let section: Value = serde_yaml::from_str("{size: 1}").unwrap();
+        record.prepare(&section).unwrap().commit().unwrap();
+        assert_eq!(record.load().unwrap(), Some(section));
+        record.remove().unwrap();
+        assert_eq!(record.load().unwrap(), None);
+        record.remove().unwrap();
+        Record::new(dir.join("missing"), "azi").remove().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -68,6 +68,12 @@ impl State {
             .insert(Value::String(module.to_owned()), value);
     }
 
+    /// Removes the section of one module, as `destroy` does, and returns it. The other sections
+    /// keep their order, and [`State::save`] keeps their bytes: only the removed block is cut out.
+    pub fn remove_section(&mut self, module: &str) -> Option<Value> {
+        self.sections.shift_remove(module)
+    }
+
     /// Writes the sections back, atomically, if any of them changed since [`State::load`].
     /// `module` names the temporary file, so that two modules never share one.
     pub fn save(&self, module: &str) -> Result<(), Error> {
@@ -291,6 +297,42 @@ mod tests {
         let text = "hosts:\n- a\n- b\nbmk:\n  size: 3\n";
         let out = edit(text, "bmk", "{size: 4}");
         assert_eq!(out, "hosts:\n- a\n- b\nbmk:\n  size: 4\n");
+    }
+
+    fn remove(text: &str, module: &str) -> String {
+        let mut state = State::from_text(Path::new("state.yml"), text.to_owned()).unwrap();
+        assert!(
+            state.remove_section(module).is_some(),
+            "no `{module}` in {text:?}"
+        );
+        render(&state.text, &state.read, &state.sections).unwrap()
+    }
+
+    #[test]
+    fn removes_a_section_and_keeps_the_bytes_of_the_others() {
+        let text = "# shared state\nbmm:\n    targets: ['10.0.0.1']   # by hand\n\nazi:\n  size: 1\n  nodes:\n  - {privateIP: 10.0.0.0}\nzzz: {kept: \"as is\"}\n";
+        assert_eq!(
+            remove(text, "azi"),
+            "# shared state\nbmm:\n    targets: ['10.0.0.1']   # by hand\n\nzzz: {kept: \"as is\"}\n"
+        );
+        assert_eq!(
+            remove(text, "bmm"),
+            "# shared state\nazi:\n  size: 1\n  nodes:\n  - {privateIP: 10.0.0.0}\nzzz: {kept: \"as is\"}\n"
+        );
+    }
+
+    #[test]
+    fn removing_the_last_section_leaves_an_empty_state() {
+        assert_eq!(remove("azi:\n  size: 1\n", "azi"), "");
+        assert_eq!(remove("{azi: {size: 1}}\n", "azi"), "");
+    }
+
+    #[test]
+    fn removes_a_section_of_a_flow_style_state_by_serializing_the_rest() {
+        assert_eq!(
+            remove("{bmm: {targets: []}, azi: {size: 1}, zzz: 1}\n", "azi"),
+            "bmm:\n  targets: []\nzzz: 1\n"
+        );
     }
 
     #[test]
