@@ -520,7 +520,8 @@ mod tests {
         let snapshot = shared.snapshot().unwrap();
         let outside = dir.path().join("outside.yml");
         fs::write(&outside, "a: 2\n").unwrap();
-        let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        type Plant<'a> = Box<dyn Fn(&Path) + 'a>;
+        let cases: Vec<(&str, Plant)> = vec![
             ("symbolic link", Box::new(|p: &Path| std::os::unix::fs::symlink(&outside, p).unwrap())),
             ("special file", Box::new(|p: &Path| {
                 let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
