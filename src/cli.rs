@@ -72,6 +72,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Show the recorded runs of module methods.
     History(HistoryArgs),
+    /// Write modules, their images and files into one archive, for a machine without internet.
+    Export(ExportArgs),
+    /// Load an archive of `e export`: images into the engine, modules into the repository.
+    Import(ImportArgs),
 }
 
 /// Options of every command that runs a container.
@@ -254,6 +258,61 @@ pub struct BuildArgs {
     /// The image tag; by default, the image of the repository module named like the folder.
     #[arg(short, long, value_name = "IMAGE")]
     pub tag: Option<String>,
+}
+
+/// Arguments of `e export`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  e export bmk -o bmk.tar              bmk, azi (its strong requirement), their images\n  e export bmk --with-weak -o bmk.tar  and bmm, which bmk uses when present\n  e export --all -o everything.tar\n  e export azi bmk --dry-run           what would go in, with sizes\n  e export azi bmk --with-state -o site.tar\nOn the machine without internet: e import bmk.tar")]
+pub struct ExportArgs {
+    /// The modules, each with its strong requirements (default version: `latest`, else the
+    /// highest).
+    #[arg(value_name = "MODULE[@VERSION]", required_unless_present = "all", conflicts_with = "all")]
+    pub modules: Vec<ModuleSpec>,
+
+    /// Export every version of every module.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Also export, for each weak requirement, its first candidate and its strong requirements.
+    #[arg(long)]
+    pub with_weak: bool,
+
+    /// The archive to write (a tar file).
+    #[arg(short, long, value_name = "FILE", required_unless_present = "dry_run")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Also export the shared directory (state, configs, history, installed modules, mounts),
+    /// with every secret value replaced by `***`.
+    #[arg(long)]
+    pub with_state: bool,
+
+    /// List what would go in, with sizes, and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Arguments of `e import`.
+#[derive(Debug, Args)]
+#[command(after_help = "The whole archive is verified before anything changes. Example:\n  e import bmk.tar --repository /srv/e/repository.yaml --shared /srv/e/shared")]
+pub struct ImportArgs {
+    /// The archive written by `e export`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Replace module versions the repository defines differently, and write an archived state
+    /// into a shared directory that already holds one.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Refuse the archive unless its manifest has this sha256 (`e export` prints it): the
+    /// manifest pins every entry, so this one hash, passed on apart from the archive, shows
+    /// the archive is the one exported.
+    #[arg(long, value_name = "SHA256")]
+    pub expect_sha256: Option<String>,
 }
 
 /// Arguments of `e state`.

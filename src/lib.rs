@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod graph;
@@ -90,5 +91,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::State(args) => commands::state::run(args, &context),
         Command::Status(args) => commands::status::run(args, &context),
         Command::History(args) => commands::history::run(args, &context),
+        Command::Export(args) => commands::export::run(args, &context, &engine().await?).await,
+        Command::Import(args) => commands::import::run(args, &context, &engine().await?).await,
     }
 }

@@ -1,7 +1,8 @@
 //! The one place that writes to the terminal: data to stdout, warnings and progress to stderr.
 //! It also renders tables and JSON/YAML, so every command formats the same way.
 
-use std::io::Write;
+use std::io::{IsTerminal as _, Write};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tabled::settings::Style;
@@ -78,4 +79,97 @@ pub fn stream(stream: crate::runtime::Stream, text: &str) {
 pub fn prompt(question: &str) {
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(question.as_bytes()).and_then(|()| err.flush());
+}
+
+/// A size for people: `512 B`, `3.4 kB`, `12.0 MB`, `1.20 GB` (powers of 1000, like `docker`).
+pub fn size(bytes: u64) -> String {
+    let value = bytes as f64;
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", value / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", value / 1e6),
+        _ => format!("{:.2} GB", value / 1e9),
+    }
+}
+
+/// How often a live progress line is redrawn.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// The progress of a long transfer on stderr: bytes done of the total, the rate and the time
+/// left, redrawn at most every 250 ms while stderr is a terminal (or `E_PROGRESS=1`), and one
+/// summary line at the end in every case.
+#[derive(Debug)]
+pub struct Progress {
+    label: String,
+    total: u64,
+    done: u64,
+    started: Instant,
+    drawn: Option<Instant>,
+    live: bool,
+    terminal: bool,
+}
+
+impl Progress {
+    /// Starts the progress of `label` (`exporting`, `loading images`) towards `total` bytes.
+    pub fn new(label: &str, total: u64) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        let live = match std::env::var("E_PROGRESS").as_deref() {
+            Ok("1") => true,
+            Ok("0") => false,
+            _ => terminal,
+        };
+        Progress { label: label.to_owned(), total, done: 0, started: Instant::now(), drawn: None, live, terminal }
+    }
+
+    /// Counts `bytes` more done, redrawing the line when it is due.
+    pub fn advance(&mut self, bytes: u64) {
+        self.done += bytes;
+        if !self.live || self.drawn.is_some_and(|at| at.elapsed() < PROGRESS_INTERVAL) {
+            return;
+        }
+        self.drawn = Some(Instant::now());
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 { self.done as f64 / elapsed } else { 0.0 };
+        let total = self.total.max(self.done);
+        let left = if rate > 0.0 { format!("{:.0} s left", (total - self.done) as f64 / rate) } else { "--".to_owned() };
+        let line = format!(
+            "{}: {} / {} ({}/s, {left})",
+            self.label,
+            size(self.done),
+            size(total),
+            size(rate as u64)
+        );
+        self.draw(&line);
+    }
+
+    /// Bytes counted so far.
+    pub fn done(&self) -> u64 {
+        self.done
+    }
+
+    /// Ends the progress with one line: how much, how long, how fast.
+    pub fn finish(self) {
+        let elapsed = self.started.elapsed();
+        let rate = self.done as f64 / elapsed.as_secs_f64().max(1e-9);
+        let line = format!(
+            "{}: {} in {:.1} s ({}/s)",
+            self.label,
+            size(self.done),
+            elapsed.as_secs_f64(),
+            size(rate as u64)
+        );
+        if self.live && self.terminal && self.drawn.is_some() {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r{line}\x1b[K\n").and_then(|()| err.flush());
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn draw(&self, line: &str) {
+        let mut err = std::io::stderr().lock();
+        // On a terminal the line is redrawn in place; in a log, each state is a line.
+        let written = if self.terminal { write!(err, "\r{line}\x1b[K") } else { writeln!(err, "{line}") };
+        let _ = written.and_then(|()| err.flush());
+    }
 }

@@ -9,7 +9,7 @@ use crate::cli::InfoArgs;
 use crate::commands::search::{RequirementReport, render_reports, requirement_reports};
 use crate::graph::Index;
 use crate::output;
-use crate::repository::model::{Command, Network};
+use crate::repository::model::{Command, Network, Requirements};
 use crate::selector::Labels;
 
 #[derive(Serialize)]
@@ -28,6 +28,8 @@ struct InfoView<'r> {
     labels: &'r Labels,
     requirements: Vec<RequirementReport<'r>>,
     influenced_by: Vec<String>,
+    #[serde(skip_serializing_if = "Requirements::is_empty")]
+    bill_of_materials: &'r Requirements,
 }
 
 /// Shows one module version.
@@ -51,6 +53,7 @@ pub fn run(args: InfoArgs, context: &Context) -> anyhow::Result<ExitCode> {
         labels: &version.labels,
         requirements: requirement_reports(&index, entry),
         influenced_by: index.influenced_by(entry).iter().map(|e| e.id()).collect(),
+        bill_of_materials: &version.requirements,
     };
     let text = match output::serialized(args.output, &view)? {
         Some(text) => text,
@@ -103,5 +106,16 @@ fn render(view: &InfoView<'_>) -> String {
     }
     text.push_str(&render_reports(&view.requirements, "  "));
     text.push_str(&format!("\ninfluenced by:  {}\n", none(&view.influenced_by)));
+    // Shown only when there is one, so that modules without it read as before.
+    let materials = view.bill_of_materials;
+    if !materials.is_empty() {
+        text.push_str("\nbill of materials (what `e export` carries besides the image):\n");
+        for image in &materials.images {
+            text.push_str(&format!("  image  {image}\n"));
+        }
+        for file in &materials.files {
+            text.push_str(&format!("  file   {}  sha256 {}  from {}\n", file.file_name(), file.sha256, file.source()));
+        }
+    }
     text
 }

@@ -102,6 +102,9 @@ pub struct ModuleVersion {
     /// Modules this one changes when applied; they are told to re-plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub influences: Vec<Selector>,
+    /// The bill of materials: further images and files the module needs, for `e export`.
+    #[serde(default, skip_serializing_if = "Requirements::is_empty")]
+    pub requirements: Requirements,
 }
 
 impl ModuleVersion {
@@ -132,6 +135,124 @@ impl Requires {
     /// Whether there are no requirements at all.
     pub fn is_empty(&self) -> bool {
         self.strong.is_empty() && self.weak.is_empty()
+    }
+}
+
+/// A module version's bill of materials: what it needs besides its own image, so that
+/// `e export` can carry everything to a machine without internet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirements {
+    /// Further container images (the module starts them, or hands them to what it installs).
+    #[serde(default, deserialize_with = "deserialize_images", skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// Files, each pinned by its sha256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileRequirement>,
+}
+
+impl Requirements {
+    /// Whether the bill of materials is empty.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty() && self.files.is_empty()
+    }
+}
+
+fn deserialize_images<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let images = Vec::<String>::deserialize(deserializer)?;
+    if let Some(bad) = images.iter().find(|image| image.is_empty() || image.contains(char::is_whitespace)) {
+        return Err(de::Error::custom(format!("invalid image reference `{bad}`: it must be non-empty, without spaces")));
+    }
+    Ok(images)
+}
+
+/// One file of a bill of materials: where it comes from (exactly one of `url` and `path`) and
+/// the sha256 it must have.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "RawFileRequirement")]
+pub struct FileRequirement {
+    /// The file's name in archives; by default the last segment of `url` or `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A `file://` URL (e downloads nothing yet: `http(s)://` files are refused at export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A path; a relative one is relative to the repository file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The sha256 of the file's bytes: 64 hexadecimal digits.
+    pub sha256: String,
+}
+
+/// A file requirement as written, checked by `TryFrom` so that the error names the file entry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFileRequirement {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    sha256: String,
+}
+
+impl TryFrom<RawFileRequirement> for FileRequirement {
+    type Error = String;
+
+    fn try_from(raw: RawFileRequirement) -> Result<Self, String> {
+        match (&raw.url, &raw.path) {
+            (Some(_), Some(_)) => return Err("a file has both `url` and `path`; give exactly one".to_owned()),
+            (None, None) => return Err("a file needs `url` or `path` (exactly one)".to_owned()),
+            (Some(url), None) if !["file://", "http://", "https://"].iter().any(|s| url.starts_with(s)) => {
+                return Err(format!("url `{url}` is not a `file://`, `http://` or `https://` URL"));
+            }
+            (None, Some(path)) if path.is_empty() => return Err("a file's `path` is empty".to_owned()),
+            _ => {}
+        }
+        if raw.sha256.len() != 64 || !raw.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "sha256 `{}` is not 64 hexadecimal digits (compute it with `sha256sum FILE`)",
+                raw.sha256
+            ));
+        }
+        let file = FileRequirement {
+            name: raw.name,
+            url: raw.url,
+            path: raw.path,
+            sha256: raw.sha256.to_ascii_lowercase(),
+        };
+        check_file_name(file.file_name()).map_err(|err| format!("{err} (set `name`)"))?;
+        Ok(file)
+    }
+}
+
+impl FileRequirement {
+    /// Where the file comes from, as written (`url` or `path`).
+    pub fn source(&self) -> &str {
+        self.url.as_deref().or(self.path.as_deref()).unwrap_or_default()
+    }
+
+    /// The name the file has in archives and under `files/<sha256>/`.
+    pub fn file_name(&self) -> &str {
+        match &self.name {
+            Some(name) => name,
+            None => self.source().trim_end_matches('/').rsplit('/').next().unwrap_or_default(),
+        }
+    }
+}
+
+/// Checks a file name of a bill of materials: one path segment that is safe on every system.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 200
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid file name `{name}`: use letters, digits, `-`, `_`, `.` and `+`, without `/`"))
     }
 }
 

@@ -7,6 +7,7 @@
 //! timeout, Ctrl-C, an error midway, or the caller dropping the future.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::Poll;
@@ -20,9 +21,9 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, CreateImageInfo, HostConfig, ImageInspect};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
-    CreateImageOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StartContainerOptions,
-    StopContainerOptionsBuilder, WaitContainerOptions,
+    CreateImageOptionsBuilder, ImportImageOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    StartContainerOptions, StopContainerOptionsBuilder, WaitContainerOptions,
 };
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt as _, StreamExt as _};
@@ -526,6 +527,84 @@ impl DockerEngine {
     }
 }
 
+impl DockerEngine {
+    /// [`Engine::save_images`]: one `GET /images/get` for all of them, streamed to `out`.
+    async fn save(&self, images: &[String], out: &mut (dyn Write + Send)) -> anyhow::Result<u64> {
+        let names: Vec<&str> = images.iter().map(String::as_str).collect();
+        let what = || format!("failed to save the images `{}`", images.join("`, `"));
+        let mut chunks = self.streaming.export_images(&names);
+        let mut written = 0u64;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.engine_context(what)?;
+            out.write_all(&chunk).with_context(what)?;
+            written += chunk.len() as u64;
+        }
+        Ok(written)
+    }
+
+    /// [`Engine::load_images`]: `POST /images/load` with the stream read from `source` on a
+    /// blocking thread, a megabyte at a time, so the whole stream is never in memory.
+    async fn load(&self, source: Box<dyn Read + Send>) -> anyhow::Result<Vec<String>> {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut source = source;
+            loop {
+                let mut buffer = vec![0u8; LOAD_CHUNK];
+                let item = match source.read(&mut buffer) {
+                    Ok(0) => return,
+                    Ok(read) => {
+                        buffer.truncate(read);
+                        Ok(buffer)
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(err) => Err(err),
+                };
+                let failed = item.is_err();
+                // A closed channel means the engine stopped reading; it says why.
+                if sender.blocking_send(item).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let body = futures_util::stream::poll_fn(move |context| receiver.poll_recv(context))
+            .map(|chunk| chunk.map(Into::into));
+        let options = ImportImageOptionsBuilder::new().quiet(true).build();
+        let mut messages = self.streaming.import_image_stream(options, body, None);
+        let mut loaded = Vec::new();
+        let mut failure = None;
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(message) => {
+                    let text = message.stream.unwrap_or_default();
+                    for line in text.lines() {
+                        if let Some(image) = line
+                            .strip_prefix("Loaded image: ")
+                            .or_else(|| line.strip_prefix("Loaded image ID: "))
+                        {
+                            loaded.push(image.trim().to_owned());
+                        }
+                    }
+                }
+                Err(err) => {
+                    failure = Some(engine_message(&err));
+                    break;
+                }
+            }
+        }
+        drop(messages);
+        reader
+            .await
+            .context("the task that reads the images for the engine failed")?;
+        match failure {
+            Some(cause) => bail!("the engine failed to load the images: {cause}"),
+            None => Ok(loaded),
+        }
+    }
+}
+
+/// How much of an image stream `load` reads at a time.
+const LOAD_CHUNK: usize = 1 << 20;
+
 impl Engine for DockerEngine {
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         self.ensure_present(image).boxed()
@@ -546,6 +625,21 @@ impl Engine for DockerEngine {
         sink: &'a dyn OutputSink,
     ) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         self.build_image(context, tag, sink).boxed()
+    }
+
+    fn save_images<'a>(
+        &'a self,
+        images: &'a [String],
+        out: &'a mut (dyn Write + Send),
+    ) -> BoxFuture<'a, anyhow::Result<u64>> {
+        self.save(images, out).boxed()
+    }
+
+    fn load_images(
+        &self,
+        source: Box<dyn Read + Send>,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        self.load(source).boxed()
     }
 }
 
@@ -700,6 +794,10 @@ fn image_info(image: &str, inspect: ImageInspect) -> anyhow::Result<ImageInfo> {
     Ok(ImageInfo {
         id,
         digests: inspect.repo_digests.unwrap_or_default(),
+        size: inspect
+            .size
+            .and_then(|size| u64::try_from(size).ok())
+            .unwrap_or(0),
     })
 }
 

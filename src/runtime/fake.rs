@@ -7,9 +7,11 @@
 //! afterwards. It never touches a real engine; [`RecordingSink`] collects output for asserts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use anyhow::Context as _;
 use futures_util::future::BoxFuture;
 
 use super::docker::{
@@ -68,6 +70,7 @@ impl FakeEngine {
         let info = ImageInfo {
             id: fake_image_id(&reference),
             digests: Vec::new(),
+            size: FAKE_IMAGE_SIZE,
         };
         self.state().images.insert(reference, info.clone());
         info
@@ -156,6 +159,64 @@ impl FakeEngine {
     }
 }
 
+impl FakeEngine {
+    /// [`Engine::save_images`]: a small `docker save`-like tar: one config file per image and
+    /// a `manifest.json` naming their tags, which [`FakeEngine::load_stream`] reads back.
+    fn save_stream(&self, images: &[String], out: &mut (dyn Write + Send)) -> anyhow::Result<u64> {
+        let mut manifest = Vec::new();
+        let mut builder = tar::Builder::new(Vec::new());
+        for image in images {
+            let info = self.find_image(image)?;
+            let config = format!("{}.json", info.id.trim_start_matches("sha256:"));
+            let body = format!("{{\"fake\": \"{}\"}}", with_default_tag(image));
+            append(&mut builder, &config, body.as_bytes())?;
+            let tags = [with_default_tag(image)];
+            manifest.push(serde_json::json!({"Config": config, "RepoTags": tags, "Layers": []}));
+        }
+        append(
+            &mut builder,
+            "manifest.json",
+            &serde_json::to_vec(&manifest)?,
+        )?;
+        let bytes = builder.into_inner()?;
+        out.write_all(&bytes)?;
+        Ok(bytes.len() as u64)
+    }
+
+    /// [`Engine::load_images`]: adds the images `manifest.json` names.
+    fn load_stream(&self, source: Box<dyn Read + Send>) -> anyhow::Result<Vec<String>> {
+        let mut archive = tar::Archive::new(source);
+        let mut loaded = Vec::new();
+        for entry in archive
+            .entries()
+            .context("the engine failed to load the images")?
+        {
+            let mut entry = entry.context("the engine failed to load the images")?;
+            if entry.path()?.as_os_str() == "manifest.json" {
+                let manifest: Vec<serde_json::Value> = serde_json::from_reader(&mut entry)?;
+                for image in &manifest {
+                    for tag in image["RepoTags"].as_array().into_iter().flatten() {
+                        loaded.push(tag.as_str().unwrap_or_default().to_owned());
+                    }
+                }
+            }
+        }
+        for image in &loaded {
+            self.add_image(image);
+        }
+        Ok(loaded)
+    }
+}
+
+/// Appends a regular file to a tar being built in memory.
+fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    builder.append_data(&mut header, path, bytes)?;
+    Ok(())
+}
+
 impl Engine for FakeEngine {
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         Box::pin(async move { self.find_image(image) })
@@ -177,7 +238,25 @@ impl Engine for FakeEngine {
     ) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         Box::pin(async move { self.build_image(context, tag, sink) })
     }
+
+    fn save_images<'a>(
+        &'a self,
+        images: &'a [String],
+        out: &'a mut (dyn Write + Send),
+    ) -> BoxFuture<'a, anyhow::Result<u64>> {
+        Box::pin(async move { self.save_stream(images, out) })
+    }
+
+    fn load_images(
+        &self,
+        source: Box<dyn Read + Send>,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async move { self.load_stream(source) })
+    }
 }
+
+/// The size the fake engine reports for every image.
+const FAKE_IMAGE_SIZE: u64 = 1_000_000;
 
 /// A stable, image-like id (`sha256:` and 64 hex digits) derived from the reference.
 fn fake_image_id(reference: &str) -> String {
@@ -400,6 +479,23 @@ mod tests {
             .expect_err("no Dockerfile");
         assert!(format!("{err:#}").contains("has no Dockerfile"), "{err:#}");
         assert!(engine.images().is_empty());
+    }
+
+    #[test]
+    fn saved_images_load_into_another_engine() {
+        let engine = FakeEngine::new().with_image("web:1").with_image("db");
+        let images = ["web:1".to_owned(), "db".to_owned()];
+        let mut stream = Vec::new();
+        let written = block_on(engine.save_images(&images, &mut stream)).expect("save");
+        assert_eq!(written, stream.len() as u64);
+        let other = FakeEngine::new();
+        let loaded =
+            block_on(other.load_images(Box::new(std::io::Cursor::new(stream)))).expect("load");
+        assert_eq!(loaded, ["web:1", "db:latest"]);
+        assert_eq!(other.images(), ["db:latest", "web:1"]);
+        let err = block_on(engine.save_images(&["absent:1".to_owned()], &mut Vec::new()))
+            .expect_err("absent");
+        assert!(format!("{err:#}").contains("absent:1"), "{err:#}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod docker;
 pub mod fake;
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -107,6 +108,8 @@ pub struct ImageInfo {
     pub id: String,
     /// Repository digests, if the image came from a registry.
     pub digests: Vec<String>,
+    /// Its size in bytes, as the engine reports it (all layers, uncompressed).
+    pub size: u64,
 }
 
 /// A container engine that can run module methods.
@@ -122,4 +125,12 @@ pub trait Engine: Send + Sync {
     /// Builds an image from a directory holding a Dockerfile, tagging it `tag`, streaming the
     /// build log to `sink`.
     fn build<'a>(&'a self, context: &'a Path, tag: &'a str, sink: &'a dyn OutputSink) -> BoxFuture<'a, anyhow::Result<ImageInfo>>;
+
+    /// Writes one `docker save` stream of these images (each layer once, however many images
+    /// share it) to `out`, and returns the number of bytes written. The images must be present.
+    fn save_images<'a>(&'a self, images: &'a [String], out: &'a mut (dyn Write + Send)) -> BoxFuture<'a, anyhow::Result<u64>>;
+
+    /// Loads the images of a `docker save` stream read from `source`, without any registry,
+    /// and returns the references loaded. An error from `source` aborts the load.
+    fn load_images(&self, source: Box<dyn Read + Send>) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
 }

@@ -1,0 +1,930 @@
+//! `e export MODULE... | --all -o FILE`: one archive holding everything the modules need on a
+//! machine without internet: their images and the images of their bills of materials (one
+//! `docker save` stream, each layer once), the files of their bills of materials, the
+//! repository subset that describes them, and with `--with-state` the shared directory with
+//! secret values replaced by `***`. `--dry-run` lists what would go in.
+//!
+//! The archive's layout and integrity belong to `archive.rs`; this file decides what goes in.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow, bail};
+
+use crate::Context;
+use crate::archive::{self, ArchiveWriter, FILES_DIR, IMAGES, Manifest, REPOSITORY, SHARED_DIR};
+use crate::cli::ExportArgs;
+use crate::graph::{Index, Preferences, resolve};
+use crate::output::{self, Progress};
+use crate::repository::model::FileRequirement;
+use crate::repository::{Entry, Module, Repository};
+use crate::runtime::Engine;
+use crate::secrets::MASK;
+use crate::state::{E_DIR, Installed};
+
+/// Runs `e export`.
+pub async fn run(
+    args: ExportArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
+    let repository = context.repository()?;
+    let index = Index::new(&repository);
+    let entries = closure(
+        &repository,
+        &index,
+        &args,
+        &preferences(&context.shared_path)?,
+    )?;
+    let images = images(&entries);
+    let files = files(&entries, &context.repository_path)?;
+    let subset = serde_yaml::to_string(&subset(&repository, &entries, &files))
+        .context("failed to write the repository subset")?;
+    let state = if args.with_state {
+        Some(state(context, &entries)?)
+    } else {
+        None
+    };
+
+    let mut image_sizes = Vec::new();
+    for image in &images {
+        if image.contains('@') {
+            output::warn(&format!(
+                "image `{image}` is named by digest: `docker load` restores tags, not digests, so the machine that imports it will not find it by this name\nhint: name the image by tag in the repository"
+            ));
+        }
+        image_sizes.push(engine.ensure_image(image).await?.size);
+    }
+
+    if args.dry_run {
+        for file in &files {
+            let actual = hash_file(&file.source)?;
+            check_hash(file, &actual)?;
+        }
+        output::data(&listing(
+            &entries,
+            &images,
+            &image_sizes,
+            &files,
+            &subset,
+            state.as_ref(),
+        ))?;
+        output::note(
+            "image sizes are the engine's; layers shared by several images are written once, so the archive can be smaller",
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = args
+        .output
+        .as_deref()
+        .context("`--output FILE` is required unless `--dry-run`")?;
+
+    let total = image_sizes.iter().sum::<u64>()
+        + files.iter().map(|f| f.size).sum::<u64>()
+        + subset.len() as u64
+        + state
+            .as_ref()
+            .map_or(0, |s| s.files.iter().map(|f| f.bytes.len() as u64).sum());
+    let mut progress = Progress::new("exporting", total);
+    let mut writer = ArchiveWriter::create(target, args.force)?;
+    // Files first: a file whose sha256 is wrong stops the export before the long part.
+    for file in &files {
+        let source = File::open(&file.source).with_context(|| {
+            format!("failed to read `{}` ({})", file.source.display(), file.what)
+        })?;
+        let reader = Counted {
+            inner: source,
+            progress: &mut progress,
+        };
+        let actual = writer.append_reader(&file.entry_path(), file.size, reader)?;
+        check_hash(file, &actual)?;
+    }
+    if !images.is_empty() {
+        let mut stream = writer.begin_stream(IMAGES)?;
+        let mut counted = Counted {
+            inner: &mut stream,
+            progress: &mut progress,
+        };
+        // Ctrl-C during the long part ends the export cleanly: the partial file is removed.
+        tokio::select! {
+            saved = engine.save_images(&images, &mut counted) => saved?,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted: `{}` was not written", target.display()),
+        };
+        stream.finish()?;
+    }
+    writer.append_bytes(REPOSITORY, subset.as_bytes())?;
+    progress.advance(subset.len() as u64);
+    let mut redacted = Vec::new();
+    if let Some(state) = &state {
+        for file in &state.files {
+            let path = format!("{SHARED_DIR}/{}", file.relative);
+            writer.append_bytes(&path, &file.bytes)?;
+            progress.advance(file.bytes.len() as u64);
+            if file.redacted {
+                redacted.push(path);
+            }
+        }
+    }
+    let manifest = Manifest {
+        format: archive::FORMAT,
+        e_version: env!("CARGO_PKG_VERSION").to_owned(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        modules: entries.iter().map(Entry::id).collect(),
+        images: images.clone(),
+        state: state.is_some(),
+        redacted: redacted.clone(),
+        entries: Vec::new(),
+    };
+    let written = writer.finish(manifest)?;
+    progress.finish();
+
+    let mut report = format!(
+        "wrote `{}` ({}): {} module version(s), {} image(s), {} file(s){}\n",
+        target.display(),
+        output::size(written.size),
+        entries.len(),
+        images.len(),
+        files.len(),
+        match &state {
+            Some(state) => format!(", the shared directory ({} file(s))", state.files.len()),
+            None => String::new(),
+        }
+    );
+    report.push_str(&format!(
+        "  modules:  {}\n",
+        entries.iter().map(Entry::id).collect::<Vec<_>>().join(", ")
+    ));
+    report.push_str(&format!("  images:   {}\n", images.join(", ")));
+    if !redacted.is_empty() {
+        report.push_str(&format!(
+            "  secret values replaced by `{MASK}` in: {}\n",
+            redacted.join(", ")
+        ));
+    }
+    report.push_str(&format!(
+        "  manifest sha256: {}  (`e import` shows it too: compare them)\n",
+        written.manifest_sha256
+    ));
+    output::data(&report)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Installed versions from the shared directory, read without creating anything there.
+fn preferences(shared: &Path) -> anyhow::Result<Preferences> {
+    let path = shared.join(E_DIR).join("installed.json");
+    let installed: BTreeMap<String, Installed> = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .with_context(|| format!("`{}` is damaged", path.display()))?,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(err) => {
+            return Err(err).with_context(|| format!("failed to read `{}`", path.display()));
+        }
+    };
+    Ok(Preferences {
+        prefer: Vec::new(),
+        installed: installed
+            .into_values()
+            .map(|i| (i.module, i.version))
+            .collect(),
+    })
+}
+
+fn same(a: &Entry<'_>, b: &Entry<'_>) -> bool {
+    a.module.name == b.module.name && a.version.version == b.version.version
+}
+
+/// The module versions to export: each named one with its strong requirements, resolved as
+/// `e apply --with-requirements` would; with `--with-weak`, for every weak requirement not
+/// already met by the export, its first candidate and that one's strong requirements.
+fn closure<'r>(
+    repository: &'r Repository,
+    index: &Index<'r>,
+    args: &ExportArgs,
+    preferences: &Preferences,
+) -> anyhow::Result<Vec<Entry<'r>>> {
+    if args.all {
+        return Ok(repository.entries().collect());
+    }
+    let mut chosen: Vec<Entry<'r>> = Vec::new();
+    let add = |chosen: &mut Vec<Entry<'r>>, order: &[Entry<'r>]| {
+        for entry in order {
+            if !chosen.iter().any(|e| same(e, entry)) {
+                chosen.push(*entry);
+            }
+        }
+    };
+    for spec in &args.modules {
+        let target = repository.find(spec)?;
+        let resolution = resolve(index, target, preferences)
+            .map_err(|err| anyhow!("cannot export `{}`: {err}", target.id()))?;
+        add(&mut chosen, &resolution.order);
+    }
+    if args.with_weak {
+        let mut next = 0;
+        while next < chosen.len() {
+            let owner = chosen[next];
+            next += 1;
+            for selector in &owner.version.requires.weak {
+                let candidates = index.candidates(owner, selector);
+                if candidates.iter().any(|c| chosen.iter().any(|e| same(e, c))) {
+                    continue;
+                }
+                let Some(candidate) = candidates.first() else {
+                    continue;
+                };
+                match resolve(index, *candidate, preferences) {
+                    Ok(resolution) => add(&mut chosen, &resolution.order),
+                    Err(err) => output::warn(&format!(
+                        "weak requirement `{selector}` of `{}`: `{}` is left out: {err}",
+                        owner.id(),
+                        candidate.id()
+                    )),
+                }
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// The images of the module versions and of their bills of materials, each once.
+fn images(entries: &[Entry<'_>]) -> Vec<String> {
+    let mut images: Vec<String> = Vec::new();
+    for entry in entries {
+        let version = entry.version;
+        for image in std::iter::once(&version.image).chain(&version.requirements.images) {
+            if !images
+                .iter()
+                .any(|i| archive::with_tag(i) == archive::with_tag(image))
+            {
+                images.push(image.clone());
+            }
+        }
+    }
+    images
+}
+
+/// One file of a bill of materials, found on this machine.
+#[derive(Debug)]
+struct FileSource {
+    /// `module `bmk@0.1.0` file `tool.tgz``, for messages.
+    what: String,
+    name: String,
+    sha256: String,
+    source: PathBuf,
+    size: u64,
+}
+
+impl FileSource {
+    fn entry_path(&self) -> String {
+        format!("{FILES_DIR}/{}/{}", self.sha256, self.name)
+    }
+}
+
+/// Finds every file of the bills of materials: `path` (relative to the repository file's
+/// directory) or a `file://` URL. e has no downloader: `http(s)://` files are refused.
+fn files(entries: &[Entry<'_>], repository_path: &Path) -> anyhow::Result<Vec<FileSource>> {
+    let base = repository_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut files: Vec<FileSource> = Vec::new();
+    for entry in entries {
+        for file in &entry.version.requirements.files {
+            let name = file.file_name().to_owned();
+            if files
+                .iter()
+                .any(|f| f.sha256 == file.sha256 && f.name == name)
+            {
+                continue;
+            }
+            let what = format!("module `{}` file `{name}`", entry.id());
+            let source = match (&file.path, &file.url) {
+                (Some(path), _) => base.join(path),
+                (None, Some(url)) => local_url(url).map_err(|err| anyhow!("{what}: {err}"))?,
+                (None, None) => bail!("{what}: it has neither `path` nor `url`"),
+            };
+            let meta = fs::metadata(&source).with_context(|| {
+                format!(
+                    "{what}: cannot read `{}`\nhint: put the file there, or correct its `path` in the repository",
+                    source.display()
+                )
+            })?;
+            if !meta.is_file() {
+                bail!("{what}: `{}` is not a regular file", source.display());
+            }
+            files.push(FileSource {
+                what,
+                name,
+                sha256: file.sha256.clone(),
+                source,
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// The local path of a `file://` URL; other schemes cannot be fetched by e.
+fn local_url(url: &str) -> anyhow::Result<PathBuf> {
+    let Some(rest) = url.strip_prefix("file://") else {
+        bail!(
+            "e cannot download `{url}`: it has no downloader yet\n\
+             hint: download the file, check its sha256 (`sha256sum FILE`), and give it as `path:` instead of `url:`"
+        );
+    };
+    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+    if !path.starts_with('/') {
+        bail!("`{url}` names another host; a `file://` URL must be `file:///absolute/path`");
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    use std::os::unix::ffi::OsStringExt as _;
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(decoded)))
+}
+
+fn hash_file(path: &Path) -> anyhow::Result<String> {
+    let file = File::open(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+    let mut hashing = archive::HashingReader::new(io::BufReader::new(file));
+    io::copy(&mut hashing, &mut io::sink())
+        .with_context(|| format!("failed to read `{}`", path.display()))?;
+    Ok(hashing.finish())
+}
+
+fn check_hash(file: &FileSource, actual: &str) -> anyhow::Result<()> {
+    if actual != file.sha256 {
+        bail!(
+            "{} (`{}`): its sha256 is {actual}, but the repository says {}\n\
+             hint: the file is not the one the module was written for; fetch the right one, or correct `sha256` if the file is right",
+            file.what,
+            file.source.display(),
+            file.sha256
+        );
+    }
+    Ok(())
+}
+
+/// The repository of the exported module versions, in the original order, with each file of
+/// a bill of materials pointing where `e import` puts it: `files/<sha256>/<name>`.
+fn subset(repository: &Repository, entries: &[Entry<'_>], files: &[FileSource]) -> Repository {
+    let components = repository
+        .components
+        .iter()
+        .filter_map(|module| {
+            let versions: Vec<_> = module
+                .versions
+                .iter()
+                .filter(|v| {
+                    entries
+                        .iter()
+                        .any(|e| e.module.name == module.name && e.version.version == v.version)
+                })
+                .map(|version| {
+                    let mut version = version.clone();
+                    for file in &mut version.requirements.files {
+                        let name = file.file_name().to_owned();
+                        debug_assert!(
+                            files
+                                .iter()
+                                .any(|f| f.sha256 == file.sha256 && f.name == name)
+                        );
+                        *file = FileRequirement {
+                            path: Some(format!("{FILES_DIR}/{}/{name}", file.sha256)),
+                            name: Some(name),
+                            url: None,
+                            sha256: file.sha256.clone(),
+                        };
+                    }
+                    version
+                })
+                .collect();
+            (!versions.is_empty()).then(|| Module {
+                name: module.name.clone(),
+                kind: module.kind,
+                versions,
+            })
+        })
+        .collect();
+    Repository {
+        version: repository.version,
+        kind: repository.kind,
+        name: repository.name.clone(),
+        components,
+    }
+}
+
+/// A file of the shared directory, as it goes into the archive.
+struct StateFile {
+    /// Its path relative to the shared directory.
+    relative: String,
+    /// Its bytes, secret values replaced.
+    bytes: Vec<u8>,
+    /// Whether a secret value was replaced.
+    redacted: bool,
+}
+
+/// The shared directory's files for `--with-state`.
+struct State {
+    files: Vec<StateFile>,
+}
+
+/// Reads the shared directory's state, configs, backups and e's records, replacing every
+/// secret value (of the secrets file, and of `${env:NAME}` references of the exported modules'
+/// commands that are set in this environment) with `***`.
+fn state(context: &Context, entries: &[Entry<'_>]) -> anyhow::Result<State> {
+    let root = &context.shared_path;
+    if !root.join(crate::state::STATE_FILE).is_file() {
+        bail!(
+            "`--with-state`: `{}` holds no state\nhint: point `--shared` at the shared directory to export, or leave out `--with-state`",
+            root.display()
+        );
+    }
+    let secrets = secret_values(context, entries)?;
+    let mut relatives = Vec::new();
+    for entry in
+        fs::read_dir(root).with_context(|| format!("failed to read `{}`", root.display()))?
+    {
+        let entry = entry?;
+        if let Some(name) = entry.file_name().to_str()
+            && archive::is_shared_file(name)
+        {
+            relatives.push(name.to_owned());
+        }
+    }
+    relatives.push(format!("{E_DIR}/installed.json"));
+    walk(root, &format!("{E_DIR}/history"), &mut relatives)?;
+    walk(root, &format!("{E_DIR}/mounts"), &mut relatives)?;
+    relatives.sort();
+    let mut files = Vec::new();
+    for relative in relatives {
+        let path = root.join(&relative);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => {
+                return Err(err).with_context(|| format!("failed to inspect `{}`", path.display()));
+            }
+        };
+        if !meta.is_file() {
+            output::warn(&format!(
+                "`{}` is not a regular file; it is left out of the archive",
+                path.display()
+            ));
+            continue;
+        }
+        if archive::check_entry_path(&relative).is_err() {
+            output::warn(&format!(
+                "`{}` has a name an archive cannot hold; it is left out",
+                path.display()
+            ));
+            continue;
+        }
+        let bytes =
+            fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        let (bytes, redacted) = redact(&relative, bytes, &secrets);
+        files.push(StateFile {
+            relative,
+            bytes,
+            redacted,
+        });
+    }
+    Ok(State { files })
+}
+
+/// Adds the regular files under `root/relative` (recursively, links left out) to `found`.
+fn walk(root: &Path, relative: &str, found: &mut Vec<String>) -> anyhow::Result<()> {
+    let dir = root.join(relative);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err).with_context(|| format!("failed to read `{}`", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("failed to read `{}`", dir.display()))?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            output::warn(&format!(
+                "`{}` is not UTF-8; it is left out of the archive",
+                entry.path().display()
+            ));
+            continue;
+        };
+        let child = format!("{relative}/{name}");
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            walk(root, &child, found)?;
+        } else if kind.is_file() {
+            found.push(child);
+        } else {
+            output::warn(&format!(
+                "`{}` is a link or a special file; it is left out of the archive",
+                entry.path().display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The values to keep out of an archive, longest first.
+fn secret_values(context: &Context, entries: &[Entry<'_>]) -> anyhow::Result<Vec<String>> {
+    let mut values = Vec::new();
+    if let Some(path) = &context.secrets_path {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("failed to read the secrets file `{}`", path.display()))?;
+        let secrets: BTreeMap<String, String> = serde_yaml::from_str(&text).with_context(|| {
+            format!(
+                "the secrets file `{}` must be a YAML map of names to string values",
+                path.display()
+            )
+        })?;
+        values.extend(secrets.into_values());
+    }
+    for entry in entries {
+        for command in &entry.version.commands {
+            for template in command.envs.values() {
+                let mut rest = template.as_str();
+                while let Some(start) = rest.find("${env:") {
+                    let after = &rest[start + 6..];
+                    let Some(end) = after.find('}') else { break };
+                    if let Ok(value) = std::env::var(&after[..end]) {
+                        values.push(value);
+                    }
+                    rest = &after[end + 1..];
+                }
+            }
+        }
+    }
+    values.retain(|v| !v.is_empty());
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values.dedup();
+    Ok(values)
+}
+
+/// Replaces every occurrence of every secret with `***`; says whether it replaced any.
+///
+/// In a YAML file a `***` that begins a plain scalar (`token: ***`) would read as an alias and
+/// break the file, so there the scalar is quoted (`token: '***'`); what the line-wise quoting
+/// cannot keep valid (a secret in a multi-line scalar) is re-serialized from the parsed file.
+fn redact(relative: &str, bytes: Vec<u8>, secrets: &[String]) -> (Vec<u8>, bool) {
+    if !secrets
+        .iter()
+        .any(|secret| contains(&bytes, secret.as_bytes()))
+    {
+        return (bytes, false);
+    }
+    let yaml = relative.ends_with(".yml") || relative.ends_with(".yaml");
+    let text = match String::from_utf8(bytes) {
+        Ok(text) if yaml => text,
+        Ok(text) => return (replace_all(text.into_bytes(), secrets), true),
+        Err(err) => return (replace_all(err.into_bytes(), secrets), true),
+    };
+    let redacted: String = text
+        .split_inclusive('\n')
+        .map(|line| redact_yaml_line(line, secrets))
+        .collect();
+    let parses = |text: &str| serde_yaml::from_str::<serde_yaml::Value>(text).is_ok();
+    if parses(&text)
+        && !parses(&redacted)
+        && let Ok(mut value) = serde_yaml::from_str::<serde_yaml::Value>(&text)
+    {
+        redact_value(&mut value, secrets);
+        if let Ok(serialized) = serde_yaml::to_string(&value) {
+            output::warn(&format!(
+                "the archived copy of `{relative}` is rewritten to leave its secrets out; its comments are not kept"
+            ));
+            return (serialized.into_bytes(), true);
+        }
+    }
+    (redacted.into_bytes(), true)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Replaces every secret in some bytes with `***`, longest secrets first.
+fn replace_all(mut bytes: Vec<u8>, secrets: &[String]) -> Vec<u8> {
+    for secret in secrets {
+        let needle = secret.as_bytes();
+        if !contains(&bytes, needle) {
+            continue;
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i..].starts_with(needle) {
+                out.extend_from_slice(MASK.as_bytes());
+                i += needle.len();
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        bytes = out;
+    }
+    bytes
+}
+
+/// Redacts one line of YAML, quoting a plain scalar that would begin with `***`.
+fn redact_yaml_line(line: &str, secrets: &[String]) -> String {
+    #[derive(PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut quote = Quote::None;
+    // Whether a scalar may begin here: after indentation, `- `, `? `, `: `, or in a flow
+    // collection after `[`, `{` or `,`.
+    let mut scalar_start = true;
+    let mut after_indicator = false;
+    let mut flow_depth = 0usize;
+    let mut i = 0;
+    while i < line.len() {
+        let rest = &line[i..];
+        if let Some(secret) = secrets.iter().find(|s| rest.starts_with(s.as_str())) {
+            if quote == Quote::None && scalar_start {
+                let after = &line[i + secret.len()..];
+                let tail = &after[..plain_scalar_end(after, flow_depth > 0)];
+                let tail = tail.trim_end();
+                out.push('\'');
+                out.push_str(MASK);
+                out.push_str(&replace_text(tail, secrets).replace('\'', "''"));
+                out.push('\'');
+                i += secret.len() + tail.len();
+            } else {
+                out.push_str(MASK);
+                i += secret.len();
+            }
+            scalar_start = false;
+            after_indicator = false;
+            continue;
+        }
+        let c = rest.chars().next().expect("i is below the line's length");
+        match quote {
+            Quote::Double if c == '\\' => {
+                let escaped: String = rest.chars().take(2).collect();
+                out.push_str(&escaped);
+                i += escaped.len();
+                continue;
+            }
+            Quote::Double if c == '"' => quote = Quote::None,
+            Quote::Single if c == '\'' && rest.starts_with("''") => {
+                out.push_str("''");
+                i += 2;
+                continue;
+            }
+            Quote::Single if c == '\'' => quote = Quote::None,
+            Quote::Double | Quote::Single => {}
+            Quote::None => match c {
+                '#' if i == 0 || line[..i].ends_with([' ', '\t']) => {
+                    out.push_str(&replace_text(rest, secrets));
+                    return out;
+                }
+                '"' if scalar_start => quote = Quote::Double,
+                '\'' if scalar_start => quote = Quote::Single,
+                ' ' | '\t' if after_indicator => {
+                    scalar_start = true;
+                    after_indicator = false;
+                }
+                '-' | '?' if scalar_start => {
+                    scalar_start = false;
+                    after_indicator = true;
+                }
+                ':' => {
+                    scalar_start = false;
+                    after_indicator = true;
+                }
+                '[' | '{' => {
+                    flow_depth += 1;
+                    scalar_start = true;
+                }
+                ']' | '}' => flow_depth = flow_depth.saturating_sub(1),
+                ',' if flow_depth > 0 => scalar_start = true,
+                _ => {}
+            },
+        }
+        if !matches!(c, ' ' | '\t' | '-' | '?' | ':' | '[' | '{' | ',') || quote != Quote::None {
+            scalar_start = false;
+            after_indicator = false;
+        }
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
+}
+
+/// Where the plain scalar that continues in `text` ends on this line.
+fn plain_scalar_end(text: &str, in_flow: bool) -> usize {
+    let bytes = text.as_bytes();
+    for (i, byte) in bytes.iter().enumerate() {
+        let next = bytes.get(i + 1).copied();
+        let ends = match byte {
+            b'\n' | b'\r' => true,
+            b'#' => i > 0 && matches!(bytes[i - 1], b' ' | b'\t'),
+            b':' => matches!(next, None | Some(b' ' | b'\t' | b'\n' | b'\r')),
+            b',' | b']' | b'}' => in_flow,
+            _ => false,
+        };
+        if ends {
+            return i;
+        }
+    }
+    bytes.len()
+}
+
+fn replace_text(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_owned(), |text, secret| {
+        text.replace(secret.as_str(), MASK)
+    })
+}
+
+/// Replaces the secrets in every string of a parsed YAML document, keys included.
+fn redact_value(value: &mut serde_yaml::Value, secrets: &[String]) {
+    match value {
+        serde_yaml::Value::String(text) => *text = replace_text(text, secrets),
+        serde_yaml::Value::Sequence(items) => items
+            .iter_mut()
+            .for_each(|item| redact_value(item, secrets)),
+        serde_yaml::Value::Mapping(mapping) => {
+            let entries: Vec<_> = std::mem::take(mapping).into_iter().collect();
+            for (mut key, mut item) in entries {
+                redact_value(&mut key, secrets);
+                redact_value(&mut item, secrets);
+                mapping.insert(key, item);
+            }
+        }
+        serde_yaml::Value::Tagged(tagged) => redact_value(&mut tagged.value, secrets),
+        serde_yaml::Value::Null | serde_yaml::Value::Bool(_) | serde_yaml::Value::Number(_) => {}
+    }
+}
+
+/// The `--dry-run` table: KIND, NAME, SIZE, and the total.
+fn listing(
+    entries: &[Entry<'_>],
+    images: &[String],
+    image_sizes: &[u64],
+    files: &[FileSource],
+    subset: &str,
+    state: Option<&State>,
+) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for entry in entries {
+        rows.push(vec!["module".to_owned(), entry.id(), String::new()]);
+    }
+    for (image, size) in images.iter().zip(image_sizes) {
+        rows.push(vec!["image".to_owned(), image.clone(), output::size(*size)]);
+    }
+    for file in files {
+        rows.push(vec![
+            "file".to_owned(),
+            file.entry_path(),
+            output::size(file.size),
+        ]);
+    }
+    rows.push(vec![
+        "repository".to_owned(),
+        REPOSITORY.to_owned(),
+        output::size(subset.len() as u64),
+    ]);
+    let mut total = image_sizes.iter().sum::<u64>()
+        + files.iter().map(|f| f.size).sum::<u64>()
+        + subset.len() as u64;
+    for file in state.map_or(&[][..], |s| &s.files) {
+        let mut name = format!("{SHARED_DIR}/{}", file.relative);
+        if file.redacted {
+            name.push_str(&format!("  (secret values as `{MASK}`)"));
+        }
+        rows.push(vec![
+            "state".to_owned(),
+            name,
+            output::size(file.bytes.len() as u64),
+        ]);
+        total += file.bytes.len() as u64;
+    }
+    rows.push(vec!["total".to_owned(), String::new(), output::size(total)]);
+    output::table(&["KIND", "NAME", "SIZE"], rows)
+}
+
+/// Counts the bytes that pass through, for the progress line.
+struct Counted<'p, T> {
+    inner: T,
+    progress: &'p mut Progress,
+}
+
+impl<T: Read> Read for Counted<'_, T> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.progress.advance(read as u64);
+        Ok(read)
+    }
+}
+
+impl<T: Write> Write for Counted<'_, T> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(bytes)?;
+        self.progress.advance(written as u64);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_replaced_everywhere() {
+        let secrets = vec!["hunter22".to_owned(), "pw".to_owned()];
+        let (bytes, redacted) = redact(
+            "a.json",
+            b"{\"a\": \"hunter22\", \"b\": \"pw-hunter22\"}".to_vec(),
+            &secrets,
+        );
+        assert!(redacted);
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "{\"a\": \"***\", \"b\": \"***-***\"}"
+        );
+        let (bytes, redacted) = redact("a.yml", b"nothing: here\n".to_vec(), &secrets);
+        assert!(!redacted);
+        assert_eq!(bytes, b"nothing: here\n");
+    }
+
+    #[test]
+    fn redacted_yaml_stays_valid() {
+        let secrets = vec!["s3cret".to_owned()];
+        let cases = [
+            ("token: s3cret\n", "token: '***'\n"),
+            ("token: \"s3cret\"\n", "token: \"***\"\n"),
+            ("token: 's3cret'\n", "token: '***'\n"),
+            ("url: http://u:s3cret@h\n", "url: http://u:***@h\n"),
+            ("list:\n  - s3cret\n", "list:\n  - '***'\n"),
+            ("s3cret: 1\n", "'***': 1\n"),
+            ("a: [s3cret, b]\n", "a: ['***', b]\n"),
+            ("a: s3cret-x's # s3cret\n", "a: '***-x''s' # ***\n"),
+            ("a: {k: s3cret}\n", "a: {k: '***'}\n"),
+            ("a: x,s3cret\n", "a: x,***\n"),
+        ];
+        for (text, expected) in cases {
+            let (bytes, redacted) = redact("state.yml", text.as_bytes().to_vec(), &secrets);
+            let bytes = String::from_utf8(bytes).unwrap();
+            assert!(redacted);
+            assert_eq!(bytes, expected, "{text}");
+            serde_yaml::from_str::<serde_yaml::Value>(&bytes)
+                .unwrap_or_else(|err| panic!("{bytes}: {err}"));
+        }
+        // In multi-line scalars the mask may come out quoted, but the file stays valid.
+        for text in [
+            "a: first\n  s3cret\n",
+            "a: |\n  s3cret\n",
+            "a: \"first\n  s3cret\"\n",
+        ] {
+            let (bytes, _) = redact("state.yml", text.as_bytes().to_vec(), &secrets);
+            let bytes = String::from_utf8(bytes).unwrap();
+            assert!(!bytes.contains("s3cret"), "{bytes}");
+            serde_yaml::from_str::<serde_yaml::Value>(&bytes)
+                .unwrap_or_else(|err| panic!("{bytes}: {err}"));
+        }
+        let mut value: serde_yaml::Value = serde_yaml::from_str("s3cret: [x s3cret]").unwrap();
+        redact_value(&mut value, &secrets);
+        assert_eq!(serde_yaml::to_string(&value).unwrap(), "'***':\n- x ***\n");
+    }
+
+    #[test]
+    fn only_local_urls_are_fetched() {
+        assert_eq!(
+            local_url("file:///srv/a%20b.tgz").unwrap(),
+            PathBuf::from("/srv/a b.tgz")
+        );
+        assert_eq!(
+            local_url("file://localhost/srv/x").unwrap(),
+            PathBuf::from("/srv/x")
+        );
+        assert!(local_url("file://host/srv/x").is_err());
+        let err = local_url("https://example.com/x.tgz").unwrap_err();
+        assert!(format!("{err:#}").contains("no downloader"), "{err:#}");
+    }
+}
