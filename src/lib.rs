@@ -71,27 +71,27 @@ impl Context {
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let context = Context { repository_path: cli.repository, shared_path: cli.shared, secrets_path: cli.secrets };
-    let engine = || runtime::docker::connect();
+    let engine = runtime::docker::LazyDocker::default();
     match cli.command {
         Command::List(args) => commands::list::run(args, &context),
         Command::Search(args) => commands::search::run(args, &context),
         Command::Info(args) => commands::info::run(args, &context),
         Command::Graph(args) => commands::graph::run(args, &context),
         Command::Completions(args) => commands::completions::run(args),
-        Command::Metadata(args) => commands::method::run("metadata", args, &context, &engine().await?).await,
-        Command::Init(args) => commands::method::run("init", args, &context, &engine().await?).await,
-        Command::Plan(args) => commands::method::run("plan", args, &context, &engine().await?).await,
-        Command::Apply(args) => commands::apply::run(args, &context, &engine().await?).await,
-        Command::Audit(args) => commands::audit::run(args, &context, &engine().await?).await,
-        Command::Run(args) => commands::method::run_command(args, &context, &engine().await?).await,
-        Command::Upgrade(args) => commands::upgrade::run(args, &context, &engine().await?).await,
-        Command::Destroy(args) => commands::destroy::run(args, &context, &engine().await?).await,
-        Command::Check(args) => commands::check::run(args, &context, &engine().await?).await,
-        Command::Build(args) => commands::build::run(args, &context, &engine().await?).await,
+        Command::Metadata(args) => commands::method::run("metadata", args, &context, &engine).await,
+        Command::Init(args) => commands::method::run("init", args, &context, &engine).await,
+        Command::Plan(args) => commands::method::run("plan", args, &context, &engine).await,
+        Command::Apply(args) => commands::apply::run(args, &context, &engine).await,
+        Command::Audit(args) => commands::audit::run(args, &context, &engine).await,
+        Command::Run(args) => commands::method::run_command(args, &context, &engine).await,
+        Command::Upgrade(args) => commands::upgrade::run(args, &context, &engine).await,
+        Command::Destroy(args) => commands::destroy::run(args, &context, &engine).await,
+        Command::Check(args) => commands::check::run(args, &context, &engine).await,
+        Command::Build(args) => commands::build::run(args, &context, &engine).await,
         Command::State(args) => commands::state::run(args, &context),
         Command::Status(args) => commands::status::run(args, &context),
         Command::History(args) => commands::history::run(args, &context),
-        Command::Export(args) => commands::export::run(args, &context, &engine().await?).await,
-        Command::Import(args) => commands::import::run(args, &context, &engine().await?).await,
+        Command::Export(args) => commands::export::run(args, &context, &engine).await,
+        Command::Import(args) => commands::import::run(args, &context, &engine).await,
     }
 }

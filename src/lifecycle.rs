@@ -119,12 +119,11 @@ impl<'a> Session<'a> {
         if !report.succeeded() {
             return Ok(report);
         }
-        let image = self.engine.ensure_image(&entry.version.image).await?;
         self.shared.set_installed(Installed {
             module: entry.module.name.clone(),
             version: entry.version.version.to_string(),
             image: entry.version.image.clone(),
-            image_id: image.id,
+            image_id: report.image_id.clone(),
             applied: SystemTime::now(),
             command: format!("e apply {}", entry.id()),
         })?;

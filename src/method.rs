@@ -51,6 +51,8 @@ pub struct Report {
     pub stderr: String,
     /// The id of the run in the history.
     pub run: String,
+    /// The engine's id of the image that ran.
+    pub image_id: String,
 }
 
 impl Report {
@@ -181,7 +183,7 @@ pub async fn run(
         timeout: options.timeout,
     };
 
-    engine.ensure_image(&spec.image).await.with_context(|| format!("cannot run `{id}`"))?;
+    let image = engine.ensure_image(&spec.image).await.with_context(|| format!("cannot run `{id}`"))?;
     let snapshot = shared.snapshot()?;
     let console = Console {
         stdout: Masker::new(resolved.secrets.clone()),
@@ -271,5 +273,5 @@ pub async fn run(
         };
         output::note(&format!("e: `{id}` {method} {why}; its container was stopped and removed"));
     }
-    Ok(Report { exit_code: outcome.exit_code, stopped: outcome.stopped, check, restored, stdout, stderr, run: run_id })
+    Ok(Report { exit_code: outcome.exit_code, stopped: outcome.stopped, check, restored, stdout, stderr, run: run_id, image_id: image.id })
 }

@@ -75,11 +75,8 @@ pub async fn connect() -> anyhow::Result<DockerEngine> {
 async fn connect_to(address: String) -> anyhow::Result<DockerEngine> {
     let docker = Docker::connect_with_host(&address)
         .map_err(|err| unreachable_error(&address, &engine_message(&err)))?;
-    let answered = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        let docker = docker.negotiate_version().await?;
-        docker.ping().await?;
-        Ok::<_, BollardError>(docker)
-    })
+    // Negotiating asks the engine its version: that answer is the proof it is there.
+    let answered = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
     .await;
     let docker = match answered {
         Ok(Ok(docker)) => docker,
@@ -640,6 +637,41 @@ impl Engine for DockerEngine {
         source: Box<dyn Read + Send>,
     ) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
         self.load(source).boxed()
+    }
+}
+
+/// The Docker engine, connected on first use: a command that stops before it needs the
+/// engine (a bad repository, an unmet requirement) says so whether or not an engine runs.
+#[derive(Default)]
+pub struct LazyDocker {
+    engine: tokio::sync::OnceCell<DockerEngine>,
+}
+
+impl LazyDocker {
+    async fn get(&self) -> anyhow::Result<&DockerEngine> {
+        self.engine.get_or_try_init(connect).await
+    }
+}
+
+impl Engine for LazyDocker {
+    fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
+        async move { self.get().await?.ensure_image(image).await }.boxed()
+    }
+
+    fn run<'a>(&'a self, spec: &'a RunSpec, sink: &'a dyn OutputSink) -> BoxFuture<'a, anyhow::Result<Outcome>> {
+        async move { self.get().await?.run(spec, sink).await }.boxed()
+    }
+
+    fn build<'a>(&'a self, context: &'a Path, tag: &'a str, sink: &'a dyn OutputSink) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
+        async move { self.get().await?.build(context, tag, sink).await }.boxed()
+    }
+
+    fn save_images<'a>(&'a self, images: &'a [String], out: &'a mut (dyn Write + Send)) -> BoxFuture<'a, anyhow::Result<u64>> {
+        async move { self.get().await?.save_images(images, out).await }.boxed()
+    }
+
+    fn load_images(&self, source: Box<dyn Read + Send>) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        async move { self.get().await?.load_images(source).await }.boxed()
     }
 }
 
