@@ -43,8 +43,8 @@ fn list_shows_every_module_version() {
 
 #[test]
 fn compat_repository_loads_unchanged() {
-    snapshot!("list_compat", &["--repository", "../shared/compat/e-cli-docs-example-repository-v1.yaml", "list"]);
-    snapshot!("info_compat", &["--repository", "../shared/compat/e-cli-docs-example-repository-v1.yaml", "info", "c1"]);
+    snapshot!("list_compat", &["--repository", "tests/fixtures/compat-e-cli-v1.yaml", "list"]);
+    snapshot!("info_compat", &["--repository", "tests/fixtures/compat-e-cli-v1.yaml", "info", "c1"]);
 }
 
 #[test]
