@@ -20,7 +20,11 @@ const IMAGE: &str = "e-bench/noop:0.1.0";
 /// Runs a command to completion; returns its wall time and its own CPU time (user + system).
 fn measure(command: &mut Command) -> (Duration, Duration) {
     let started = Instant::now();
-    let child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("the command starts");
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -34,8 +38,13 @@ fn measure(command: &mut Command) -> (Duration, Duration) {
         use std::io::Read;
         let _ = pipe.read_to_string(&mut stderr);
     }
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{command:?} failed: {stderr}");
-    let cpu = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{command:?} failed: {stderr}"
+    );
+    let cpu = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     (wall, cpu(usage.ru_utime) + cpu(usage.ru_stime))
 }
 
@@ -50,15 +59,25 @@ fn millis(d: Duration) -> f64 {
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let built = Command::new("cargo").args(["build", "--release", "--quiet", "--bin", "e"]).current_dir(root).status();
-    assert!(built.is_ok_and(|s| s.success()), "cargo build --release failed");
+    let built = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "--bin", "e"])
+        .current_dir(root)
+        .status();
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "cargo build --release failed"
+    );
     let e = root.join("target/release/e");
 
     let work = tempfile::tempdir().expect("a temporary directory");
     let context = work.path().join("context");
     std::fs::create_dir(&context).unwrap();
     std::fs::copy("/bin/busybox", context.join("busybox")).expect("busybox-static is installed");
-    std::fs::write(context.join("Dockerfile"), "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n").unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
+    )
+    .unwrap();
     let repository = work.path().join("repository.yaml");
     std::fs::write(
         &repository,
@@ -67,17 +86,31 @@ fn main() {
     .unwrap();
     let shared = work.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
-    let status = Command::new(&e).args(["build", context.to_str().unwrap(), "--tag", IMAGE]).stderr(Stdio::null()).status().unwrap();
+    let status = Command::new(&e)
+        .args(["build", context.to_str().unwrap(), "--tag", IMAGE])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success(), "e build failed");
 
     let e_run = || {
         let mut command = Command::new(&e);
-        command.args(["apply", "noop", "--no-influences"]).env("E_REPOSITORY", &repository).env("E_SHARED", &shared);
+        command
+            .args(["apply", "noop", "--no-influences"])
+            .env("E_REPOSITORY", &repository)
+            .env("E_SHARED", &shared);
         command
     };
     let docker_run = || {
         let mut command = Command::new("docker");
-        command.args(["run", "--rm", "-v", &format!("{}:/shared", shared.display()), IMAGE, "true"]);
+        command.args([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}:/shared", shared.display()),
+            IMAGE,
+            "true",
+        ]);
         command
     };
     // SAFETY: getuid and getgid cannot fail.
@@ -85,8 +118,27 @@ fn main() {
     let e_area = format!("{}/.e:/shared/.e:ro", shared.display());
     let docker_isolated = || {
         let mut command = Command::new("docker");
-        command.args(["run", "--rm", "-v", &format!("{}:/shared", shared.display()), "-v", &e_area]);
-        command.args(["--network", "none", "--init", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "-u", &user, IMAGE, "true"]);
+        command.args([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{}:/shared", shared.display()),
+            "-v",
+            &e_area,
+        ]);
+        command.args([
+            "--network",
+            "none",
+            "--init",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+            "-u",
+            &user,
+            IMAGE,
+            "true",
+        ]);
         command
     };
     // e's first run creates its area in the shared directory, which the isolated baseline mounts.
@@ -95,7 +147,8 @@ fn main() {
         measure(&mut docker_run());
         measure(&mut docker_isolated());
     }
-    let (mut e_wall, mut e_cpu, mut docker_wall, mut docker_cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut e_wall, mut e_cpu, mut docker_wall, mut docker_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut isolated_wall, mut isolated_cpu) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let (wall, cpu) = measure(&mut e_run());
@@ -109,25 +162,70 @@ fn main() {
         isolated_cpu.push(cpu);
     }
     let spread = |v: &[Duration]| (millis(v[0]), millis(v[v.len() - 1]));
-    let (e_med, docker_med, isolated_med) = (median(&mut e_wall), median(&mut docker_wall), median(&mut isolated_wall));
-    let (e_cpu_med, docker_cpu_med, isolated_cpu_med) = (median(&mut e_cpu), median(&mut docker_cpu), median(&mut isolated_cpu));
+    let (e_med, docker_med, isolated_med) = (
+        median(&mut e_wall),
+        median(&mut docker_wall),
+        median(&mut isolated_wall),
+    );
+    let (e_cpu_med, docker_cpu_med, isolated_cpu_med) = (
+        median(&mut e_cpu),
+        median(&mut docker_cpu),
+        median(&mut isolated_cpu),
+    );
     println!("per-method overhead, no-op method, {RUNS} runs each, alternating (median, min..max)");
-    println!("{:<44} {:>10} {:>18} {:>14}", "command", "wall ms", "min..max ms", "own CPU ms");
+    println!(
+        "{:<44} {:>10} {:>18} {:>14}",
+        "command", "wall ms", "min..max ms", "own CPU ms"
+    );
     let row = |name: &str, med: Duration, (lo, hi): (f64, f64), cpu: Duration| {
-        println!("{name:<44} {:>10.1} {:>18} {:>14.1}", millis(med), format!("{lo:.0}..{hi:.0}"), millis(cpu));
+        println!(
+            "{name:<44} {:>10.1} {:>18} {:>14.1}",
+            millis(med),
+            format!("{lo:.0}..{hi:.0}"),
+            millis(cpu)
+        );
     };
-    row("e apply noop (state, lock, history)", e_med, spread(&e_wall), e_cpu_med);
-    row("docker run --rm -v SHARED:/shared IMAGE true", docker_med, spread(&docker_wall), docker_cpu_med);
-    row("docker run, with e's isolation", isolated_med, spread(&isolated_wall), isolated_cpu_med);
+    row(
+        "e apply noop (state, lock, history)",
+        e_med,
+        spread(&e_wall),
+        e_cpu_med,
+    );
+    row(
+        "docker run --rm -v SHARED:/shared IMAGE true",
+        docker_med,
+        spread(&docker_wall),
+        docker_cpu_med,
+    );
+    row(
+        "docker run, with e's isolation",
+        isolated_med,
+        spread(&isolated_wall),
+        isolated_cpu_med,
+    );
     let verdict = |ratio: f64| if ratio <= 0.9 { "met" } else { "MISSED" };
     let ratio = e_med.as_secs_f64() / docker_med.as_secs_f64();
-    println!("ratio e / docker CLI as the prototype ran it (wall): {ratio:.2}   target <= 0.90: {}", verdict(ratio));
+    println!(
+        "ratio e / docker CLI as the prototype ran it (wall): {ratio:.2}   target <= 0.90: {}",
+        verdict(ratio)
+    );
     let ratio = e_med.as_secs_f64() / isolated_med.as_secs_f64();
-    println!("ratio e / docker CLI with the same isolation (wall): {ratio:.2}   target <= 0.90: {}", verdict(ratio));
+    println!(
+        "ratio e / docker CLI with the same isolation (wall): {ratio:.2}   target <= 0.90: {}",
+        verdict(ratio)
+    );
     println!(
         "e's own CPU per method: {:.1} ms   target < 20 ms: {}",
         millis(e_cpu_med),
-        if e_cpu_med < Duration::from_millis(20) { "met" } else { "MISSED" }
+        if e_cpu_med < Duration::from_millis(20) {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
-    let _ = Command::new("docker").args(["rmi", IMAGE]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let _ = Command::new("docker")
+        .args(["rmi", IMAGE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }

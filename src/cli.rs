@@ -14,14 +14,28 @@ use crate::selector::Selector;
 /// requirement, and shows how modules depend on and influence each other.
 #[derive(Debug, Parser)]
 #[command(name = "e", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Examples:\n  e list\n  e search 'kind=monitoring,core-technology in (prometheus)'\n  e search --for bmk\n  e info bmk@0.1.0\n  e graph bmk --format dot | dot -Tsvg > bmk.svg")]
+#[command(
+    after_help = "Examples:\n  e list\n  e search 'kind=monitoring,core-technology in (prometheus)'\n  e search --for bmk\n  e info bmk@0.1.0\n  e graph bmk --format dot | dot -Tsvg > bmk.svg"
+)]
 pub struct Cli {
     /// The module repository file.
-    #[arg(long, global = true, env = "E_REPOSITORY", default_value = "repository.yaml", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        env = "E_REPOSITORY",
+        default_value = "repository.yaml",
+        value_name = "PATH"
+    )]
     pub repository: PathBuf,
 
     /// The shared directory mounted into every module: state.yml, module configs, and e's `.e/`.
-    #[arg(long, global = true, env = "E_SHARED", default_value = "shared", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "E_SHARED",
+        default_value = "shared",
+        value_name = "DIR"
+    )]
     pub shared: PathBuf,
 
     /// A YAML file of secrets for `${secret:NAME}` references in command envs.
@@ -113,7 +127,9 @@ pub struct MethodArgs {
 
 /// Arguments of `e apply`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  e apply bmk\n  e apply pg --with-requirements --prefer rook\n  e apply azi -- --verbose")]
+#[command(
+    after_help = "Examples:\n  e apply bmk\n  e apply pg --with-requirements --prefer rook\n  e apply azi -- --verbose"
+)]
 pub struct ApplyArgs {
     /// The module; the version defaults to the installed one, else `latest`.
     #[arg(value_name = "MODULE[@VERSION]")]
@@ -153,7 +169,11 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     /// The module; the version defaults to the installed one, else `latest`.
-    #[arg(value_name = "MODULE[@VERSION]", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        value_name = "MODULE[@VERSION]",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub module: Option<ModuleSpec>,
 
     /// Audit every installed module; exit 2 if any reports drift.
@@ -249,7 +269,9 @@ pub struct RunArgs {
 
 /// Arguments of `e build`.
 #[derive(Debug, Args)]
-#[command(after_help = "Example: e build modules/azi   (tags it with the image the repository gives module `azi`)")]
+#[command(
+    after_help = "Example: e build modules/azi   (tags it with the image the repository gives module `azi`)"
+)]
 pub struct BuildArgs {
     /// The folder holding the Dockerfile.
     #[arg(default_value = ".", value_name = "DIR")]
@@ -262,11 +284,17 @@ pub struct BuildArgs {
 
 /// Arguments of `e export`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  e export bmk -o bmk.tar              bmk, azi (its strong requirement), their images\n  e export bmk --with-weak -o bmk.tar  and bmm, which bmk uses when present\n  e export --all -o everything.tar\n  e export azi bmk --dry-run           what would go in, with sizes\n  e export azi bmk --with-state -o site.tar\nOn the machine without internet: e import bmk.tar")]
+#[command(
+    after_help = "Examples:\n  e export bmk -o bmk.tar              bmk, azi (its strong requirement), their images\n  e export bmk --with-weak -o bmk.tar  and bmm, which bmk uses when present\n  e export --all -o everything.tar\n  e export azi bmk --dry-run           what would go in, with sizes\n  e export azi bmk --with-state -o site.tar\nOn the machine without internet: e import bmk.tar"
+)]
 pub struct ExportArgs {
     /// The modules, each with its strong requirements (default version: `latest`, else the
     /// highest).
-    #[arg(value_name = "MODULE[@VERSION]", required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        value_name = "MODULE[@VERSION]",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
     pub modules: Vec<ModuleSpec>,
 
     /// Export every version of every module.
@@ -297,7 +325,9 @@ pub struct ExportArgs {
 
 /// Arguments of `e import`.
 #[derive(Debug, Args)]
-#[command(after_help = "The whole archive is verified before anything changes. Example:\n  e import bmk.tar --repository /srv/e/repository.yaml --shared /srv/e/shared")]
+#[command(
+    after_help = "The whole archive is verified before anything changes. Example:\n  e import bmk.tar --repository /srv/e/repository.yaml --shared /srv/e/shared"
+)]
 pub struct ImportArgs {
     /// The archive written by `e export`.
     #[arg(value_name = "FILE")]
@@ -364,7 +394,9 @@ pub struct ListArgs {
 
 /// Arguments of `e search`.
 #[derive(Debug, Args)]
-#[command(after_help = "Selector syntax (Kubernetes set-based, plus semver operators), expressions joined by `,`:\n  key=value  key!=value  key in (a, b)  key notin (a, b)  key  !key\n  key>1.0.0  key>=1.0.0  key<2.0.0  key<=2.0.0  key semver (>=2.5, <3)\nQuote values with spaces or commas: name=\"Bare Metal Kafka\"")]
+#[command(
+    after_help = "Selector syntax (Kubernetes set-based, plus semver operators), expressions joined by `,`:\n  key=value  key!=value  key in (a, b)  key notin (a, b)  key  !key\n  key>1.0.0  key>=1.0.0  key<2.0.0  key<=2.0.0  key semver (>=2.5, <3)\nQuote values with spaces or commas: name=\"Bare Metal Kafka\""
+)]
 pub struct SearchArgs {
     /// The selector to match, e.g. `kind=monitoring,version>=0.1.0`.
     #[arg(required_unless_present = "for_module", conflicts_with = "for_module")]

@@ -68,7 +68,11 @@ pub fn requirements(entry: Entry<'_>) -> Vec<Requirement<'_>> {
         .flat_map(|(relation, list)| {
             list.iter()
                 .enumerate()
-                .map(move |(index, selector)| Requirement { relation, index, selector })
+                .map(move |(index, selector)| Requirement {
+                    relation,
+                    index,
+                    selector,
+                })
         })
         .collect()
 }
@@ -136,8 +140,11 @@ impl<'r> Index<'r> {
                 | Operator::Lt
                 | Operator::Le
                 | Operator::Semver => {
-                    let mut found: Vec<usize> =
-                        values.into_iter().flat_map(|v| v.values().flatten()).copied().collect();
+                    let mut found: Vec<usize> = values
+                        .into_iter()
+                        .flat_map(|v| v.values().flatten())
+                        .copied()
+                        .collect();
                     found.sort_unstable();
                     found
                 }
@@ -176,8 +183,17 @@ impl<'r> Index<'r> {
 
     /// The versions that come closest to satisfying a selector without doing so: those that
     /// carry at least one of its keys, fewest failed expressions first.
-    pub fn near_misses(&self, owner: Option<Entry<'r>>, selector: &Selector, limit: usize) -> Vec<Miss<'r>> {
-        let keys: Vec<&str> = selector.expressions().iter().map(|e| e.key().as_str()).collect();
+    pub fn near_misses(
+        &self,
+        owner: Option<Entry<'r>>,
+        selector: &Selector,
+        limit: usize,
+    ) -> Vec<Miss<'r>> {
+        let keys: Vec<&str> = selector
+            .expressions()
+            .iter()
+            .map(|e| e.key().as_str())
+            .collect();
         let mut misses: Vec<(usize, usize, Miss<'r>)> = self
             .entries
             .iter()
@@ -189,7 +205,14 @@ impl<'r> Index<'r> {
                 (shared > 0 && !failed.is_empty()).then(|| {
                     let failed_count = failed.len();
                     let failed = failed.into_iter().map(ToString::to_string).collect();
-                    (failed_count, shared, Miss { entry: *entry, failed })
+                    (
+                        failed_count,
+                        shared,
+                        Miss {
+                            entry: *entry,
+                            failed,
+                        },
+                    )
                 })
             })
             .collect();
@@ -240,19 +263,28 @@ impl<'r> Graph<'r> {
         let mut node_of: HashMap<(&str, &str), NodeIndex> = HashMap::new();
         for entry in &index.entries {
             let node = graph.add_node(*entry);
-            node_of.insert((entry.module.name.as_str(), entry.version.version.as_str()), node);
+            node_of.insert(
+                (entry.module.name.as_str(), entry.version.version.as_str()),
+                node,
+            );
         }
         let mut unsatisfied = Vec::new();
         for (i, owner) in index.entries.iter().enumerate() {
             let from = NodeIndex::new(i);
             for requirement in requirements(*owner) {
-                let edge = Edge { relation: requirement.relation, index: requirement.index };
+                let edge = Edge {
+                    relation: requirement.relation,
+                    index: requirement.index,
+                };
                 let candidates = index.candidates(*owner, requirement.selector);
                 if candidates.is_empty() {
                     unsatisfied.push((from, edge));
                 }
                 for candidate in candidates {
-                    let to = node_of[&(candidate.module.name.as_str(), candidate.version.version.as_str())];
+                    let to = node_of[&(
+                        candidate.module.name.as_str(),
+                        candidate.version.version.as_str(),
+                    )];
                     graph.add_edge(from, to, edge);
                 }
             }
@@ -336,11 +368,22 @@ impl fmt::Display for ResolveError<'_> {
             ResolveError::Cycle(path) => {
                 let ids: Vec<String> = path.iter().map(Entry::id).collect();
                 write!(f, "strong requirements form a cycle: {}", ids.join(" -> "))?;
-                write!(f, "\nhint: a module cannot require, directly or not, something that requires it; remove one of these requirements or make it weak")
+                write!(
+                    f,
+                    "\nhint: a module cannot require, directly or not, something that requires it; remove one of these requirements or make it weak"
+                )
             }
-            ResolveError::Unsatisfiable { path, selector, near_misses } => {
+            ResolveError::Unsatisfiable {
+                path,
+                selector,
+                near_misses,
+            } => {
                 let owner = path.last().expect("a path holds at least the target");
-                write!(f, "no module version satisfies the strong requirement `{selector}` of `{}`", owner.id())?;
+                write!(
+                    f,
+                    "no module version satisfies the strong requirement `{selector}` of `{}`",
+                    owner.id()
+                )?;
                 if path.len() > 1 {
                     let ids: Vec<String> = path.iter().map(Entry::id).collect();
                     write!(f, " (needed by {})", ids.join(" -> "))?;
@@ -350,10 +393,18 @@ impl fmt::Display for ResolveError<'_> {
                 } else {
                     write!(f, "\n  nearest misses:")?;
                     for miss in near_misses {
-                        write!(f, "\n    {} fails {}", miss.entry.id(), miss.failed.join(", "))?;
+                        write!(
+                            f,
+                            "\n    {} fails {}",
+                            miss.entry.id(),
+                            miss.failed.join(", ")
+                        )?;
                     }
                 }
-                write!(f, "\nhint: add a module that provides these labels to the repository, or relax the requirement")
+                write!(
+                    f,
+                    "\nhint: add a module that provides these labels to the repository, or relax the requirement"
+                )
             }
         }
     }
@@ -372,9 +423,18 @@ pub fn resolve<'r>(
     target: Entry<'r>,
     preferences: &Preferences,
 ) -> Result<Resolution<'r>, ResolveError<'r>> {
-    let mut resolver = Resolver { index, preferences, order: Vec::new(), choices: Vec::new(), path: Vec::new() };
+    let mut resolver = Resolver {
+        index,
+        preferences,
+        order: Vec::new(),
+        choices: Vec::new(),
+        path: Vec::new(),
+    };
     resolver.visit(target)?;
-    Ok(Resolution { order: resolver.order, choices: resolver.choices })
+    Ok(Resolution {
+        order: resolver.order,
+        choices: resolver.choices,
+    })
 }
 
 struct Resolver<'a, 'r> {
@@ -404,7 +464,11 @@ impl<'r> Resolver<'_, 'r> {
             let candidates = self.rank(entry, selector);
             if candidates.is_empty() {
                 let near_misses = self.index.near_misses(Some(entry), selector, 5);
-                return Err(ResolveError::Unsatisfiable { path: self.path.clone(), selector, near_misses });
+                return Err(ResolveError::Unsatisfiable {
+                    path: self.path.clone(),
+                    selector,
+                    near_misses,
+                });
             }
             let mut first_error = None;
             for (i, (candidate, reason)) in candidates.iter().enumerate() {
@@ -414,7 +478,11 @@ impl<'r> Resolver<'_, 'r> {
                     selector,
                     chosen: *candidate,
                     reason: *reason,
-                    alternatives: candidates.iter().filter(|(c, _)| !same(*c, *candidate)).map(|(c, _)| *c).collect(),
+                    alternatives: candidates
+                        .iter()
+                        .filter(|(c, _)| !same(*c, *candidate))
+                        .map(|(c, _)| *c)
+                        .collect(),
                 });
                 match self.visit(*candidate) {
                     Ok(()) => {
@@ -495,7 +563,11 @@ pub fn rank<'r>(
                 Reason::InPlan
             } else if preferences.prefer.iter().any(|p| p == name) {
                 Reason::Preferred
-            } else if preferences.installed.get(name).is_some_and(|v| v == candidate.version.version.as_str()) {
+            } else if preferences
+                .installed
+                .get(name)
+                .is_some_and(|v| v == candidate.version.version.as_str())
+            {
                 Reason::Installed
             } else if candidate.version.latest {
                 Reason::Latest
@@ -523,7 +595,9 @@ mod tests {
     use std::path::Path;
 
     fn repository(text: &str) -> Repository {
-        load::parse(text, Path::new("test.yaml")).unwrap().repository
+        load::parse(text, Path::new("test.yaml"))
+            .unwrap()
+            .repository
     }
 
     /// A repository from lines of `name version [latest] labels... | strong selectors`.
@@ -548,15 +622,27 @@ mod tests {
             if !labels.is_empty() {
                 text.push_str(&format!("    labels:\n{labels}"));
             }
-            let strong: Vec<&str> = strong.split(';').map(str::trim).filter(|s| !s.is_empty()).collect();
+            let strong: Vec<&str> = strong
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
             if !strong.is_empty() {
                 text.push_str("    requires:\n      strong:\n");
                 for selector in strong {
                     let selector: Selector = selector.parse().unwrap();
                     let yaml = serde_yaml::to_string(&selector).unwrap();
-                    let indented: Vec<String> = yaml.lines().enumerate().map(|(i, l)| {
-                        if i == 0 { format!("      - {l}") } else { format!("        {l}") }
-                    }).collect();
+                    let indented: Vec<String> = yaml
+                        .lines()
+                        .enumerate()
+                        .map(|(i, l)| {
+                            if i == 0 {
+                                format!("      - {l}")
+                            } else {
+                                format!("        {l}")
+                            }
+                        })
+                        .collect();
                     text.push_str(&indented.join("\n"));
                     text.push('\n');
                 }
@@ -569,7 +655,11 @@ mod tests {
         for (name, versions) in by_module {
             out.push_str(&format!("- name: {name}\n  type: docker\n  versions:\n"));
             for v in versions {
-                out.push_str(&v.replace("\n    ", "\n      ").replacen("  - version", "    - version", 1));
+                out.push_str(&v.replace("\n    ", "\n      ").replacen(
+                    "  - version",
+                    "    - version",
+                    1,
+                ));
             }
         }
         out
@@ -591,7 +681,10 @@ mod tests {
              k8s 1.0.0 kind=kubernetes | kind=infrastructure
              azi 1.0.0 kind=infrastructure",
         ));
-        assert_eq!(order(&repo, "pg").unwrap(), ["azi@1.0.0", "k8s@1.0.0", "rook@1.0.0", "pg@1.0.0"]);
+        assert_eq!(
+            order(&repo, "pg").unwrap(),
+            ["azi@1.0.0", "k8s@1.0.0", "rook@1.0.0", "pg@1.0.0"]
+        );
     }
 
     #[test]
@@ -602,7 +695,10 @@ mod tests {
              right 1.0.0 kind=right | kind=base
              base 1.0.0 kind=base",
         ));
-        assert_eq!(order(&repo, "top").unwrap(), ["base@1.0.0", "left@1.0.0", "right@1.0.0", "top@1.0.0"]);
+        assert_eq!(
+            order(&repo, "top").unwrap(),
+            ["base@1.0.0", "left@1.0.0", "right@1.0.0", "top@1.0.0"]
+        );
     }
 
     #[test]
@@ -613,7 +709,10 @@ mod tests {
              c 1.0.0 kind=c | kind=a",
         ));
         let err = order(&repo, "a").unwrap_err();
-        assert!(err.contains("cycle: a@1.0.0 -> b@1.0.0 -> c@1.0.0 -> a@1.0.0"), "{err}");
+        assert!(
+            err.contains("cycle: a@1.0.0 -> b@1.0.0 -> c@1.0.0 -> a@1.0.0"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -624,8 +723,14 @@ mod tests {
              mon 1.0.0 kind=monitoring",
         ));
         let err = order(&repo, "bmk").unwrap_err();
-        assert!(err.contains("gcp@1.0.0 fails provider in (azure, aws)"), "{err}");
-        assert!(err.contains("mon@1.0.0 fails kind=infrastructure, provider in (azure, aws)"), "{err}");
+        assert!(
+            err.contains("gcp@1.0.0 fails provider in (azure, aws)"),
+            "{err}"
+        );
+        assert!(
+            err.contains("mon@1.0.0 fails kind=infrastructure, provider in (azure, aws)"),
+            "{err}"
+        );
         let gcp = err.find("gcp@").unwrap();
         let mon = err.find("mon@").unwrap();
         assert!(gcp < mon, "the closest miss comes first: {err}");
@@ -662,19 +767,34 @@ mod tests {
         let index = Index::new(&repo);
         let app = repo.find(&"app".parse().unwrap()).unwrap();
         let ids = |p: &Preferences| -> Vec<String> {
-            resolve(&index, app, p).unwrap().order.iter().map(Entry::id).collect()
+            resolve(&index, app, p)
+                .unwrap()
+                .order
+                .iter()
+                .map(Entry::id)
+                .collect()
         };
         assert_eq!(ids(&Preferences::default()), ["alpha@1.0.0", "app@1.0.0"]);
-        let installed = Preferences { installed: [("beta".into(), "1.0.0".into())].into(), ..Default::default() };
+        let installed = Preferences {
+            installed: [("beta".into(), "1.0.0".into())].into(),
+            ..Default::default()
+        };
         assert_eq!(ids(&installed), ["beta@1.0.0", "app@1.0.0"]);
-        let prefer = Preferences { prefer: vec!["beta".into()], ..Default::default() };
+        let prefer = Preferences {
+            prefer: vec!["beta".into()],
+            ..Default::default()
+        };
         assert_eq!(ids(&prefer), ["beta@1.0.0", "app@1.0.0"]);
     }
 
     #[test]
     fn a_module_never_satisfies_its_own_requirement() {
         let repo = repository(&modules("solo 1.0.0 kind=db | kind=db"));
-        assert!(order(&repo, "solo").unwrap_err().contains("no module version satisfies"));
+        assert!(
+            order(&repo, "solo")
+                .unwrap_err()
+                .contains("no module version satisfies")
+        );
     }
 
     #[test]
@@ -687,7 +807,13 @@ mod tests {
         let graph = Graph::build(&index);
         assert_eq!(graph.graph.edge_count(), 1);
         assert_eq!(graph.unsatisfied.len(), 1);
-        assert_eq!(graph.unsatisfied[0].1, Edge { relation: Relation::Strong, index: 1 });
+        assert_eq!(
+            graph.unsatisfied[0].1,
+            Edge {
+                relation: Relation::Strong,
+                index: 1
+            }
+        );
     }
 
     #[test]
@@ -699,10 +825,22 @@ mod tests {
              c 0.1.0 tier=3",
         ));
         let index = Index::new(&repo);
-        for text in ["kind=db", "kind in (db, cache),tier", "tier>=0.0.0", "!tier", "kind!=db", "tier notin (1),kind"] {
+        for text in [
+            "kind=db",
+            "kind in (db, cache),tier",
+            "tier>=0.0.0",
+            "!tier",
+            "kind!=db",
+            "tier notin (1),kind",
+        ] {
             let selector: Selector = text.parse().unwrap();
             let fast: Vec<String> = index.select(&selector).iter().map(Entry::id).collect();
-            let slow: Vec<String> = index.entries().iter().filter(|e| selector.matches(&e.version.labels)).map(Entry::id).collect();
+            let slow: Vec<String> = index
+                .entries()
+                .iter()
+                .filter(|e| selector.matches(&e.version.labels))
+                .map(Entry::id)
+                .collect();
             assert_eq!(fast, slow, "{text}");
         }
     }

@@ -54,7 +54,14 @@ impl Context {
         command: &str,
         options: &cli::RunOptions,
     ) -> anyhow::Result<lifecycle::Session<'a>> {
-        let mut session = lifecycle::Session::open(repository, shared, engine, self.secrets()?, command, options.lock_timeout)?;
+        let mut session = lifecycle::Session::open(
+            repository,
+            shared,
+            engine,
+            self.secrets()?,
+            command,
+            options.lock_timeout,
+        )?;
         session.timeout = options.timeout;
         Ok(session)
     }
@@ -70,7 +77,11 @@ impl Context {
 
 /// Runs one parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let context = Context { repository_path: cli.repository, shared_path: cli.shared, secrets_path: cli.secrets };
+    let context = Context {
+        repository_path: cli.repository,
+        shared_path: cli.shared,
+        secrets_path: cli.secrets,
+    };
     let engine = runtime::docker::LazyDocker::default();
     match cli.command {
         Command::List(args) => commands::list::run(args, &context),

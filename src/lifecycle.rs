@@ -66,7 +66,9 @@ impl<'a> Session<'a> {
         let records = self.shared.installed()?;
         let set = InstalledSet::new(self.repository, &records);
         for unknown in &set.unknown {
-            output::warn(&format!("installed `{unknown}` is not in the repository; its labels cannot satisfy requirements"));
+            output::warn(&format!(
+                "installed `{unknown}` is not in the repository; its labels cannot satisfy requirements"
+            ));
         }
         Ok(set)
     }
@@ -74,21 +76,39 @@ impl<'a> Session<'a> {
     /// Checks the requirements of `entry` for `method`, says how weak ones stand, and builds
     /// the requirements file for the module. Unmet strong requirements stop guarded methods
     /// unless `skip` (`--skip-requirements`).
-    pub fn requirements(&self, entry: Entry<'_>, method: &str, skip: bool) -> anyhow::Result<requirements::File> {
+    pub fn requirements(
+        &self,
+        entry: Entry<'_>,
+        method: &str,
+        skip: bool,
+    ) -> anyhow::Result<requirements::File> {
         let installed = self.installed()?;
         let statuses = requirements::statuses(entry, &installed);
         if GUARDED_METHODS.contains(&method) {
-            if let Some(err) = requirements::unmet_error(entry, method, &statuses, &self.index, &installed) {
+            if let Some(err) =
+                requirements::unmet_error(entry, method, &statuses, &self.index, &installed)
+            {
                 if !skip {
                     return Err(err);
                 }
                 output::warn(&format!("--skip-requirements: running anyway; {err:#}"));
             }
             let tell = !self.quiet && method != "plan";
-            for status in statuses.iter().filter(|s| tell && s.relation == Relation::Weak) {
+            for status in statuses
+                .iter()
+                .filter(|s| tell && s.relation == Relation::Weak)
+            {
                 let ids: Vec<String> = status.satisfied_by.iter().map(Entry::id).collect();
-                let how = if ids.is_empty() { "absent".to_owned() } else { format!("present: {}", ids.join(", ")) };
-                output::note(&format!("e: weak requirement `{}` of `{}`: {how}", status.selector, entry.id()));
+                let how = if ids.is_empty() {
+                    "absent".to_owned()
+                } else {
+                    format!("present: {}", ids.join(", "))
+                };
+                output::note(&format!(
+                    "e: weak requirement `{}` of `{}`: {how}",
+                    status.selector,
+                    entry.id()
+                ));
             }
         }
         Ok(requirements::File::new(entry, &statuses))
@@ -96,7 +116,14 @@ impl<'a> Session<'a> {
 
     /// Runs one method: requirements checked (see [`Session::requirements`]), the module told
     /// which installed modules satisfy them, the state kept safe, the run recorded.
-    pub async fn run(&self, entry: Entry<'_>, method: &str, extra: &[String], skip_requirements: bool, notes: Vec<String>) -> anyhow::Result<Report> {
+    pub async fn run(
+        &self,
+        entry: Entry<'_>,
+        method: &str,
+        extra: &[String],
+        skip_requirements: bool,
+        notes: Vec<String>,
+    ) -> anyhow::Result<Report> {
         let file = self.requirements(entry, method, skip_requirements)?;
         let mut notes = notes;
         if skip_requirements {
@@ -109,13 +136,31 @@ impl<'a> Session<'a> {
             notes,
             requirements: Some(file),
         };
-        method::run(self.engine, &self.shared, &self.lock, entry, method, extra, &options).await
+        method::run(
+            self.engine,
+            &self.shared,
+            &self.lock,
+            entry,
+            method,
+            extra,
+            &options,
+        )
+        .await
     }
 
     /// Applies `entry`; on success records it installed, then (unless `no_influences`) plans
     /// the installed modules it influences and says how to apply them.
-    pub async fn apply(&self, entry: Entry<'_>, extra: &[String], skip_requirements: bool, no_influences: bool, notes: Vec<String>) -> anyhow::Result<Report> {
-        let report = self.run(entry, "apply", extra, skip_requirements, notes).await?;
+    pub async fn apply(
+        &self,
+        entry: Entry<'_>,
+        extra: &[String],
+        skip_requirements: bool,
+        no_influences: bool,
+        notes: Vec<String>,
+    ) -> anyhow::Result<Report> {
+        let report = self
+            .run(entry, "apply", extra, skip_requirements, notes)
+            .await?;
         if !report.succeeded() {
             return Ok(report);
         }
@@ -150,12 +195,17 @@ impl<'a> Session<'a> {
             let report = match self.run(influenced, "plan", &[], false, vec![note]).await {
                 Ok(report) => report,
                 Err(err) => {
-                    output::warn(&format!("could not plan influenced `{}`: {err:#}", influenced.id()));
+                    output::warn(&format!(
+                        "could not plan influenced `{}`: {err:#}",
+                        influenced.id()
+                    ));
                     continue;
                 }
             };
             match report.exit_code {
-                0 if report.succeeded() => output::note(&format!("e: `{}` needs no change", influenced.module.name)),
+                0 if report.succeeded() => {
+                    output::note(&format!("e: `{}` needs no change", influenced.module.name))
+                }
                 2 => output::note(&format!(
                     "e: to apply these changes run `e apply {}`; e never applies an influenced module by itself",
                     influenced.module.name

@@ -11,8 +11,8 @@ use anyhow::Context as _;
 
 use crate::output;
 use crate::repository::Entry;
-use crate::runtime::{Bind, Engine, Network, OutputSink, RunSpec, Stopped, Stream, labels};
 use crate::requirements;
+use crate::runtime::{Bind, Engine, Network, OutputSink, RunSpec, Stopped, Stream, labels};
 use crate::secrets::{Masker, Secrets, resolve};
 use crate::state::{Check, Lock, Run, SharedDir};
 
@@ -78,7 +78,10 @@ impl Console {
         if !self.quiet {
             output::stream(stream, text);
         }
-        let mut captured = self.captured.lock().expect("the capture buffer is never poisoned");
+        let mut captured = self
+            .captured
+            .lock()
+            .expect("the capture buffer is never poisoned");
         match stream {
             Stream::Stdout => captured.0.push_str(text),
             Stream::Stderr => captured.1.push_str(text),
@@ -88,7 +91,12 @@ impl Console {
     fn finish(&self) -> (String, String) {
         self.emit(Stream::Stdout, &self.stdout.finish());
         self.emit(Stream::Stderr, &self.stderr.finish());
-        std::mem::take(&mut *self.captured.lock().expect("the capture buffer is never poisoned"))
+        std::mem::take(
+            &mut *self
+                .captured
+                .lock()
+                .expect("the capture buffer is never poisoned"),
+        )
     }
 }
 
@@ -104,7 +112,10 @@ impl OutputSink for Console {
 
 /// A fresh run id: time and process, unique enough to name a container and a history entry.
 pub fn new_run_id() -> String {
-    let millis = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis();
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
     format!("{millis:x}-{:x}", std::process::id())
 }
 
@@ -114,11 +125,17 @@ fn contract_env(entry: Entry<'_>, method: &str) -> Vec<(String, String)> {
     let module = &entry.module.name;
     vec![
         ("E_MODULE".to_owned(), module.clone()),
-        ("E_MODULE_VERSION".to_owned(), entry.version.version.to_string()),
+        (
+            "E_MODULE_VERSION".to_owned(),
+            entry.version.version.to_string(),
+        ),
         ("E_METHOD".to_owned(), method.to_owned()),
         ("E_SHARED".to_owned(), shared.clone()),
         ("E_STATE_FILE".to_owned(), format!("{shared}/state.yml")),
-        ("E_CONFIG_FILE".to_owned(), format!("{shared}/{module}-config.yml")),
+        (
+            "E_CONFIG_FILE".to_owned(),
+            format!("{shared}/{module}-config.yml"),
+        ),
     ]
 }
 
@@ -141,22 +158,49 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let id = entry.id();
     let command = entry.version.command(method).with_context(|| {
-        let known: Vec<&str> = entry.version.commands.iter().map(|c| c.name.as_str()).collect();
+        let known: Vec<&str> = entry
+            .version
+            .commands
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         format!(
             "`{id}` has no command `{method}`\nhint: its commands are: {}",
-            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
         )
     })?;
-    let resolved = resolve(&command.envs, &options.secrets, |k| std::env::var(k).ok(), &format!("`{id}` command `{method}`"))?;
+    let resolved = resolve(
+        &command.envs,
+        &options.secrets,
+        |k| std::env::var(k).ok(),
+        &format!("`{id}` command `{method}`"),
+    )?;
 
     let shared_path = entry.version.shared_path().trim_end_matches('/').to_owned();
     let mut binds = vec![
-        Bind { host: shared.root().to_owned(), container: shared_path.clone(), read_only: false },
-        Bind { host: shared.e_dir(), container: format!("{shared_path}/.e"), read_only: true },
+        Bind {
+            host: shared.root().to_owned(),
+            container: shared_path.clone(),
+            read_only: false,
+        },
+        Bind {
+            host: shared.e_dir(),
+            container: format!("{shared_path}/.e"),
+            read_only: true,
+        },
     ];
     for mount in &entry.version.mounts {
-        let host: PathBuf = shared.mount_dir(&entry.module.name, entry.version.version.as_str(), mount)?;
-        binds.push(Bind { host, container: mount.clone(), read_only: false });
+        let host: PathBuf =
+            shared.mount_dir(&entry.module.name, entry.version.version.as_str(), mount)?;
+        binds.push(Bind {
+            host,
+            container: mount.clone(),
+            read_only: false,
+        });
     }
     for bind in &binds {
         shared.check_inside(&bind.host)?;
@@ -166,13 +210,26 @@ pub async fn run(
     let mut env = contract_env(entry, method);
     if let Some(file) = &options.requirements {
         let name = format!("{}.json", entry.module.name);
-        shared.write_atomic(&shared.e_dir().join("requirements").join(&name), serde_json::to_string_pretty(file)?.as_bytes())?;
-        env.push(("E_REQUIREMENTS_FILE".to_owned(), format!("{shared_path}/.e/requirements/{name}")));
+        shared.write_atomic(
+            &shared.e_dir().join("requirements").join(&name),
+            serde_json::to_string_pretty(file)?.as_bytes(),
+        )?;
+        env.push((
+            "E_REQUIREMENTS_FILE".to_owned(),
+            format!("{shared_path}/.e/requirements/{name}"),
+        ));
     }
     env.extend(resolved.env);
     let spec = RunSpec {
         image: entry.version.image.clone(),
-        args: command.command.iter().chain(&command.args).chain(extra_args).filter(|a| !a.is_empty()).cloned().collect(),
+        args: command
+            .command
+            .iter()
+            .chain(&command.args)
+            .chain(extra_args)
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .collect(),
         env,
         workdir: entry.version.workdir.clone(),
         binds,
@@ -183,7 +240,10 @@ pub async fn run(
         timeout: options.timeout,
     };
 
-    let image = engine.ensure_image(&spec.image).await.with_context(|| format!("cannot run `{id}`"))?;
+    let image = engine
+        .ensure_image(&spec.image)
+        .await
+        .with_context(|| format!("cannot run `{id}`"))?;
     let snapshot = shared.snapshot()?;
     let console = Console {
         stdout: Masker::new(resolved.secrets.clone()),
@@ -215,7 +275,9 @@ pub async fn run(
             // The engine failed midway: whatever the container did is not trusted.
             if check != Check::Unchanged {
                 shared.restore(&snapshot)?;
-                record.notes.push("state restored after an engine error".to_owned());
+                record
+                    .notes
+                    .push("state restored after an engine error".to_owned());
             }
             record.outcome = "error".to_owned();
             shared.record(&record)?;
@@ -244,7 +306,10 @@ pub async fn run(
             let what = match (&check, succeeded) {
                 (Check::Invalid(reason), true) => format!("left a state.yml that {reason}"),
                 (Check::Invalid(reason), false) => {
-                    format!("failed (exit {}) and left a state.yml that {reason}", outcome.exit_code)
+                    format!(
+                        "failed (exit {}) and left a state.yml that {reason}",
+                        outcome.exit_code
+                    )
                 }
                 _ => format!("failed (exit {})", outcome.exit_code),
             };
@@ -268,10 +333,24 @@ pub async fn run(
     shared.record(&record)?;
     if let Some(stopped) = outcome.stopped {
         let why = match stopped {
-            Stopped::Timeout => format!("ran longer than {}", humantime::format_duration(options.timeout.unwrap_or_default())),
+            Stopped::Timeout => format!(
+                "ran longer than {}",
+                humantime::format_duration(options.timeout.unwrap_or_default())
+            ),
             Stopped::Interrupted => "was interrupted".to_owned(),
         };
-        output::note(&format!("e: `{id}` {method} {why}; its container was stopped and removed"));
+        output::note(&format!(
+            "e: `{id}` {method} {why}; its container was stopped and removed"
+        ));
     }
-    Ok(Report { exit_code: outcome.exit_code, stopped: outcome.stopped, check, restored, stdout, stderr, run: run_id, image_id: image.id })
+    Ok(Report {
+        exit_code: outcome.exit_code,
+        stopped: outcome.stopped,
+        check,
+        restored,
+        stdout,
+        stderr,
+        run: run_id,
+        image_id: image.id,
+    })
 }

@@ -14,7 +14,13 @@ pub fn data(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     let result = stdout
         .write_all(text.as_bytes())
-        .and_then(|()| if text.ends_with('\n') || text.is_empty() { Ok(()) } else { stdout.write_all(b"\n") })
+        .and_then(|()| {
+            if text.ends_with('\n') || text.is_empty() {
+                Ok(())
+            } else {
+                stdout.write_all(b"\n")
+            }
+        })
         .and_then(|()| stdout.flush());
     match result {
         Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
@@ -47,7 +53,13 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut table = builder.build();
     table.with(Style::blank());
     // Tabled pads the last column too; trim it so lines end cleanly.
-    table.to_string().lines().map(str::trim_end).collect::<Vec<_>>().join("\n") + "\n"
+    table
+        .to_string()
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// Renders a value as JSON or YAML; `None` for the table format, which each command draws.
@@ -78,7 +90,9 @@ pub fn stream(stream: crate::runtime::Stream, text: &str) {
 /// Asks a question on stderr, without a newline, so the answer is typed after it.
 pub fn prompt(question: &str) {
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(question.as_bytes()).and_then(|()| err.flush());
+    let _ = err
+        .write_all(question.as_bytes())
+        .and_then(|()| err.flush());
 }
 
 /// A size for people: `512 B`, `3.4 kB`, `12.0 MB`, `1.20 GB` (powers of 1000, like `docker`).
@@ -118,20 +132,40 @@ impl Progress {
             Ok("0") => false,
             _ => terminal,
         };
-        Progress { label: label.to_owned(), total, done: 0, started: Instant::now(), drawn: None, live, terminal }
+        Progress {
+            label: label.to_owned(),
+            total,
+            done: 0,
+            started: Instant::now(),
+            drawn: None,
+            live,
+            terminal,
+        }
     }
 
     /// Counts `bytes` more done, redrawing the line when it is due.
     pub fn advance(&mut self, bytes: u64) {
         self.done += bytes;
-        if !self.live || self.drawn.is_some_and(|at| at.elapsed() < PROGRESS_INTERVAL) {
+        if !self.live
+            || self
+                .drawn
+                .is_some_and(|at| at.elapsed() < PROGRESS_INTERVAL)
+        {
             return;
         }
         self.drawn = Some(Instant::now());
         let elapsed = self.started.elapsed().as_secs_f64();
-        let rate = if elapsed > 0.0 { self.done as f64 / elapsed } else { 0.0 };
+        let rate = if elapsed > 0.0 {
+            self.done as f64 / elapsed
+        } else {
+            0.0
+        };
         let total = self.total.max(self.done);
-        let left = if rate > 0.0 { format!("{:.0} s left", (total - self.done) as f64 / rate) } else { "--".to_owned() };
+        let left = if rate > 0.0 {
+            format!("{:.0} s left", (total - self.done) as f64 / rate)
+        } else {
+            "--".to_owned()
+        };
         let line = format!(
             "{}: {} / {} ({}/s, {left})",
             self.label,
@@ -169,7 +203,11 @@ impl Progress {
     fn draw(&self, line: &str) {
         let mut err = std::io::stderr().lock();
         // On a terminal the line is redrawn in place; in a log, each state is a line.
-        let written = if self.terminal { write!(err, "\r{line}\x1b[K") } else { writeln!(err, "{line}") };
+        let written = if self.terminal {
+            write!(err, "\r{line}\x1b[K")
+        } else {
+            writeln!(err, "{line}")
+        };
         let _ = written.and_then(|()| err.flush());
     }
 }

@@ -23,11 +23,17 @@ pub struct InstalledSet<'r> {
 
 impl<'r> InstalledSet<'r> {
     /// Looks up each installed record in the repository.
-    pub fn new(repository: &'r Repository, installed: &BTreeMap<String, Installed>) -> InstalledSet<'r> {
+    pub fn new(
+        repository: &'r Repository,
+        installed: &BTreeMap<String, Installed>,
+    ) -> InstalledSet<'r> {
         let mut entries = Vec::new();
         let mut unknown = Vec::new();
         for record in installed.values() {
-            match repository.module(&record.module).and_then(|m| m.version(&record.version).map(|v| (m, v))) {
+            match repository
+                .module(&record.module)
+                .and_then(|m| m.version(&record.version).map(|v| (m, v)))
+            {
                 Some((module, version)) => entries.push(Entry { module, version }),
                 None => unknown.push(format!("{}@{}", record.module, record.version)),
             }
@@ -42,7 +48,10 @@ impl<'r> InstalledSet<'r> {
 
     /// The installed version of a module, if any.
     pub fn get(&self, module: &str) -> Option<Entry<'r>> {
-        self.entries.iter().copied().find(|e| e.module.name == module)
+        self.entries
+            .iter()
+            .copied()
+            .find(|e| e.module.name == module)
     }
 
     /// The installed entries that satisfy a selector (never `owner`'s own module).
@@ -75,8 +84,18 @@ impl Status<'_> {
 
 /// The strong and weak requirements of `entry`, each with what installed satisfies it.
 pub fn statuses<'r>(entry: Entry<'r>, installed: &InstalledSet<'r>) -> Vec<Status<'r>> {
-    let strong = entry.version.requires.strong.iter().map(|s| (Relation::Strong, s));
-    let weak = entry.version.requires.weak.iter().map(|s| (Relation::Weak, s));
+    let strong = entry
+        .version
+        .requires
+        .strong
+        .iter()
+        .map(|s| (Relation::Strong, s));
+    let weak = entry
+        .version
+        .requires
+        .weak
+        .iter()
+        .map(|s| (Relation::Weak, s));
     strong
         .chain(weak)
         .map(|(relation, selector)| Status {
@@ -89,8 +108,17 @@ pub fn statuses<'r>(entry: Entry<'r>, installed: &InstalledSet<'r>) -> Vec<Statu
 
 /// The error for unmet strong requirements: each one, the repository modules that would
 /// satisfy it (as `e search --for` finds them), and the command to install one.
-pub fn unmet_error<'r>(entry: Entry<'r>, method: &str, statuses: &[Status<'_>], index: &Index<'r>, installed: &InstalledSet<'r>) -> Option<anyhow::Error> {
-    let unmet: Vec<&Status<'_>> = statuses.iter().filter(|s| s.relation == Relation::Strong && !s.met()).collect();
+pub fn unmet_error<'r>(
+    entry: Entry<'r>,
+    method: &str,
+    statuses: &[Status<'_>],
+    index: &Index<'r>,
+    installed: &InstalledSet<'r>,
+) -> Option<anyhow::Error> {
+    let unmet: Vec<&Status<'_>> = statuses
+        .iter()
+        .filter(|s| s.relation == Relation::Strong && !s.met())
+        .collect();
     if unmet.is_empty() {
         return None;
     }
@@ -106,9 +134,16 @@ pub fn unmet_error<'r>(entry: Entry<'r>, method: &str, statuses: &[Status<'_>], 
         // In the order `--with-requirements` would choose, so the suggestion matches it.
         let preferences = Preferences {
             prefer: Vec::new(),
-            installed: installed.entries().iter().map(|e| (e.module.name.clone(), e.version.version.to_string())).collect(),
+            installed: installed
+                .entries()
+                .iter()
+                .map(|e| (e.module.name.clone(), e.version.version.to_string()))
+                .collect(),
         };
-        let candidates: Vec<Entry<'r>> = rank(index, entry, status.selector, &preferences, &[]).into_iter().map(|(e, _)| e).collect();
+        let candidates: Vec<Entry<'r>> = rank(index, entry, status.selector, &preferences, &[])
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
         if candidates.is_empty() {
             message.push_str("\n    nothing in the repository satisfies it");
         } else {
@@ -123,7 +158,10 @@ pub fn unmet_error<'r>(entry: Entry<'r>, method: &str, statuses: &[Status<'_>], 
             entry.module.name,
             entry.id()
         ),
-        None => format!("add a module that satisfies it to the repository; `e search --for {}` shows the near misses", entry.id()),
+        None => format!(
+            "add a module that satisfies it to the repository; `e search --for {}` shows the near misses",
+            entry.id()
+        ),
     };
     message.push_str(&format!("\nhint: {hint}"));
     Some(anyhow::anyhow!(message))
@@ -131,15 +169,29 @@ pub fn unmet_error<'r>(entry: Entry<'r>, method: &str, statuses: &[Status<'_>], 
 
 /// The installed modules that would be left with an unmet strong requirement if `module` were
 /// removed, and those that use it weakly.
-pub fn dependents<'r>(module: &str, installed: &InstalledSet<'r>) -> (Vec<Entry<'r>>, Vec<Entry<'r>>) {
+pub fn dependents<'r>(
+    module: &str,
+    installed: &InstalledSet<'r>,
+) -> (Vec<Entry<'r>>, Vec<Entry<'r>>) {
     let mut strong = Vec::new();
     let mut weak = Vec::new();
-    for dependent in installed.entries().iter().copied().filter(|e| e.module.name != module) {
+    for dependent in installed
+        .entries()
+        .iter()
+        .copied()
+        .filter(|e| e.module.name != module)
+    {
         let relies = |selector: &Selector| {
             let satisfied = installed.satisfying(&dependent.module.name, selector);
-            satisfied.iter().any(|e| e.module.name == module) && satisfied.iter().all(|e| e.module.name == module)
+            satisfied.iter().any(|e| e.module.name == module)
+                && satisfied.iter().all(|e| e.module.name == module)
         };
-        let uses = |selector: &Selector| installed.satisfying(&dependent.module.name, selector).iter().any(|e| e.module.name == module);
+        let uses = |selector: &Selector| {
+            installed
+                .satisfying(&dependent.module.name, selector)
+                .iter()
+                .any(|e| e.module.name == module)
+        };
         if dependent.version.requires.strong.iter().any(relies) {
             strong.push(dependent);
         } else if dependent.version.requires.weak.iter().any(uses) {
@@ -156,7 +208,13 @@ pub fn influenced<'r>(entry: Entry<'_>, installed: &InstalledSet<'r>) -> Vec<Ent
         .iter()
         .copied()
         .filter(|e| e.module.name != entry.module.name)
-        .filter(|e| entry.version.influences.iter().any(|s| s.matches(&e.version.labels)))
+        .filter(|e| {
+            entry
+                .version
+                .influences
+                .iter()
+                .any(|s| s.matches(&e.version.labels))
+        })
         .collect()
 }
 
@@ -204,7 +262,10 @@ impl File {
                     satisfied_by: s
                         .satisfied_by
                         .iter()
-                        .map(|e| FileModule { module: e.module.name.clone(), version: e.version.version.to_string() })
+                        .map(|e| FileModule {
+                            module: e.module.name.clone(),
+                            version: e.version.version.to_string(),
+                        })
                         .collect(),
                 })
                 .collect()
@@ -226,8 +287,12 @@ mod tests {
     use std::time::SystemTime;
 
     fn repository() -> Repository {
-        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("repository.yaml")).unwrap();
-        load::parse(&text, Path::new("repository.yaml")).unwrap().repository
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("repository.yaml"))
+                .unwrap();
+        load::parse(&text, Path::new("repository.yaml"))
+            .unwrap()
+            .repository
     }
 
     fn installed(modules: &[&str]) -> BTreeMap<String, Installed> {
@@ -254,8 +319,13 @@ mod tests {
         let bmk = repository.find(&"bmk".parse().unwrap()).unwrap();
         let records = installed(&[]);
         let set = InstalledSet::new(&repository, &records);
-        let err = unmet_error(bmk, "apply", &statuses(bmk, &set), &index, &set).unwrap().to_string();
-        assert!(err.contains("requirement `kind=infrastructure,provider in (azure, aws)`"), "{err}");
+        let err = unmet_error(bmk, "apply", &statuses(bmk, &set), &index, &set)
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("requirement `kind=infrastructure,provider in (azure, aws)`"),
+            "{err}"
+        );
         assert!(err.contains("the repository has: azi@0.1.0"), "{err}");
         assert!(err.contains("`e apply azi`"), "{err}");
         let records = installed(&["azi"]);
@@ -274,8 +344,17 @@ mod tests {
         assert!(weak.is_empty());
         let (strong, weak) = dependents("bmm", &set);
         assert!(strong.is_empty());
-        assert_eq!(weak.iter().map(Entry::id).collect::<Vec<_>>(), ["bmk@0.1.0"]);
+        assert_eq!(
+            weak.iter().map(Entry::id).collect::<Vec<_>>(),
+            ["bmk@0.1.0"]
+        );
         let bmk = set.get("bmk").unwrap();
-        assert_eq!(influenced(bmk, &set).iter().map(Entry::id).collect::<Vec<_>>(), ["bmm@0.1.0"]);
+        assert_eq!(
+            influenced(bmk, &set)
+                .iter()
+                .map(Entry::id)
+                .collect::<Vec<_>>(),
+            ["bmm@0.1.0"]
+        );
     }
 }

@@ -23,7 +23,10 @@ impl Secrets {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("failed to read the secrets file `{}`", path.display()))?;
         let values: BTreeMap<String, String> = serde_yaml::from_str(&text).with_context(|| {
-            format!("the secrets file `{}` must be a YAML map of names to string values", path.display())
+            format!(
+                "the secrets file `{}` must be a YAML map of names to string values",
+                path.display()
+            )
         })?;
         Ok(Secrets { values })
     }
@@ -54,7 +57,9 @@ pub fn resolve(
             value.push_str(&rest[..start]);
             let after = &rest[start + 2..];
             let Some(end) = after.find('}') else {
-                bail!("{what}: env `{name}` has an unclosed `${{`\nhint: write `${{env:NAME}}` or `${{secret:NAME}}`");
+                bail!(
+                    "{what}: env `{name}` has an unclosed `${{`\nhint: write `${{env:NAME}}` or `${{secret:NAME}}`"
+                );
             };
             let reference = &after[..end];
             let substituted = match reference.split_once(':') {
@@ -94,17 +99,25 @@ pub const MASK: &str = "***";
 impl Masker {
     /// A masker for these secrets.
     pub fn new(secrets: Vec<String>) -> Masker {
-        Masker { secrets, pending: Mutex::new(Vec::new()) }
+        Masker {
+            secrets,
+            pending: Mutex::new(Vec::new()),
+        }
     }
 
     /// Masks every secret in a complete piece of text.
     pub fn mask(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), MASK))
+        self.secrets.iter().fold(text.to_owned(), |text, secret| {
+            text.replace(secret.as_str(), MASK)
+        })
     }
 
     /// Takes a chunk of a stream and returns the masked complete lines it finishes.
     pub fn feed(&self, bytes: &[u8]) -> String {
-        let mut pending = self.pending.lock().expect("the masker's buffer is never poisoned");
+        let mut pending = self
+            .pending
+            .lock()
+            .expect("the masker's buffer is never poisoned");
         pending.extend_from_slice(bytes);
         let Some(last_newline) = pending.iter().rposition(|b| *b == b'\n') else {
             return String::new();
@@ -115,7 +128,10 @@ impl Masker {
 
     /// Returns the masked rest of the stream, after its last newline.
     pub fn finish(&self) -> String {
-        let mut pending = self.pending.lock().expect("the masker's buffer is never poisoned");
+        let mut pending = self
+            .pending
+            .lock()
+            .expect("the masker's buffer is never poisoned");
         let rest = std::mem::take(&mut *pending);
         self.mask(&String::from_utf8_lossy(&rest))
     }
@@ -126,14 +142,23 @@ mod tests {
     use super::*;
 
     fn envs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn references_are_substituted_and_remembered_as_secrets() {
-        let secrets = Secrets { values: [("db".to_owned(), "s3cr3t".to_owned())].into() };
+        let secrets = Secrets {
+            values: [("db".to_owned(), "s3cr3t".to_owned())].into(),
+        };
         let resolved = resolve(
-            &envs(&[("TOKEN", "Bearer ${env:TOKEN}"), ("DB", "${secret:db}"), ("PLAIN", "info")]),
+            &envs(&[
+                ("TOKEN", "Bearer ${env:TOKEN}"),
+                ("DB", "${secret:db}"),
+                ("PLAIN", "info"),
+            ]),
             &secrets,
             |k| (k == "TOKEN").then(|| "abc123".to_owned()),
             "module `x`",
@@ -141,18 +166,34 @@ mod tests {
         .unwrap();
         assert_eq!(
             resolved.env,
-            [("DB".into(), "s3cr3t".into()), ("PLAIN".into(), "info".into()), ("TOKEN".into(), "Bearer abc123".into())]
+            [
+                ("DB".into(), "s3cr3t".into()),
+                ("PLAIN".into(), "info".into()),
+                ("TOKEN".into(), "Bearer abc123".into())
+            ]
         );
         assert_eq!(resolved.secrets, ["s3cr3t", "abc123"]);
     }
 
     #[test]
     fn missing_references_are_clear_errors() {
-        let err = resolve(&envs(&[("A", "${env:NOPE}")]), &Secrets::default(), |_| None, "module `x`")
-            .unwrap_err()
-            .to_string();
+        let err = resolve(
+            &envs(&[("A", "${env:NOPE}")]),
+            &Secrets::default(),
+            |_| None,
+            "module `x`",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("`NOPE`") && err.contains("hint:"), "{err}");
-        let err = resolve(&envs(&[("A", "${vault:x}")]), &Secrets::default(), |_| None, "m").unwrap_err().to_string();
+        let err = resolve(
+            &envs(&[("A", "${vault:x}")]),
+            &Secrets::default(),
+            |_| None,
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("unknown reference"), "{err}");
     }
 

@@ -76,7 +76,8 @@ pub fn validate_key(key: &str) -> Result<(), String> {
     }
     let inner_ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
     let bytes = name.as_bytes();
-    let edges_ok = bytes[0].is_ascii_alphanumeric() && bytes[bytes.len() - 1].is_ascii_alphanumeric();
+    let edges_ok =
+        bytes[0].is_ascii_alphanumeric() && bytes[bytes.len() - 1].is_ascii_alphanumeric();
     if let Some(bad) = name.chars().find(|c| !c.is_ascii() || !inner_ok(*c as u8)) {
         return Err(format!(
             "invalid label key `{key}`: character `{bad}` is not allowed (use letters, digits, `-`, `_` and `.`)"
@@ -439,7 +440,10 @@ impl Parser<'_> {
             self.skip_spaces();
             if self.pos == self.input.len() {
                 if expressions.is_empty() {
-                    return self.error(self.pos, "empty selector; write at least one expression, like `kind=monitoring`");
+                    return self.error(
+                        self.pos,
+                        "empty selector; write at least one expression, like `kind=monitoring`",
+                    );
                 }
                 return self.error(self.pos, "expected an expression after `,`");
             }
@@ -458,7 +462,9 @@ impl Parser<'_> {
         let start = self.pos;
         let len = self
             .rest()
-            .find(|c: char| c.is_whitespace() || matches!(c, '=' | '!' | '<' | '>' | ',' | '(' | ')'))
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '=' | '!' | '<' | '>' | ',' | '(' | ')')
+            })
             .unwrap_or(self.rest().len());
         self.pos += len;
         let key = &self.input[start..self.pos];
@@ -501,7 +507,12 @@ impl Parser<'_> {
             .find(|c: char| c.is_whitespace() || c == '(')
             .unwrap_or(self.rest().len());
         let word = match &self.rest()[..word_len] {
-            "" => self.rest().chars().next().map(String::from).unwrap_or_default(),
+            "" => self
+                .rest()
+                .chars()
+                .next()
+                .map(String::from)
+                .unwrap_or_default(),
             word => word.to_owned(),
         };
         let operator = match word.as_str() {
@@ -534,7 +545,8 @@ impl Parser<'_> {
             let mut values = Vec::new();
             let mut item_start = self.pos;
             for item in inside.split(',') {
-                let value = unquote(item.trim()).or_else(|message| self.error(item_start, message))?;
+                let value =
+                    unquote(item.trim()).or_else(|message| self.error(item_start, message))?;
                 if value.is_empty() {
                     return self.error(item_start, "empty value in the list");
                 }
@@ -571,7 +583,10 @@ impl Parser<'_> {
             return self.error(start, "expected a value");
         }
         if let Some(bad) = value.find(['(', ')']) {
-            return self.error(start + bad, "unexpected parenthesis in a value; quote the value");
+            return self.error(
+                start + bad,
+                "unexpected parenthesis in a value; quote the value",
+            );
         }
         self.pos += len;
         Ok(value)
@@ -781,12 +796,27 @@ mod tests {
         let other = labels(&[("kind", "infrastructure")]);
         let absent = labels(&[]);
         let cases = [
-            (expr("kind", Operator::In, &["monitoring", "logs"]), [true, false, false]),
-            (expr("kind", Operator::NotIn, &["monitoring"]), [false, true, true]),
-            (expr("kind", Operator::Eq, &["monitoring"]), [true, false, false]),
-            (expr("kind", Operator::Ne, &["monitoring"]), [false, true, true]),
+            (
+                expr("kind", Operator::In, &["monitoring", "logs"]),
+                [true, false, false],
+            ),
+            (
+                expr("kind", Operator::NotIn, &["monitoring"]),
+                [false, true, true],
+            ),
+            (
+                expr("kind", Operator::Eq, &["monitoring"]),
+                [true, false, false],
+            ),
+            (
+                expr("kind", Operator::Ne, &["monitoring"]),
+                [false, true, true],
+            ),
             (expr("kind", Operator::Exists, &[]), [true, true, false]),
-            (expr("kind", Operator::DoesNotExist, &[]), [false, false, true]),
+            (
+                expr("kind", Operator::DoesNotExist, &[]),
+                [false, false, true],
+            ),
         ];
         for (expression, expected) in cases {
             let got = [&with, &other, &absent].map(|l| expression.matches(l));
@@ -823,8 +853,8 @@ mod tests {
 
     #[test]
     fn operand_that_is_not_a_version_is_rejected() {
-        let err = Expression::new("v".parse().unwrap(), Operator::Gt, vec!["latest".into()])
-            .unwrap_err();
+        let err =
+            Expression::new("v".parse().unwrap(), Operator::Gt, vec!["latest".into()]).unwrap_err();
         assert!(err.contains("`latest` is not one"), "{err}");
         let err = Expression::new("v".parse().unwrap(), Operator::Semver, vec!["~>1".into()])
             .unwrap_err();
@@ -845,10 +875,27 @@ mod tests {
 
     #[test]
     fn keys_follow_kubernetes_syntax() {
-        for good in ["kind", "provides-kafka", "a.b_c", "example.com/kind", "K8s", "x"] {
+        for good in [
+            "kind",
+            "provides-kafka",
+            "a.b_c",
+            "example.com/kind",
+            "K8s",
+            "x",
+        ] {
             assert!(validate_key(good).is_ok(), "{good}");
         }
-        for bad in ["provider,", "", "-kind", "kind-", "a b", "Example.com/kind", "/kind", "a/", "ké"] {
+        for bad in [
+            "provider,",
+            "",
+            "-kind",
+            "kind-",
+            "a b",
+            "Example.com/kind",
+            "/kind",
+            "a/",
+            "ké",
+        ] {
             assert!(validate_key(bad).is_err(), "{bad:?}");
         }
         assert!(validate_key(&"a".repeat(64)).is_err());
@@ -860,7 +907,10 @@ mod tests {
         assert_eq!(Operator::parse("In"), Some(Operator::In));
         assert_eq!(Operator::parse("NotIn"), Some(Operator::NotIn));
         assert_eq!(Operator::parse("Exists"), Some(Operator::Exists));
-        assert_eq!(Operator::parse("DoesNotExist"), Some(Operator::DoesNotExist));
+        assert_eq!(
+            Operator::parse("DoesNotExist"),
+            Some(Operator::DoesNotExist)
+        );
         assert_eq!(Operator::parse("in,"), None);
         assert_eq!(Operator::parse("IN"), None);
     }
@@ -871,11 +921,28 @@ mod tests {
             "kind=monitoring,core-technology in (prometheus, thanos),!deprecated,version>=0.1.0,tier,x!=y,z notin (a),v<2.0.0,w>1.0.0,u<=1.0.0,kafka semver (>=2.5, <3),e==f"
                 .parse()
                 .unwrap();
-        let ops: Vec<Operator> = selector.expressions().iter().map(|e| e.operator()).collect();
+        let ops: Vec<Operator> = selector
+            .expressions()
+            .iter()
+            .map(|e| e.operator())
+            .collect();
         use Operator::*;
         assert_eq!(
             ops,
-            [Eq, In, DoesNotExist, Ge, Exists, Ne, NotIn, Lt, Gt, Le, Semver, Eq]
+            [
+                Eq,
+                In,
+                DoesNotExist,
+                Ge,
+                Exists,
+                Ne,
+                NotIn,
+                Lt,
+                Gt,
+                Le,
+                Semver,
+                Eq
+            ]
         );
         assert_eq!(selector.expressions()[1].values(), ["prometheus", "thanos"]);
         assert_eq!(selector.expressions()[10].values(), [">=2.5, <3"]);
@@ -897,7 +964,11 @@ mod tests {
     #[test]
     fn keywords_can_be_values() {
         let selector: Selector = "kind in (in, notin),mode=exists,x=in".parse().unwrap();
-        assert!(selector.matches(&labels(&[("kind", "notin"), ("mode", "exists"), ("x", "in")])));
+        assert!(selector.matches(&labels(&[
+            ("kind", "notin"),
+            ("mode", "exists"),
+            ("x", "in")
+        ])));
     }
 
     #[test]
@@ -918,7 +989,10 @@ mod tests {
         let err = "version>=latest".parse::<Selector>().unwrap_err();
         assert!(err.message.contains("not one"), "{err}");
         let err = "provider, in (azure)".parse::<Selector>().unwrap_err();
-        assert!(err.message.contains("expected an operator after `in`"), "{err}");
+        assert!(
+            err.message.contains("expected an operator after `in`"),
+            "{err}"
+        );
         let err = "".parse::<Selector>().unwrap_err();
         assert!(err.message.contains("empty selector"));
         let err = "kind in ()".parse::<Selector>().unwrap_err();
@@ -934,17 +1008,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(selector.expressions()[2].values(), ["5", "true"]);
-        let err = serde_yaml::from_str::<Selector>("- key: provider,\n  operator: in\n  values: [a]")
+        let err =
+            serde_yaml::from_str::<Selector>("- key: provider,\n  operator: in\n  values: [a]")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("invalid label key `provider,`"), "{err}");
+        let err = serde_yaml::from_str::<Selector>("- {key: k, operator: in}")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("invalid label key `provider,`"), "{err}");
-        let err = serde_yaml::from_str::<Selector>("- {key: k, operator: in}").unwrap_err().to_string();
         assert!(err.contains("at least one value"), "{err}");
         let err = serde_yaml::from_str::<Selector>("- {key: k, operator: exists, value: [a]}")
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `value`"), "{err}");
-        let err = serde_yaml::from_str::<Selector>("[]").unwrap_err().to_string();
+        let err = serde_yaml::from_str::<Selector>("[]")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at least one"), "{err}");
     }
 }

@@ -49,10 +49,15 @@ pub struct SharedDir {
 impl SharedDir {
     /// Opens the shared directory, creating it and e's area if needed.
     pub fn open(path: &Path) -> anyhow::Result<SharedDir> {
-        fs::create_dir_all(path).with_context(|| format!("failed to create the shared directory `{}`", path.display()))?;
-        let root = path
-            .canonicalize()
-            .with_context(|| format!("failed to resolve the shared directory `{}`", path.display()))?;
+        fs::create_dir_all(path).with_context(|| {
+            format!("failed to create the shared directory `{}`", path.display())
+        })?;
+        let root = path.canonicalize().with_context(|| {
+            format!(
+                "failed to resolve the shared directory `{}`",
+                path.display()
+            )
+        })?;
         let shared = SharedDir { root };
         for dir in ["", "history", "mounts", "requirements", "tmp"] {
             let dir = shared.e_dir().join(dir);
@@ -63,7 +68,8 @@ impl SharedDir {
                     "`{}` is not a directory\nhint: e keeps its records there; move it away and run again",
                     dir.display()
                 ),
-                Err(_) => fs::create_dir_all(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?,
+                Err(_) => fs::create_dir_all(&dir)
+                    .with_context(|| format!("failed to create `{}`", dir.display()))?,
             }
         }
         Ok(shared)
@@ -134,11 +140,16 @@ impl SharedDir {
                     );
                 }
                 Err(std::fs::TryLockError::Error(err)) => {
-                    return Err(err).with_context(|| format!("failed to lock `{}`", path.display()));
+                    return Err(err)
+                        .with_context(|| format!("failed to lock `{}`", path.display()));
                 }
             }
         }
-        let holder = Holder { pid: std::process::id(), command: command.to_owned(), since: SystemTime::now() };
+        let holder = Holder {
+            pid: std::process::id(),
+            command: command.to_owned(),
+            since: SystemTime::now(),
+        };
         file.set_len(0)?;
         file.write_all(serde_json::to_string(&holder)?.as_bytes())?;
         file.flush()?;
@@ -172,8 +183,14 @@ impl SharedDir {
             Ok(map) => map,
             Err(reason) => return Check::Invalid(reason),
         };
-        let before_map = before.bytes.as_deref().and_then(|b| parse_mapping(b).ok()).unwrap_or_default();
-        Check::Changed { keys: changed_keys(&before_map, &after_map) }
+        let before_map = before
+            .bytes
+            .as_deref()
+            .and_then(|b| parse_mapping(b).ok())
+            .unwrap_or_default();
+        Check::Changed {
+            keys: changed_keys(&before_map, &after_map),
+        }
     }
 
     /// Puts the snapshot back, byte for byte, whatever the method left at `state.yml`.
@@ -182,7 +199,12 @@ impl SharedDir {
         if let Ok(meta) = fs::symlink_metadata(&path)
             && meta.is_dir()
         {
-            fs::remove_dir_all(&path).with_context(|| format!("failed to remove the directory left at `{}`", path.display()))?;
+            fs::remove_dir_all(&path).with_context(|| {
+                format!(
+                    "failed to remove the directory left at `{}`",
+                    path.display()
+                )
+            })?;
         }
         match &snapshot.bytes {
             Some(bytes) => self.write_atomic(&path, bytes),
@@ -205,7 +227,8 @@ impl SharedDir {
             .context("failed to create a temporary file in the shared directory")?;
         temp.write_all(bytes)?;
         temp.as_file().sync_all()?;
-        temp.persist(path).with_context(|| format!("failed to write `{}`", path.display()))?;
+        temp.persist(path)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
         if let Some(parent) = path.parent()
             && let Ok(dir) = File::open(parent)
         {
@@ -218,10 +241,20 @@ impl SharedDir {
     ///
     /// It lies under `.e/mounts/<module>/<version>/`, and is checked to be inside the shared
     /// directory with no link on the way, before any container starts.
-    pub fn mount_dir(&self, module: &str, version: &str, container_path: &str) -> anyhow::Result<PathBuf> {
-        let relative: Vec<&str> = container_path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    pub fn mount_dir(
+        &self,
+        module: &str,
+        version: &str,
+        container_path: &str,
+    ) -> anyhow::Result<PathBuf> {
+        let relative: Vec<&str> = container_path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
         if relative.is_empty() || relative.contains(&"..") {
-            bail!("mount `{container_path}` of module `{module}` must be an absolute path without `..`");
+            bail!(
+                "mount `{container_path}` of module `{module}` must be an absolute path without `..`"
+            );
         }
         for part in [module, version] {
             if part.contains('/') || part == ".." || part == "." {
@@ -239,9 +272,13 @@ impl SharedDir {
                     path.display()
                 ),
                 Ok(meta) if meta.is_dir() => {}
-                Ok(_) => bail!("`{}` is not a directory\nhint: remove it so e can create the mount directory", path.display()),
-                Err(_) => fs::create_dir(&path)
-                    .with_context(|| format!("failed to create the mount directory `{}`", path.display()))?,
+                Ok(_) => bail!(
+                    "`{}` is not a directory\nhint: remove it so e can create the mount directory",
+                    path.display()
+                ),
+                Err(_) => fs::create_dir(&path).with_context(|| {
+                    format!("failed to create the mount directory `{}`", path.display())
+                })?,
             }
         }
         self.check_inside(&path)?;
@@ -251,7 +288,11 @@ impl SharedDir {
     /// Fails unless `path` is inside the shared directory and no component of it is a link.
     pub fn check_inside(&self, path: &Path) -> anyhow::Result<()> {
         let relative = path.strip_prefix(&self.root).map_err(|_| {
-            anyhow::anyhow!("`{}` is outside the shared directory `{}`", path.display(), self.root.display())
+            anyhow::anyhow!(
+                "`{}` is outside the shared directory `{}`",
+                path.display(),
+                self.root.display()
+            )
         })?;
         let mut at = self.root.clone();
         for component in relative.components() {
@@ -259,9 +300,13 @@ impl SharedDir {
                 Component::Normal(part) => at.push(part),
                 _ => bail!("`{}` must not contain `..` or `.`", path.display()),
             }
-            let meta = fs::symlink_metadata(&at).with_context(|| format!("failed to inspect `{}`", at.display()))?;
+            let meta = fs::symlink_metadata(&at)
+                .with_context(|| format!("failed to inspect `{}`", at.display()))?;
             if meta.file_type().is_symlink() {
-                bail!("`{}` is a symbolic link; e refuses to mount through it\nhint: remove the link", at.display());
+                bail!(
+                    "`{}` is a symbolic link; e refuses to mount through it\nhint: remove the link",
+                    at.display()
+                );
             }
         }
         Ok(())
@@ -269,8 +314,15 @@ impl SharedDir {
 
     /// Appends a run to the history.
     pub fn record(&self, record: &Run) -> anyhow::Result<()> {
-        let millis = record.started.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis();
-        let path = self.e_dir().join("history").join(format!("{millis:013}-{}.json", record.run));
+        let millis = record
+            .started
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let path = self
+            .e_dir()
+            .join("history")
+            .join(format!("{millis:013}-{}.json", record.run));
         self.write_atomic(&path, serde_json::to_string_pretty(record)?.as_bytes())
     }
 
@@ -286,8 +338,10 @@ impl SharedDir {
         names
             .iter()
             .map(|path| {
-                let text = fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
-                serde_json::from_slice(&text).with_context(|| format!("`{}` is not a history record", path.display()))
+                let text = fs::read(path)
+                    .with_context(|| format!("failed to read `{}`", path.display()))?;
+                serde_json::from_slice(&text)
+                    .with_context(|| format!("`{}` is not a history record", path.display()))
             })
             .collect()
     }
@@ -319,8 +373,12 @@ impl SharedDir {
     pub fn installed(&self) -> anyhow::Result<std::collections::BTreeMap<String, Installed>> {
         let path = self.installed_path();
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("`{}` is damaged\nhint: restore it from a backup of the shared directory", path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!(
+                    "`{}` is damaged\nhint: restore it from a backup of the shared directory",
+                    path.display()
+                )
+            }),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
             Err(err) => Err(err).with_context(|| format!("failed to read `{}`", path.display())),
         }
@@ -330,14 +388,20 @@ impl SharedDir {
     pub fn set_installed(&self, record: Installed) -> anyhow::Result<()> {
         let mut all = self.installed()?;
         all.insert(record.module.clone(), record);
-        self.write_atomic(&self.installed_path(), serde_json::to_string_pretty(&all)?.as_bytes())
+        self.write_atomic(
+            &self.installed_path(),
+            serde_json::to_string_pretty(&all)?.as_bytes(),
+        )
     }
 
     /// Forgets an installed module (after it was destroyed).
     pub fn remove_installed(&self, module: &str) -> anyhow::Result<()> {
         let mut all = self.installed()?;
         if all.remove(module).is_some() {
-            self.write_atomic(&self.installed_path(), serde_json::to_string_pretty(&all)?.as_bytes())?;
+            self.write_atomic(
+                &self.installed_path(),
+                serde_json::to_string_pretty(&all)?.as_bytes(),
+            )?;
         }
         Ok(())
     }
@@ -419,14 +483,22 @@ fn read_regular(path: &Path) -> anyhow::Result<FileCheck> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(FileCheck::Absent),
-        Err(err) => return Err(err).with_context(|| format!("failed to inspect `{}`", path.display())),
+        Err(err) => {
+            return Err(err).with_context(|| format!("failed to inspect `{}`", path.display()));
+        }
     };
     let kind = meta.file_type();
     if kind.is_symlink() {
-        return Ok(FileCheck::Bad("is a symbolic link, not a regular file".to_owned()));
+        return Ok(FileCheck::Bad(
+            "is a symbolic link, not a regular file".to_owned(),
+        ));
     }
     if !kind.is_file() {
-        let what = if kind.is_dir() { "a directory" } else { "a special file (FIFO, socket or device)" };
+        let what = if kind.is_dir() {
+            "a directory"
+        } else {
+            "a special file (FIFO, socket or device)"
+        };
         return Ok(FileCheck::Bad(format!("is {what}, not a regular file")));
     }
     if meta.len() > MAX_STATE_BYTES {
@@ -442,12 +514,17 @@ fn read_regular(path: &Path) -> anyhow::Result<FileCheck> {
         .open(path)
         .with_context(|| format!("failed to open `{}`", path.display()))?;
     if !file.metadata()?.is_file() {
-        return Ok(FileCheck::Bad("changed into something that is not a regular file".to_owned()));
+        return Ok(FileCheck::Bad(
+            "changed into something that is not a regular file".to_owned(),
+        ));
     }
     let mut bytes = Vec::new();
     file.take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_STATE_BYTES {
-        return Ok(FileCheck::Bad(format!("is over the {} MiB limit", MAX_STATE_BYTES / 1024 / 1024)));
+        return Ok(FileCheck::Bad(format!(
+            "is over the {} MiB limit",
+            MAX_STATE_BYTES / 1024 / 1024
+        )));
     }
     Ok(FileCheck::Regular(bytes))
 }
@@ -475,7 +552,10 @@ pub fn parse_mapping(bytes: &[u8]) -> Result<serde_yaml::Mapping, String> {
 fn changed_keys(before: &serde_yaml::Mapping, after: &serde_yaml::Mapping) -> Vec<String> {
     let name = |key: &serde_yaml::Value| match key {
         serde_yaml::Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_owned(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
     };
     let mut keys: Vec<String> = after
         .iter()
@@ -505,10 +585,21 @@ mod tests {
         fs::write(shared.state_path(), original).unwrap();
         let snapshot = shared.snapshot().unwrap();
         assert_eq!(shared.check(&snapshot), Check::Unchanged);
-        fs::write(shared.state_path(), "azi:\n  status: applied\nbmk:\n  status: applied\n").unwrap();
-        assert_eq!(shared.check(&snapshot), Check::Changed { keys: vec!["bmk".into()] });
+        fs::write(
+            shared.state_path(),
+            "azi:\n  status: applied\nbmk:\n  status: applied\n",
+        )
+        .unwrap();
+        assert_eq!(
+            shared.check(&snapshot),
+            Check::Changed {
+                keys: vec!["bmk".into()]
+            }
+        );
         fs::write(shared.state_path(), "azi: [unclosed").unwrap();
-        assert!(matches!(shared.check(&snapshot), Check::Invalid(r) if r.contains("not valid YAML")));
+        assert!(
+            matches!(shared.check(&snapshot), Check::Invalid(r) if r.contains("not valid YAML"))
+        );
         shared.restore(&snapshot).unwrap();
         assert_eq!(fs::read(shared.state_path()).unwrap(), original);
     }
@@ -522,28 +613,53 @@ mod tests {
         fs::write(&outside, "a: 2\n").unwrap();
         type Plant<'a> = Box<dyn Fn(&Path) + 'a>;
         let cases: Vec<(&str, Plant)> = vec![
-            ("symbolic link", Box::new(|p: &Path| std::os::unix::fs::symlink(&outside, p).unwrap())),
-            ("special file", Box::new(|p: &Path| {
-                let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-                assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-            })),
-            ("directory", Box::new(|p: &Path| fs::create_dir_all(p.join("x")).unwrap())),
-            ("limit", Box::new(|p: &Path| {
-                let f = File::create(p).unwrap();
-                f.set_len(MAX_STATE_BYTES + 1).unwrap();
-            })),
-            ("mapping", Box::new(|p: &Path| fs::write(p, "- a\n- b\n").unwrap())),
+            (
+                "symbolic link",
+                Box::new(|p: &Path| std::os::unix::fs::symlink(&outside, p).unwrap()),
+            ),
+            (
+                "special file",
+                Box::new(|p: &Path| {
+                    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+                    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+                }),
+            ),
+            (
+                "directory",
+                Box::new(|p: &Path| fs::create_dir_all(p.join("x")).unwrap()),
+            ),
+            (
+                "limit",
+                Box::new(|p: &Path| {
+                    let f = File::create(p).unwrap();
+                    f.set_len(MAX_STATE_BYTES + 1).unwrap();
+                }),
+            ),
+            (
+                "mapping",
+                Box::new(|p: &Path| fs::write(p, "- a\n- b\n").unwrap()),
+            ),
         ];
         for (expected, plant) in cases {
             fs::remove_file(shared.state_path()).unwrap();
             plant(&shared.state_path());
             match shared.check(&snapshot) {
-                Check::Invalid(reason) => assert!(reason.contains(expected), "{expected}: {reason}"),
+                Check::Invalid(reason) => {
+                    assert!(reason.contains(expected), "{expected}: {reason}")
+                }
                 other => panic!("{expected}: {other:?}"),
             }
             shared.restore(&snapshot).unwrap();
-            assert_eq!(fs::read(shared.state_path()).unwrap(), b"a: 1\n", "{expected}");
-            assert_eq!(fs::read(&outside).unwrap(), b"a: 2\n", "the link target is untouched");
+            assert_eq!(
+                fs::read(shared.state_path()).unwrap(),
+                b"a: 1\n",
+                "{expected}"
+            );
+            assert_eq!(
+                fs::read(&outside).unwrap(),
+                b"a: 2\n",
+                "the link target is untouched"
+            );
         }
     }
 
@@ -562,8 +678,14 @@ mod tests {
     fn lock_names_its_holder_and_is_released_on_drop() {
         let (_dir, shared) = shared();
         let lock = shared.lock("e apply bmk", Duration::ZERO).unwrap();
-        let err = shared.lock("e apply azi", Duration::from_millis(100)).unwrap_err().to_string();
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        let err = shared
+            .lock("e apply azi", Duration::from_millis(100))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         assert!(err.contains("`e apply bmk`"), "{err}");
         drop(lock);
         shared.lock("e apply azi", Duration::ZERO).unwrap();
@@ -577,8 +699,14 @@ mod tests {
         assert!(shared.mount_dir("azi", "0.1.0", "/a/../../b").is_err());
         let planted = shared.e_dir().join("mounts/bmk");
         std::os::unix::fs::symlink(dir.path(), &planted).unwrap();
-        let err = shared.mount_dir("bmk", "0.1.0", "/data").unwrap_err().to_string();
-        assert!(err.contains("symbolic link") || err.contains("outside"), "{err}");
+        let err = shared
+            .mount_dir("bmk", "0.1.0", "/data")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("symbolic link") || err.contains("outside"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -599,7 +727,12 @@ mod tests {
             };
             shared.record(&run).unwrap();
         }
-        let commands: Vec<String> = shared.history().unwrap().into_iter().map(|r| r.command).collect();
+        let commands: Vec<String> = shared
+            .history()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.command)
+            .collect();
         assert_eq!(commands, ["init", "apply"]);
     }
 }

@@ -16,7 +16,10 @@ fn e(args: &[&str]) -> String {
         .expect("the e binary runs");
     format!(
         "exit: {}\n--- stdout\n{}--- stderr\n{}",
-        output.status.code().map_or("signal".to_owned(), |c| c.to_string()),
+        output
+            .status
+            .code()
+            .map_or("signal".to_owned(), |c| c.to_string()),
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
@@ -43,14 +46,35 @@ fn list_shows_every_module_version() {
 
 #[test]
 fn compat_repository_loads_unchanged() {
-    snapshot!("list_compat", &["--repository", "tests/fixtures/compat-e-cli-v1.yaml", "list"]);
-    snapshot!("info_compat", &["--repository", "tests/fixtures/compat-e-cli-v1.yaml", "info", "c1"]);
+    snapshot!(
+        "list_compat",
+        &[
+            "--repository",
+            "tests/fixtures/compat-e-cli-v1.yaml",
+            "list"
+        ]
+    );
+    snapshot!(
+        "info_compat",
+        &[
+            "--repository",
+            "tests/fixtures/compat-e-cli-v1.yaml",
+            "info",
+            "c1"
+        ]
+    );
 }
 
 #[test]
 fn search_by_selector() {
-    snapshot!("search_monitoring", &["search", "kind=monitoring,core-technology in (prometheus)"]);
-    snapshot!("search_semver", &["search", "provides-kafka semver (>=2.5, <3)", "-o", "json"]);
+    snapshot!(
+        "search_monitoring",
+        &["search", "kind=monitoring,core-technology in (prometheus)"]
+    );
+    snapshot!(
+        "search_semver",
+        &["search", "provides-kafka semver (>=2.5, <3)", "-o", "json"]
+    );
     snapshot!("search_none", &["search", "kind=logs-storage"]);
     snapshot!("search_bad_selector", &["search", "kind in monitoring"]);
 }
@@ -58,7 +82,10 @@ fn search_by_selector() {
 #[test]
 fn search_for_a_module_explains_candidates_and_misses() {
     snapshot!("search_for_bmk", &["search", "--for", "bmk"]);
-    snapshot!("search_for_bmk_json", &["search", "--for", "bmk@0.1.0", "-o", "json"]);
+    snapshot!(
+        "search_for_bmk_json",
+        &["search", "--for", "bmk@0.1.0", "-o", "json"]
+    );
     snapshot!("search_for_unknown", &["search", "--for", "bkm"]);
 }
 
@@ -92,7 +119,10 @@ fn completions_are_generated() {
 
 #[test]
 fn missing_repository_file() {
-    snapshot!("error_missing_file", &["--repository", "tests/fixtures/absent.yaml", "list"]);
+    snapshot!(
+        "error_missing_file",
+        &["--repository", "tests/fixtures/absent.yaml", "list"]
+    );
 }
 
 #[test]
@@ -111,11 +141,17 @@ fn every_broken_fixture_is_an_error_that_points_at_it() {
         "deep",
         "not-utf8",
     ] {
-        snapshot!(format!("error_{name}"), &["--repository", &fixture(name), "list"]);
+        snapshot!(
+            format!("error_{name}"),
+            &["--repository", &fixture(name), "list"]
+        );
     }
 }
 
 #[test]
 fn non_semver_version_loads_with_a_warning() {
-    snapshot!("warning_dev_version", &["--repository", &fixture("dev-version"), "list"]);
+    snapshot!(
+        "warning_dev_version",
+        &["--repository", &fixture("dev-version"), "list"]
+    );
 }

@@ -34,23 +34,50 @@ fn images() {
             docker.is_ok_and(|o| o.status.success()),
             "no Docker engine answers; run tests/engine.sh (or tests/all.sh) first"
         );
-        let prepared = ["azi/azi", "bmk/bmk", "bmm/busybox", "pg/module.sh"].iter().all(|f| root().join("modules").join(f).exists());
+        let prepared = ["azi/azi", "bmk/bmk", "bmm/busybox", "pg/module.sh"]
+            .iter()
+            .all(|f| root().join("modules").join(f).exists());
         if !prepared {
-            let status = Command::new(root().join("modules/build-contexts.sh")).status().expect("build-contexts.sh runs");
+            let status = Command::new(root().join("modules/build-contexts.sh"))
+                .status()
+                .expect("build-contexts.sh runs");
             assert!(status.success(), "modules/build-contexts.sh failed");
         }
         for module in EXAMPLE_MODULES {
-            let out = e_in(root(), &top_repository(), &root().join("shared-unused"), &["build", &format!("modules/{module}")]);
-            assert!(out.status.success(), "e build modules/{module} failed:\n{}", text(&out));
+            let out = e_in(
+                root(),
+                &top_repository(),
+                &root().join("shared-unused"),
+                &["build", &format!("modules/{module}")],
+            );
+            assert!(
+                out.status.success(),
+                "e build modules/{module} failed:\n{}",
+                text(&out)
+            );
         }
         let context = tempfile::tempdir().unwrap();
         for file in ["Dockerfile", "misbehave.sh"] {
-            fs::copy(root().join("tests/modules/misbehave").join(file), context.path().join(file)).unwrap();
+            fs::copy(
+                root().join("tests/modules/misbehave").join(file),
+                context.path().join(file),
+            )
+            .unwrap();
         }
-        fs::copy("/bin/busybox", context.path().join("busybox")).expect("busybox-static is installed");
+        fs::copy("/bin/busybox", context.path().join("busybox"))
+            .expect("busybox-static is installed");
         let dir = context.path().to_str().unwrap();
-        let out = e_in(root(), &test_repository(), &root().join("shared-unused"), &["build", dir, "--tag", "e-tests/misbehave:0.1.0"]);
-        assert!(out.status.success(), "building the misbehave image failed:\n{}", text(&out));
+        let out = e_in(
+            root(),
+            &test_repository(),
+            &root().join("shared-unused"),
+            &["build", dir, "--tag", "e-tests/misbehave:0.1.0"],
+        );
+        assert!(
+            out.status.success(),
+            "building the misbehave image failed:\n{}",
+            text(&out)
+        );
     });
 }
 
@@ -83,7 +110,10 @@ struct Scene {
 impl Scene {
     fn new(repository: PathBuf) -> Scene {
         images();
-        Scene { dir: tempfile::tempdir().unwrap(), repository }
+        Scene {
+            dir: tempfile::tempdir().unwrap(),
+            repository,
+        }
     }
 
     fn shared(&self) -> PathBuf {
@@ -97,7 +127,13 @@ impl Scene {
     /// Runs e and asserts its exit code, showing everything it said when it differs.
     fn expect(&self, code: i32, args: &[&str]) -> Output {
         let out = self.e(args);
-        assert_eq!(out.status.code(), Some(code), "e {}:\n{}", args.join(" "), text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "e {}:\n{}",
+            args.join(" "),
+            text(&out)
+        );
         out
     }
 
@@ -121,7 +157,14 @@ fn stderr(out: &Output) -> String {
 /// The containers e left behind for a module (there must be none).
 fn leftovers(module: &str) -> String {
     let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", "label=e.managed-by=e", "--filter", &format!("label=e.module={module}")])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            "label=e.managed-by=e",
+            "--filter",
+            &format!("label=e.module={module}"),
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -132,12 +175,19 @@ fn seed_walkthrough() {
     let scene = Scene::new(top_repository());
     // azi applied with 5 nodes.
     scene.expect(0, &["init", "azi"]);
-    assert!(scene.read("azi-config.yml").contains("size: 5"), "{}", scene.read("azi-config.yml"));
+    assert!(
+        scene.read("azi-config.yml").contains("size: 5"),
+        "{}",
+        scene.read("azi-config.yml")
+    );
     scene.expect(2, &["plan", "azi"]);
     scene.expect(0, &["apply", "azi"]);
     let state = scene.state();
     assert_eq!(state.matches("usedBy: unused").count(), 5, "{state}");
-    assert!(state.contains("privateIP: 10.0.0.4") && state.contains("publicIP: 213.1.1.4"), "{state}");
+    assert!(
+        state.contains("privateIP: 10.0.0.4") && state.contains("publicIP: 213.1.1.4"),
+        "{state}"
+    );
 
     // One node's IPs edited by hand.
     let edited = state
@@ -165,7 +215,11 @@ fn seed_walkthrough() {
     assert_eq!(state.matches("usedBy: bmk").count(), 3, "{state}");
     assert_eq!(state.matches("usedBy: unused").count(), 2, "{state}");
     assert_eq!(state.matches("state: created").count(), 3, "{state}");
-    assert_eq!(scene.read("state.yml.backup"), edited, "the backup holds the state before the apply");
+    assert_eq!(
+        scene.read("state.yml.backup"),
+        edited,
+        "the backup holds the state before the apply"
+    );
 
     // audit of azi reports the hand change it does not know, with a non-zero exit.
     let audit = scene.e(&["audit", "azi"]);
@@ -175,13 +229,34 @@ fn seed_walkthrough() {
 
     // status and history tell what happened.
     let status = stdout(&scene.expect(0, &["status"]));
-    assert!(status.contains("azi") && status.contains("bmk") && status.contains("applied"), "{status}");
+    assert!(
+        status.contains("azi") && status.contains("bmk") && status.contains("applied"),
+        "{status}"
+    );
     let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
     let runs: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
-    let commands: Vec<String> = runs.iter().map(|r| format!("{} {}", r["command"].as_str().unwrap(), r["module"].as_str().unwrap())).collect();
+    let commands: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["command"].as_str().unwrap(),
+                r["module"].as_str().unwrap()
+            )
+        })
+        .collect();
     assert_eq!(
         commands,
-        ["init azi", "plan azi", "apply azi", "init bmk", "plan bmk", "apply bmk", "audit azi", "audit bmk"]
+        [
+            "init azi",
+            "plan azi",
+            "apply azi",
+            "init bmk",
+            "plan bmk",
+            "apply bmk",
+            "audit azi",
+            "audit bmk"
+        ]
     );
     assert_eq!(runs[5]["changed_keys"], serde_json::json!(["azi", "bmk"]));
     assert!(leftovers("azi").is_empty() && leftovers("bmk").is_empty());
@@ -192,8 +267,16 @@ fn metadata_prints_the_repository_labels() {
     let scene = Scene::new(top_repository());
     let out = scene.expect(0, &["metadata", "bmk"]);
     let printed: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
-    assert_eq!(printed["labels"]["provides-kafka"], serde_yaml::Value::from("2.5.1"), "{}", text(&out));
-    assert_eq!(printed["requires"]["strong"][0][1]["key"], serde_yaml::Value::from("provider"));
+    assert_eq!(
+        printed["labels"]["provides-kafka"],
+        serde_yaml::Value::from("2.5.1"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        printed["requires"]["strong"][0][1]["key"],
+        serde_yaml::Value::from("provider")
+    );
 }
 
 /// Writes a state and runs a misbehaving command; the state must come back byte for byte.
@@ -203,13 +286,31 @@ fn assert_restored(command: &str, expected_code: i32, expected_message: &str) {
     let original = "azi:\n  status: applied   # hand-written comment e must keep\n  nodes: [{privateIP: 10.0.0.1}]\n";
     fs::write(scene.shared().join("state.yml"), original).unwrap();
     let out = scene.expect(expected_code, &["run", "misbehave", command]);
-    assert!(stderr(&out).contains(expected_message), "{command}: {}", text(&out));
-    assert!(stderr(&out).contains("restored"), "{command}: {}", text(&out));
+    assert!(
+        stderr(&out).contains(expected_message),
+        "{command}: {}",
+        text(&out)
+    );
+    assert!(
+        stderr(&out).contains("restored"),
+        "{command}: {}",
+        text(&out)
+    );
     let meta = fs::symlink_metadata(scene.shared().join("state.yml")).unwrap();
-    assert!(meta.is_file(), "{command}: state.yml is a regular file again");
-    assert_eq!(scene.state(), original, "{command}: state.yml is byte-identical");
+    assert!(
+        meta.is_file(),
+        "{command}: state.yml is a regular file again"
+    );
+    assert_eq!(
+        scene.state(),
+        original,
+        "{command}: state.yml is byte-identical"
+    );
     let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
-    assert!(history.contains("\"outcome\": \"restored\""), "{command}: {history}");
+    assert!(
+        history.contains("\"outcome\": \"restored\""),
+        "{command}: {history}"
+    );
 }
 
 #[test]
@@ -236,7 +337,13 @@ fn concurrent_applies_are_serialized_by_the_lock() {
     let scene = Scene::new(test_repository());
     let spawn = |lock_timeout: &str| {
         Command::new(env!("CARGO_BIN_EXE_e"))
-            .args(["run", "misbehave", "slow-apply", "--lock-timeout", lock_timeout])
+            .args([
+                "run",
+                "misbehave",
+                "slow-apply",
+                "--lock-timeout",
+                lock_timeout,
+            ])
             .env("E_REPOSITORY", &scene.repository)
             .env("E_SHARED", scene.shared())
             .stdout(Stdio::piped())
@@ -251,16 +358,34 @@ fn concurrent_applies_are_serialized_by_the_lock() {
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     assert_eq!(second.status.code(), Some(1), "{}", text(&second));
-    assert!(stderr(&second).contains("is locked by e (pid"), "{}", text(&second));
-    assert!(stderr(&second).contains("e slow-apply misbehave@0.1.0"), "{}", text(&second));
+    assert!(
+        stderr(&second).contains("is locked by e (pid"),
+        "{}",
+        text(&second)
+    );
+    assert!(
+        stderr(&second).contains("e slow-apply misbehave@0.1.0"),
+        "{}",
+        text(&second)
+    );
     assert_eq!(scene.state().matches("misbehave-").count(), 1);
 
     // With a lock timeout, both run, one after the other, and both sections are written.
     let a = spawn("60s");
     let b = spawn("60s");
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success() && b.status.success(), "{}\n{}", text(&a), text(&b));
-    assert_eq!(scene.state().matches("misbehave-").count(), 3, "{}", scene.state());
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        text(&a),
+        text(&b)
+    );
+    assert_eq!(
+        scene.state().matches("misbehave-").count(),
+        3,
+        "{}",
+        scene.state()
+    );
 }
 
 #[test]
@@ -280,7 +405,10 @@ fn killed_e_leaves_no_lock_behind() {
     scene.expect(0, &["run", "misbehave", "apply"]);
     // The container of the killed e is still running (nothing could stop it); remove it.
     let _ = Command::new("sh")
-        .args(["-c", "docker rm -f $(docker ps -aq --filter label=e.module=misbehave) >/dev/null 2>&1"])
+        .args([
+            "-c",
+            "docker rm -f $(docker ps -aq --filter label=e.module=misbehave) >/dev/null 2>&1",
+        ])
         .status();
 }
 
@@ -289,14 +417,28 @@ fn hung_module_is_stopped_by_the_timeout_and_its_container_removed() {
     let scene = Scene::new(test_repository());
     let started = Instant::now();
     let out = scene.expect(124, &["run", "misbehave", "hang", "--timeout", "2s"]);
-    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
-    assert!(stderr(&out).contains("ran longer than 2s"), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr(&out).contains("ran longer than 2s"),
+        "{}",
+        text(&out)
+    );
     let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
     assert!(history.contains("\"outcome\": \"timeout\""), "{history}");
     let run: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
     let label = format!("label=e.run={}", run[0]["run"].as_str().unwrap());
-    let out = Command::new("docker").args(["ps", "-aq", "--filter", &label]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "the container is gone");
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &label])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "the container is gone"
+    );
 }
 
 #[test]
@@ -313,13 +455,20 @@ fn container_runs_with_least_privilege_as_the_invoking_user_and_ctrl_c_removes_i
     let shared = fs::canonicalize(scene.shared()).unwrap_or_else(|_| scene.shared());
     let mut inspect = String::new();
     for _ in 0..100 {
-        let ids = Command::new("docker").args(["ps", "-q", "--filter", "label=e.module=misbehave"]).output().unwrap();
+        let ids = Command::new("docker")
+            .args(["ps", "-q", "--filter", "label=e.module=misbehave"])
+            .output()
+            .unwrap();
         let ids = String::from_utf8_lossy(&ids.stdout).trim().to_owned();
         // Other tests run misbehave too: this one's container is the one with this shared dir.
         let mine = ids.lines().find_map(|id| {
-            let out = Command::new("docker").args(["inspect", id]).output().unwrap();
+            let out = Command::new("docker")
+                .args(["inspect", id])
+                .output()
+                .unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.contains(&format!("{}:/shared:rw", shared.display())).then_some(text)
+            text.contains(&format!("{}:/shared:rw", shared.display()))
+                .then_some(text)
         });
         if let Some(found) = mine {
             inspect = found;
@@ -328,24 +477,51 @@ fn container_runs_with_least_privilege_as_the_invoking_user_and_ctrl_c_removes_i
         std::thread::sleep(Duration::from_millis(100));
     }
     // Ctrl-C: e stops the container, removes it, and exits 130.
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(!inspect.is_empty(), "found the running container");
     assert_eq!(status.code(), Some(130));
     let json: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     let id = json[0]["Id"].as_str().unwrap();
-    let gone = Command::new("docker").args(["inspect", id]).output().unwrap();
-    assert!(!gone.status.success(), "the interrupted container was removed");
+    let gone = Command::new("docker")
+        .args(["inspect", id])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "the interrupted container was removed"
+    );
     let host = &json[0]["HostConfig"];
     assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
     assert_eq!(host["NetworkMode"], "none");
-    assert_eq!(host["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(
+        host["SecurityOpt"],
+        serde_json::json!(["no-new-privileges"])
+    );
     assert_eq!(host["Privileged"], false);
     let binds: Vec<String> = serde_json::from_value(host["Binds"].clone()).unwrap();
-    assert!(binds.contains(&format!("{}:/shared:rw", shared.display())), "{binds:?}");
-    assert!(binds.contains(&format!("{}/.e:/shared/.e:ro", shared.display())), "{binds:?}");
-    assert!(binds.iter().any(|b| b.ends_with(":/var/lib/misbehave:rw") && b.contains("/.e/mounts/misbehave/0.1.0/")), "{binds:?}");
-    assert!(!binds.iter().any(|b| b.contains("docker.sock")), "{binds:?}");
+    assert!(
+        binds.contains(&format!("{}:/shared:rw", shared.display())),
+        "{binds:?}"
+    );
+    assert!(
+        binds.contains(&format!("{}/.e:/shared/.e:ro", shared.display())),
+        "{binds:?}"
+    );
+    assert!(
+        binds
+            .iter()
+            .any(|b| b.ends_with(":/var/lib/misbehave:rw")
+                && b.contains("/.e/mounts/misbehave/0.1.0/")),
+        "{binds:?}"
+    );
+    assert!(
+        !binds.iter().any(|b| b.contains("docker.sock")),
+        "{binds:?}"
+    );
     let (uid, gid) = unsafe { (libc_getuid(), libc_getgid()) };
     assert_eq!(json[0]["Config"]["User"], format!("{uid}:{gid}"));
     assert_eq!(json[0]["Config"]["Labels"]["e.managed-by"], "e");
@@ -364,7 +540,10 @@ fn module_sees_contract_env_and_a_read_only_e_area() {
     let out = scene.expect(0, &["run", "misbehave", "whoami", "--", "extra", "args"]);
     let said = stdout(&out);
     assert!(said.contains("args=whoami fixed extra args"), "{said}");
-    assert!(said.contains("module=misbehave version=0.1.0 method=whoami"), "{said}");
+    assert!(
+        said.contains("module=misbehave version=0.1.0 method=whoami"),
+        "{said}"
+    );
     assert!(said.contains("e area read-only"), "{said}");
     assert!(said.contains("no docker socket"), "{said}");
     assert!(!scene.shared().join(".e/planted").exists());
@@ -386,8 +565,16 @@ fn secret_values_appear_in_no_state_history_or_output() {
     assert!(!all.contains(secret), "{all}");
     assert!(stdout(&out).contains("token is ***"), "{all}");
     assert!(stderr(&out).contains("token on stderr: ***"), "{all}");
-    let found = Command::new("grep").args(["-r", secret]).arg(scene.shared()).output().unwrap();
-    assert!(found.stdout.is_empty(), "the secret is on disk: {}", String::from_utf8_lossy(&found.stdout));
+    let found = Command::new("grep")
+        .args(["-r", secret])
+        .arg(scene.shared())
+        .output()
+        .unwrap();
+    assert!(
+        found.stdout.is_empty(),
+        "the secret is on disk: {}",
+        String::from_utf8_lossy(&found.stdout)
+    );
     // Without the variable, e refuses before starting anything and says what is missing.
     let out = scene.expect(1, &["run", "misbehave", "leak"]);
     assert!(stderr(&out).contains("`E_TEST_TOKEN`"), "{}", text(&out));
@@ -397,7 +584,11 @@ fn secret_values_appear_in_no_state_history_or_output() {
 fn missing_image_and_unknown_command_are_clear_errors() {
     let scene = Scene::new(test_repository());
     let out = scene.expect(1, &["run", "misbehave", "nope"]);
-    assert!(stderr(&out).contains("has no command `nope`"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("has no command `nope`"),
+        "{}",
+        text(&out)
+    );
     let repo = scene.dir.path().join("repo.yaml");
     fs::write(
         &repo,
@@ -406,7 +597,11 @@ fn missing_image_and_unknown_command_are_clear_errors() {
     .unwrap();
     let out = e_in(root(), &repo, &scene.shared(), &["apply", "ghost"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(stderr(&out).contains("e-tests/does-not-exist:1.0.0"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("e-tests/does-not-exist:1.0.0"),
+        "{}",
+        text(&out)
+    );
     assert!(stderr(&out).contains("hint:"), "{}", text(&out));
 }
 
@@ -417,7 +612,10 @@ fn unreachable_engine_says_how_to_start_one() {
         .args(["apply", "misbehave"])
         .env("E_REPOSITORY", &scene.repository)
         .env("E_SHARED", scene.shared())
-        .env("DOCKER_HOST", format!("unix://{}/no.sock", scene.dir.path().display()))
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}/no.sock", scene.dir.path().display()),
+        )
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -430,14 +628,21 @@ fn unmet_strong_requirement_is_refused_with_suggestions_before_any_container() {
     let scene = Scene::new(top_repository());
     let out = scene.expect(1, &["init", "bmk"]);
     let said = stderr(&out);
-    assert!(said.contains("requirement `kind=infrastructure,provider in (azure, aws)`"), "{said}");
+    assert!(
+        said.contains("requirement `kind=infrastructure,provider in (azure, aws)`"),
+        "{said}"
+    );
     assert!(said.contains("the repository has: azi@0.1.0"), "{said}");
     assert!(said.contains("`e apply azi`"), "{said}");
     let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
     assert_eq!(history.trim(), "[]", "no container ran");
     // --skip-requirements runs anyway and is recorded.
     let out = scene.e(&["init", "bmk", "--skip-requirements"]);
-    assert!(stderr(&out).contains("--skip-requirements"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("--skip-requirements"),
+        "{}",
+        text(&out)
+    );
     let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
     assert!(history.contains("\"--skip-requirements\""), "{history}");
 }
@@ -445,21 +650,41 @@ fn unmet_strong_requirement_is_refused_with_suggestions_before_any_container() {
 #[test]
 fn applying_bmk_plans_the_monitoring_it_influences() {
     let scene = Scene::new(top_repository());
-    for args in [["init", "azi"], ["apply", "azi"], ["init", "bmm"], ["apply", "bmm"], ["init", "bmk"]] {
+    for args in [
+        ["init", "azi"],
+        ["apply", "azi"],
+        ["init", "bmm"],
+        ["apply", "bmm"],
+        ["init", "bmk"],
+    ] {
         scene.expect(0, &args);
     }
     let before = scene.state();
     let out = scene.expect(0, &["apply", "bmk"]);
     let said = text(&out);
-    assert!(stderr(&out).contains("`bmk@0.1.0` influences `bmm@0.1.0`"), "{said}");
+    assert!(
+        stderr(&out).contains("`bmk@0.1.0` influences `bmm@0.1.0`"),
+        "{said}"
+    );
     assert!(stderr(&out).contains("run `e apply bmm`"), "{said}");
     for ip in ["+ 10.0.0.0", "+ 10.0.0.1", "+ 10.0.0.2"] {
-        assert!(stdout(&out).contains(ip), "bmm's plan shows the new Kafka address {ip}: {said}");
+        assert!(
+            stdout(&out).contains(ip),
+            "bmm's plan shows the new Kafka address {ip}: {said}"
+        );
     }
-    assert!(!scene.state().contains("bmm:\n  status: applied\n  targets:\n  - 10.0.0.0"), "bmm is never applied by e itself");
+    assert!(
+        !scene
+            .state()
+            .contains("bmm:\n  status: applied\n  targets:\n  - 10.0.0.0"),
+        "bmm is never applied by e itself"
+    );
     assert_ne!(scene.state(), before);
     let history = stdout(&scene.expect(0, &["history", "bmm", "-o", "json"]));
-    assert!(history.contains("influence notification from bmk@0.1.0"), "{history}");
+    assert!(
+        history.contains("influence notification from bmk@0.1.0"),
+        "{history}"
+    );
     // --no-influences skips the notification.
     let out = scene.expect(0, &["apply", "bmk", "--no-influences"]);
     assert!(!stderr(&out).contains("influences `bmm"), "{}", text(&out));
@@ -468,7 +693,15 @@ fn applying_bmk_plans_the_monitoring_it_influences() {
 #[test]
 fn failing_module_in_the_middle_of_a_stack_stops_with_state_intact() {
     let scene = Scene::new(test_repository());
-    let out = scene.expect(1, &["apply", "chain-top", "--with-requirements", "--auto-approve"]);
+    let out = scene.expect(
+        1,
+        &[
+            "apply",
+            "chain-top",
+            "--with-requirements",
+            "--auto-approve",
+        ],
+    );
     let said = stderr(&out);
     assert!(said.contains("1. chain-base@1.0.0"), "{said}");
     assert!(said.contains("2. chain-middle@1.0.0"), "{said}");
@@ -476,9 +709,16 @@ fn failing_module_in_the_middle_of_a_stack_stops_with_state_intact() {
     assert!(said.contains("installed: chain-base@1.0.0"), "{said}");
     assert!(said.contains("failed:    chain-middle@1.0.0"), "{said}");
     assert!(said.contains("not run:   chain-top@1.0.0"), "{said}");
-    assert_eq!(scene.state(), "chain-base:\n  status: applied\n", "the state is what the last good step left");
+    assert_eq!(
+        scene.state(),
+        "chain-base:\n  status: applied\n",
+        "the state is what the last good step left"
+    );
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
-    assert!(status.contains("chain-base") && !status.contains("chain-middle"), "{status}");
+    assert!(
+        status.contains("chain-base") && !status.contains("chain-middle"),
+        "{status}"
+    );
 }
 
 #[test]
@@ -501,18 +741,39 @@ fn upgrade_is_gated_by_the_new_versions_audit() {
     let edited = format!("{}hand-edit: true\n", scene.state());
     fs::write(scene.shared().join("state.yml"), &edited).unwrap();
     let out = scene.expect(1, &["upgrade", "upgradable", "--to", "2.0.0"]);
-    assert!(stdout(&out).contains("drift: a hand-edit I do not know"), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("drift: a hand-edit I do not know"),
+        "{}",
+        text(&out)
+    );
     assert!(stderr(&out).contains("blocked"), "{}", text(&out));
-    assert!(stderr(&out).contains("`upgradable@1.1.0` stays installed"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("`upgradable@1.1.0` stays installed"),
+        "{}",
+        text(&out)
+    );
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
     assert!(status.contains("\"version\": \"1.1.0\""), "{status}");
     assert_eq!(scene.state(), edited);
 
     // Downgrades need to be asked for.
-    fs::write(scene.shared().join("state.yml"), edited.replace("hand-edit: true\n", "")).unwrap();
+    fs::write(
+        scene.shared().join("state.yml"),
+        edited.replace("hand-edit: true\n", ""),
+    )
+    .unwrap();
     let out = scene.expect(1, &["upgrade", "upgradable", "--to", "1.0.0"]);
     assert!(stderr(&out).contains("--allow-downgrade"), "{}", text(&out));
-    scene.expect(0, &["upgrade", "upgradable", "--to", "1.0.0", "--allow-downgrade"]);
+    scene.expect(
+        0,
+        &[
+            "upgrade",
+            "upgradable",
+            "--to",
+            "1.0.0",
+            "--allow-downgrade",
+        ],
+    );
 }
 
 #[test]
@@ -536,13 +797,23 @@ fn destroy_is_refused_while_required() {
 
     let out = scene.expect(1, &["destroy", "chain-base"]);
     assert!(stderr(&out).contains("strongly require"), "{}", text(&out));
-    assert!(stderr(&out).contains("chain-middle@1.0.0"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("chain-middle@1.0.0"),
+        "{}",
+        text(&out)
+    );
     let out = scene.expect(0, &["destroy", "chain-base", "--force"]);
     assert!(stderr(&out).contains("--force"), "{}", text(&out));
     let history = stdout(&scene.expect(0, &["history", "chain-base", "-o", "json"]));
-    assert!(history.contains("--force: required by chain-middle@1.0.0"), "{history}");
+    assert!(
+        history.contains("--force: required by chain-middle@1.0.0"),
+        "{history}"
+    );
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
-    assert!(!status.contains("\"module\": \"chain-base\",\n    \"version\": \"1.0.0\""), "{status}");
+    assert!(
+        !status.contains("\"module\": \"chain-base\",\n    \"version\": \"1.0.0\""),
+        "{status}"
+    );
 }
 
 #[test]
@@ -553,16 +824,42 @@ fn check_passes_good_modules_and_names_the_failing_row() {
     let rows = |module: &str| -> Vec<(String, bool)> {
         let out = scene.expect(1, &["check", module, "-o", "json"]);
         let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-        rows.iter().map(|r| (r["check"].as_str().unwrap().to_owned(), r["passed"].as_bool().unwrap())).collect()
+        rows.iter()
+            .map(|r| {
+                (
+                    r["check"].as_str().unwrap().to_owned(),
+                    r["passed"].as_bool().unwrap(),
+                )
+            })
+            .collect()
     };
-    let failing = |module: &str| -> Vec<String> { rows(module).into_iter().filter(|(_, p)| !p).map(|(c, _)| c).collect() };
-    assert_eq!(failing("broken-metadata"), ["metadata equals the repository's labels, requires, influences"]);
-    assert_eq!(failing("broken-plan"), ["plan exits 0 or 2 and leaves the state unchanged"]);
-    assert_eq!(failing("broken-apply"), ["apply writes its own `broken-apply` section"]);
+    let failing = |module: &str| -> Vec<String> {
+        rows(module)
+            .into_iter()
+            .filter(|(_, p)| !p)
+            .map(|(c, _)| c)
+            .collect()
+    };
+    assert_eq!(
+        failing("broken-metadata"),
+        ["metadata equals the repository's labels, requires, influences"]
+    );
+    assert_eq!(
+        failing("broken-plan"),
+        ["plan exits 0 or 2 and leaves the state unchanged"]
+    );
+    assert_eq!(
+        failing("broken-apply"),
+        ["apply writes its own `broken-apply` section"]
+    );
     // chain-middle declares no metadata or audit, and its apply fails.
     assert_eq!(
         failing("chain-middle"),
-        ["declares metadata, init, plan, apply, audit", "apply exits 0 with a valid state", "apply writes its own `chain-middle` section"]
+        [
+            "declares metadata, init, plan, apply, audit",
+            "apply exits 0 with a valid state",
+            "apply writes its own `chain-middle` section"
+        ]
     );
 }
 
@@ -580,32 +877,72 @@ fn three_level_stack_installs_from_nothing_with_one_command() {
     let scene = Scene::new(top_repository());
     // The design's flow: PostgreSQL first says what is missing.
     let out = scene.expect(1, &["apply", "pg"]);
-    assert!(stderr(&out).contains("requirement `kind=persistence`"), "{}", text(&out));
-    assert!(stderr(&out).contains("the repository has: nfs@0.1.0, rook@0.1.0"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("requirement `kind=persistence`"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stderr(&out).contains("the repository has: nfs@0.1.0, rook@0.1.0"),
+        "{}",
+        text(&out)
+    );
 
-    let out = scene.expect(0, &["apply", "pg", "--with-requirements", "--auto-approve", "--prefer", "rook"]);
+    let out = scene.expect(
+        0,
+        &[
+            "apply",
+            "pg",
+            "--with-requirements",
+            "--auto-approve",
+            "--prefer",
+            "rook",
+        ],
+    );
     let said = stderr(&out);
-    let order: Vec<usize> = ["1. azi@0.1.0", "2. k8s@0.1.0", "3. rook@0.1.0", "4. pg@0.1.0"]
-        .iter()
-        .map(|step| said.find(step).unwrap_or_else(|| panic!("no `{step}` in the plan:\n{said}")))
-        .collect();
+    let order: Vec<usize> = [
+        "1. azi@0.1.0",
+        "2. k8s@0.1.0",
+        "3. rook@0.1.0",
+        "4. pg@0.1.0",
+    ]
+    .iter()
+    .map(|step| {
+        said.find(step)
+            .unwrap_or_else(|| panic!("no `{step}` in the plan:\n{said}"))
+    })
+    .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{said}");
-    assert!(said.contains("named with --prefer; also possible: nfs@0.1.0"), "the choice is explained: {said}");
+    assert!(
+        said.contains("named with --prefer; also possible: nfs@0.1.0"),
+        "the choice is explained: {said}"
+    );
     let state = scene.state();
     for section in ["azi:", "k8s:", "rook:", "pg:"] {
-        assert!(state.contains(&format!("\n{section}")) || state.starts_with(section), "{section} in {state}");
+        assert!(
+            state.contains(&format!("\n{section}")) || state.starts_with(section),
+            "{section} in {state}"
+        );
     }
     assert!(state.contains("storageClass: rook-ceph-block"), "{state}");
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
     let modules: Vec<serde_json::Value> = serde_json::from_str(&status).unwrap();
-    let installed: Vec<&str> = modules.iter().filter(|m| m["installed"] == true).map(|m| m["module"].as_str().unwrap()).collect();
+    let installed: Vec<&str> = modules
+        .iter()
+        .filter(|m| m["installed"] == true)
+        .map(|m| m["module"].as_str().unwrap())
+        .collect();
     assert_eq!(installed, ["azi", "k8s", "rook", "pg"]);
 
     // Without --prefer, the choice is deterministic and explained: nfs comes first by name.
     let fresh = Scene::new(top_repository());
     let out = fresh.expect(0, &["apply", "pg", "--with-requirements", "--auto-approve"]);
     assert!(stderr(&out).contains("3. nfs@0.1.0"), "{}", text(&out));
-    assert!(stderr(&out).contains("also possible: rook@0.1.0 (choose with --prefer)"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("also possible: rook@0.1.0 (choose with --prefer)"),
+        "{}",
+        text(&out)
+    );
 
     // Destroying what pg stands on is refused and names pg.
     let out = scene.expect(1, &["destroy", "rook"]);

@@ -16,16 +16,36 @@ use crate::runtime::Engine;
 use crate::state::SharedDir;
 
 /// Runs `e apply`.
-pub async fn run(args: ApplyArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: ApplyArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
     let entry = pick(&repository, &shared, &args.module)?;
-    let command = format!("e apply {}{}", entry.id(), if args.with_requirements { " --with-requirements" } else { "" });
+    let command = format!(
+        "e apply {}{}",
+        entry.id(),
+        if args.with_requirements {
+            " --with-requirements"
+        } else {
+            ""
+        }
+    );
     let session = context.session(&repository, shared, engine, &command, &args.run)?;
     if args.with_requirements {
         return stack(&session, entry, &args).await;
     }
-    let report = session.apply(entry, &args.extra, args.skip_requirements, args.no_influences, Vec::new()).await?;
+    let report = session
+        .apply(
+            entry,
+            &args.extra,
+            args.skip_requirements,
+            args.no_influences,
+            Vec::new(),
+        )
+        .await?;
     Ok(exit_code(&report))
 }
 
@@ -36,31 +56,59 @@ struct Step<'r> {
 }
 
 /// Resolves, shows, confirms and installs the chain of requirements, then the target.
-async fn stack(session: &Session<'_>, target: Entry<'_>, args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+async fn stack(
+    session: &Session<'_>,
+    target: Entry<'_>,
+    args: &ApplyArgs,
+) -> anyhow::Result<ExitCode> {
     let installed = session.installed()?;
     let preferences = Preferences {
         prefer: args.prefer.clone(),
-        installed: installed.entries().iter().map(|e| (e.module.name.clone(), e.version.version.to_string())).collect(),
+        installed: installed
+            .entries()
+            .iter()
+            .map(|e| (e.module.name.clone(), e.version.version.to_string()))
+            .collect(),
     };
     for preferred in &args.prefer {
         if session.repository.module(preferred).is_none() {
-            anyhow::bail!("--prefer `{preferred}`: no such module in the repository\nhint: `e list` shows the modules");
+            anyhow::bail!(
+                "--prefer `{preferred}`: no such module in the repository\nhint: `e list` shows the modules"
+            );
         }
     }
-    let resolution = resolve(&session.index, target, &preferences).map_err(|err| anyhow::anyhow!("{err}"))?;
-    let is_installed = |e: &Entry<'_>| installed.get(&e.module.name).is_some_and(|i| i.version.version == e.version.version);
+    let resolution =
+        resolve(&session.index, target, &preferences).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let is_installed = |e: &Entry<'_>| {
+        installed
+            .get(&e.module.name)
+            .is_some_and(|i| i.version.version == e.version.version)
+    };
     let steps: Vec<Step<'_>> = resolution
         .order
         .iter()
         .filter(|e| !is_installed(e) || e.module.name == target.module.name)
         .map(|entry| {
-            let why = match resolution.choices.iter().find(|c| c.chosen.module.name == entry.module.name) {
+            let why = match resolution
+                .choices
+                .iter()
+                .find(|c| c.chosen.module.name == entry.module.name)
+            {
                 None => "the module you asked for".to_owned(),
                 Some(choice) => {
-                    let mut why = format!("satisfies `{}` of {}: {}", choice.selector, choice.owner.id(), choice.reason);
+                    let mut why = format!(
+                        "satisfies `{}` of {}: {}",
+                        choice.selector,
+                        choice.owner.id(),
+                        choice.reason
+                    );
                     if !choice.alternatives.is_empty() {
-                        let others: Vec<String> = choice.alternatives.iter().map(Entry::id).collect();
-                        why.push_str(&format!("; also possible: {} (choose with --prefer)", others.join(", ")));
+                        let others: Vec<String> =
+                            choice.alternatives.iter().map(Entry::id).collect();
+                        why.push_str(&format!(
+                            "; also possible: {} (choose with --prefer)",
+                            others.join(", ")
+                        ));
                     }
                     why
                 }
@@ -69,13 +117,29 @@ async fn stack(session: &Session<'_>, target: Entry<'_>, args: &ApplyArgs) -> an
         })
         .collect();
 
-    let mut plan = format!("e will install {} module version(s), in this order:\n", steps.len());
+    let mut plan = format!(
+        "e will install {} module version(s), in this order:\n",
+        steps.len()
+    );
     for (i, step) in steps.iter().enumerate() {
-        plan.push_str(&format!("  {}. {:<16} {}\n", i + 1, step.entry.id(), step.why));
+        plan.push_str(&format!(
+            "  {}. {:<16} {}\n",
+            i + 1,
+            step.entry.id(),
+            step.why
+        ));
     }
-    let already: Vec<String> = resolution.order.iter().filter(|e| is_installed(e) && e.module.name != target.module.name).map(Entry::id).collect();
+    let already: Vec<String> = resolution
+        .order
+        .iter()
+        .filter(|e| is_installed(e) && e.module.name != target.module.name)
+        .map(Entry::id)
+        .collect();
     if !already.is_empty() {
-        plan.push_str(&format!("already installed and used: {}\n", already.join(", ")));
+        plan.push_str(&format!(
+            "already installed and used: {}\n",
+            already.join(", ")
+        ));
     }
     output::note(&plan);
     if !args.auto_approve && !confirm(steps.len())? {
@@ -87,17 +151,30 @@ async fn stack(session: &Session<'_>, target: Entry<'_>, args: &ApplyArgs) -> an
     for (i, step) in steps.iter().enumerate() {
         let is_target = step.entry.module.name == target.module.name;
         let extra: &[String] = if is_target { &args.extra } else { &[] };
-        output::note(&format!("\ne: [{}/{}] {}", i + 1, steps.len(), step.entry.id()));
+        output::note(&format!(
+            "\ne: [{}/{}] {}",
+            i + 1,
+            steps.len(),
+            step.entry.id()
+        ));
         let note = vec![format!("stack for {}", target.id())];
-        let init = session.run(step.entry, "init", &[], false, note.clone()).await?;
+        let init = session
+            .run(step.entry, "init", &[], false, note.clone())
+            .await?;
         let failure = if !init.succeeded() {
             Some(("init", init))
         } else {
-            let plan = session.run(step.entry, "plan", &[], false, note.clone()).await?;
-            if !(plan.succeeded() || plan.exit_code == 2 && !plan.restored && plan.stopped.is_none()) {
+            let plan = session
+                .run(step.entry, "plan", &[], false, note.clone())
+                .await?;
+            if !(plan.succeeded()
+                || plan.exit_code == 2 && !plan.restored && plan.stopped.is_none())
+            {
                 Some(("plan", plan))
             } else {
-                let apply = session.apply(step.entry, extra, false, args.no_influences, note).await?;
+                let apply = session
+                    .apply(step.entry, extra, false, args.no_influences, note)
+                    .await?;
                 (!apply.succeeded()).then_some(("apply", apply))
             }
         };
@@ -107,12 +184,24 @@ async fn stack(session: &Session<'_>, target: Entry<'_>, args: &ApplyArgs) -> an
                 "\ne: stopped: `{}` {method} failed (exit {}); the state is as the last successful step left it\n  installed: {}\n  failed:    {}\n  not run:   {}",
                 step.entry.id(),
                 report.exit_code,
-                if done.is_empty() { "nothing".to_owned() } else { done.join(", ") },
+                if done.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    done.join(", ")
+                },
                 step.entry.id(),
-                if not_run.is_empty() { "nothing".to_owned() } else { not_run.join(", ") },
+                if not_run.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    not_run.join(", ")
+                },
             ));
             let code = exit_code(&report);
-            return Ok(if code == ExitCode::SUCCESS { ExitCode::FAILURE } else { code });
+            return Ok(if code == ExitCode::SUCCESS {
+                ExitCode::FAILURE
+            } else {
+                code
+            });
         }
         done.push(step.entry.id());
     }

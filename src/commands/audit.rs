@@ -11,13 +11,25 @@ use crate::runtime::Engine;
 use crate::state::SharedDir;
 
 /// Runs `e audit`.
-pub async fn run(args: AuditArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: AuditArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
     if let Some(spec) = &args.module {
         let entry = pick(&repository, &shared, spec)?;
-        let session = context.session(&repository, shared, engine, &format!("e audit {}", entry.id()), &args.run)?;
-        let report = session.run(entry, "audit", &args.extra, false, Vec::new()).await?;
+        let session = context.session(
+            &repository,
+            shared,
+            engine,
+            &format!("e audit {}", entry.id()),
+            &args.run,
+        )?;
+        let report = session
+            .run(entry, "audit", &args.extra, false, Vec::new())
+            .await?;
         return Ok(exit_code(&report));
     }
     let session = context.session(&repository, shared, engine, "e audit --all", &args.run)?;
@@ -30,7 +42,10 @@ pub async fn run(args: AuditArgs, context: &Context, engine: &dyn Engine) -> any
     let (mut drift, mut failed) = (false, false);
     for entry in installed.entries() {
         output::note(&format!("\ne: auditing `{}`", entry.id()));
-        let result = match session.run(*entry, "audit", &args.extra, false, Vec::new()).await {
+        let result = match session
+            .run(*entry, "audit", &args.extra, false, Vec::new())
+            .await
+        {
             Ok(report) if report.succeeded() => "clean".to_owned(),
             Ok(report) if report.exit_code == 2 && !report.restored && report.stopped.is_none() => {
                 drift = true;
@@ -42,10 +57,17 @@ pub async fn run(args: AuditArgs, context: &Context, engine: &dyn Engine) -> any
             }
             Err(err) => {
                 failed = true;
-                format!("error: {}", format!("{err:#}").lines().next().unwrap_or_default())
+                format!(
+                    "error: {}",
+                    format!("{err:#}").lines().next().unwrap_or_default()
+                )
             }
         };
-        rows.push(vec![entry.module.name.clone(), entry.version.version.to_string(), result]);
+        rows.push(vec![
+            entry.module.name.clone(),
+            entry.version.version.to_string(),
+            result,
+        ]);
     }
     output::note("");
     output::data(&output::table(&["MODULE", "VERSION", "AUDIT"], rows))?;

@@ -24,8 +24,15 @@ fn tag_for(args: &BuildArgs, context: &Context) -> anyhow::Result<String> {
     if let Some(tag) = &args.tag {
         return Ok(tag.clone());
     }
-    let dir = args.dir.canonicalize().with_context(|| format!("no folder `{}`", args.dir.display()))?;
-    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+    let dir = args
+        .dir
+        .canonicalize()
+        .with_context(|| format!("no folder `{}`", args.dir.display()))?;
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
     let repository = context.repository()?;
     let module = repository.module(&name).with_context(|| {
         format!(
@@ -36,7 +43,11 @@ fn tag_for(args: &BuildArgs, context: &Context) -> anyhow::Result<String> {
 }
 
 /// Builds the image.
-pub async fn run(args: BuildArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: BuildArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
     if !args.dir.join("Dockerfile").is_file() {
         anyhow::bail!(
             "`{}` has no Dockerfile\nhint: e build takes a folder holding a Dockerfile and everything it copies",

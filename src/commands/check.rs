@@ -31,7 +31,13 @@ struct Row {
 
 /// Why a method's run failed, in a few words, with the last line it wrote to stderr.
 fn failure(report: &Report) -> String {
-    let last = report.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let last = report
+        .stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     let mut detail = match (report.stopped, report.restored) {
         (Some(stopped), _) => format!("stopped ({stopped:?})"),
         (None, true) => format!("exit {}, state restored", report.exit_code),
@@ -44,13 +50,26 @@ fn failure(report: &Report) -> String {
 }
 
 /// Runs the checks.
-pub async fn run(args: CheckArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: CheckArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let target = repository.find(&args.module)?;
     let scratch = tempfile::Builder::new().prefix("e-check-").tempdir()?;
     let shared = SharedDir::open(&scratch.path().join("shared"))?;
-    let options = RunOptions { timeout: Some(args.timeout), lock_timeout: std::time::Duration::ZERO };
-    let mut session = context.session(&repository, shared, engine, &format!("e check {}", target.id()), &options)?;
+    let options = RunOptions {
+        timeout: Some(args.timeout),
+        lock_timeout: std::time::Duration::ZERO,
+    };
+    let mut session = context.session(
+        &repository,
+        shared,
+        engine,
+        &format!("e check {}", target.id()),
+        &options,
+    )?;
     session.quiet = true;
     let rows = checks(&session, target).await?;
     let passed = rows.iter().all(|r| r.passed);
@@ -59,54 +78,103 @@ pub async fn run(args: CheckArgs, context: &Context, engine: &dyn Engine) -> any
     } else {
         let table = rows
             .iter()
-            .map(|r| vec![r.check.clone(), if r.passed { "pass" } else { "FAIL" }.to_owned(), r.detail.clone()])
+            .map(|r| {
+                vec![
+                    r.check.clone(),
+                    if r.passed { "pass" } else { "FAIL" }.to_owned(),
+                    r.detail.clone(),
+                ]
+            })
             .collect();
         output::data(&output::table(&["CHECK", "RESULT", "DETAIL"], table))?;
         let failed = rows.iter().filter(|r| !r.passed).count();
         output::note(&if passed {
             format!("e: `{}` follows the module contract", target.id())
         } else {
-            format!("e: `{}` fails {failed} of {} checks", target.id(), rows.len())
+            format!(
+                "e: `{}` fails {failed} of {} checks",
+                target.id(),
+                rows.len()
+            )
         });
     }
-    Ok(if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn checks(session: &Session<'_>, target: Entry<'_>) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let mut row = |check: String, passed: bool, detail: String| rows.push(Row { check, passed, detail });
+    let mut row = |check: String, passed: bool, detail: String| {
+        rows.push(Row {
+            check,
+            passed,
+            detail,
+        })
+    };
 
-    let missing: Vec<&str> = REQUIRED_METHODS.iter().copied().filter(|m| target.version.command(m).is_none()).collect();
+    let missing: Vec<&str> = REQUIRED_METHODS
+        .iter()
+        .copied()
+        .filter(|m| target.version.command(m).is_none())
+        .collect();
     row(
         "declares metadata, init, plan, apply, audit".to_owned(),
         missing.is_empty(),
-        if missing.is_empty() { String::new() } else { format!("missing: {}", missing.join(", ")) },
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!("missing: {}", missing.join(", "))
+        },
     );
 
     // Install what the module strongly requires, so its init finds real state to work from.
     let resolution = match resolve(&session.index, target, &Preferences::default()) {
         Ok(resolution) => resolution,
         Err(err) => {
-            row("strong requirements can be installed".to_owned(), false, err.to_string().lines().next().unwrap_or_default().to_owned());
+            row(
+                "strong requirements can be installed".to_owned(),
+                false,
+                err.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
             return Ok(rows);
         }
     };
-    for dependency in resolution.order.iter().filter(|e| e.module.name != target.module.name) {
+    for dependency in resolution
+        .order
+        .iter()
+        .filter(|e| e.module.name != target.module.name)
+    {
         let mut failed = None;
         for method in ["init", "plan", "apply"] {
             let report = if method == "apply" {
-                session.apply(*dependency, &[], false, true, Vec::new()).await?
+                session
+                    .apply(*dependency, &[], false, true, Vec::new())
+                    .await?
             } else {
-                session.run(*dependency, method, &[], false, Vec::new()).await?
+                session
+                    .run(*dependency, method, &[], false, Vec::new())
+                    .await?
             };
-            let ok = report.succeeded() || (method == "plan" && report.exit_code == 2 && !report.restored);
+            let ok = report.succeeded()
+                || (method == "plan" && report.exit_code == 2 && !report.restored);
             if !ok {
                 failed = Some(format!("{method}: {}", failure(&report)));
                 break;
             }
         }
         let passed = failed.is_none();
-        row(format!("setup: install {}", dependency.id()), passed, failed.unwrap_or_default());
+        row(
+            format!("setup: install {}", dependency.id()),
+            passed,
+            failed.unwrap_or_default(),
+        );
         if !passed {
             return Ok(rows);
         }
@@ -119,32 +187,82 @@ async fn checks(session: &Session<'_>, target: Entry<'_>) -> anyhow::Result<Vec<
         let report = session.run(target, method, &[], false, Vec::new()).await?;
         match method {
             "metadata" => {
-                row("metadata exits 0".to_owned(), report.succeeded(), if report.succeeded() { String::new() } else { failure(&report) });
+                row(
+                    "metadata exits 0".to_owned(),
+                    report.succeeded(),
+                    if report.succeeded() {
+                        String::new()
+                    } else {
+                        failure(&report)
+                    },
+                );
                 let (passed, detail) = match serde_yaml::from_str::<Metadata>(&report.stdout) {
                     Ok(printed) if printed == target.version.metadata() => (true, String::new()),
-                    Ok(printed) => (false, metadata_difference(&printed, &target.version.metadata())),
+                    Ok(printed) => (
+                        false,
+                        metadata_difference(&printed, &target.version.metadata()),
+                    ),
                     Err(err) => (false, format!("not the metadata YAML: {err}")),
                 };
-                row("metadata equals the repository's labels, requires, influences".to_owned(), passed, detail);
+                row(
+                    "metadata equals the repository's labels, requires, influences".to_owned(),
+                    passed,
+                    detail,
+                );
             }
             "plan" | "audit" => {
                 let ok_exit = report.exit_code == 0 || report.exit_code == 2;
                 let unchanged = report.check == Check::Unchanged;
                 let passed = ok_exit && unchanged && report.stopped.is_none();
-                let detail = if !unchanged { "changed the state".to_owned() } else if !passed { failure(&report) } else { format!("exit {}", report.exit_code) };
-                row(format!("{method} exits 0 or 2 and leaves the state unchanged"), passed, detail);
+                let detail = if !unchanged {
+                    "changed the state".to_owned()
+                } else if !passed {
+                    failure(&report)
+                } else {
+                    format!("exit {}", report.exit_code)
+                };
+                row(
+                    format!("{method} exits 0 or 2 and leaves the state unchanged"),
+                    passed,
+                    detail,
+                );
             }
             "apply" => {
-                row("apply exits 0 with a valid state".to_owned(), report.succeeded(), if report.succeeded() { String::new() } else { failure(&report) });
-                let state = session.shared.read_state().ok().flatten().map(|b| parse_mapping(&b));
+                row(
+                    "apply exits 0 with a valid state".to_owned(),
+                    report.succeeded(),
+                    if report.succeeded() {
+                        String::new()
+                    } else {
+                        failure(&report)
+                    },
+                );
+                let state = session
+                    .shared
+                    .read_state()
+                    .ok()
+                    .flatten()
+                    .map(|b| parse_mapping(&b));
                 let has_section = matches!(&state, Some(Ok(map)) if map.contains_key(target.module.name.as_str()));
                 row(
                     format!("apply writes its own `{}` section", target.module.name),
                     has_section,
-                    if has_section { String::new() } else { format!("state.yml has no `{}` key", target.module.name) },
+                    if has_section {
+                        String::new()
+                    } else {
+                        format!("state.yml has no `{}` key", target.module.name)
+                    },
                 );
             }
-            _ => row(format!("{method} exits 0"), report.succeeded(), if report.succeeded() { String::new() } else { failure(&report) }),
+            _ => row(
+                format!("{method} exits 0"),
+                report.succeeded(),
+                if report.succeeded() {
+                    String::new()
+                } else {
+                    failure(&report)
+                },
+            ),
         }
     }
     Ok(rows)
@@ -158,8 +276,19 @@ fn metadata_difference(printed: &Metadata, expected: &Metadata) -> String {
             .labels
             .iter()
             .filter(|(k, v)| printed.labels.get(*k) != Some(*v))
-            .map(|(k, v)| format!("{k}: expected `{v}`, printed `{}`", printed.labels.get(k).map_or("(none)", String::as_str)))
-            .chain(printed.labels.keys().filter(|k| !expected.labels.contains_key(*k)).map(|k| format!("{k}: not in the repository")))
+            .map(|(k, v)| {
+                format!(
+                    "{k}: expected `{v}`, printed `{}`",
+                    printed.labels.get(k).map_or("(none)", String::as_str)
+                )
+            })
+            .chain(
+                printed
+                    .labels
+                    .keys()
+                    .filter(|k| !expected.labels.contains_key(*k))
+                    .map(|k| format!("{k}: not in the repository")),
+            )
             .collect();
         parts.push(format!("labels differ ({})", differing.join("; ")));
     }

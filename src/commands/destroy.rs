@@ -15,11 +15,21 @@ use crate::runtime::Engine;
 use crate::state::SharedDir;
 
 /// Runs `e destroy`.
-pub async fn run(args: DestroyArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: DestroyArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
     let entry = pick(&repository, &shared, &args.module)?;
-    let session = context.session(&repository, shared, engine, &format!("e destroy {}", entry.id()), &args.run)?;
+    let session = context.session(
+        &repository,
+        shared,
+        engine,
+        &format!("e destroy {}", entry.id()),
+        &args.run,
+    )?;
     let installed = session.installed()?;
     let (strong, weak) = dependents(&entry.module.name, &installed);
     let ids = |list: &[Entry<'_>]| list.iter().map(Entry::id).collect::<Vec<_>>().join(", ");
@@ -29,19 +39,33 @@ pub async fn run(args: DestroyArgs, context: &Context, engine: &dyn Engine) -> a
             bail!(
                 "cannot destroy `{}`: installed {} strongly require{} it: {}\nhint: destroy {} first, or pass `--force` to destroy it anyway (recorded in the history)",
                 entry.id(),
-                if strong.len() == 1 { "module" } else { "modules" },
+                if strong.len() == 1 {
+                    "module"
+                } else {
+                    "modules"
+                },
                 if strong.len() == 1 { "s" } else { "" },
                 ids(&strong),
                 if strong.len() == 1 { "it" } else { "them" }
             );
         }
-        output::warn(&format!("--force: destroying `{}` although {} strongly require it", entry.id(), ids(&strong)));
+        output::warn(&format!(
+            "--force: destroying `{}` although {} strongly require it",
+            entry.id(),
+            ids(&strong)
+        ));
         notes.push(format!("--force: required by {}", ids(&strong)));
     }
     if !weak.is_empty() {
-        output::warn(&format!("{} use `{}` when present; they will do without it", ids(&weak), entry.id()));
+        output::warn(&format!(
+            "{} use `{}` when present; they will do without it",
+            ids(&weak),
+            entry.id()
+        ));
     }
-    let report = session.run(entry, "destroy", &args.extra, false, notes).await?;
+    let report = session
+        .run(entry, "destroy", &args.extra, false, notes)
+        .await?;
     if report.succeeded() {
         session.shared.remove_installed(&entry.module.name)?;
         output::note(&format!("e: `{}` is no longer installed", entry.id()));

@@ -58,12 +58,23 @@ fn tree(graph: &Graph<'_>, roots: &[NodeIndex], recurse: bool) -> String {
     text
 }
 
-fn branch(graph: &Graph<'_>, node: NodeIndex, prefix: &str, recurse: bool, shown: &mut HashSet<NodeIndex>, text: &mut String) {
+fn branch(
+    graph: &Graph<'_>,
+    node: NodeIndex,
+    prefix: &str,
+    recurse: bool,
+    shown: &mut HashSet<NodeIndex>,
+    text: &mut String,
+) {
     let owner: Entry<'_> = graph.graph[node];
     let requirements = requirements(owner);
     for (r, requirement) in requirements.iter().enumerate() {
         let last_requirement = r + 1 == requirements.len();
-        let (fork, pipe) = if last_requirement { ("└── ", "    ") } else { ("├── ", "│   ") };
+        let (fork, pipe) = if last_requirement {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
         text.push_str(&format!(
             "{prefix}{fork}{} {}\n",
             requirement_label(requirement.relation, requirement.index),
@@ -72,23 +83,49 @@ fn branch(graph: &Graph<'_>, node: NodeIndex, prefix: &str, recurse: bool, shown
         let mut targets: Vec<NodeIndex> = graph
             .graph
             .edges(node)
-            .filter(|e| e.weight().relation == requirement.relation && e.weight().index == requirement.index)
+            .filter(|e| {
+                e.weight().relation == requirement.relation && e.weight().index == requirement.index
+            })
             .map(|e| e.target())
             .collect();
         targets.sort();
         let child_prefix = format!("{prefix}{pipe}");
         if targets.is_empty() {
-            text.push_str(&format!("{child_prefix}└── (nothing in the repository satisfies it)\n"));
+            text.push_str(&format!(
+                "{child_prefix}└── (nothing in the repository satisfies it)\n"
+            ));
         }
         for (t, target) in targets.iter().enumerate() {
-            let fork = if t + 1 == targets.len() { "└── " } else { "├── " };
+            let fork = if t + 1 == targets.len() {
+                "└── "
+            } else {
+                "├── "
+            };
             let seen_before = !shown.insert(*target);
             let follow = recurse && requirement.relation == Relation::Strong;
-            let note = if follow && seen_before { " (see above)" } else { "" };
-            text.push_str(&format!("{child_prefix}{fork}{}{note}\n", graph.graph[*target].id()));
+            let note = if follow && seen_before {
+                " (see above)"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "{child_prefix}{fork}{}{note}\n",
+                graph.graph[*target].id()
+            ));
             if follow && !seen_before {
-                let pipe = if t + 1 == targets.len() { "    " } else { "│   " };
-                branch(graph, *target, &format!("{child_prefix}{pipe}"), recurse, shown, text);
+                let pipe = if t + 1 == targets.len() {
+                    "    "
+                } else {
+                    "│   "
+                };
+                branch(
+                    graph,
+                    *target,
+                    &format!("{child_prefix}{pipe}"),
+                    recurse,
+                    shown,
+                    text,
+                );
             }
         }
     }
@@ -99,7 +136,9 @@ fn quoted(text: &str) -> String {
 }
 
 fn dot(graph: &Graph<'_>, nodes: &BTreeSet<NodeIndex>) -> String {
-    let mut text = String::from("digraph e {\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n  edge [fontname=\"sans-serif\", fontsize=10];\n");
+    let mut text = String::from(
+        "digraph e {\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n  edge [fontname=\"sans-serif\", fontsize=10];\n",
+    );
     for node in nodes {
         text.push_str(&format!("  {};\n", quoted(&graph.graph[*node].id())));
     }
@@ -116,7 +155,10 @@ fn dot(graph: &Graph<'_>, nodes: &BTreeSet<NodeIndex>) -> String {
             "  {} -> {} [style={style}, label={}];\n",
             quoted(&graph.graph[edge.source()].id()),
             quoted(&graph.graph[edge.target()].id()),
-            quoted(&requirement_label(edge.weight().relation, edge.weight().index)),
+            quoted(&requirement_label(
+                edge.weight().relation,
+                edge.weight().index
+            )),
         ));
     }
     for (i, (node, edge)) in graph.unsatisfied.iter().enumerate() {
@@ -135,7 +177,12 @@ fn dot(graph: &Graph<'_>, nodes: &BTreeSet<NodeIndex>) -> String {
     text
 }
 
-fn requirement_selector(graph: &Graph<'_>, node: NodeIndex, relation: Relation, index: usize) -> String {
+fn requirement_selector(
+    graph: &Graph<'_>,
+    node: NodeIndex,
+    relation: Relation,
+    index: usize,
+) -> String {
     requirements(graph.graph[node])
         .into_iter()
         .find(|r| r.relation == relation && r.index == index)
@@ -147,7 +194,11 @@ fn mermaid(graph: &Graph<'_>, nodes: &BTreeSet<NodeIndex>) -> String {
     let mut text = String::from("flowchart LR\n");
     let escape = |s: &str| s.replace('"', "#quot;");
     for node in nodes {
-        text.push_str(&format!("  n{}[\"{}\"]\n", node.index(), escape(&graph.graph[*node].id())));
+        text.push_str(&format!(
+            "  n{}[\"{}\"]\n",
+            node.index(),
+            escape(&graph.graph[*node].id())
+        ));
     }
     for edge in graph.graph.edge_references() {
         if !nodes.contains(&edge.source()) {

@@ -29,7 +29,8 @@ pub fn run(args: HistoryArgs, context: &Context) -> anyhow::Result<ExitCode> {
                 humantime::format_rfc3339_seconds(r.started).to_string(),
                 format!("{}@{}", r.module, r.version),
                 r.command.clone(),
-                r.exit_code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                r.exit_code
+                    .map_or_else(|| "-".to_owned(), |c| c.to_string()),
                 r.outcome.clone(),
                 format!("{:.1}s", r.duration_ms as f64 / 1000.0),
                 r.changed_keys.join(","),
@@ -37,6 +38,11 @@ pub fn run(args: HistoryArgs, context: &Context) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    output::data(&output::table(&["STARTED", "MODULE", "COMMAND", "EXIT", "OUTCOME", "TIME", "CHANGED", "NOTES"], rows))?;
+    output::data(&output::table(
+        &[
+            "STARTED", "MODULE", "COMMAND", "EXIT", "OUTCOME", "TIME", "CHANGED", "NOTES",
+        ],
+        rows,
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

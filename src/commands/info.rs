@@ -42,7 +42,12 @@ pub fn run(args: InfoArgs, context: &Context) -> anyhow::Result<ExitCode> {
         module: &entry.module.name,
         version: version.version.as_str(),
         latest: version.latest,
-        versions: entry.module.versions.iter().map(|v| v.version.as_str()).collect(),
+        versions: entry
+            .module
+            .versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .collect(),
         image: &version.image,
         workdir: version.workdir.as_deref(),
         shared: version.shared_path(),
@@ -64,11 +69,21 @@ pub fn run(args: InfoArgs, context: &Context) -> anyhow::Result<ExitCode> {
 }
 
 fn render(view: &InfoView<'_>) -> String {
-    let none = |list: &[String]| if list.is_empty() { "none".to_owned() } else { list.join(", ") };
+    let none = |list: &[String]| {
+        if list.is_empty() {
+            "none".to_owned()
+        } else {
+            list.join(", ")
+        }
+    };
     let mut text = String::new();
     let latest = if view.latest { " (latest)" } else { "" };
     text.push_str(&format!("module:        {}\n", view.module));
-    text.push_str(&format!("version:       {}{latest}   (versions: {})\n", view.version, view.versions.join(", ")));
+    text.push_str(&format!(
+        "version:       {}{latest}   (versions: {})\n",
+        view.version,
+        view.versions.join(", ")
+    ));
     text.push_str(&format!("image:         {}\n", view.image));
     if let Some(workdir) = view.workdir {
         text.push_str(&format!("workdir:       {workdir}\n"));
@@ -86,8 +101,17 @@ fn render(view: &InfoView<'_>) -> String {
         text.push_str("  none\n");
     }
     for command in view.commands {
-        let argv: Vec<&str> = command.command.iter().chain(&command.args).map(String::as_str).collect();
-        text.push_str(&format!("  {:<10} {}", command.name, command.description.as_deref().unwrap_or("")));
+        let argv: Vec<&str> = command
+            .command
+            .iter()
+            .chain(&command.args)
+            .map(String::as_str)
+            .collect();
+        text.push_str(&format!(
+            "  {:<10} {}",
+            command.name,
+            command.description.as_deref().unwrap_or("")
+        ));
         if !argv.is_empty() {
             text.push_str(&format!("  [{}]", argv.join(" ")));
         }
@@ -105,7 +129,10 @@ fn render(view: &InfoView<'_>) -> String {
         text.push_str("  none\n");
     }
     text.push_str(&render_reports(&view.requirements, "  "));
-    text.push_str(&format!("\ninfluenced by:  {}\n", none(&view.influenced_by)));
+    text.push_str(&format!(
+        "\ninfluenced by:  {}\n",
+        none(&view.influenced_by)
+    ));
     // Shown only when there is one, so that modules without it read as before.
     let materials = view.bill_of_materials;
     if !materials.is_empty() {
@@ -114,7 +141,12 @@ fn render(view: &InfoView<'_>) -> String {
             text.push_str(&format!("  image  {image}\n"));
         }
         for file in &materials.files {
-            text.push_str(&format!("  file   {}  sha256 {}  from {}\n", file.file_name(), file.sha256, file.source()));
+            text.push_str(&format!(
+                "  file   {}  sha256 {}  from {}\n",
+                file.file_name(),
+                file.sha256,
+                file.source()
+            ));
         }
     }
     text

@@ -11,11 +11,18 @@ use crate::runtime::{Engine, Stopped};
 use crate::state::SharedDir;
 
 /// Finds the version to run: the one named, else the installed one, else the default.
-pub fn pick<'r>(repository: &'r Repository, shared: &SharedDir, spec: &ModuleSpec) -> anyhow::Result<Entry<'r>> {
+pub fn pick<'r>(
+    repository: &'r Repository,
+    shared: &SharedDir,
+    spec: &ModuleSpec,
+) -> anyhow::Result<Entry<'r>> {
     if spec.version.is_none()
         && let Some(installed) = shared.installed()?.get(&spec.module)
     {
-        let pinned = ModuleSpec { module: spec.module.clone(), version: Some(installed.version.clone()) };
+        let pinned = ModuleSpec {
+            module: spec.module.clone(),
+            version: Some(installed.version.clone()),
+        };
         return repository.find(&pinned);
     }
     repository.find(spec)
@@ -36,25 +43,61 @@ pub fn exit_code(report: &Report) -> ExitCode {
 }
 
 /// Runs `metadata`, `init` or `plan`.
-pub async fn run(method: &str, args: MethodArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    method: &str,
+    args: MethodArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
     let entry = pick(&repository, &shared, &args.module)?;
-    let session = context.session(&repository, shared, engine, &format!("e {method} {}", entry.id()), &args.run)?;
-    let report = session.run(entry, method, &args.extra, args.skip_requirements, Vec::new()).await?;
+    let session = context.session(
+        &repository,
+        shared,
+        engine,
+        &format!("e {method} {}", entry.id()),
+        &args.run,
+    )?;
+    let report = session
+        .run(
+            entry,
+            method,
+            &args.extra,
+            args.skip_requirements,
+            Vec::new(),
+        )
+        .await?;
     Ok(exit_code(&report))
 }
 
 /// Runs any command the repository lists; `destroy` goes through `e destroy`'s checks.
-pub async fn run_command(args: RunArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+pub async fn run_command(
+    args: RunArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
     if args.command == "destroy" {
-        let destroy = crate::cli::DestroyArgs { module: args.module, force: false, run: args.run, extra: args.extra };
+        let destroy = crate::cli::DestroyArgs {
+            module: args.module,
+            force: false,
+            run: args.run,
+            extra: args.extra,
+        };
         return super::destroy::run(destroy, context, engine).await;
     }
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
     let entry = pick(&repository, &shared, &args.module)?;
-    let session = context.session(&repository, shared, engine, &format!("e {} {}", args.command, entry.id()), &args.run)?;
-    let report = session.run(entry, &args.command, &args.extra, false, Vec::new()).await?;
+    let session = context.session(
+        &repository,
+        shared,
+        engine,
+        &format!("e {} {}", args.command, entry.id()),
+        &args.run,
+    )?;
+    let report = session
+        .run(entry, &args.command, &args.extra, false, Vec::new())
+        .await?;
     Ok(exit_code(&report))
 }

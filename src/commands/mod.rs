@@ -69,7 +69,11 @@ pub fn entry_rows(entries: &[Entry<'_>]) -> Vec<Vec<String>> {
             vec![
                 e.module.name.clone(),
                 e.version.version.to_string(),
-                if e.version.latest { "*".to_owned() } else { String::new() },
+                if e.version.latest {
+                    "*".to_owned()
+                } else {
+                    String::new()
+                },
                 label_summary(&e.version.labels),
             ]
         })

@@ -26,7 +26,9 @@ pub fn run(args: SearchArgs, context: &Context) -> anyhow::Result<ExitCode> {
             let views: Vec<EntryView<'_>> = found.iter().copied().map(EntryView::from).collect();
             match output::serialized(args.output, &views)? {
                 Some(text) => output::data(&text)?,
-                None if found.is_empty() => output::note(&format!("no module version matches `{selector}`")),
+                None if found.is_empty() => {
+                    output::note(&format!("no module version matches `{selector}`"))
+                }
                 None => output::data(&output::table(&ENTRY_HEADER, entry_rows(&found)))?,
             }
             Ok(ExitCode::SUCCESS)
@@ -56,7 +58,11 @@ pub struct MissView<'r> {
 
 impl<'r> From<Miss<'r>> for MissView<'r> {
     fn from(miss: Miss<'r>) -> Self {
-        MissView { module: &miss.entry.module.name, version: miss.entry.version.version.as_str(), failed: miss.failed }
+        MissView {
+            module: &miss.entry.module.name,
+            version: miss.entry.version.version.as_str(),
+            failed: miss.failed,
+        }
     }
 }
 
@@ -85,11 +91,20 @@ pub fn requirement_reports<'r>(index: &Index<'r>, owner: Entry<'r>) -> Vec<Requi
 pub fn render_reports(reports: &[RequirementReport<'_>], indent: &str) -> String {
     let mut text = String::new();
     for report in reports {
-        text.push_str(&format!("{indent}{} #{}  {}\n", report.relation, report.number, report.selector));
+        text.push_str(&format!(
+            "{indent}{} #{}  {}\n",
+            report.relation, report.number, report.selector
+        ));
         if report.candidates.is_empty() {
-            text.push_str(&format!("{indent}  satisfied by: nothing in the repository\n"));
+            text.push_str(&format!(
+                "{indent}  satisfied by: nothing in the repository\n"
+            ));
         } else {
-            let ids: Vec<String> = report.candidates.iter().map(|c| format!("{}@{}", c.module, c.version)).collect();
+            let ids: Vec<String> = report
+                .candidates
+                .iter()
+                .map(|c| format!("{}@{}", c.module, c.version))
+                .collect();
             text.push_str(&format!("{indent}  satisfied by: {}\n", ids.join(", ")));
         }
         if !report.near_misses.is_empty() {
@@ -118,9 +133,16 @@ fn search_for(
     if let Some(text) = output::serialized(format, &reports)? {
         output::data(&text)?;
     } else if reports.is_empty() {
-        output::note(&format!("`{}` has no requirements and influences nothing", owner.id()));
+        output::note(&format!(
+            "`{}` has no requirements and influences nothing",
+            owner.id()
+        ));
     } else {
-        output::data(&format!("{} requirements:\n{}", owner.id(), render_reports(&reports, "  ")))?;
+        output::data(&format!(
+            "{} requirements:\n{}",
+            owner.id(),
+            render_reports(&reports, "  ")
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -11,13 +11,18 @@ use crate::state::{SharedDir, parse_mapping};
 pub fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let shared = SharedDir::open(&context.shared_path)?;
     let Some(bytes) = shared.read_state()? else {
-        output::note(&format!("no state yet: `{}` does not exist", shared.state_path().display()));
+        output::note(&format!(
+            "no state yet: `{}` does not exist",
+            shared.state_path().display()
+        ));
         return Ok(ExitCode::SUCCESS);
     };
     match args.output {
         Format::Table => output::data(&String::from_utf8_lossy(&bytes))?,
         format => {
-            let map = parse_mapping(&bytes).map_err(|reason| anyhow::anyhow!("`{}` {reason}", shared.state_path().display()))?;
+            let map = parse_mapping(&bytes).map_err(|reason| {
+                anyhow::anyhow!("`{}` {reason}", shared.state_path().display())
+            })?;
             output::data(&output::serialized(format, &map)?.unwrap_or_default())?;
         }
     }

@@ -15,7 +15,11 @@ use crate::runtime::Engine;
 use crate::state::SharedDir;
 
 /// Runs `e upgrade`.
-pub async fn run(args: UpgradeArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: UpgradeArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
     let Some(record) = shared.installed()?.get(&args.module).cloned() else {
@@ -26,8 +30,14 @@ pub async fn run(args: UpgradeArgs, context: &Context, engine: &dyn Engine) -> a
             args.to
         );
     };
-    let current = repository.find(&ModuleSpec { module: args.module.clone(), version: Some(record.version.clone()) })?;
-    let target = repository.find(&ModuleSpec { module: args.module.clone(), version: Some(args.to.clone()) })?;
+    let current = repository.find(&ModuleSpec {
+        module: args.module.clone(),
+        version: Some(record.version.clone()),
+    })?;
+    let target = repository.find(&ModuleSpec {
+        module: args.module.clone(),
+        version: Some(args.to.clone()),
+    })?;
     if target.version.version == current.version.version {
         output::note(&format!("e: `{}` is already installed", target.id()));
         return Ok(ExitCode::SUCCESS);
@@ -39,13 +49,32 @@ pub async fn run(args: UpgradeArgs, context: &Context, engine: &dyn Engine) -> a
             current.id()
         );
     }
-    let session = context.session(&repository, shared, engine, &format!("e upgrade {} --to {}", args.module, args.to), &args.run)?;
-    let note = vec![format!("upgrade {} -> {}", current.version.version, target.version.version)];
+    let session = context.session(
+        &repository,
+        shared,
+        engine,
+        &format!("e upgrade {} --to {}", args.module, args.to),
+        &args.run,
+    )?;
+    let note = vec![format!(
+        "upgrade {} -> {}",
+        current.version.version, target.version.version
+    )];
 
-    output::note(&format!("e: auditing the current state with `{}` before upgrading from {}", target.id(), current.version.version));
-    let audit = session.run(target, "audit", &[], false, note.clone()).await?;
+    output::note(&format!(
+        "e: auditing the current state with `{}` before upgrading from {}",
+        target.id(),
+        current.version.version
+    ));
+    let audit = session
+        .run(target, "audit", &[], false, note.clone())
+        .await?;
     if !audit.succeeded() {
-        let why = if audit.exit_code == 2 { "reports changes it does not know" } else { "failed" };
+        let why = if audit.exit_code == 2 {
+            "reports changes it does not know"
+        } else {
+            "failed"
+        };
         bail!(
             "upgrade of `{}` to {} blocked: the audit of `{}` {why} (exit {}); its output is above\nhint: reconcile the state (or the infrastructure) with what the module knows, then run the upgrade again; `{}` stays installed",
             args.module,
@@ -56,16 +85,30 @@ pub async fn run(args: UpgradeArgs, context: &Context, engine: &dyn Engine) -> a
         );
     }
     for method in ["init", "plan"] {
-        let report = session.run(target, method, &[], false, note.clone()).await?;
-        let ok = report.succeeded() || (method == "plan" && report.exit_code == 2 && !report.restored && report.stopped.is_none());
+        let report = session
+            .run(target, method, &[], false, note.clone())
+            .await?;
+        let ok = report.succeeded()
+            || (method == "plan"
+                && report.exit_code == 2
+                && !report.restored
+                && report.stopped.is_none());
         if !ok {
-            output::note(&format!("e: upgrade stopped at `{method}`; `{}` stays installed", current.id()));
+            output::note(&format!(
+                "e: upgrade stopped at `{method}`; `{}` stays installed",
+                current.id()
+            ));
             return Ok(exit_code(&report));
         }
     }
-    let apply = session.apply(target, &[], false, args.no_influences, note).await?;
+    let apply = session
+        .apply(target, &[], false, args.no_influences, note)
+        .await?;
     if !apply.succeeded() {
-        output::note(&format!("e: upgrade failed at `apply`; `{}` stays installed", current.id()));
+        output::note(&format!(
+            "e: upgrade failed at `apply`; `{}` stays installed",
+            current.id()
+        ));
     }
     Ok(exit_code(&apply))
 }

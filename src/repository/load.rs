@@ -92,7 +92,10 @@ pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
             position: Some(position),
             place: None,
             message: format!("brackets nest more than {MAX_FLOW_DEPTH} levels deep"),
-            hint: Some("a repository never needs this; check that the file is the one you meant".to_owned()),
+            hint: Some(
+                "a repository never needs this; check that the file is the one you meant"
+                    .to_owned(),
+            ),
         });
     }
     let repository: Repository =
@@ -143,7 +146,10 @@ fn too_deep(source: &str) -> Option<Position> {
             b'[' | b'{' if matches!(previous, b':' | b'-' | b',' | b'[' | b'{' | b'\n') => {
                 depth += 1;
                 if depth > MAX_FLOW_DEPTH {
-                    return Some(Position { line, column: i - line_start + 1 });
+                    return Some(Position {
+                        line,
+                        column: i - line_start + 1,
+                    });
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -202,20 +208,29 @@ fn yaml_error(source: &str, file: &Path, err: &serde_yaml::Error) -> LoadError {
 /// Rewrites `components[1].versions[0].commands[2]` as `module `bmk` version `0.1.0`, commands[2]`.
 fn describe_path(source: &str, path: &str) -> String {
     let index = |part: &str, field: &str| -> Option<usize> {
-        part.strip_prefix(field)?.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
+        part.strip_prefix(field)?
+            .strip_prefix('[')?
+            .strip_suffix(']')?
+            .parse()
+            .ok()
     };
     let parts: Vec<&str> = path.split('.').collect();
     let Some(m) = parts.first().and_then(|p| index(p, "components")) else {
         return path.to_owned();
     };
     let module = [Step::Key("components"), Step::Index(m)];
-    let mut described = match scalar_at(source, &[module.as_slice(), &[Step::Key("name")]].concat()) {
+    let mut described = match scalar_at(source, &[module.as_slice(), &[Step::Key("name")]].concat())
+    {
         Some(name) => format!("module `{name}`"),
         None => format!("module #{}", m + 1),
     };
     let mut rest = &parts[1..];
     if let Some(v) = rest.first().and_then(|p| index(p, "versions")) {
-        let version = [module.as_slice(), &[Step::Key("versions"), Step::Index(v), Step::Key("version")]].concat();
+        let version = [
+            module.as_slice(),
+            &[Step::Key("versions"), Step::Index(v), Step::Key("version")],
+        ]
+        .concat();
         match scalar_at(source, &version) {
             Some(version) => described.push_str(&format!(" version `{version}`")),
             None => described.push_str(&format!(" version #{}", v + 1)),
@@ -269,9 +284,16 @@ fn validate(repository: &Repository, source: &str, file: &Path) -> Result<Vec<St
         let mut versions = HashSet::new();
         let mut latest: Option<&str> = None;
         for (v, version) in module.versions.iter().enumerate() {
-            let version_path = [module_path.as_slice(), &[Step::Key("versions"), Step::Index(v)]].concat();
+            let version_path = [
+                module_path.as_slice(),
+                &[Step::Key("versions"), Step::Index(v)],
+            ]
+            .concat();
             let at = |field: &'static str| [version_path.as_slice(), &[Step::Key(field)]].concat();
-            let place = Some(format!("module `{}` version `{}`", module.name, version.version));
+            let place = Some(format!(
+                "module `{}` version `{}`",
+                module.name, version.version
+            ));
             if !versions.insert(version.version.as_str()) {
                 return Err(error(
                     &at("version"),
@@ -313,7 +335,11 @@ fn validate(repository: &Repository, source: &str, file: &Path) -> Result<Vec<St
             for (c, command) in version.commands.iter().enumerate() {
                 if !commands.insert(command.name.as_str()) {
                     return Err(error(
-                        &[at("commands").as_slice(), &[Step::Index(c), Step::Key("name")]].concat(),
+                        &[
+                            at("commands").as_slice(),
+                            &[Step::Index(c), Step::Key("name")],
+                        ]
+                        .concat(),
                         place,
                         format!("command `{}` is defined twice", command.name),
                         "give each command of a version a distinct name",

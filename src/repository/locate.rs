@@ -53,7 +53,9 @@ pub fn scalar_at(source: &str, path: &[Step<'_>]) -> Option<String> {
 
 fn events(source: &str) -> Option<Vec<(Event, Marker)>> {
     let mut recorder = Recorder::default();
-    Parser::new_from_str(source).load(&mut recorder, false).ok()?;
+    Parser::new_from_str(source)
+        .load(&mut recorder, false)
+        .ok()?;
     Some(recorder.events)
 }
 
@@ -141,8 +143,19 @@ mod tests {
         let at = |path: &[Step]| locate(text, path).map(|p| (p.line, p.column));
         assert_eq!(at(&[Step::Key("a")]), Some((1, 1)));
         assert_eq!(at(&[Step::Key("list"), Step::Index(1)]), Some((4, 5)));
-        assert_eq!(at(&[Step::Key("list"), Step::Index(1), Step::Key("name")]), Some((4, 5)));
-        assert_eq!(at(&[Step::Key("list"), Step::Index(1), Step::Key("deep"), Step::Key("k")]), Some((5, 12)));
+        assert_eq!(
+            at(&[Step::Key("list"), Step::Index(1), Step::Key("name")]),
+            Some((4, 5))
+        );
+        assert_eq!(
+            at(&[
+                Step::Key("list"),
+                Step::Index(1),
+                Step::Key("deep"),
+                Step::Key("k")
+            ]),
+            Some((5, 12))
+        );
         assert_eq!(at(&[Step::Key("list"), Step::Index(2)]), None);
         assert_eq!(at(&[Step::Key("nope")]), None);
     }

@@ -1,8 +1,8 @@
 //! The module repository: its format (`model`), loading with good errors (`load`), and the
 //! lookups every command needs (a module by name, a version by `MODULE[@VERSION]`).
 
-mod locate;
 pub mod load;
+mod locate;
 pub mod model;
 
 use std::fmt;
@@ -72,7 +72,11 @@ impl Module {
         self.versions
             .iter()
             .find(|v| v.latest)
-            .or_else(|| self.versions.iter().max_by(|a, b| a.version.cmp(&b.version)))
+            .or_else(|| {
+                self.versions
+                    .iter()
+                    .max_by(|a, b| a.version.cmp(&b.version))
+            })
             .expect("loading rejects modules without versions")
     }
 
@@ -90,9 +94,12 @@ impl Repository {
 
     /// Every module version, modules in file order, versions in file order.
     pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
-        self.components
-            .iter()
-            .flat_map(|module| module.versions.iter().map(move |version| Entry { module, version }))
+        self.components.iter().flat_map(|module| {
+            module
+                .versions
+                .iter()
+                .map(move |version| Entry { module, version })
+        })
     }
 
     /// Finds `MODULE[@VERSION]`; without a version, the module's default version.
@@ -155,7 +162,10 @@ mod tests {
     fn module_spec_parses() {
         assert_eq!(
             "bmk@0.1.0".parse::<ModuleSpec>().unwrap(),
-            ModuleSpec { module: "bmk".into(), version: Some("0.1.0".into()) }
+            ModuleSpec {
+                module: "bmk".into(),
+                version: Some("0.1.0".into())
+            }
         );
         assert_eq!("bmk".parse::<ModuleSpec>().unwrap().version, None);
         assert!("bmk@".parse::<ModuleSpec>().is_err());

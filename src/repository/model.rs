@@ -94,7 +94,11 @@ pub struct ModuleVersion {
     #[serde(default)]
     pub commands: Vec<Command>,
     /// Labels other modules select this one by.
-    #[serde(default, deserialize_with = "deserialize_labels", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "deserialize_labels",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: Labels,
     /// What must (strong) or may (weak) be installed for this version.
     #[serde(default, skip_serializing_if = "Requires::is_empty")]
@@ -144,7 +148,11 @@ impl Requires {
 #[serde(deny_unknown_fields)]
 pub struct Requirements {
     /// Further container images (the module starts them, or hands them to what it installs).
-    #[serde(default, deserialize_with = "deserialize_images", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "deserialize_images",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub images: Vec<String>,
     /// Files, each pinned by its sha256.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -160,8 +168,13 @@ impl Requirements {
 
 fn deserialize_images<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let images = Vec::<String>::deserialize(deserializer)?;
-    if let Some(bad) = images.iter().find(|image| image.is_empty() || image.contains(char::is_whitespace)) {
-        return Err(de::Error::custom(format!("invalid image reference `{bad}`: it must be non-empty, without spaces")));
+    if let Some(bad) = images
+        .iter()
+        .find(|image| image.is_empty() || image.contains(char::is_whitespace))
+    {
+        return Err(de::Error::custom(format!(
+            "invalid image reference `{bad}`: it must be non-empty, without spaces"
+        )));
     }
     Ok(images)
 }
@@ -202,12 +215,22 @@ impl TryFrom<RawFileRequirement> for FileRequirement {
 
     fn try_from(raw: RawFileRequirement) -> Result<Self, String> {
         match (&raw.url, &raw.path) {
-            (Some(_), Some(_)) => return Err("a file has both `url` and `path`; give exactly one".to_owned()),
-            (None, None) => return Err("a file needs `url` or `path` (exactly one)".to_owned()),
-            (Some(url), None) if !["file://", "http://", "https://"].iter().any(|s| url.starts_with(s)) => {
-                return Err(format!("url `{url}` is not a `file://`, `http://` or `https://` URL"));
+            (Some(_), Some(_)) => {
+                return Err("a file has both `url` and `path`; give exactly one".to_owned());
             }
-            (None, Some(path)) if path.is_empty() => return Err("a file's `path` is empty".to_owned()),
+            (None, None) => return Err("a file needs `url` or `path` (exactly one)".to_owned()),
+            (Some(url), None)
+                if !["file://", "http://", "https://"]
+                    .iter()
+                    .any(|s| url.starts_with(s)) =>
+            {
+                return Err(format!(
+                    "url `{url}` is not a `file://`, `http://` or `https://` URL"
+                ));
+            }
+            (None, Some(path)) if path.is_empty() => {
+                return Err("a file's `path` is empty".to_owned());
+            }
             _ => {}
         }
         if raw.sha256.len() != 64 || !raw.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -230,14 +253,22 @@ impl TryFrom<RawFileRequirement> for FileRequirement {
 impl FileRequirement {
     /// Where the file comes from, as written (`url` or `path`).
     pub fn source(&self) -> &str {
-        self.url.as_deref().or(self.path.as_deref()).unwrap_or_default()
+        self.url
+            .as_deref()
+            .or(self.path.as_deref())
+            .unwrap_or_default()
     }
 
     /// The name the file has in archives and under `files/<sha256>/`.
     pub fn file_name(&self) -> &str {
         match &self.name {
             Some(name) => name,
-            None => self.source().trim_end_matches('/').rsplit('/').next().unwrap_or_default(),
+            None => self
+                .source()
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or_default(),
         }
     }
 }
@@ -248,11 +279,15 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
         && name != "."
         && name != ".."
         && name.len() <= 200
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
     if ok {
         Ok(())
     } else {
-        Err(format!("invalid file name `{name}`: use letters, digits, `-`, `_`, `.` and `+`, without `/`"))
+        Err(format!(
+            "invalid file name `{name}`: use letters, digits, `-`, `_`, `.` and `+`, without `/`"
+        ))
     }
 }
 
@@ -274,7 +309,11 @@ pub struct Metadata {
 impl ModuleVersion {
     /// The metadata this version's `metadata` method must print.
     pub fn metadata(&self) -> Metadata {
-        Metadata { labels: self.labels.clone(), requires: self.requires.clone(), influences: self.influences.clone() }
+        Metadata {
+            labels: self.labels.clone(),
+            requires: self.requires.clone(),
+            influences: self.influences.clone(),
+        }
     }
 }
 
@@ -301,7 +340,11 @@ pub struct Command {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// Environment variables; values may reference `${env:NAME}`.
-    #[serde(default, deserialize_with = "deserialize_envs", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "deserialize_envs",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub envs: BTreeMap<String, String>,
     /// Further arguments after `command`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -309,13 +352,19 @@ pub struct Command {
 }
 
 fn deserialize_labels<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Labels, D::Error> {
-    deserializer.deserialize_map(UniqueMap { what: "label", check_key: crate::selector::validate_key })
+    deserializer.deserialize_map(UniqueMap {
+        what: "label",
+        check_key: crate::selector::validate_key,
+    })
 }
 
 fn deserialize_envs<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<BTreeMap<String, String>, D::Error> {
-    deserializer.deserialize_map(UniqueMap { what: "environment variable", check_key: |_| Ok(()) })
+    deserializer.deserialize_map(UniqueMap {
+        what: "environment variable",
+        check_key: |_| Ok(()),
+    })
 }
 
 /// A map of scalars whose keys must be unique: serde's own maps keep the last of two equal
@@ -338,7 +387,10 @@ impl<'de> de::Visitor<'de> for UniqueMap {
             (self.check_key)(&key).map_err(de::Error::custom)?;
             let value: Scalar = map.next_value()?;
             if out.insert(key.clone(), value.0).is_some() {
-                return Err(de::Error::custom(format!("duplicate {} `{key}`", self.what)));
+                return Err(de::Error::custom(format!(
+                    "duplicate {} `{key}`",
+                    self.what
+                )));
             }
         }
         Ok(out)

@@ -76,8 +76,7 @@ async fn connect_to(address: String) -> anyhow::Result<DockerEngine> {
     let docker = Docker::connect_with_host(&address)
         .map_err(|err| unreachable_error(&address, &engine_message(&err)))?;
     // Negotiating asks the engine its version: that answer is the proof it is there.
-    let answered = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
-    .await;
+    let answered = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await;
     let docker = match answered {
         Ok(Ok(docker)) => docker,
         Ok(Err(err)) => return Err(unreachable_error(&address, &engine_message(&err))),
@@ -658,19 +657,35 @@ impl Engine for LazyDocker {
         async move { self.get().await?.ensure_image(image).await }.boxed()
     }
 
-    fn run<'a>(&'a self, spec: &'a RunSpec, sink: &'a dyn OutputSink) -> BoxFuture<'a, anyhow::Result<Outcome>> {
+    fn run<'a>(
+        &'a self,
+        spec: &'a RunSpec,
+        sink: &'a dyn OutputSink,
+    ) -> BoxFuture<'a, anyhow::Result<Outcome>> {
         async move { self.get().await?.run(spec, sink).await }.boxed()
     }
 
-    fn build<'a>(&'a self, context: &'a Path, tag: &'a str, sink: &'a dyn OutputSink) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
+    fn build<'a>(
+        &'a self,
+        context: &'a Path,
+        tag: &'a str,
+        sink: &'a dyn OutputSink,
+    ) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         async move { self.get().await?.build(context, tag, sink).await }.boxed()
     }
 
-    fn save_images<'a>(&'a self, images: &'a [String], out: &'a mut (dyn Write + Send)) -> BoxFuture<'a, anyhow::Result<u64>> {
+    fn save_images<'a>(
+        &'a self,
+        images: &'a [String],
+        out: &'a mut (dyn Write + Send),
+    ) -> BoxFuture<'a, anyhow::Result<u64>> {
         async move { self.get().await?.save_images(images, out).await }.boxed()
     }
 
-    fn load_images(&self, source: Box<dyn Read + Send>) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+    fn load_images(
+        &self,
+        source: Box<dyn Read + Send>,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
         async move { self.get().await?.load_images(source).await }.boxed()
     }
 }

@@ -120,17 +120,33 @@ pub trait Engine: Send + Sync {
 
     /// Runs a container to completion, streaming its output to `sink`, and always removes it:
     /// on success, failure, timeout and Ctrl-C (stop, then kill).
-    fn run<'a>(&'a self, spec: &'a RunSpec, sink: &'a dyn OutputSink) -> BoxFuture<'a, anyhow::Result<Outcome>>;
+    fn run<'a>(
+        &'a self,
+        spec: &'a RunSpec,
+        sink: &'a dyn OutputSink,
+    ) -> BoxFuture<'a, anyhow::Result<Outcome>>;
 
     /// Builds an image from a directory holding a Dockerfile, tagging it `tag`, streaming the
     /// build log to `sink`.
-    fn build<'a>(&'a self, context: &'a Path, tag: &'a str, sink: &'a dyn OutputSink) -> BoxFuture<'a, anyhow::Result<ImageInfo>>;
+    fn build<'a>(
+        &'a self,
+        context: &'a Path,
+        tag: &'a str,
+        sink: &'a dyn OutputSink,
+    ) -> BoxFuture<'a, anyhow::Result<ImageInfo>>;
 
     /// Writes one `docker save` stream of these images (each layer once, however many images
     /// share it) to `out`, and returns the number of bytes written. The images must be present.
-    fn save_images<'a>(&'a self, images: &'a [String], out: &'a mut (dyn Write + Send)) -> BoxFuture<'a, anyhow::Result<u64>>;
+    fn save_images<'a>(
+        &'a self,
+        images: &'a [String],
+        out: &'a mut (dyn Write + Send),
+    ) -> BoxFuture<'a, anyhow::Result<u64>>;
 
     /// Loads the images of a `docker save` stream read from `source`, without any registry,
     /// and returns the references loaded. An error from `source` aborts the load.
-    fn load_images(&self, source: Box<dyn Read + Send>) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
+    fn load_images(
+        &self,
+        source: Box<dyn Read + Send>,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
 }
