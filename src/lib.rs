@@ -38,11 +38,20 @@ pub struct Context {
 impl Context {
     /// Loads the repository, printing its warnings.
     pub fn repository(&self) -> anyhow::Result<Repository> {
-        let loaded = repository::load(&self.repository_path)?;
+        Ok(Self::warned(repository::load(&self.repository_path)?))
+    }
+
+    /// Loads the repository for commands that never look at module commands (list, search,
+    /// graph): they may be left empty, which makes a large cached repository faster to read.
+    pub fn catalog(&self) -> anyhow::Result<Repository> {
+        Ok(Self::warned(repository::load_without_commands(&self.repository_path)?))
+    }
+
+    fn warned(loaded: repository::Loaded) -> Repository {
         for warning in &loaded.warnings {
             output::warn(warning);
         }
-        Ok(loaded.repository)
+        loaded.repository
     }
 
     /// Locks the shared directory and opens a session for running methods in it.

@@ -43,6 +43,16 @@ impl FromStr for Key {
 
 /// Checks a label key against the Kubernetes syntax and says what is wrong with it.
 pub fn validate_key(key: &str) -> Result<(), String> {
+    // The common case, a plain name like `kind`, is checked in one pass over its bytes.
+    let bytes = key.as_bytes();
+    let plain = !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plain {
+        return Ok(());
+    }
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
@@ -622,6 +632,29 @@ fn unquote(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// A map key or short word, borrowed from the input when it can be, so that reading the
+/// thousands of expressions of a large repository does not allocate for each field name.
+struct FieldName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldName(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
 /// A scalar written as a label value or an expression value: strings, numbers and booleans are
 /// all kept as text, so `provides-kafka: 2.5.1` and `size: 5` need no quotes.
 pub struct Scalar(pub String);
@@ -682,8 +715,8 @@ impl<'de> Deserialize<'de> for Expression {
                 let mut key: Option<Key> = None;
                 let mut operator: Option<Operator> = None;
                 let mut values: Option<Vec<String>> = None;
-                while let Some(field) = map.next_key::<String>()? {
-                    match field.as_str() {
+                while let Some(field) = map.next_key::<FieldName<'de>>()? {
+                    match &*field.0 {
                         "key" if key.is_some() => return Err(de::Error::duplicate_field("key")),
                         "operator" if operator.is_some() => {
                             return Err(de::Error::duplicate_field("operator"));
@@ -693,7 +726,7 @@ impl<'de> Deserialize<'de> for Expression {
                         }
                         "key" => key = Some(map.next_value()?),
                         "operator" => {
-                            let word: String = map.next_value()?;
+                            let word = map.next_value::<FieldName<'de>>()?.0;
                             operator = Some(Operator::parse(&word).ok_or_else(|| {
                                 let known: Vec<&str> =
                                     Operator::ALL.iter().map(|(_, name)| *name).collect();

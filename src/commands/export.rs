@@ -558,7 +558,7 @@ fn secret_values(context: &Context, entries: &[Entry<'_>]) -> anyhow::Result<Vec
         values.extend(secrets.into_values());
     }
     for entry in entries {
-        for command in &entry.version.commands {
+        for command in entry.version.commands.iter() {
             for template in command.envs.values() {
                 let mut rest = template.as_str();
                 while let Some(start) = rest.find("${env:") {

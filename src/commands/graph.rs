@@ -18,7 +18,7 @@ use crate::repository::Entry;
 
 /// Draws the graph.
 pub fn run(args: GraphArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let repository = context.repository()?;
+    let repository = context.catalog()?;
     let index = Index::new(&repository);
     let graph = Graph::build(&index);
     let (roots, nodes): (Vec<NodeIndex>, BTreeSet<NodeIndex>) = match &args.module {

@@ -54,7 +54,7 @@ pub fn run(args: InfoArgs, context: &Context) -> anyhow::Result<ExitCode> {
         mounts: &version.mounts,
         network: version.network.unwrap_or(Network::None),
         capabilities: &version.capabilities,
-        commands: &version.commands,
+        commands: &version.commands[..],
         labels: &version.labels,
         requirements: requirement_reports(&index, entry),
         influenced_by: index.influenced_by(entry).iter().map(|e| e.id()).collect(),

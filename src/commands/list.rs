@@ -10,7 +10,7 @@ use crate::repository::Entry;
 
 /// Lists the modules and versions.
 pub fn run(args: ListArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let repository = context.repository()?;
+    let repository = context.catalog()?;
     let entries: Vec<Entry<'_>> = repository.entries().collect();
     let views: Vec<EntryView<'_>> = entries.iter().copied().map(EntryView::from).collect();
     let text = match output::serialized(args.output, &views)? {

@@ -17,7 +17,7 @@ const NEAR_MISSES: usize = 3;
 
 /// Runs `e search`.
 pub fn run(args: SearchArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let repository = context.repository()?;
+    let repository = context.catalog()?;
     let index = Index::new(&repository);
     match (&args.selector, &args.for_module) {
         (_, Some(spec)) => search_for(&repository, &index, spec, args.output),

@@ -98,8 +98,11 @@ pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
             ),
         });
     }
-    let repository: Repository =
+    let mut repository: Repository =
         serde_yaml::from_str(source).map_err(|err| yaml_error(source, file, &err))?;
+    for module in &mut repository.components {
+        module.share_commands();
+    }
     let warnings = validate(&repository, source, file)?;
     Ok(Loaded {
         repository,

@@ -1,6 +1,7 @@
 //! The module repository: its format (`model`), loading with good errors (`load`), and the
 //! lookups every command needs (a module by name, a version by `MODULE[@VERSION]`).
 
+mod cache;
 pub mod load;
 mod locate;
 pub mod model;
@@ -8,7 +9,28 @@ pub mod model;
 use std::fmt;
 use std::str::FromStr;
 
-pub use load::{LoadError, Loaded, load};
+pub use load::{LoadError, Loaded};
+
+/// Reads and validates the repository file at `path`; a large file that loaded before, and has
+/// not changed since, comes from the cache (see `cache.rs`).
+pub fn load(path: &std::path::Path) -> Result<Loaded, LoadError> {
+    load_from(path, true)
+}
+
+/// Like [`load`], for commands that only look at labels and relations (list, search, graph):
+/// from the cache, the versions' commands are left empty.
+pub fn load_without_commands(path: &std::path::Path) -> Result<Loaded, LoadError> {
+    load_from(path, false)
+}
+
+fn load_from(path: &std::path::Path, commands: bool) -> Result<Loaded, LoadError> {
+    if let Some(loaded) = cache::get(path, commands) {
+        return Ok(loaded);
+    }
+    let loaded = load::load(path)?;
+    cache::put(path, &loaded);
+    Ok(loaded)
+}
 pub use model::{Command, Module, ModuleVersion, Repository, VersionId};
 
 /// A module named on the command line: `MODULE` or `MODULE@VERSION`.

@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
@@ -90,9 +91,10 @@ pub struct ModuleVersion {
     /// Linux capabilities the module needs (all are dropped by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
-    /// The methods this version answers.
+    /// The methods this version answers. Shared between versions whose commands are equal,
+    /// which most versions of a module are (see [`Module::share_commands`]).
     #[serde(default)]
-    pub commands: Vec<Command>,
+    pub commands: Arc<Vec<Command>>,
     /// Labels other modules select this one by.
     #[serde(
         default,
@@ -109,6 +111,20 @@ pub struct ModuleVersion {
     /// The bill of materials: further images and files the module needs, for `e export`.
     #[serde(default, skip_serializing_if = "Requirements::is_empty")]
     pub requirements: Requirements,
+}
+
+impl Module {
+    /// Makes versions with equal commands share one list: a large repository repeats the same
+    /// commands in every version, and they are most of its memory.
+    pub fn share_commands(&mut self) {
+        let mut previous: Option<Arc<Vec<Command>>> = None;
+        for version in &mut self.versions {
+            match &previous {
+                Some(shared) if **shared == *version.commands => version.commands = Arc::clone(shared),
+                _ => previous = Some(Arc::clone(&version.commands)),
+            }
+        }
+    }
 }
 
 impl ModuleVersion {
@@ -328,7 +344,7 @@ pub enum Network {
 }
 
 /// One method of a module version.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Command {
     /// The method name (`init`, `apply`, ...).
