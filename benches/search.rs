@@ -107,7 +107,10 @@ fn main() {
             .expect("the generator draws modules with requirements");
         // The first load parses the YAML and fills the cache; it is measured once, on its own.
         let mut cold = Command::new(binary);
-        cold.arg("--repository").arg(&path).arg("list").stdout(std::process::Stdio::null());
+        cold.arg("--repository")
+            .arg(&path)
+            .arg("list")
+            .stdout(std::process::Stdio::null());
         let first = run(&mut cold);
         measurements.push(Measurement {
             size,

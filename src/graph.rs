@@ -96,7 +96,8 @@ impl std::hash::Hasher for FxHasher {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
         }
     }
 
@@ -227,7 +228,11 @@ impl<'r> Index<'r> {
             .filter_map(|entry| {
                 let labels = &entry.version.labels;
                 let shared = keys.iter().filter(|k| labels.contains_key(**k)).count();
-                let failed = selector.expressions().iter().filter(|e| !e.matches(labels)).count();
+                let failed = selector
+                    .expressions()
+                    .iter()
+                    .filter(|e| !e.matches(labels))
+                    .count();
                 (shared > 0 && failed > 0).then_some((failed, shared, *entry))
             })
             .collect();
@@ -237,7 +242,11 @@ impl<'r> Index<'r> {
             .into_iter()
             .map(|(_, _, entry)| Miss {
                 entry,
-                failed: selector.failures(&entry.version.labels).into_iter().map(ToString::to_string).collect(),
+                failed: selector
+                    .failures(&entry.version.labels)
+                    .into_iter()
+                    .map(ToString::to_string)
+                    .collect(),
             })
             .collect()
     }

@@ -44,7 +44,9 @@ impl Context {
     /// Loads the repository for commands that never look at module commands (list, search,
     /// graph): they may be left empty, which makes a large cached repository faster to read.
     pub fn catalog(&self) -> anyhow::Result<Repository> {
-        Ok(Self::warned(repository::load_without_commands(&self.repository_path)?))
+        Ok(Self::warned(repository::load_without_commands(
+            &self.repository_path,
+        )?))
     }
 
     fn warned(loaded: repository::Loaded) -> Repository {

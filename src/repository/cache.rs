@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::load::Loaded;
 use super::{Command, Module, Repository};
 use std::sync::Arc;
-use super::load::Loaded;
 
 /// The layout of cache files: a header line, then two lines per module (see [`put`]).
 const FORMAT: u32 = 3;
@@ -51,7 +51,11 @@ struct Header {
 
 /// The cache directory, if the environment names one.
 fn directory() -> Option<PathBuf> {
-    let from = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let from = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     from("E_CACHE_DIR")
         .or_else(|| from("XDG_CACHE_HOME").map(|d| d.join("e")))
         .or_else(|| from("HOME").map(|d| d.join(".cache").join("e")))
@@ -80,15 +84,21 @@ fn file_for(directory: &Path, key: &Key) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     key.path.hash(&mut hasher);
-    directory.join("repositories").join(format!("{:016x}.json", hasher.finish()))
+    directory
+        .join("repositories")
+        .join(format!("{:016x}.json", hasher.finish()))
 }
 
 /// The cached load of `path`, if there is one for exactly this file. Without `commands`,
 /// every version's commands are left empty and not even parsed: listing and searching a large
 /// repository never look at them.
 pub fn get(path: &Path, commands: bool) -> Option<Loaded> {
+    get_in(&directory()?, path, commands)
+}
+
+fn get_in(directory: &Path, path: &Path, commands: bool) -> Option<Loaded> {
     let key = key(path)?;
-    let file = std::fs::File::open(file_for(&directory()?, &key)).ok()?;
+    let file = std::fs::File::open(file_for(directory, &key)).ok()?;
     let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
@@ -118,7 +128,10 @@ pub fn get(path: &Path, commands: bool) -> Option<Loaded> {
         }
         repository.components.push(module);
     }
-    Some(Loaded { repository, warnings: header.warnings })
+    Some(Loaded {
+        repository,
+        warnings: header.warnings,
+    })
 }
 
 /// Remembers a successful load of `path` (if it is large enough to be worth it).
@@ -126,9 +139,14 @@ pub fn get(path: &Path, commands: bool) -> Option<Loaded> {
 /// After the header line, each module takes two lines: the module without its commands, then
 /// the commands of each version (`null` for "the same as the version before").
 pub fn put(path: &Path, loaded: &Loaded) {
+    if let Some(directory) = directory() {
+        put_in(&directory, path, loaded);
+    }
+}
+
+fn put_in(directory: &Path, path: &Path, loaded: &Loaded) {
     let Some(key) = key(path) else { return };
-    let Some(directory) = directory() else { return };
-    let file = file_for(&directory, &key);
+    let file = file_for(directory, &key);
     let Some(parent) = file.parent() else { return };
     if std::fs::create_dir_all(parent).is_err() {
         return;
@@ -137,7 +155,12 @@ pub fn put(path: &Path, loaded: &Loaded) {
     let header = Header {
         key,
         warnings: loaded.warnings.clone(),
-        repository: Repository { version: repository.version, kind: repository.kind, name: repository.name.clone(), components: Vec::new() },
+        repository: Repository {
+            version: repository.version,
+            kind: repository.kind,
+            name: repository.name.clone(),
+            components: Vec::new(),
+        },
     };
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
         serde_json::to_writer(&mut *out, &header)?;
@@ -145,7 +168,8 @@ pub fn put(path: &Path, loaded: &Loaded) {
             let mut bare = module.clone();
             let mut lists = Vec::with_capacity(module.versions.len());
             for (i, version) in bare.versions.iter_mut().enumerate() {
-                let same = i > 0 && Arc::ptr_eq(&module.versions[i - 1].commands, &version.commands);
+                let same =
+                    i > 0 && Arc::ptr_eq(&module.versions[i - 1].commands, &version.commands);
                 lists.push((!same).then(|| Arc::clone(&version.commands)));
                 version.commands = Arc::default();
             }
@@ -158,10 +182,12 @@ pub fn put(path: &Path, loaded: &Loaded) {
         out.flush()
     };
     // Written to a temporary file and renamed, so a reader never sees half a cache.
-    let written = tempfile::NamedTempFile::new_in(parent).ok().and_then(|mut temp| {
-        write(&mut std::io::BufWriter::new(&mut temp)).ok()?;
-        temp.persist(&file).ok()
-    });
+    let written = tempfile::NamedTempFile::new_in(parent)
+        .ok()
+        .and_then(|mut temp| {
+            write(&mut std::io::BufWriter::new(&mut temp)).ok()?;
+            temp.persist(&file).ok()
+        });
     drop(written);
 }
 
@@ -172,8 +198,7 @@ mod tests {
     #[test]
     fn a_changed_file_misses_and_an_unchanged_one_hits() {
         let dir = tempfile::tempdir().unwrap();
-        // SAFETY: tests of this module are the only ones that read E_CACHE_DIR.
-        unsafe { std::env::set_var("E_CACHE_DIR", dir.path().join("cache")) };
+        let cache = dir.path().join("cache");
         let path = dir.path().join("repository.yaml");
         let mut text = String::from("version: v1\nkind: Repository\ncomponents:\n");
         let mut i = 0;
@@ -182,19 +207,26 @@ mod tests {
             i += 1;
         }
         std::fs::write(&path, &text).unwrap();
-        assert!(get(&path, true).is_none());
+        assert!(get_in(&cache, &path, true).is_none());
         let loaded = super::super::load::load(&path).unwrap();
-        put(&path, &loaded);
-        let cached = get(&path, true).expect("a cached load");
+        put_in(&cache, &path, &loaded);
+        let cached = get_in(&cache, &path, true).expect("a cached load");
         assert_eq!(cached.repository.components.len(), i);
         assert_eq!(
             serde_json::to_string(&cached.repository).unwrap(),
             serde_json::to_string(&loaded.repository).unwrap(),
             "the cache gives back what was loaded"
         );
-        let bare = get(&path, false).expect("a cached load without commands");
-        assert!(bare.repository.entries().all(|e| e.version.commands.is_empty()));
+        let bare = get_in(&cache, &path, false).expect("a cached load without commands");
+        assert!(
+            bare.repository
+                .entries()
+                .all(|e| e.version.commands.is_empty())
+        );
         std::fs::write(&path, text.replace("kind: k0}", "kind: k9}")).unwrap();
-        assert!(get(&path, true).is_none(), "a changed file is read again");
+        assert!(
+            get_in(&cache, &path, true).is_none(),
+            "a changed file is read again"
+        );
     }
 }

@@ -120,7 +120,9 @@ impl Module {
         let mut previous: Option<Arc<Vec<Command>>> = None;
         for version in &mut self.versions {
             match &previous {
-                Some(shared) if **shared == *version.commands => version.commands = Arc::clone(shared),
+                Some(shared) if **shared == *version.commands => {
+                    version.commands = Arc::clone(shared)
+                }
                 _ => previous = Some(Arc::clone(&version.commands)),
             }
         }
