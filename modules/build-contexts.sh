@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fills the build contexts of the example modules: builds azi and bmk as static binaries and
 # copies them next to their Dockerfiles, and copies a static busybox next to the Dockerfile of
-# each shell module (bmm, k8s, rook, nfs, pg), with lib/module.sh for those that source it.
+# each shell module (bmm, k8s, rook, nfs, pg), with lib/module.sh for those that source it and
+# lib/persistence.sh for the persistence layers on Kubernetes (rook, nfs).
 # Afterwards each folder builds as an image on its own (`e build modules/azi`, or
 # `docker build -t e-modules/azi:0.1.0 modules/azi`).
 #
@@ -39,6 +40,9 @@ install -m 0755 "$busybox" "$here/bmm/busybox"
 for module in k8s rook nfs pg; do
     install -m 0755 "$busybox" "$here/$module/busybox"
     install -m 0644 "$here/lib/module.sh" "$here/$module/module.sh"
+done
+for module in rook nfs; do
+    install -m 0644 "$here/lib/persistence.sh" "$here/$module/persistence.sh"
 done
 
 echo "contexts ready: $here/azi $here/bmk $here/bmm $here/k8s $here/rook $here/nfs $here/pg"

@@ -810,8 +810,22 @@ fn destroy_is_refused_while_required() {
         "{history}"
     );
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
-    assert!(
-        !status.contains("\"module\": \"chain-base\",\n    \"version\": \"1.0.0\""),
+    let modules: Vec<serde_json::Value> = serde_json::from_str(&status).unwrap();
+    let of = |name: &str| modules.iter().find(|m| m["module"] == name).cloned();
+    assert_eq!(
+        of("chain-base").map(|m| m["installed"].clone()),
+        Some(false.into()),
+        "{status}"
+    );
+    // e status tells that chain-middle's strong requirement no longer holds.
+    assert_eq!(
+        of("chain-middle").unwrap()["unmet_requirements"],
+        serde_json::json!(["kind=chain-base"]),
+        "{status}"
+    );
+    assert_eq!(
+        of("good").unwrap()["unmet_requirements"],
+        serde_json::json!([]),
         "{status}"
     );
 }

@@ -78,10 +78,7 @@ init() {
 
 # Reads the config: sets `control` (an address) and `workers` (addresses, one a line).
 read_config() {
-    if [ ! -f "$config_file" ]; then fail "failed to read \`$config_file\`: no such file" "run \`init\` first to write it"; fi
-    load_flat "$config_file" config
-    if ! flat_has "$config" "$module"; then fail "invalid config \`$config_file\`: no \`$module\` section" "run \`init\` to write it again"; fi
-    section=$(flat_section "$config" "$module")
+    load_config_section
     problem=$(printf '%s\n' "$section" | awk -F'\t' '
         !NF { next }
         $1 == "" { print "`'"$module"'` must be a mapping"; exit }

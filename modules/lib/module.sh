@@ -492,12 +492,48 @@ find_provider() {
     locate_provider "$@" || fail "$problem" "$hint"
 }
 
+# Sets `state` (flattened), `provider` (the module that satisfies strong requirement 0, found by
+# locate_provider with the script's `requirement_text` and `requirement_guess`) and `provided`,
+# the value of key $1 of the provider's section (such as `apiServer` or `storageClass`). With
+# `lenient` set, returns 1 with `problem` set instead of failing.
+load_provider() {
+    load_flat "$state_file" state
+    if ! locate_provider 0 "$requirement_text" "$requirement_guess"; then
+        if [ -n "${lenient:-}" ]; then return 1; fi
+        fail "$problem" "$hint"
+    fi
+    provided=$(flat_get "$state" "$provider.$1")
+    if [ -z "$provided" ]; then
+        problem="\`$provider\` has no \`$1\` in the state"
+        if [ -n "${lenient:-}" ]; then return 1; fi
+        fail "$problem" "apply \`$provider\` first"
+    fi
+}
+
 # The first top-level section of the flattened state, other than this module's, that has the
 # key $1 (a path relative to the section, such as `apiServer` or `nodes[0]`).
 first_section_with() {
     printf '%s\n' "$state" | awk -F'\t' -v self="$module" -v key="$1" '
     { section = $1; sub(/[.[].*$/, "", section) }
     section != self && ($1 == section "." key || index($1, section "." key ".") == 1 || index($1, section "." key "[") == 1) { print section; exit }'
+}
+
+# Sets `section` to this module's section of the config, flattened; fails when there is no
+# config or no such section.
+load_config_section() {
+    if [ ! -f "$config_file" ]; then fail "failed to read \`$config_file\`: no such file" "run \`init\` first to write it"; fi
+    load_flat "$config_file" config
+    if ! flat_has "$config" "$module"; then fail "invalid config \`$config_file\`: no \`$module\` section" "run \`init\` to write it again"; fi
+    section=$(flat_section "$config" "$module")
+}
+
+# Fails when the flattened config `section` has a key other than the keys $1 (separated by
+# blanks), or is not a mapping; $2 is the hint, which names the keys.
+only_config_keys() {
+    unknown=$(printf '%s\n' "$section" | awk -F'\t' -v keys="$1" '
+        BEGIN { n = split(keys, list, " "); for (i = 1; i <= n; i++) known[list[i]] = 1 }
+        NF && !($1 in known) { key = $1; sub(/[.[].*$/, "", key); print (key == "" ? "(none: the section must be a mapping)" : key); exit }')
+    if [ -n "$unknown" ]; then fail "invalid config \`$config_file\`: unknown key \`$unknown\`" "$2"; fi
 }
 
 # The section of this module in the record of its mount, flattened, into `recorded`; empty if it
@@ -630,6 +666,19 @@ audit_section() {
     printf '%s\n' "$drift"
     echo "Audit: $(printf '%s\n' "$drift" | wc -l) hand changes to the \`$module\` section."
     exit 2
+}
+
+# A drift line when the value of key $1 of this module's section of the state (in `current`) is
+# no longer what its provider offers as key $2 (see load_provider); $3 and $4 say how the
+# provider offers it (`is not served by`, `it serves`).
+audit_provided() {
+    named=$(flat_get "$current" "$1")
+    lenient=1
+    if ! load_provider "$2"; then
+        echo "$1: cannot check $named: $problem"
+    elif [ "$named" != "$provided" ]; then
+        echo "$1: $named $3 \`$provider\` ($4 $provided)"
+    fi
 }
 
 # Removes this module's section and its record. $1 is a key of the section whose value other

@@ -29,22 +29,6 @@ guess_provider() {
     first_section_with storageClass
 }
 
-# Sets `state` (flattened), `provider` (the persistence module) and `offered` (its storage
-# class). With `lenient` set, returns 1 with `problem` set instead of failing.
-load_persistence() {
-    load_flat "$state_file" state
-    if ! locate_provider 0 "$requirement_text" "$requirement_guess"; then
-        if [ -n "${lenient:-}" ]; then return 1; fi
-        fail "$problem" "$hint"
-    fi
-    offered=$(flat_get "$state" "$provider.storageClass")
-    if [ -z "$offered" ]; then
-        problem="\`$provider\` has no \`storageClass\` in the state"
-        if [ -n "${lenient:-}" ]; then return 1; fi
-        fail "$problem" "apply \`$provider\` first"
-    fi
-}
-
 # One line about the weak requirement: which monitoring will watch the database, if any.
 monitoring() {
     if read_requirement weak 0; then
@@ -58,26 +42,23 @@ monitoring() {
 
 init() {
     no_arguments "$@"
-    load_persistence
+    # Sets `provider` (the persistence module) and `provided` (its storage class).
+    load_provider storageClass
     {
         echo "# PostgreSQL $postgresql_version of \`$module\`: the storage class of its volumes (provided by"
         echo "# \`$provider\`, taken from the state by init) and how many replicas run."
         echo "$module:"
-        echo "  storageClass: $offered"
+        echo "  storageClass: $provided"
         echo "  replicas: $default_replicas"
     } | write_atomically "$config_file"
-    echo "Wrote \`$config_file\`: PostgreSQL $postgresql_version, $default_replicas replicas on the storage class $offered of \`$provider\`."
+    echo "Wrote \`$config_file\`: PostgreSQL $postgresql_version, $default_replicas replicas on the storage class $provided of \`$provider\`."
     monitoring
 }
 
 # Reads the config: sets `storage_class` and `replicas`.
 read_config() {
-    if [ ! -f "$config_file" ]; then fail "failed to read \`$config_file\`: no such file" "run \`init\` first to write it"; fi
-    load_flat "$config_file" config
-    if ! flat_has "$config" "$module"; then fail "invalid config \`$config_file\`: no \`$module\` section" "run \`init\` to write it again"; fi
-    section=$(flat_section "$config" "$module")
-    unknown=$(printf '%s\n' "$section" | awk -F'\t' 'NF && $1 != "storageClass" && $1 != "replicas" { key = $1; sub(/[.[].*$/, "", key); print (key == "" ? "(none: the section must be a mapping)" : key); exit }')
-    if [ -n "$unknown" ]; then fail "invalid config \`$config_file\`: unknown key \`$unknown\`" "the keys are \`storageClass\` and \`replicas\`"; fi
+    load_config_section
+    only_config_keys "storageClass replicas" "the keys are \`storageClass\` and \`replicas\`"
     storage_class=$(flat_get "$section" storageClass)
     if ! printf '%s\n' "$storage_class" | grep -Eq '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$'; then
         fail "invalid config \`$config_file\`: \`storageClass\` must be a storage class name, not \`$storage_class\`" "run \`init\` to write it again"
@@ -97,9 +78,9 @@ section_text() {
 
 make_plan() {
     read_config
-    load_persistence
-    if [ "$storage_class" != "$offered" ]; then
-        fail "the config asks for the storage class $storage_class, but \`$provider\` provides $offered" "run \`init\` again to take the storage class of \`$provider\` from the state"
+    load_provider storageClass
+    if [ "$storage_class" != "$provided" ]; then
+        fail "the config asks for the storage class $storage_class, but \`$provider\` provides $provided" "run \`init\` again to take the storage class of \`$provider\` from the state"
     fi
     desired=$(section_text)
     compare_with_state
@@ -107,13 +88,7 @@ make_plan() {
 
 # The storage class the section names must still be provided by the persistence module.
 audit_more() {
-    named=$(flat_get "$current" storageClass)
-    lenient=1
-    if ! load_persistence; then
-        echo "storageClass: cannot check $named: $problem"
-    elif [ "$named" != "$offered" ]; then
-        echo "storageClass: $named is not provided by \`$provider\` (it provides $offered)"
-    fi
+    audit_provided storageClass storageClass "is not provided by" "it provides"
 }
 
 plan() {

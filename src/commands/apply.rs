@@ -4,6 +4,8 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::Context;
 use crate::cli::ApplyArgs;
@@ -147,8 +149,31 @@ async fn stack(
         return Ok(ExitCode::FAILURE);
     }
 
+    // A Ctrl-C during a method stops its container (and so the stack); one between methods
+    // is noticed here, before the next step starts.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    let listener = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
     let mut done: Vec<String> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
+        if interrupted.load(Ordering::SeqCst) {
+            let not_run: Vec<String> = steps[i..].iter().map(|s| s.entry.id()).collect();
+            output::note(&format!(
+                "\ne: interrupted\n  installed: {}\n  not run:   {}",
+                if done.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    done.join(", ")
+                },
+                not_run.join(", ")
+            ));
+            listener.abort();
+            return Ok(ExitCode::from(130));
+        }
         let is_target = step.entry.module.name == target.module.name;
         let extra: &[String] = if is_target { &args.extra } else { &[] };
         output::note(&format!(
@@ -196,6 +221,7 @@ async fn stack(
                     not_run.join(", ")
                 },
             ));
+            listener.abort();
             let code = exit_code(&report);
             return Ok(if code == ExitCode::SUCCESS {
                 ExitCode::FAILURE
@@ -205,6 +231,7 @@ async fn stack(
         }
         done.push(step.entry.id());
     }
+    listener.abort();
     output::note(&format!("\ne: installed {}", done.join(", ")));
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,5 @@
-//! `e status`: the modules present in the state, with their installed version and status.
+//! `e status`: the modules present in the state, with their installed version, their status,
+//! and whether the strong requirements of each installed module still hold.
 
 use std::process::ExitCode;
 
@@ -6,7 +7,9 @@ use serde::Serialize;
 
 use crate::Context;
 use crate::cli::StatusArgs;
+use crate::graph::Relation;
 use crate::output;
+use crate::requirements::{InstalledSet, statuses};
 use crate::state::{SharedDir, parse_mapping};
 
 #[derive(Serialize)]
@@ -15,6 +18,9 @@ struct ModuleStatus {
     version: Option<String>,
     status: Option<String>,
     installed: bool,
+    /// For installed modules: the strong requirements no installed module satisfies any more
+    /// (empty when all hold); `None` when it cannot be told.
+    unmet_requirements: Option<Vec<String>>,
 }
 
 /// Lists the modules of the state and the installed ones.
@@ -25,6 +31,28 @@ pub fn run(args: StatusArgs, context: &Context) -> anyhow::Result<ExitCode> {
         Some(bytes) => parse_mapping(&bytes)
             .map_err(|reason| anyhow::anyhow!("`{}` {reason}", shared.state_path().display()))?,
         None => Default::default(),
+    };
+    // The labels of installed versions come from the repository; without one, say so.
+    let repository = match context.catalog() {
+        Ok(repository) => Some(repository),
+        Err(err) => {
+            output::warn(&format!("cannot tell whether requirements hold: {err:#}"));
+            None
+        }
+    };
+    let set = repository
+        .as_ref()
+        .map(|r| InstalledSet::new(r, &installed));
+    let unmet = |module: &str| -> Option<Vec<String>> {
+        let set = set.as_ref()?;
+        let entry = set.get(module)?;
+        Some(
+            statuses(entry, set)
+                .iter()
+                .filter(|s| s.relation == Relation::Strong && !s.met())
+                .map(|s| s.selector.to_string())
+                .collect(),
+        )
     };
     let mut modules: Vec<ModuleStatus> = state
         .iter()
@@ -38,6 +66,7 @@ pub fn run(args: StatusArgs, context: &Context) -> anyhow::Result<ExitCode> {
             Some(ModuleStatus {
                 version: record.map(|r| r.version.clone()),
                 installed: record.is_some(),
+                unmet_requirements: record.and_then(|_| unmet(&module)),
                 status,
                 module,
             })
@@ -50,6 +79,7 @@ pub fn run(args: StatusArgs, context: &Context) -> anyhow::Result<ExitCode> {
                 version: Some(record.version.clone()),
                 status: None,
                 installed: true,
+                unmet_requirements: unmet(module),
             });
         }
     }
@@ -67,11 +97,17 @@ pub fn run(args: StatusArgs, context: &Context) -> anyhow::Result<ExitCode> {
                     dash(&m.version),
                     dash(&m.status),
                     if m.installed { "yes" } else { "no" }.to_owned(),
+                    match (&m.unmet_requirements, m.installed) {
+                        (_, false) => "-".to_owned(),
+                        (None, true) => "unknown".to_owned(),
+                        (Some(unmet), true) if unmet.is_empty() => "met".to_owned(),
+                        (Some(unmet), true) => format!("UNMET: {}", unmet.join("; ")),
+                    },
                 ]
             })
             .collect();
         output::data(&output::table(
-            &["MODULE", "VERSION", "STATUS", "INSTALLED"],
+            &["MODULE", "VERSION", "STATUS", "INSTALLED", "REQUIREMENTS"],
             rows,
         ))?;
     }
