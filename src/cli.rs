@@ -11,11 +11,13 @@ use crate::selector::Selector;
 /// Orchestrate dockerized infrastructure modules.
 ///
 /// e reads a module repository (repository.yaml), finds the modules that satisfy a
-/// requirement, and shows how modules depend on and influence each other.
+/// requirement, and runs module methods in containers with the shared state kept safe:
+/// requirements checked, influenced modules re-planned, upgrades gated on audit, and
+/// everything exportable for machines with no internet.
 #[derive(Debug, Parser)]
 #[command(name = "e", version, propagate_version = true, max_term_width = 100)]
 #[command(
-    after_help = "Examples:\n  e list\n  e search 'kind=monitoring,core-technology in (prometheus)'\n  e search --for bmk\n  e info bmk@0.1.0\n  e graph bmk --format dot | dot -Tsvg > bmk.svg"
+    after_help = "Examples:\n  e list\n  e search 'kind=monitoring,core-technology in (prometheus)'\n  e search --for bmk\n  e info bmk@0.1.0\n  e graph bmk --format dot | dot -Tsvg > bmk.svg\n  e init azi -- --size 5 && e apply azi\n  e apply pg --with-requirements\n  e status"
 )]
 pub struct Cli {
     /// The module repository file.
@@ -82,7 +84,7 @@ pub enum Command {
     Build(BuildArgs),
     /// Print the shared state file.
     State(StateArgs),
-    /// List the modules present in the state with their version and status.
+    /// List the modules in the state: version, status, and whether their requirements hold.
     Status(StatusArgs),
     /// Show the recorded runs of module methods.
     History(HistoryArgs),
