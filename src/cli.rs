@@ -130,7 +130,7 @@ pub struct MethodArgs {
 /// Arguments of `e apply`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  e apply bmk\n  e apply pg --with-requirements --prefer rook\n  e apply azi -- --verbose"
+    after_help = "Examples:\n  e apply bmk\n  e apply pg --with-requirements --prefer rook\n  e apply pg --with-requirements --auto-approve"
 )]
 pub struct ApplyArgs {
     /// The module; the version defaults to the installed one, else `latest`.
