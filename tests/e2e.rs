@@ -5,14 +5,13 @@
 //! removed by e itself; tests check that none is left behind.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
+use support::{e_in, root, stderr, stdout, text};
 
 fn top_repository() -> PathBuf {
     root().join("repository.yaml")
@@ -81,26 +80,6 @@ fn images() {
     });
 }
 
-fn e_in(cwd: &Path, repository: &Path, shared: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_e"))
-        .args(args)
-        .current_dir(cwd)
-        .env("E_REPOSITORY", repository)
-        .env("E_SHARED", shared)
-        .env_remove("E_SECRETS")
-        .output()
-        .expect("the e binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// A temporary shared directory with the example repository or the test one.
 struct Scene {
     dir: tempfile::TempDir,
@@ -144,14 +123,6 @@ impl Scene {
     fn read(&self, name: &str) -> String {
         fs::read_to_string(self.shared().join(name)).unwrap_or_else(|err| panic!("{name}: {err}"))
     }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The containers e left behind for a module (there must be none).

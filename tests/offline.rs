@@ -15,11 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
-const MODULES: [&str; 3] = ["azi", "bmk", "bmm"];
+mod support;
+use support::{e_in_with as e_in, root, stderr, stdout, text as text_of};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+const MODULES: [&str; 3] = ["azi", "bmk", "bmm"];
 
 fn image(module: &str) -> String {
     format!("e-offline-tests/{module}:0.1.0")
@@ -145,44 +144,6 @@ impl Drop for Engine {
             eprintln!("could not put the test images back: {err}");
         }
     }
-}
-
-fn e_in(
-    cwd: &Path,
-    repository: &Path,
-    shared: &Path,
-    args: &[&str],
-    envs: &[(&str, &str)],
-) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env("E_REPOSITORY", repository)
-        .env("E_SHARED", shared)
-        .env_remove("E_SECRETS")
-        .env_remove("E_PROGRESS");
-    for (name, value) in envs {
-        command.env(name, value);
-    }
-    command.output().expect("the e binary runs")
-}
-
-fn text_of(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Stdout with every run of spaces made one, so that table rows read `azi@0.1.0 added`.
