@@ -50,6 +50,9 @@ show_state
 step "8. the design's flow: PostgreSQL needs persistence, which needs Kubernetes"
 run apply pg
 run search 'kind=persistence'
+# k8s needs 3 free nodes and bmk uses 3 of azi's 5: grow azi first (it keeps the nodes it has).
+run init azi -- --size 8
+run apply azi
 run apply pg --with-requirements --auto-approve --prefer rook
 show_state
 
