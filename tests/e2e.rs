@@ -324,7 +324,7 @@ fn concurrent_applies_are_serialized_by_the_lock() {
     };
     // Without waiting, the second one fails and names the holder.
     let first = spawn("0s");
-    std::thread::sleep(Duration::from_millis(700));
+    wait_for_lock(&scene, "slow-apply");
     let second = scene.e(&["run", "misbehave", "slow-apply"]);
     let first = first.wait_with_output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
@@ -370,17 +370,51 @@ fn killed_e_leaves_no_lock_behind() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_lock(&scene, "e hang misbehave");
     child.kill().unwrap(); // SIGKILL: no cleanup code runs
     child.wait().unwrap();
-    scene.expect(0, &["run", "misbehave", "apply"]);
-    // The container of the killed e is still running (nothing could stop it); remove it.
-    let _ = Command::new("sh")
-        .args([
-            "-c",
-            "docker rm -f $(docker ps -aq --filter label=e.module=misbehave) >/dev/null 2>&1",
-        ])
-        .status();
+    let out = scene.e(&["run", "misbehave", "apply"]);
+    // The container of the killed e is still running (nothing could stop it); remove it
+    // before asserting, so a failure leaves nothing behind either.
+    remove_containers_of(&scene);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// Waits until an e holds the lock of the scene's shared directory for `command`.
+fn wait_for_lock(scene: &Scene, command: &str) {
+    let lock = scene.shared().join(".e/lock");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if fs::read_to_string(&lock).is_ok_and(|holder| holder.contains(command)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no e took the lock for `{command}` within a minute");
+}
+
+/// Removes the containers that mount this scene's shared directory, and only those: other
+/// tests run the same module at the same time.
+fn remove_containers_of(scene: &Scene) {
+    let shared = fs::canonicalize(scene.shared()).unwrap_or_else(|_| scene.shared());
+    let ids = Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=e.managed-by=e"])
+        .output()
+        .unwrap();
+    for id in String::from_utf8_lossy(&ids.stdout).lines() {
+        let mounts = Command::new("docker")
+            .args([
+                "inspect",
+                "--format",
+                "{{range .Mounts}}{{.Source}} {{end}}",
+                id,
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&mounts.stdout).contains(&*shared.to_string_lossy()) {
+            let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        }
+    }
 }
 
 #[test]
@@ -425,7 +459,7 @@ fn container_runs_with_least_privilege_as_the_invoking_user_and_ctrl_c_removes_i
         .unwrap();
     let shared = fs::canonicalize(scene.shared()).unwrap_or_else(|_| scene.shared());
     let mut inspect = String::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         let ids = Command::new("docker")
             .args(["ps", "-q", "--filter", "label=e.module=misbehave"])
             .output()
