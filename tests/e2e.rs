@@ -967,3 +967,92 @@ fn three_level_stack_installs_from_nothing_with_one_command() {
     let out = scene.expect(1, &["destroy", "rook"]);
     assert!(stderr(&out).contains("pg@0.1.0"), "{}", text(&out));
 }
+
+/// A local image registry on loopback (Debian's docker-registry), stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    address: String,
+    _storage: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let storage = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let config = storage.path().join("config.yml");
+        let root = storage.path().join("data");
+        fs::write(&config, format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n", root.display())).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed (tests/engine.sh installs it)");
+        let registry = Registry {
+            child,
+            address,
+            _storage: storage,
+        };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&registry.address).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the registry did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        registry
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_missing_image_is_pulled_from_a_registry_with_progress() {
+    let scene = Scene::new(test_repository());
+    let registry = Registry::start();
+    let image = format!("{}/e-tests/pulled:1", registry.address);
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker {}: {}",
+            args.join(" "),
+            text(&out)
+        );
+    };
+    docker(&["tag", "e-tests/misbehave:0.1.0", &image]);
+    docker(&["push", &image]);
+    docker(&["rmi", &image]);
+    let repository = scene.dir.path().join("pulled.yaml");
+    fs::write(
+        &repository,
+        format!("version: v1\nkind: Repository\ncomponents:\n- name: pulled\n  type: docker\n  versions:\n  - version: 1.0.0\n    image: {image}\n    commands: [{{name: whoami, command: whoami}}]\n"),
+    )
+    .unwrap();
+    let out = e_in(
+        root(),
+        &repository,
+        &scene.shared(),
+        &["run", "pulled", "whoami"],
+    );
+    let _ = Command::new("docker").args(["rmi", &image]).output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stderr(&out).contains(&format!("pulling image `{image}`")),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout(&out).contains("module=pulled"), "{}", text(&out));
+}
