@@ -125,22 +125,6 @@ impl Scene {
     }
 }
 
-/// The containers e left behind for a module (there must be none).
-fn leftovers(module: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            "label=e.managed-by=e",
-            "--filter",
-            &format!("label=e.module={module}"),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 #[test]
 fn seed_walkthrough() {
     let scene = Scene::new(top_repository());
@@ -230,7 +214,8 @@ fn seed_walkthrough() {
         ]
     );
     assert_eq!(runs[5]["changed_keys"], serde_json::json!(["azi", "bmk"]));
-    assert!(leftovers("azi").is_empty() && leftovers("bmk").is_empty());
+    let left = containers_of(&scene);
+    assert!(left.is_empty(), "containers left behind: {left:?}");
 }
 
 #[test]
@@ -393,27 +378,36 @@ fn wait_for_lock(scene: &Scene, command: &str) {
     panic!("no e took the lock for `{command}` within a minute");
 }
 
-/// Removes the containers that mount this scene's shared directory, and only those: other
-/// tests run the same module at the same time.
-fn remove_containers_of(scene: &Scene) {
+/// The containers of e that mount this scene's shared directory, and only those: other tests
+/// run the same modules at the same time.
+fn containers_of(scene: &Scene) -> Vec<String> {
     let shared = fs::canonicalize(scene.shared()).unwrap_or_else(|_| scene.shared());
     let ids = Command::new("docker")
         .args(["ps", "-aq", "--filter", "label=e.managed-by=e"])
         .output()
         .unwrap();
-    for id in String::from_utf8_lossy(&ids.stdout).lines() {
-        let mounts = Command::new("docker")
-            .args([
-                "inspect",
-                "--format",
-                "{{range .Mounts}}{{.Source}} {{end}}",
-                id,
-            ])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&mounts.stdout).contains(&*shared.to_string_lossy()) {
-            let _ = Command::new("docker").args(["rm", "-f", id]).output();
-        }
+    String::from_utf8_lossy(&ids.stdout)
+        .lines()
+        .filter(|id| {
+            let mounts = Command::new("docker")
+                .args([
+                    "inspect",
+                    "--format",
+                    "{{range .Mounts}}{{.Source}} {{end}}",
+                    id,
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&mounts.stdout).contains(&*shared.to_string_lossy())
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Removes this scene's containers (see [`containers_of`]).
+fn remove_containers_of(scene: &Scene) {
+    for id in containers_of(scene) {
+        let _ = Command::new("docker").args(["rm", "-f", &id]).output();
     }
 }
 
