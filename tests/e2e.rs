@@ -544,6 +544,11 @@ fn module_sees_contract_env_and_a_read_only_e_area() {
         "{said}"
     );
     assert!(said.contains("e area read-only"), "{said}");
+    assert!(
+        said.contains("requirements=/shared/.e/requirements/misbehave.json"),
+        "{said}"
+    );
+    assert!(said.contains("requirements file readable"), "{said}");
     assert!(said.contains("no docker socket"), "{said}");
     assert!(!scene.shared().join(".e/planted").exists());
 }
@@ -938,6 +943,20 @@ fn three_level_stack_installs_from_nothing_with_one_command() {
         );
     }
     assert!(state.contains("storageClass: rook-ceph-block"), "{state}");
+    // pg was told which installed module satisfied its requirements.
+    let file = scene.read(".e/requirements/pg.json");
+    let told: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(told["strong"][0]["selector"], "kind=persistence", "{file}");
+    assert_eq!(
+        told["strong"][0]["satisfied_by"],
+        serde_json::json!([{"module": "rook", "version": "0.1.0"}]),
+        "{file}"
+    );
+    assert_eq!(
+        told["weak"][0]["satisfied_by"],
+        serde_json::json!([]),
+        "{file}"
+    );
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
     let modules: Vec<serde_json::Value> = serde_json::from_str(&status).unwrap();
     let installed: Vec<&str> = modules

@@ -42,6 +42,8 @@ case "$1" in
     echo "uid=$(id -u) gid=$(id -g)"
     echo "args=$*"
     echo "module=$E_MODULE version=$E_MODULE_VERSION method=$E_METHOD"
+    echo "requirements=$E_REQUIREMENTS_FILE"
+    grep -q '"module": "misbehave"' "$E_REQUIREMENTS_FILE" && echo "requirements file readable"
     touch /shared/.e/planted 2>/dev/null && echo "e area writable" || echo "e area read-only"
     ls /var/run/docker.sock 2>/dev/null && echo "docker socket present" || echo "no docker socket"
     ;;
