@@ -738,6 +738,13 @@ fn upgrade_is_gated_by_the_new_versions_audit() {
     let scene = Scene::new(test_repository());
     scene.expect(0, &["apply", "upgradable@1.0.0"]);
     scene.expect(0, &["upgrade", "upgradable", "--to", "1.1.0"]);
+    // Applying another version directly would skip the audit: refused, pointing at upgrade.
+    let out = scene.expect(1, &["apply", "upgradable@2.0.0"]);
+    assert!(
+        stderr(&out).contains("run `e upgrade upgradable --to 2.0.0`"),
+        "{}",
+        text(&out)
+    );
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
     assert!(status.contains("\"version\": \"1.1.0\""), "{status}");
 

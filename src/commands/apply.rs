@@ -26,6 +26,20 @@ pub async fn run(
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
     let entry = pick(&repository, &shared, &args.module)?;
+    // Applying another version of an installed module is an upgrade (or a downgrade): it goes
+    // through `e upgrade`, which first has the new version audit the state.
+    if let Some(installed) = shared.installed()?.get(&entry.module.name)
+        && installed.version != entry.version.version.as_str()
+    {
+        anyhow::bail!(
+            "`{}@{}` is installed; applying `{}` would change its version without an audit\nhint: run `e upgrade {} --to {}`",
+            installed.module,
+            installed.version,
+            entry.id(),
+            entry.module.name,
+            entry.version.version
+        );
+    }
     let command = format!(
         "e apply {}{}",
         entry.id(),
@@ -118,6 +132,23 @@ async fn stack(
             Step { entry: *entry, why }
         })
         .collect();
+
+    // A stack installs what is missing; changing the version of an installed module is an
+    // upgrade, which must go through the new version's audit.
+    for step in &steps {
+        if let Some(current) = installed.get(&step.entry.module.name)
+            && step.entry.module.name != target.module.name
+        {
+            anyhow::bail!(
+                "the stack for `{}` needs `{}`, but `{}` is installed\nhint: upgrade it first with `e upgrade {} --to {}`, which audits the state before changing it",
+                target.id(),
+                step.entry.id(),
+                current.id(),
+                step.entry.module.name,
+                step.entry.version.version
+            );
+        }
+    }
 
     let mut plan = format!(
         "e will install {} module version(s), in this order:\n",
