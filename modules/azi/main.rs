@@ -10,11 +10,11 @@
 use std::collections::HashSet;
 use std::process::ExitCode;
 
-use module_contract::drift;
 use module_contract::nodes::{self, PRIVATE_IP, PUBLIC_IP, UNUSED, USED_BY};
 use module_contract::record::Record;
 use module_contract::state::{self, State};
 use module_contract::{Contract, Error, Method, Outcome};
+use module_contract::{audit, drift};
 use serde_yaml::{Mapping, Value};
 
 /// The name of the module, of its record mount (`/var/lib/azi`) and its default section.
@@ -126,39 +126,16 @@ fn apply(contract: &Contract) -> Result<Outcome, Error> {
 
 fn audit(contract: &Contract) -> Result<Outcome, Error> {
     contract.no_arguments()?;
-    let record = Record::in_mount(NAME, contract.module());
-    let Some(applied) = record.load()? else {
-        println!(
-            "Nothing to audit: `{}` has not applied anything yet.",
-            contract.module()
-        );
-        return Ok(Outcome::Success);
+    let (applied, current) = match audit::subject(contract, NAME)? {
+        audit::Subject::Compare(compared) => (compared.applied, compared.current),
+        audit::Subject::Done(outcome) => return Ok(outcome),
     };
-    let state = State::load(contract.state_file())?;
-    let Some(current) = state.section(contract.module()) else {
-        println!(
-            "The `{}` section was removed from the state by hand.",
-            contract.module()
-        );
-        return Ok(Outcome::Changes);
-    };
-    let found = drift::differences(&without_used_by(&applied), &without_used_by(current));
-    if found.is_empty() {
-        println!(
-            "No drift: the `{}` section matches what it applied.",
-            contract.module()
-        );
-        return Ok(Outcome::Success);
-    }
-    for difference in &found {
-        println!("{}", difference.by_hand());
-    }
-    println!(
-        "Audit: {} hand changes to the `{}` section.",
-        found.len(),
-        contract.module()
-    );
-    Ok(Outcome::Changes)
+    let found: Vec<String> =
+        drift::differences(&without_used_by(&applied), &without_used_by(&current))
+            .iter()
+            .map(drift::Difference::by_hand)
+            .collect();
+    Ok(audit::report(contract, &found, "section"))
 }
 
 fn destroy(contract: &Contract) -> Result<Outcome, Error> {

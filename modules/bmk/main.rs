@@ -10,11 +10,11 @@
 use std::collections::HashSet;
 use std::process::ExitCode;
 
-use module_contract::drift;
 use module_contract::nodes::{self, PRIVATE_IP, PUBLIC_IP, UNUSED, USED_BY};
 use module_contract::record::Record;
 use module_contract::state::{self, State};
 use module_contract::{Contract, Error, Method, Outcome};
+use module_contract::{audit, drift};
 use serde_yaml::{Mapping, Value};
 
 /// The name of the module, of its record mount (`/var/lib/bmk`) and its default section.
@@ -281,48 +281,21 @@ fn apply(contract: &Contract) -> Result<Outcome, Error> {
 
 fn audit(contract: &Contract) -> Result<Outcome, Error> {
     contract.no_arguments()?;
-    let record = Record::in_mount(NAME, contract.module());
-    let Some(applied) = record.load()? else {
-        println!(
-            "Nothing to audit: `{}` has not applied anything yet.",
-            contract.module()
-        );
-        return Ok(Outcome::Success);
+    let (applied, state, current) = match audit::subject(contract, NAME)? {
+        audit::Subject::Compare(compared) => (compared.applied, compared.state, compared.current),
+        audit::Subject::Done(outcome) => return Ok(outcome),
     };
-    let state = State::load(contract.state_file())?;
-    let Some(current) = state.section(contract.module()) else {
-        println!(
-            "The `{}` section was removed from the state by hand.",
-            contract.module()
-        );
-        return Ok(Outcome::Changes);
-    };
-    let mut found: Vec<String> = drift::differences(&applied, current)
+    let mut found: Vec<String> = drift::differences(&applied, &current)
         .iter()
         .map(drift::Difference::by_hand)
         .collect();
     found.extend(missing_nodes(
         &state,
-        current,
+        &current,
         contract.module(),
         &Requirement::from_env()?,
     ));
-    if found.is_empty() {
-        println!(
-            "No drift: the `{}` section matches what it applied.",
-            contract.module()
-        );
-        return Ok(Outcome::Success);
-    }
-    for line in &found {
-        println!("{line}");
-    }
-    println!(
-        "Audit: {} hand changes to the `{}` cluster.",
-        found.len(),
-        contract.module()
-    );
-    Ok(Outcome::Changes)
+    Ok(audit::report(contract, &found, "cluster"))
 }
 
 fn destroy(contract: &Contract) -> Result<Outcome, Error> {

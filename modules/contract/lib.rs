@@ -7,6 +7,7 @@
 //! record of what it last applied ([`record`]), the comparison used by `plan` and `audit`
 //! ([`drift`]), and the shape of the nodes that infrastructure modules share ([`nodes`]).
 
+pub mod audit;
 pub mod drift;
 pub mod nodes;
 pub mod record;
