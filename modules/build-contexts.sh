@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fills the build contexts of the example modules: builds azi and bmk as static binaries and
 # copies them next to their Dockerfiles, and copies a static busybox next to the Dockerfile of
-# each shell module (bmm, k8s, rook, nfs, pg), with lib/module.sh for those that source it and
+# each shell module (bmm, k8s, rook, nfs, pg), with lib/module.sh, which they all source, and
 # lib/persistence.sh for the persistence layers on Kubernetes (rook, nfs).
 # Afterwards each folder builds as an image on its own (`e build modules/azi`, or
 # `docker build -t e-modules/azi:0.1.0 modules/azi`).
@@ -34,10 +34,9 @@ if ldd "$busybox" >/dev/null 2>&1; then
     echo "hint: install Debian's busybox-static package, or set BUSYBOX to a static busybox" >&2
     exit 1
 fi
-install -m 0755 "$busybox" "$here/bmm/busybox"
-# The modules that share the functions of lib/module.sh get a copy: a build context cannot
+# The shell modules share the functions of lib/module.sh and get a copy: a build context cannot
 # reach outside its folder.
-for module in k8s rook nfs pg; do
+for module in bmm k8s rook nfs pg; do
     install -m 0755 "$busybox" "$here/$module/busybox"
     install -m 0644 "$here/lib/module.sh" "$here/$module/module.sh"
 done

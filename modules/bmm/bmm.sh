@@ -17,41 +17,19 @@ set -euf
 # Note: busybox sh, like bash, does not apply `set -e` inside `$(...)`, so each command
 # substitution that can fail is followed by `|| exit 1`.
 
-module=${E_MODULE:-bmm}
-shared=${E_SHARED:-/shared}
-state_file=${E_STATE_FILE:-$shared/state.yml}
-config_file=${E_CONFIG_FILE:-$shared/$module-config.yml}
-# BMM_RECORD_DIR moves the record, to run bmm outside a container.
-record_dir=${BMM_RECORD_DIR:-/var/lib/bmm}
-record_file=$record_dir/applied.yml
+default_module=bmm
 case $0 in
     */*) here=${0%/*} ;;
     *) here=. ;;
 esac
+# module.sh (the E_* variables, BMM_RECORD_DIR for the record, fail, no_arguments, the AWK_LIB
+# awk functions, first_invalid_address, write_atomically, commit, replace_block) is copied next
+# to this script by modules/build-contexts.sh; in the source tree it is in ../lib.
+if [ -f "$here/module.sh" ]; then . "$here/module.sh"; else . "$here/../lib/module.sh"; fi
 
-fail() {
-    echo "error: $1" >&2
-    if [ $# -gt 1 ]; then echo "hint: $2" >&2; fi
-    exit 1
-}
-
-no_arguments() {
-    if [ $# -gt 0 ]; then fail "unexpected argument \`$1\` for \`$method\`" "\`$method\` takes no arguments"; fi
-}
-
-# Shared awk functions: indentation, comments, quotes, and the address check.
-AWK_LIB='
-function indent(line) { match(line, /^ */); return RLENGTH }
-function uncomment(text) { sub(/[ \t]+#.*$/, "", text); sub(/^[ \t]+/, "", text); sub(/[ \t]+$/, "", text); return text }
-function unquote(text) {
-    text = uncomment(text)
-    if (text ~ /^".*"$/ || text ~ /^\047.*\047$/) text = substr(text, 2, length(text) - 2)
-    return text
-}
-function blank(line) { return line ~ /^[ \t]*(#.*)?\r?$/ }
-function top_level(line) { return line !~ /^[ \t#-]/ && !blank(line) && line !~ /^(---|\.\.\.)/ }
-function key_of(line) { sub(/:([ \t].*)?$/, "", line); return line }
-function after_colon(line) { sub(/^[^:]*:/, "", line); return uncomment(line) }
+# bmm's own awk function on top of module.sh's: prints `KIND ITEM` for each item of the one-line
+# flow list $1.
+AWK_LIB=$AWK_LIB'
 function emit_flow(list, kind,    item, n, i, items) {
     sub(/^\[/, "", list); sub(/\][ \t]*$/, "", list)
     n = split(list, items, ",")
@@ -134,13 +112,8 @@ field() {
 check_section() {
     problem=$(field "$1" error | head -n 1)
     if [ -n "$problem" ]; then fail "cannot read \`$2\`: $problem" "write the \`$module\` section as \`$module: {targets: [ADDRESS, ...]}\`"; fi
-    bad=$(field "$1" target | first_invalid)
+    bad=$(field "$1" target | first_invalid_address)
     if [ -n "$bad" ]; then fail "invalid target \`$bad\` in \`$2\`" "a target is an IP address or a host name"; fi
-}
-
-# The first line of stdin that is not an address (an IP address or a host name).
-first_invalid() {
-    awk '!/^[A-Za-z0-9:][A-Za-z0-9.:_-]*$/ { print; exit }'
 }
 
 # The extra targets of the config, one a line.
@@ -159,7 +132,7 @@ config_targets() {
 desired_targets() {
     extra=$(config_targets) || exit 1
     if [ -f "$state_file" ]; then cluster=$(cluster_addresses "$state_file") || exit 1; else cluster=; fi
-    bad=$(printf '%s\n' "$cluster" | awk 'NF' | first_invalid)
+    bad=$(printf '%s\n' "$cluster" | awk 'NF' | first_invalid_address)
     if [ -n "$bad" ]; then fail "invalid privateIP \`$bad\` in a \`clusterNodes\` list of \`$state_file\`"; fi
     printf '%s\n%s\n' "$cluster" "$extra" | awk 'NF' | sort -u
 }
@@ -195,48 +168,7 @@ section_text() {
     fi
 }
 
-# Replaces file $1 with stdin: a temporary file in the same directory, flushed, then renamed.
-write_atomically() {
-    cat > "$1.tmp-$module" || fail "failed to write \`$1.tmp-$module\`"
-    commit "$1.tmp-$module" "$1"
-}
-
-# Flushes the temporary file $1 to disk and renames it to $2.
-commit() {
-    sync "$1" 2>/dev/null || true
-    mv -f "$1" "$2" || fail "failed to replace \`$2\`"
-}
-
-# Prints the state file $2 with bmm's top-level block replaced by the text $1 (or $1 appended;
-# the block dropped if $1 is empty), every other line as it was. Blank lines and comments at the
-# end of the old block stay, since they introduce the next section. Exits with 3 if the top level
-# is not in block style.
-replace_block() {
-    BLOCK=$1 awk -v section="$module" "$AWK_LIB"'
-    BEGIN { text = ENVIRON["BLOCK"]; if (text != "") text = text "\n" }
-    {
-        raw = $0; line = $0; sub(/\r$/, "", line)
-        if (top_level(line)) {
-            if (line ~ /^\{\}[ \t]*$/ || line ~ /^(null|~)[ \t]*$/) next
-            if (line ~ /^[{\[]/) { failed = 1; exit 3 }
-            if (inside) { printf "%s", held; held = "" }
-            inside = (key_of(line) == section)
-            if (inside) { if (!done) printf "%s", text; done = 1; next }
-        }
-        if (inside) {
-            if (blank(line) && line !~ /^[ \t]/) held = held raw "\n"
-            else held = ""
-            next
-        }
-        print raw
-    }
-    END {
-        if (failed) exit 3
-        if (inside) printf "%s", held
-        if (!done) printf "%s", text
-    }' "$2"
-}
-
+# Unlike module.sh's metadata, bmm's has always ignored arguments.
 metadata() {
     cat "$here/metadata.yaml"
 }
@@ -289,7 +221,7 @@ apply() {
     printf '%s\n' "$section" 2>/dev/null > "$record_file.tmp" ||
         fail "failed to write \`$record_file.tmp\`" "\`$module\` keeps its records in \`$record_dir\`: declare it in the module's \`mounts\` in repository.yaml"
     if [ -f "$state_file" ]; then
-        if ! replace_block "$section" "$state_file" > "$state_file.tmp-$module"; then
+        if ! replace_block "$module" "$section" "$state_file" > "$state_file.tmp-$module"; then
             rm -f "$state_file.tmp-$module" "$record_file.tmp"
             fail "cannot edit \`$state_file\`: its top level is not in block style" "write it as \`module:\` lines, each followed by its indented section"
         fi
@@ -338,7 +270,7 @@ destroy() {
         echo "Nothing to destroy: the state has no \`$module\` section."
         return 0
     fi
-    if ! replace_block "" "$state_file" > "$state_file.tmp-$module"; then
+    if ! replace_block "$module" "" "$state_file" > "$state_file.tmp-$module"; then
         rm -f "$state_file.tmp-$module"
         fail "cannot edit \`$state_file\`: its top level is not in block style" "write it as \`module:\` lines, each followed by its indented section"
     fi
