@@ -152,8 +152,8 @@ pub fn check_entry_path(path: &str) -> anyhow::Result<()> {
 pub fn is_shared_file(relative: &str) -> bool {
     match relative.split_once('/') {
         None => {
-            relative == crate::state::STATE_FILE
-                || relative == crate::state::BACKUP_FILE
+            relative == crate::store::STATE_FILE
+                || relative == crate::store::BACKUP_FILE
                 || relative.ends_with("-config.yml")
         }
         Some((".e", rest)) => {

@@ -16,10 +16,11 @@ pub mod method;
 pub mod output;
 pub mod repository;
 pub mod requirements;
+pub mod run;
 pub mod runtime;
 pub mod secrets;
 pub mod selector;
-pub mod state;
+pub mod store;
 
 use cli::{Cli, Command};
 use repository::Repository;
@@ -60,7 +61,7 @@ impl Context {
     pub fn session<'a>(
         &self,
         repository: &'a Repository,
-        shared: state::SharedDir,
+        shared: store::SharedDir,
         engine: &'a dyn runtime::Engine,
         command: &str,
         options: &cli::RunOptions,

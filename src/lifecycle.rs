@@ -14,7 +14,7 @@ use crate::repository::{Entry, Repository};
 use crate::requirements::{self, InstalledSet};
 use crate::runtime::Engine;
 use crate::secrets::Secrets;
-use crate::state::{Installed, Lock, SharedDir};
+use crate::store::{Installed, Lock, SharedDir};
 
 /// The methods whose strong requirements must be met before they run.
 pub const GUARDED_METHODS: [&str; 3] = ["init", "plan", "apply"];

@@ -14,7 +14,7 @@ use crate::repository::Entry;
 use crate::requirements;
 use crate::runtime::{Bind, Engine, Network, OutputSink, RunSpec, Stopped, Stream, labels};
 use crate::secrets::{Masker, Secrets, resolve};
-use crate::state::{Check, Lock, Run, SharedDir};
+use crate::store::{Check, Lock, Run, SharedDir};
 
 /// How to run a method, beyond what the repository says.
 #[derive(Debug, Default)]

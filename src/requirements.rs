@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::graph::{Index, Preferences, Relation, rank};
 use crate::repository::{Entry, Repository};
 use crate::selector::Selector;
-use crate::state::Installed;
+use crate::store::Installed;
 
 /// The installed module versions, as repository entries (so their labels can be matched).
 pub struct InstalledSet<'r> {

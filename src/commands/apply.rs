@@ -15,7 +15,7 @@ use crate::lifecycle::Session;
 use crate::output;
 use crate::repository::Entry;
 use crate::runtime::Engine;
-use crate::state::SharedDir;
+use crate::store::SharedDir;
 
 /// Runs `e apply`.
 pub async fn run(

@@ -8,7 +8,7 @@ use crate::cli::AuditArgs;
 use crate::commands::method::{exit_code, pick};
 use crate::output;
 use crate::runtime::Engine;
-use crate::state::SharedDir;
+use crate::store::SharedDir;
 
 /// Runs `e audit`.
 pub async fn run(

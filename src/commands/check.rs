@@ -17,7 +17,7 @@ use crate::output;
 use crate::repository::Entry;
 use crate::repository::model::Metadata;
 use crate::runtime::Engine;
-use crate::state::{Check, SharedDir, parse_mapping};
+use crate::store::{Check, SharedDir, parse_mapping};
 
 /// The methods every module must answer.
 pub const REQUIRED_METHODS: [&str; 5] = ["metadata", "init", "plan", "apply", "audit"];

@@ -12,7 +12,7 @@ use crate::output;
 use crate::repository::Entry;
 use crate::requirements::dependents;
 use crate::runtime::Engine;
-use crate::state::SharedDir;
+use crate::store::SharedDir;
 
 /// Runs `e destroy`.
 pub async fn run(

@@ -23,7 +23,7 @@ use crate::repository::model::FileRequirement;
 use crate::repository::{Entry, Module, Repository};
 use crate::runtime::Engine;
 use crate::secrets::MASK;
-use crate::state::{E_DIR, Installed};
+use crate::store::{E_DIR, Installed};
 
 /// Runs `e export`.
 pub async fn run(
@@ -452,7 +452,7 @@ struct State {
 /// commands that are set in this environment) with `***`.
 fn state(context: &Context, entries: &[Entry<'_>]) -> anyhow::Result<State> {
     let root = &context.shared_path;
-    if !root.join(crate::state::STATE_FILE).is_file() {
+    if !root.join(crate::store::STATE_FILE).is_file() {
         bail!(
             "`--with-state`: `{}` holds no state\nhint: point `--shared` at the shared directory to export, or leave out `--with-state`",
             root.display()

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::Context;
 use crate::cli::HistoryArgs;
 use crate::output;
-use crate::state::SharedDir;
+use crate::store::SharedDir;
 
 /// Shows the history.
 pub fn run(args: HistoryArgs, context: &Context) -> anyhow::Result<ExitCode> {

@@ -24,7 +24,7 @@ use crate::repository::model::{ApiVersion, FileRequirement, ModuleVersion, Repos
 use crate::repository::{self, Repository};
 use crate::runtime::Engine;
 use crate::secrets::MASK;
-use crate::state::{STATE_FILE, SharedDir};
+use crate::store::{STATE_FILE, SharedDir};
 
 /// Runs `e import`.
 pub async fn run(

@@ -8,7 +8,7 @@ use crate::cli::{MethodArgs, RunArgs};
 use crate::method::Report;
 use crate::repository::{Entry, ModuleSpec, Repository};
 use crate::runtime::{Engine, Stopped};
-use crate::state::SharedDir;
+use crate::store::SharedDir;
 
 /// Finds the version to run: the one named, else the installed one, else the default.
 pub fn pick<'r>(

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::Context;
 use crate::cli::{Format, StateArgs};
 use crate::output;
-use crate::state::{SharedDir, parse_mapping};
+use crate::store::{SharedDir, parse_mapping};
 
 /// Prints the state.
 pub fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode> {

@@ -10,7 +10,7 @@ use crate::cli::StatusArgs;
 use crate::graph::Relation;
 use crate::output;
 use crate::requirements::{InstalledSet, statuses};
-use crate::state::{SharedDir, parse_mapping};
+use crate::store::{SharedDir, parse_mapping};
 
 #[derive(Serialize)]
 struct ModuleStatus {

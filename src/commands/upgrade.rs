@@ -12,7 +12,7 @@ use crate::commands::method::exit_code;
 use crate::output;
 use crate::repository::ModuleSpec;
 use crate::runtime::Engine;
-use crate::state::SharedDir;
+use crate::store::SharedDir;
 
 /// Runs `e upgrade`.
 pub async fn run(

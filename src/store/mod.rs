@@ -30,6 +30,11 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::run::tree::{Limits, Refusal, Tree};
+
+pub mod commit;
+pub use commit::Change;
+
 /// The largest state file e accepts from a module.
 pub const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -58,8 +63,9 @@ impl SharedDir {
                 path.display()
             )
         })?;
+        refuse_system_directory(&root)?;
         let shared = SharedDir { root };
-        for dir in ["", "history", "mounts", "requirements", "tmp"] {
+        for dir in ["", "history", "runs", "kept", "commit", "tmp"] {
             let dir = shared.e_dir().join(dir);
             let meta = fs::symlink_metadata(&dir);
             match meta {
@@ -72,7 +78,48 @@ impl SharedDir {
                     .with_context(|| format!("failed to create `{}`", dir.display()))?,
             }
         }
+        shared.ensure_id()?;
         Ok(shared)
+    }
+
+    /// This shared directory's id, fixed when e first opened it: containers and volumes e
+    /// creates for it carry it, so that e finds them again from any machine.
+    pub fn id(&self) -> anyhow::Result<String> {
+        let path = self.e_dir().join("id");
+        let text = fs::read_to_string(&path)
+            .with_context(|| format!("failed to read `{}`", path.display()))?;
+        let id = text.trim();
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!(
+                "`{}` is damaged: it must hold 32 hex digits\nhint: restore it from a backup of the shared directory",
+                path.display()
+            );
+        }
+        Ok(id.to_owned())
+    }
+
+    fn ensure_id(&self) -> anyhow::Result<()> {
+        let path = self.e_dir().join("id");
+        if fs::symlink_metadata(&path).is_err() {
+            self.write_atomic(&path, format!("{}\n", random_id()?).as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// What modules see of the shared directory, as data: every file and directory but e's
+    /// area and the backup. A link, FIFO, socket or device in it is refused: e never hands a
+    /// module something it did not put there itself.
+    pub fn load_tree(&self) -> anyhow::Result<Tree> {
+        Tree::read_dir_except(&self.root, &[E_DIR, BACKUP_FILE], &Limits::DEFAULT).map_err(
+            |refusal: Refusal| {
+                anyhow::anyhow!(
+                    "the shared directory `{}` holds `{}`, which e cannot hand to a module: {}\nhint: e hands modules regular files and directories only; move it out of the shared directory",
+                    self.root.display(),
+                    refusal.path,
+                    refusal.reason
+                )
+            },
+        )
     }
 
     /// The shared directory's absolute path.
@@ -153,6 +200,8 @@ impl SharedDir {
         file.set_len(0)?;
         file.write_all(serde_json::to_string(&holder)?.as_bytes())?;
         file.flush()?;
+        // A commit that a crash cut short is finished (or dropped) before anyone reads.
+        self.finish_commits()?;
         Ok(Lock { _file: file })
     }
 
@@ -527,6 +576,37 @@ fn read_regular(path: &Path) -> anyhow::Result<FileCheck> {
         )));
     }
     Ok(FileCheck::Regular(bytes))
+}
+
+/// Directories of the system that must never be a shared directory: a module's result is
+/// committed into it, and a module once saw it whole.
+const SYSTEM_DIRECTORIES: [&str; 17] = [
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/proc", "/root", "/run",
+    "/sbin", "/sys", "/tmp", "/usr", "/var", "/var/run",
+];
+
+/// Refuses `/`, a system directory, or a directory under `/proc`, `/sys`, `/dev` or `/run`.
+fn refuse_system_directory(root: &Path) -> anyhow::Result<()> {
+    let text = root.to_string_lossy();
+    let system = SYSTEM_DIRECTORIES.contains(&text.as_ref())
+        || ["/proc/", "/sys/", "/dev/", "/run/", "/var/run/", "/etc/", "/usr/", "/boot/"]
+            .iter()
+            .any(|prefix| text.starts_with(prefix));
+    if system {
+        bail!(
+            "`{text}` cannot be a shared directory: it is a system directory\nhint: pass `--shared DIR` with a directory of its own, such as `./shared`"
+        );
+    }
+    Ok(())
+}
+
+/// A new random id in hex, from the kernel's generator.
+fn random_id() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("failed to read `/dev/urandom`")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {
