@@ -12,7 +12,6 @@ pub mod cli;
 pub mod commands;
 pub mod graph;
 pub mod lifecycle;
-pub mod method;
 pub mod output;
 pub mod repository;
 pub mod requirements;

@@ -8,11 +8,12 @@
 use std::time::{Duration, SystemTime};
 
 use crate::graph::{Index, Relation};
-use crate::method::{self, Options, Report};
 use crate::output;
 use crate::repository::{Entry, Repository};
 use crate::requirements::{self, InstalledSet};
-use crate::runtime::Engine;
+use crate::run::transaction::Transaction;
+use crate::run::{Options, Report, recovery};
+use crate::runtime::{Engine, Transfer};
 use crate::secrets::Secrets;
 use crate::store::{Installed, Lock, SharedDir};
 
@@ -35,7 +36,13 @@ pub struct Session<'a> {
     pub timeout: Option<Duration>,
     /// Print module output (false in `e check`, which reports in a table).
     pub quiet: bool,
-    lock: Lock,
+    /// How runs hand their copy to the engine; `None` lets the engine choose.
+    pub transfer: Option<Transfer>,
+    /// The e command, for run records.
+    command: String,
+    /// Set once the runs of dead e processes are settled (on first use of the engine).
+    settled: tokio::sync::OnceCell<()>,
+    _lock: Lock,
 }
 
 impl<'a> Session<'a> {
@@ -57,8 +64,25 @@ impl<'a> Session<'a> {
             secrets,
             timeout: None,
             quiet: false,
-            lock,
+            transfer: None,
+            command: command.to_owned(),
+            settled: tokio::sync::OnceCell::new(),
+            _lock: lock,
         })
+    }
+
+    /// Settles the runs of e processes that died (once per session, before the first run).
+    async fn settle_orphans(&self) -> anyhow::Result<()> {
+        self.settled
+            .get_or_try_init(|| recovery::settle_orphans(&self.shared, self.engine))
+            .await
+            .map(drop)
+    }
+
+    /// Begins a transaction: runs on a working copy, committed together.
+    pub async fn begin(&self) -> anyhow::Result<Transaction<'_>> {
+        self.settle_orphans().await?;
+        Transaction::begin(&self.shared)
     }
 
     /// The installed module versions, warning about records the repository no longer knows.
@@ -114,10 +138,31 @@ impl<'a> Session<'a> {
         Ok(requirements::File::new(entry, &statuses))
     }
 
-    /// Runs one method: requirements checked (see [`Session::requirements`]), the module told
-    /// which installed modules satisfy them, the state kept safe, the run recorded.
+    /// Runs one method in its own transaction: requirements checked (see
+    /// [`Session::requirements`]), the module told which installed modules satisfy them, the
+    /// result checked and committed whole (or kept aside, see `run/transaction.rs`).
     pub async fn run(
         &self,
+        entry: Entry<'_>,
+        method: &str,
+        extra: &[String],
+        skip_requirements: bool,
+        notes: Vec<String>,
+    ) -> anyhow::Result<Report> {
+        let mut transaction = self.begin().await?;
+        let report = self
+            .run_in(&mut transaction, entry, method, extra, skip_requirements, notes)
+            .await?;
+        if report.kept.is_none() {
+            transaction.commit()?;
+        }
+        Ok(report)
+    }
+
+    /// Runs one method inside `transaction`; nothing is committed.
+    pub async fn run_in(
+        &self,
+        transaction: &mut Transaction<'_>,
         entry: Entry<'_>,
         method: &str,
         extra: &[String],
@@ -135,21 +180,16 @@ impl<'a> Session<'a> {
             quiet: self.quiet,
             notes,
             requirements: Some(file),
+            transfer: self.transfer,
+            command: self.command.clone(),
         };
-        method::run(
-            self.engine,
-            &self.shared,
-            &self.lock,
-            entry,
-            method,
-            extra,
-            &options,
-        )
-        .await
+        transaction
+            .run(self.engine, entry, method, extra, &options)
+            .await
     }
 
-    /// Applies `entry`; on success records it installed, then (unless `no_influences`) plans
-    /// the installed modules it influences and says how to apply them.
+    /// Applies `entry`; on success records it installed in the same commit, then (unless
+    /// `no_influences`) plans the installed modules it influences and says how to apply them.
     pub async fn apply(
         &self,
         entry: Entry<'_>,
@@ -158,20 +198,17 @@ impl<'a> Session<'a> {
         no_influences: bool,
         notes: Vec<String>,
     ) -> anyhow::Result<Report> {
+        let mut transaction = self.begin().await?;
         let report = self
-            .run(entry, "apply", extra, skip_requirements, notes)
+            .apply_in(&mut transaction, entry, extra, skip_requirements, notes)
             .await?;
+        if report.kept.is_some() {
+            return Ok(report);
+        }
+        transaction.commit()?;
         if !report.succeeded() {
             return Ok(report);
         }
-        self.shared.set_installed(Installed {
-            module: entry.module.name.clone(),
-            version: entry.version.version.to_string(),
-            image: entry.version.image.clone(),
-            image_id: report.image_id.clone(),
-            applied: SystemTime::now(),
-            command: format!("e apply {}", entry.id()),
-        })?;
         if !self.quiet {
             output::note(&format!("e: `{}` is installed", entry.id()));
         }
@@ -181,9 +218,34 @@ impl<'a> Session<'a> {
         Ok(report)
     }
 
+    /// Runs apply of `entry` inside `transaction`, which records it installed if it succeeds.
+    pub async fn apply_in(
+        &self,
+        transaction: &mut Transaction<'_>,
+        entry: Entry<'_>,
+        extra: &[String],
+        skip_requirements: bool,
+        notes: Vec<String>,
+    ) -> anyhow::Result<Report> {
+        let report = self
+            .run_in(transaction, entry, "apply", extra, skip_requirements, notes)
+            .await?;
+        if report.succeeded() {
+            transaction.install(Installed {
+                module: entry.module.name.clone(),
+                version: entry.version.version.to_string(),
+                image: entry.version.image.clone(),
+                image_id: report.image_id.clone(),
+                applied: SystemTime::now(),
+                command: format!("e apply {}", entry.id()),
+            });
+        }
+        Ok(report)
+    }
+
     /// Runs `plan` of every installed module that `entry` influences, shows what would
     /// change, and tells the user the command that applies it. Never applies anything.
-    async fn notify_influenced(&self, entry: Entry<'_>, run: &str) -> anyhow::Result<()> {
+    pub async fn notify_influenced(&self, entry: Entry<'_>, run: &str) -> anyhow::Result<()> {
         let installed = self.installed()?;
         for influenced in requirements::influenced(entry, &installed) {
             output::note(&format!(

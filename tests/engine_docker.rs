@@ -21,7 +21,7 @@ use bollard::query_parameters::{
 use e::runtime::docker::{DockerEngine, connect};
 use e::runtime::fake::RecordingSink;
 use e::runtime::{
-    Bind, Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network, Outcome, RunSpec,
+    Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network, Outcome, RunSpec, SharedCopy,
     Stopped, Stream, labels,
 };
 
@@ -186,14 +186,20 @@ async fn build_test_image(engine: &DockerEngine, tag: &str) -> ImageInfo {
     }
 }
 
-/// A run of the test image with e's labels, no binds, and the given busybox arguments.
+/// A run of the test image with e's labels, an empty archive-mode shared directory, and the
+/// given busybox arguments.
 fn spec(image: &str, run: &str, args: &[&str]) -> RunSpec {
     RunSpec {
         image: image.to_owned(),
         args: args.iter().map(|arg| arg.to_string()).collect(),
         env: vec![("E_TEST".to_owned(), "1".to_owned())],
         workdir: None,
-        binds: Vec::new(),
+        shared: SharedCopy::Archive {
+            upload: tar::Builder::new(Vec::new()).into_inner().expect("an empty tar"),
+            download_limit: 1 << 20,
+        },
+        shared_path: "/shared".to_owned(),
+        volumes: Vec::new(),
         user: None,
         network: Network::None,
         capabilities: Vec::new(),
@@ -247,8 +253,14 @@ async fn output_streams_stay_apart_and_the_exit_code_is_returned() {
         outcome,
         Outcome {
             exit_code: 3,
-            stopped: None
+            stopped: None,
+            download: outcome.download.clone(),
         }
+    );
+    assert!(
+        matches!(&outcome.download, Some(Ok(tar)) if !tar.is_empty()),
+        "the shared directory comes back: {:?}",
+        outcome.download.as_ref().map(|d| d.as_ref().map(Vec::len))
     );
     assert_eq!(sink.stdout(), "out\n1\n");
     assert_eq!(sink.stderr(), "err\n");
@@ -271,15 +283,14 @@ async fn a_bind_is_writable_and_files_belong_to_the_user() {
         &["sh", "-c", "echo written > /shared/state; id -u; id -g"],
     );
     spec.user = Some("12345:12345".to_owned());
-    spec.binds.push(Bind {
+    spec.shared = SharedCopy::Bind {
         host: shared.path().to_owned(),
-        container: "/shared".to_owned(),
-        read_only: false,
-    });
+    };
     let sink = RecordingSink::new();
     let outcome = run(&engine, &spec, &sink).await.expect("the run");
 
     assert_eq!(outcome.exit_code, 0, "stderr: {}", sink.stderr());
+    assert_eq!(outcome.download, None, "a bind-mode run downloads nothing");
     assert_eq!(sink.stdout(), "12345\n12345\n");
     let file = shared.path().join("state");
     let metadata = std::fs::metadata(&file).expect("the file the container wrote");
@@ -291,32 +302,70 @@ async fn a_bind_is_writable_and_files_belong_to_the_user() {
 }
 
 #[tokio::test]
-async fn a_read_only_bind_cannot_be_written() {
+async fn a_bind_of_a_path_the_engine_cannot_see_fails_instead_of_creating_it() {
     let engine = engine().await;
-    let cleanup = Cleanup::new("readonly");
+    let cleanup = Cleanup::new("unseen");
     build_test_image(&engine, &cleanup.image).await;
-    let shared = tempfile::tempdir().expect("a shared directory");
+    let missing = std::env::temp_dir().join(format!("e-unseen-{}", cleanup.run));
+
+    let mut spec = spec(&cleanup.image, &cleanup.run, &["true"]);
+    spec.shared = SharedCopy::Bind {
+        host: missing.clone(),
+    };
+    let err = run(&engine, &spec, &RecordingSink::new())
+        .await
+        .expect_err("a missing bind source is an error");
+    assert!(
+        format!("{err:#}").contains("does not exist"),
+        "the engine's reason is shown: {err:#}"
+    );
+    assert!(!missing.exists(), "the engine created `{}`", missing.display());
+    let left = managed_containers_of_run(&engine, &cleanup.run).await;
+    assert!(left.is_empty(), "containers left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn an_archive_copy_goes_in_owned_by_the_user_and_comes_back() {
+    let engine = engine().await;
+    let cleanup = Cleanup::new("archive");
+    build_test_image(&engine, &cleanup.image).await;
+    let mut tree = e::run::tree::Tree::default();
+    tree.insert_file("state.yml", b"a: 1\n".to_vec(), 0o644);
+    tree.insert_file("sub/config.yml", b"c: 2\n".to_vec(), 0o600);
 
     let mut spec = spec(
         &cleanup.image,
         &cleanup.run,
-        &["sh", "-c", "echo no > /shared/state"],
+        &[
+            "sh",
+            "-c",
+            "cat /shared/state.yml; stat -c '%u %a' /shared /shared/sub/config.yml; echo 'b: 3' >> /shared/state.yml; rm /shared/sub/config.yml; echo new > /shared/new.yml",
+        ],
     );
-    spec.binds.push(Bind {
-        host: shared.path().to_owned(),
-        container: "/shared".to_owned(),
-        read_only: true,
-    });
+    // The engine keeps the volume's root as its own (root): an archive-mode run is root
+    // inside its container, with every capability dropped (see `run::container_user`).
+    spec.user = Some("0:0".to_owned());
+    spec.shared = SharedCopy::Archive {
+        upload: tree.to_tar((0, 0)).expect("a tar"),
+        download_limit: 1 << 20,
+    };
     let sink = RecordingSink::new();
     let outcome = run(&engine, &spec, &sink).await.expect("the run");
 
-    assert_ne!(outcome.exit_code, 0);
-    assert!(
-        sink.stderr().contains("Read-only file system"),
-        "stderr: {}",
-        sink.stderr()
-    );
-    assert!(!shared.path().join("state").exists());
+    assert_eq!(outcome.exit_code, 0, "stderr: {}", sink.stderr());
+    assert_eq!(sink.stdout(), "a: 1\n0 755\n0 600\n");
+    let tar = outcome.download.expect("a download").expect("readable");
+    let back = e::run::tree::Tree::read_tar(
+        tar.as_slice(),
+        "shared",
+        &e::run::tree::Limits::DEFAULT,
+    )
+    .expect("a valid tree");
+    assert_eq!(back.file("state.yml"), Some(&b"a: 1\nb: 3\n"[..]));
+    assert_eq!(back.file("sub/config.yml"), None);
+    assert_eq!(back.file("new.yml"), Some(&b"new\n"[..]));
+    let left = managed_containers_of_run(&engine, &cleanup.run).await;
+    assert!(left.is_empty(), "containers left behind: {left:?}");
 }
 
 #[tokio::test]
@@ -362,11 +411,7 @@ async fn containers_are_confined() {
     assert_eq!(host.privileged, Some(false));
     assert_eq!(host.auto_remove, Some(false));
     assert_eq!(host.init, Some(true));
-    let binds = host.binds.unwrap_or_default();
-    assert!(
-        binds.iter().all(|bind| !bind.contains("docker.sock")),
-        "the engine's socket is mounted: {binds:?}"
-    );
+    assert_eq!(host.binds, None, "e mounts through `Mounts`, never `Binds`");
     let mounts = inspected.mounts.unwrap_or_default();
     assert!(
         mounts.iter().all(|mount| !mount

@@ -224,7 +224,7 @@ async fn stack(
                 .run(step.entry, "plan", &[], false, note.clone())
                 .await?;
             if !(plan.succeeded()
-                || plan.exit_code == 2 && !plan.restored && plan.stopped.is_none())
+                || plan.exit_code == 2 && !plan.refused && plan.stopped.is_none())
             {
                 Some(("plan", plan))
             } else {

@@ -47,7 +47,7 @@ pub async fn run(
             .await
         {
             Ok(report) if report.succeeded() => "clean".to_owned(),
-            Ok(report) if report.exit_code == 2 && !report.restored && report.stopped.is_none() => {
+            Ok(report) if report.exit_code == 2 && !report.refused && report.stopped.is_none() => {
                 drift = true;
                 "drift".to_owned()
             }

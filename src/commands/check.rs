@@ -12,12 +12,12 @@ use crate::Context;
 use crate::cli::{CheckArgs, RunOptions};
 use crate::graph::{Preferences, resolve};
 use crate::lifecycle::Session;
-use crate::method::Report;
+use crate::run::{Check, Report};
 use crate::output;
 use crate::repository::Entry;
 use crate::repository::model::Metadata;
 use crate::runtime::Engine;
-use crate::store::{Check, SharedDir, parse_mapping};
+use crate::store::{SharedDir, parse_mapping};
 
 /// The methods every module must answer.
 pub const REQUIRED_METHODS: [&str; 5] = ["metadata", "init", "plan", "apply", "audit"];
@@ -38,9 +38,9 @@ fn failure(report: &Report) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
-    let mut detail = match (report.stopped, report.restored) {
+    let mut detail = match (report.stopped, report.refused) {
         (Some(stopped), _) => format!("stopped ({stopped:?})"),
-        (None, true) => format!("exit {}, state restored", report.exit_code),
+        (None, true) => format!("exit {}, result refused", report.exit_code),
         (None, false) => format!("exit {}", report.exit_code),
     };
     if !last.is_empty() {
@@ -163,7 +163,7 @@ async fn checks(session: &Session<'_>, target: Entry<'_>) -> anyhow::Result<Vec<
                     .await?
             };
             let ok = report.succeeded()
-                || (method == "plan" && report.exit_code == 2 && !report.restored);
+                || (method == "plan" && report.exit_code == 2 && !report.refused);
             if !ok {
                 failed = Some(format!("{method}: {}", failure(&report)));
                 break;

@@ -63,12 +63,25 @@ pub async fn run(
             entry.id()
         ));
     }
+    let mut transaction = session.begin().await?;
     let report = session
-        .run(entry, "destroy", &args.extra, false, notes)
+        .run_in(&mut transaction, entry, "destroy", &args.extra, false, notes)
         .await?;
+    if report.kept.is_none() {
+        if report.succeeded() {
+            transaction.uninstall(&entry.module.name);
+        }
+        transaction.commit()?;
+    }
     if report.succeeded() {
-        session.shared.remove_installed(&entry.module.name)?;
         output::note(&format!("e: `{}` is no longer installed", entry.id()));
+        for mount in &entry.version.mounts {
+            output::note(&format!(
+                "e: its private data at `{mount}` stays in the engine volume `{}`; remove it with `docker volume rm {}` once you no longer need it",
+                crate::run::volume_name(&session.shared.id()?, &entry.module.name, mount),
+                crate::run::volume_name(&session.shared.id()?, &entry.module.name, mount)
+            ));
+        }
     }
     Ok(exit_code(&report))
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::Context;
 use crate::cli::{MethodArgs, RunArgs};
-use crate::method::Report;
+use crate::run::Report;
 use crate::repository::{Entry, ModuleSpec, Repository};
 use crate::runtime::{Engine, Stopped};
 use crate::store::SharedDir;
@@ -29,7 +29,7 @@ pub fn pick<'r>(
 }
 
 /// The exit code e gives for a report: the container's, or 124 for a timeout and 130 for an
-/// interrupt (as `timeout` and shells do), or 1 when the state had to be restored.
+/// interrupt (as `timeout` and shells do), or 1 when its result was refused.
 pub fn exit_code(report: &Report) -> ExitCode {
     match report.stopped {
         Some(Stopped::Timeout) => return ExitCode::from(124),
@@ -37,7 +37,7 @@ pub fn exit_code(report: &Report) -> ExitCode {
         None => {}
     }
     match report.exit_code {
-        0 if report.restored => ExitCode::FAILURE,
+        0 if report.refused => ExitCode::FAILURE,
         code => ExitCode::from(u8::try_from(code).unwrap_or(1)),
     }
 }

@@ -84,31 +84,40 @@ pub async fn run(
             current.id()
         );
     }
+    // init, plan and apply of the new version commit together: a failed upgrade leaves every
+    // file of the shared directory as it was.
+    let mut transaction = session.begin().await?;
     for method in ["init", "plan"] {
         let report = session
-            .run(target, method, &[], false, note.clone())
+            .run_in(&mut transaction, target, method, &[], false, note.clone())
             .await?;
-        let ok = report.succeeded()
-            || (method == "plan"
-                && report.exit_code == 2
-                && !report.restored
-                && report.stopped.is_none());
+        let ok = report.succeeded() || (method == "plan" && report.answered());
         if !ok {
+            transaction.abandon(&format!("the upgrade stopped at `{method}`"))?;
             output::note(&format!(
-                "e: upgrade stopped at `{method}`; `{}` stays installed",
+                "e: upgrade stopped at `{method}`; nothing was committed and `{}` stays installed",
                 current.id()
             ));
             return Ok(exit_code(&report));
         }
     }
     let apply = session
-        .apply(target, &[], false, args.no_influences, note)
+        .apply_in(&mut transaction, target, &[], false, note)
         .await?;
     if !apply.succeeded() {
+        if apply.kept.is_none() {
+            transaction.abandon("the upgrade failed at `apply`")?;
+        }
         output::note(&format!(
-            "e: upgrade failed at `apply`; `{}` stays installed",
+            "e: upgrade failed at `apply`; nothing was committed and `{}` stays installed",
             current.id()
         ));
+        return Ok(exit_code(&apply));
+    }
+    transaction.commit()?;
+    output::note(&format!("e: `{}` is installed", target.id()));
+    if !args.no_influences {
+        session.notify_influenced(target, &apply.run).await?;
     }
     Ok(exit_code(&apply))
 }

@@ -1,4 +1,396 @@
-//! One method run: a private copy of the shared directory in, a container, a checked result out.
+//! One method run: a private copy of the shared directory in, a container, a checked result
+//! out. A run never sees the live shared directory: it gets its own copy of the snapshot
+//! (`workspace.rs`), handed to the engine as a bind-mounted directory or as an archive
+//! ([`Transfer`]); what it leaves is read back as data (`tree.rs`) and checked (`check.rs`).
+//! Whether the result is committed, kept aside or dropped is decided by the transaction it
+//! runs in (`transaction.rs`); the commit itself is `store/commit.rs`. Runs of an e that died
+//! are found and settled by `recovery.rs`.
 
 pub mod check;
+pub mod console;
+pub mod recovery;
+pub mod transaction;
 pub mod tree;
+pub mod workspace;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+
+use crate::repository::Entry;
+use crate::requirements;
+use crate::runtime::{
+    Engine, LABEL_OWNER, LABEL_SHARED, LABEL_TRANSFER, Network, RunSpec, SharedCopy, Stopped,
+    Transfer, Volume, labels,
+};
+use crate::secrets::{Secrets, resolve};
+use crate::store::{Run, SharedDir};
+use check::{Rules, Verdict};
+use console::Console;
+use tree::{Limits, Refusal, Tree};
+use workspace::{RunInfo, Workspace};
+
+/// How to run a method, beyond what the repository says.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Stop the container after this long.
+    pub timeout: Option<Duration>,
+    /// Where `${secret:NAME}` values come from.
+    pub secrets: Secrets,
+    /// Print the container's output as it arrives (otherwise only capture it).
+    pub quiet: bool,
+    /// Notes to record in the history with the run (flags like `--force`).
+    pub notes: Vec<String>,
+    /// The requirements file to hand the module (`E_REQUIREMENTS_FILE`).
+    pub requirements: Option<requirements::File>,
+    /// How the copy reaches the container.
+    pub transfer: Option<Transfer>,
+    /// The e command, for the run's record.
+    pub command: String,
+}
+
+/// The methods that must leave the shared directory as they found it.
+pub const READ_ONLY_METHODS: [&str; 3] = ["metadata", "plan", "audit"];
+
+/// What a method did to the shared directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Nothing changed.
+    Unchanged,
+    /// A valid change; the top-level state keys it changed.
+    Changed {
+        /// Module sections added, removed or modified.
+        keys: Vec<String>,
+    },
+    /// Refused by the checks; why.
+    Invalid(String),
+}
+
+/// What happened when a method ran.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The container's exit code.
+    pub exit_code: i64,
+    /// Set when e stopped the container.
+    pub stopped: Option<Stopped>,
+    /// What the checks said of the result.
+    pub check: Check,
+    /// Whether the result was refused by the checks (nothing of it is committed).
+    pub refused: bool,
+    /// The run id of a result kept aside (see `e recover`).
+    pub kept: Option<String>,
+    /// The container's stdout, masked.
+    pub stdout: String,
+    /// The container's stderr, masked.
+    pub stderr: String,
+    /// The id of the run in the history.
+    pub run: String,
+    /// The engine's id of the image that ran.
+    pub image_id: String,
+}
+
+impl Report {
+    /// Whether the method succeeded and left a valid result.
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == 0 && self.stopped.is_none() && !self.refused
+    }
+
+    /// Whether the container itself exited 0 or 2 by itself (2: "changes", for plan and audit).
+    pub fn answered(&self) -> bool {
+        (self.exit_code == 0 || self.exit_code == 2) && self.stopped.is_none() && !self.refused
+    }
+}
+
+/// A finished run, before anything is committed.
+pub struct Finished {
+    /// What happened.
+    pub report: Report,
+    /// The history record.
+    pub record: Run,
+    /// The valid result (module-visible, without `.e/`), when the checks accepted it.
+    pub result: Option<Tree>,
+    /// The run's directory, still on disk.
+    pub workspace: Workspace,
+}
+
+/// A fresh run id: time and process, unique enough to name a container and a history entry.
+pub fn new_run_id() -> String {
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    // A counter keeps ids of one process apart when two runs start in the same millisecond.
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{millis:x}-{:x}-{n}", std::process::id())
+}
+
+/// The environment variables every module gets: where things are (see docs/modules.md).
+fn contract_env(entry: Entry<'_>, method: &str) -> Vec<(String, String)> {
+    let shared = entry.version.shared_path().trim_end_matches('/').to_owned();
+    let module = &entry.module.name;
+    vec![
+        ("E_MODULE".to_owned(), module.clone()),
+        (
+            "E_MODULE_VERSION".to_owned(),
+            entry.version.version.to_string(),
+        ),
+        ("E_METHOD".to_owned(), method.to_owned()),
+        ("E_SHARED".to_owned(), shared.clone()),
+        ("E_STATE_FILE".to_owned(), format!("{shared}/state.yml")),
+        (
+            "E_CONFIG_FILE".to_owned(),
+            format!("{shared}/{module}-config.yml"),
+        ),
+    ]
+}
+
+/// The uid:gid a module runs as, which owns its copy. Through a bind, the user running e, so
+/// the files stay theirs. Through the archive API, root inside the container, with every
+/// capability dropped: the engine keeps the root of the volume it unpacks the copy into as its
+/// own, and a module must be able to create files there.
+fn container_user(transfer: Transfer) -> (u32, u32) {
+    match transfer {
+        // SAFETY: getuid and getgid cannot fail and touch no memory.
+        Transfer::Bind => unsafe { (libc::getuid(), libc::getgid()) },
+        Transfer::Archive => (0, 0),
+    }
+}
+
+/// The name of the engine volume behind a declared mount: it belongs to the module in this
+/// shared directory, not to one version, so it survives upgrades and works on any engine.
+pub fn volume_name(shared_id: &str, module: &str, container_path: &str) -> String {
+    let path: String = container_path
+        .trim_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("e-{}-{module}-{path}", &shared_id[..12.min(shared_id.len())])
+}
+
+/// Runs `method` of `entry` on `base` (what modules see of the shared directory) and checks
+/// what it left. Nothing is committed here. The caller holds the lock.
+pub async fn execute(
+    engine: &dyn Engine,
+    shared: &SharedDir,
+    base: &Tree,
+    live_digest: &str,
+    entry: Entry<'_>,
+    method: &str,
+    extra_args: &[String],
+    options: &Options,
+) -> anyhow::Result<Finished> {
+    let id = entry.id();
+    let command = entry.version.command(method).with_context(|| {
+        let known: Vec<&str> = entry
+            .version
+            .commands
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        format!(
+            "`{id}` has no command `{method}`\nhint: its commands are: {}",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )
+    })?;
+    let resolved = resolve(
+        &command.envs,
+        &options.secrets,
+        |k| std::env::var(k).ok(),
+        &format!("`{id}` command `{method}`"),
+    )?;
+    let image = engine
+        .ensure_image(&entry.version.image)
+        .await
+        .with_context(|| format!("cannot run `{id}`"))?;
+    let transfer = match options.transfer {
+        Some(transfer) => transfer,
+        None => engine.transfer().await?,
+    };
+
+    let shared_path = entry.version.shared_path().trim_end_matches('/').to_owned();
+    let mut env = contract_env(entry, method);
+    let mut given = base.clone();
+    if let Some(file) = &options.requirements {
+        let name = format!(".e/requirements/{}.json", entry.module.name);
+        given.insert_file(&name, serde_json::to_string_pretty(file)?.into_bytes(), 0o644);
+        env.push((
+            "E_REQUIREMENTS_FILE".to_owned(),
+            format!("{shared_path}/{name}"),
+        ));
+    }
+    env.extend(resolved.env);
+
+    let run_id = new_run_id();
+    let read_only = READ_ONLY_METHODS.contains(&method);
+    let info = RunInfo {
+        run: run_id.clone(),
+        module: entry.module.name.clone(),
+        version: entry.version.version.to_string(),
+        method: method.to_owned(),
+        mutating: !read_only,
+        transfer: transfer.name().to_owned(),
+        command: options.command.clone(),
+        owner: workspace::owner(),
+        pid: std::process::id(),
+        started: SystemTime::now(),
+        live_digest: live_digest.to_owned(),
+        kept: None,
+    };
+    let workspace = Workspace::create(shared, info)?;
+    let owner = container_user(transfer);
+    let copy = match transfer {
+        Transfer::Bind => SharedCopy::Bind {
+            host: workspace.fill(&given, Some(owner))?,
+        },
+        Transfer::Archive => SharedCopy::Archive {
+            upload: given.to_tar(owner)?,
+            // The tar adds a header of 512 bytes (and padding) per entry.
+            download_limit: Limits::DEFAULT.max_total_bytes
+                + (Limits::DEFAULT.max_entries as u64 + 2) * 1024,
+        },
+    };
+    let shared_id = shared.id()?;
+    let mut run_labels = labels(&entry.module.name, &run_id);
+    run_labels.insert(LABEL_SHARED.to_owned(), shared_id.clone());
+    run_labels.insert(
+        LABEL_OWNER.to_owned(),
+        format!("{} pid {}", workspace.info.owner, std::process::id()),
+    );
+    run_labels.insert(LABEL_TRANSFER.to_owned(), transfer.name().to_owned());
+    let volumes = entry
+        .version
+        .mounts
+        .iter()
+        .map(|mount| Volume {
+            name: volume_name(&shared_id, &entry.module.name, mount),
+            container: mount.clone(),
+            labels: [
+                ("e.managed-by", "e".to_owned()),
+                (LABEL_SHARED, shared_id.clone()),
+                ("e.module", entry.module.name.clone()),
+                ("e.mount", mount.clone()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        })
+        .collect();
+    let spec = RunSpec {
+        image: entry.version.image.clone(),
+        args: command
+            .command
+            .iter()
+            .chain(&command.args)
+            .chain(extra_args)
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .collect(),
+        env,
+        workdir: entry.version.workdir.clone(),
+        shared: copy,
+        shared_path,
+        volumes,
+        user: Some(format!("{}:{}", owner.0, owner.1)),
+        network: entry.version.network.unwrap_or(Network::None),
+        capabilities: entry.version.capabilities.clone(),
+        labels: run_labels,
+        timeout: options.timeout,
+    };
+
+    let console = Console::new(resolved.secrets, options.quiet);
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let result = engine.run(&spec, &console).await;
+    let (stdout, stderr) = console.finish();
+    let mut record = Run {
+        run: run_id.clone(),
+        module: entry.module.name.clone(),
+        version: entry.version.version.to_string(),
+        command: method.to_owned(),
+        started,
+        duration_ms: clock.elapsed().as_millis() as u64,
+        exit_code: None,
+        outcome: String::new(),
+        changed_keys: Vec::new(),
+        notes: options.notes.clone(),
+    };
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            // The engine failed midway: nothing the container did is trusted or kept.
+            record.outcome = "error".to_owned();
+            shared.record(&record)?;
+            workspace.remove()?;
+            return Err(err.context(format!("running `{id}` command `{method}` failed")));
+        }
+    };
+    record.exit_code = Some(outcome.exit_code);
+
+    let left = match (&spec.shared, outcome.download) {
+        (SharedCopy::Bind { host }, _) => Tree::read_dir(host, &Limits::DEFAULT),
+        (SharedCopy::Archive { .. }, Some(Ok(bytes))) => {
+            Tree::read_tar(bytes.as_slice(), "shared", &Limits::DEFAULT)
+        }
+        (SharedCopy::Archive { .. }, Some(Err(reason))) => Err(Refusal {
+            path: spec.shared_path.clone(),
+            reason,
+        }),
+        (SharedCopy::Archive { .. }, None) => Err(Refusal {
+            path: spec.shared_path.clone(),
+            reason: "was not read back from the engine".to_owned(),
+        }),
+    };
+    let rules = Rules {
+        module: &entry.module.name,
+        method,
+        read_only,
+    };
+    let verdict = left.and_then(|left| check::check(&given, &left, &rules).map(|v| (v, left)));
+    let (check, result) = match verdict {
+        Ok((Verdict::Unchanged, _)) => (Check::Unchanged, None),
+        Ok((Verdict::Changed(changes), left)) => (
+            Check::Changed {
+                keys: changes.sections,
+            },
+            Some(left.without(".e")),
+        ),
+        Err(refusal) => (Check::Invalid(refusal.to_string()), None),
+    };
+    let refused = matches!(check, Check::Invalid(_));
+    if let Check::Changed { keys } = &check {
+        record.changed_keys = keys.clone();
+    }
+    let succeeded = outcome.exit_code == 0 && outcome.stopped.is_none();
+    record.outcome = match outcome.stopped {
+        Some(Stopped::Timeout) => "timeout",
+        Some(Stopped::Interrupted) => "interrupted",
+        None if refused => "refused",
+        None if succeeded => "ok",
+        // Exit code 2 is an answer, not a failure, for the methods that report differences.
+        None if outcome.exit_code == 2 && method == "plan" => "changes",
+        None if outcome.exit_code == 2 && method == "audit" => "drift",
+        None => "failed",
+    }
+    .to_owned();
+    Ok(Finished {
+        report: Report {
+            exit_code: outcome.exit_code,
+            stopped: outcome.stopped,
+            check,
+            refused,
+            kept: None,
+            stdout,
+            stderr,
+            run: run_id,
+            image_id: image.id,
+        },
+        record,
+        result,
+        workspace,
+    })
+}

@@ -18,19 +18,23 @@ use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, CreateImageInfo, HostConfig, ImageInspect};
+use bollard::models::{
+    ContainerCreateBody, CreateImageInfo, HostConfig, ImageInspect, Mount, MountType,
+    VolumeCreateRequest,
+};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
-    CreateImageOptionsBuilder, ImportImageOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    StartContainerOptions, StopContainerOptionsBuilder, WaitContainerOptions,
+    CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ImportImageOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder, WaitContainerOptions,
 };
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt as _, StreamExt as _};
 
 use super::{
-    Bind, Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network, Outcome,
-    OutputSink, RunSpec, Stopped, Stream,
+    Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, LABEL_SHARED, LABEL_TRANSFER,
+    Network, Outcome, OutputSink, Reaped, RunSpec, SharedCopy, Stopped, Stream, Transfer, Volume,
 };
 use crate::output;
 
@@ -294,12 +298,26 @@ impl DockerEngine {
         }
 
         let config = container_config(spec)?;
+        for volume in &spec.volumes {
+            self.create_volume(volume).await?;
+        }
         let id = self.create_container(spec, config).await?;
         let mut guard = ContainerGuard {
             docker: self.docker.clone(),
             id: Some(id.clone()),
         };
-        let result = self.drive(&id, spec, sink, interrupt).await;
+        let mut result = match self.upload_copy(&id, spec).await {
+            Ok(()) => self.drive(&id, spec, sink, interrupt).await,
+            Err(err) => Err(err),
+        };
+        if let (Ok(outcome), SharedCopy::Archive { download_limit, .. }) =
+            (&mut result, &spec.shared)
+        {
+            outcome.download = Some(
+                self.download_copy(&id, &spec.shared_path, *download_limit)
+                    .await,
+            );
+        }
         let removal = guard.remove().await;
         match (result, removal) {
             (result, Ok(())) => result,
@@ -418,7 +436,7 @@ impl DockerEngine {
 
         let stopped = tokio::select! {
             result = &mut exited => {
-                return result.map(|exit_code| Outcome { exit_code, stopped: None });
+                return result.map(|exit_code| Outcome { exit_code, stopped: None, download: None });
             }
             () = deadline => Stopped::Timeout,
             () = &mut interrupt => Stopped::Interrupted,
@@ -427,7 +445,108 @@ impl DockerEngine {
         Ok(Outcome {
             exit_code,
             stopped: Some(stopped),
+            download: None,
         })
+    }
+
+    /// For an archive-mode run, puts the private copy into the created container.
+    async fn upload_copy(&self, id: &str, spec: &RunSpec) -> anyhow::Result<()> {
+        let SharedCopy::Archive { upload, .. } = &spec.shared else {
+            return Ok(());
+        };
+        let options = UploadToContainerOptionsBuilder::new()
+            .path(&spec.shared_path)
+            .build();
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(upload.clone().into()))
+            .await
+            .engine_context(|| {
+                format!(
+                    "failed to copy the shared directory into the container of {}",
+                    describe(spec)
+                )
+            })
+    }
+
+    /// Reads the tar of `path` out of a stopped container, refusing more than `limit` bytes.
+    async fn download_copy(&self, id: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
+        let options = DownloadFromContainerOptionsBuilder::new().path(path).build();
+        let mut chunks = self.docker.download_from_container(id, Some(options));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|err| {
+                format!(
+                    "could not be read from the container: {}",
+                    engine_message(&err)
+                )
+            })?;
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(format!(
+                    "is more than {} MiB, over the limit",
+                    limit / 1024 / 1024
+                ));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
+    /// Creates a named volume with its labels; one that exists is kept as it is.
+    async fn create_volume(&self, volume: &Volume) -> anyhow::Result<()> {
+        let request = VolumeCreateRequest {
+            name: Some(volume.name.clone()),
+            labels: Some(volume.labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(drop)
+            .engine_context(|| format!("failed to create the volume `{}`", volume.name))
+    }
+
+    /// [`Engine::reap`]: every container of a shared directory, stopped, read, removed.
+    async fn reap_containers(&self, shared_id: &str) -> anyhow::Result<Vec<Reaped>> {
+        let filters = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_MANAGED_BY}=e"),
+                format!("{LABEL_SHARED}={shared_id}"),
+            ],
+        )]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .engine_context(|| "failed to list the containers of dead runs".to_owned())?;
+        let mut reaped = Vec::new();
+        for container in containers {
+            let Some(id) = container.id else { continue };
+            let labels = container.labels.unwrap_or_default();
+            let label = |key: &str| labels.get(key).cloned().unwrap_or_default();
+            // Stopped first, so that it writes nothing more while it is read.
+            let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+            let _ = self.docker.kill_container(&id, Some(options)).await;
+            let download = if label(LABEL_TRANSFER) == Transfer::Archive.name() {
+                Some(
+                    self.download_copy(&id, "/shared", 1 << 30)
+                        .await,
+                )
+            } else {
+                None
+            };
+            remove_container(&self.docker, &id).await?;
+            reaped.push(Reaped {
+                run: label(LABEL_RUN),
+                module: label(LABEL_MODULE),
+                download,
+            });
+        }
+        Ok(reaped)
     }
 
     /// Waits for the container to exit and returns its exit code.
@@ -602,6 +721,20 @@ impl DockerEngine {
 const LOAD_CHUNK: usize = 1 << 20;
 
 impl Engine for DockerEngine {
+    fn transfer(&self) -> BoxFuture<'_, anyhow::Result<Transfer>> {
+        // Only a local socket promises that the engine sees this machine's files.
+        let transfer = if self.address.starts_with("unix://") {
+            Transfer::Bind
+        } else {
+            Transfer::Archive
+        };
+        async move { Ok(transfer) }.boxed()
+    }
+
+    fn reap<'a>(&'a self, shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<Reaped>>> {
+        self.reap_containers(shared_id).boxed()
+    }
+
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         self.ensure_present(image).boxed()
     }
@@ -653,6 +786,14 @@ impl LazyDocker {
 }
 
 impl Engine for LazyDocker {
+    fn transfer(&self) -> BoxFuture<'_, anyhow::Result<Transfer>> {
+        async move { self.get().await?.transfer().await }.boxed()
+    }
+
+    fn reap<'a>(&'a self, shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<Reaped>>> {
+        async move { self.get().await?.reap(shared_id).await }.boxed()
+    }
+
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         async move { self.get().await?.ensure_image(image).await }.boxed()
     }
@@ -741,11 +882,7 @@ async fn remove_container(docker: &Docker, id: &str) -> anyhow::Result<()> {
 
 /// The container's configuration: the spec, plus e's confinement.
 fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
-    let binds = spec
-        .binds
-        .iter()
-        .map(bind_option)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mounts = mounts(spec)?;
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     labels.insert(LABEL_MANAGED_BY.to_owned(), "e".to_owned());
     let network = match spec.network {
@@ -771,7 +908,7 @@ fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
         open_stdin: Some(false),
         tty: Some(false),
         host_config: Some(HostConfig {
-            binds: Some(binds),
+            mounts: Some(mounts),
             network_mode: Some(network.to_owned()),
             cap_drop: Some(vec!["ALL".to_owned()]),
             cap_add: Some(spec.capabilities.clone()),
@@ -789,31 +926,49 @@ fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
     })
 }
 
-/// A bind in the engine's `host:container:rw|ro` form, or why the engine could not mount it.
-pub(crate) fn bind_option(bind: &Bind) -> anyhow::Result<String> {
-    let host = bind.host.to_str().with_context(|| {
-        format!(
-            "cannot mount `{}`: the path is not UTF-8",
-            bind.host.display()
-        )
-    })?;
-    let problem = if !bind.host.is_absolute() {
-        Some("the host path is not absolute")
-    } else if host.contains(':') || bind.container.contains(':') {
-        Some("the engine cannot mount a path that holds `:`")
-    } else if !bind.container.starts_with('/') {
-        Some("the container path is not absolute")
-    } else if !bind.host.exists() {
-        // The engine would create it, owned by root; a missing directory is e's bug.
-        Some("the host path does not exist")
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        bail!("cannot mount `{host}` at `{}`: {problem}", bind.container);
+/// The container's mounts: the private copy at the shared path (a bind of e's own directory,
+/// or an anonymous volume the copy is uploaded into), then the module's named volumes.
+pub(crate) fn mounts(spec: &RunSpec) -> anyhow::Result<Vec<Mount>> {
+    if !spec.shared_path.starts_with('/') {
+        bail!("cannot mount the shared directory at `{}`: the container path is not absolute", spec.shared_path);
     }
-    let mode = if bind.read_only { "ro" } else { "rw" };
-    Ok(format!("{host}:{}:{mode}", bind.container))
+    let shared = match &spec.shared {
+        SharedCopy::Bind { host } => {
+            let text = host.to_str().with_context(|| {
+                format!("cannot mount `{}`: the path is not UTF-8", host.display())
+            })?;
+            if !host.is_absolute() {
+                bail!("cannot mount `{text}`: the host path is not absolute");
+            }
+            Mount {
+                target: Some(spec.shared_path.clone()),
+                source: Some(text.to_owned()),
+                typ: Some(MountType::BIND),
+                read_only: Some(false),
+                ..Default::default()
+            }
+        }
+        SharedCopy::Archive { .. } => Mount {
+            target: Some(spec.shared_path.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(false),
+            ..Default::default()
+        },
+    };
+    let mut mounts = vec![shared];
+    for volume in &spec.volumes {
+        if !volume.container.starts_with('/') {
+            bail!("cannot mount the volume `{}` at `{}`: the container path is not absolute", volume.name, volume.container);
+        }
+        mounts.push(Mount {
+            target: Some(volume.container.clone()),
+            source: Some(volume.name.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(false),
+            ..Default::default()
+        });
+    }
+    Ok(mounts)
 }
 
 /// `e-<module>-<run>` when both labels are there, cleaned to what the engine accepts.

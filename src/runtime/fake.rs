@@ -15,11 +15,13 @@ use anyhow::Context as _;
 use futures_util::future::BoxFuture;
 
 use super::docker::{
-    absent_image_error, bind_option, missing_image_error, no_dockerfile_error, with_default_tag,
+    absent_image_error, missing_image_error, mounts, no_dockerfile_error, with_default_tag,
 };
-use super::{Engine, ImageInfo, Outcome, OutputSink, RunSpec, Stream};
+use super::{Engine, ImageInfo, Outcome, OutputSink, Reaped, RunSpec, SharedCopy, Stream, Transfer};
 
-/// What a fake container does: it gets the spec and the sink, and returns the exit code.
+/// What a fake container does: it gets the spec and the sink, and returns the exit code. Its
+/// shared directory is always a host directory ([`SharedCopy::Bind`]): for an archive-mode
+/// run, the fake unpacks the upload into one and packs it again afterwards, as the engine would.
 pub type Behaviour = Box<dyn Fn(&RunSpec, &dyn OutputSink) -> anyhow::Result<i64> + Send + Sync>;
 
 /// An [`Engine`] that runs closures instead of containers.
@@ -125,17 +127,50 @@ impl FakeEngine {
             }
             state.behaviours.get(&reference).cloned()
         };
-        for bind in &spec.binds {
-            bind_option(bind)?;
+        mounts(spec)?;
+        if let SharedCopy::Bind { host } = &spec.shared
+            && !host.is_dir()
+        {
+            anyhow::bail!(
+                "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                host.display()
+            );
         }
+        // The container's view of an archive-mode copy: a directory of its own.
+        let (volume, local_spec) = match &spec.shared {
+            SharedCopy::Bind { .. } => (None, None),
+            SharedCopy::Archive { upload, .. } => {
+                let volume = tempfile::tempdir().context("failed to create the fake volume")?;
+                tar::Archive::new(upload.as_slice())
+                    .unpack(volume.path())
+                    .context("failed to unpack the upload")?;
+                let mut local = spec.clone();
+                local.shared = SharedCopy::Bind {
+                    host: volume.path().to_owned(),
+                };
+                (Some(volume), Some(local))
+            }
+        };
         // The lock is released: a behaviour may take its time or look at the engine.
         let exit_code = match behaviour {
-            Some(behaviour) => behaviour(spec, sink)?,
+            Some(behaviour) => behaviour(local_spec.as_ref().unwrap_or(spec), sink)?,
             None => 0,
+        };
+        let download = match volume {
+            None => None,
+            Some(volume) => {
+                let mut builder = tar::Builder::new(Vec::new());
+                builder.follow_symlinks(false);
+                builder
+                    .append_dir_all("shared", volume.path())
+                    .context("failed to pack the fake volume")?;
+                Some(Ok(builder.into_inner()?))
+            }
         };
         Ok(Outcome {
             exit_code,
             stopped: None,
+            download,
         })
     }
 
@@ -218,6 +253,15 @@ fn append(builder: &mut tar::Builder<Vec<u8>>, path: &str, bytes: &[u8]) -> anyh
 }
 
 impl Engine for FakeEngine {
+    fn transfer(&self) -> BoxFuture<'_, anyhow::Result<Transfer>> {
+        Box::pin(async { Ok(Transfer::Bind) })
+    }
+
+    fn reap<'a>(&'a self, _shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<Reaped>>> {
+        // A fake container never outlives its run.
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         Box::pin(async move { self.find_image(image) })
     }
@@ -325,7 +369,7 @@ impl OutputSink for RecordingSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Bind, Network, labels};
+    use crate::runtime::{Network, labels};
 
     fn spec(image: &str) -> RunSpec {
         RunSpec {
@@ -333,7 +377,11 @@ mod tests {
             args: vec!["apply".to_owned()],
             env: vec![("E_MODULE".to_owned(), "web".to_owned())],
             workdir: None,
-            binds: Vec::new(),
+            shared: SharedCopy::Bind {
+                host: std::env::temp_dir(),
+            },
+            shared_path: "/shared".to_owned(),
+            volumes: Vec::new(),
             user: Some("1000:1000".to_owned()),
             network: Network::None,
             capabilities: Vec::new(),
@@ -369,7 +417,8 @@ mod tests {
             outcome,
             Outcome {
                 exit_code: 3,
-                stopped: None
+                stopped: None,
+                download: None,
             }
         );
         assert_eq!(sink.stdout(), "apply\n");
@@ -393,20 +442,42 @@ mod tests {
         engine.on_run(
             "web:1",
             Box::new(|spec, _| {
-                let host = &spec.binds[0].host;
+                let SharedCopy::Bind { host } = &spec.shared else {
+                    anyhow::bail!("a fake container always sees a directory");
+                };
                 std::fs::write(host.join("state.yaml"), "applied: true\n")?;
                 Ok(0)
             }),
         );
         let mut spec = spec("web:1");
-        spec.binds.push(Bind {
+        spec.shared = SharedCopy::Bind {
             host: shared.path().to_owned(),
-            container: "/shared".to_owned(),
-            read_only: false,
-        });
+        };
         block_on(engine.run(&spec, &RecordingSink::new())).expect("run");
         let written = std::fs::read_to_string(shared.path().join("state.yaml")).expect("read");
         assert_eq!(written, "applied: true\n");
+
+        // In archive mode the same behaviour's writes come back as a download.
+        let mut upload = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o644);
+        upload
+            .append_data(&mut header, "before.txt", &b"old"[..])
+            .expect("tar");
+        spec.shared = SharedCopy::Archive {
+            upload: upload.into_inner().expect("tar"),
+            download_limit: 1 << 20,
+        };
+        let outcome = block_on(engine.run(&spec, &RecordingSink::new())).expect("run");
+        let download = outcome.download.expect("a download").expect("readable");
+        let mut names: Vec<String> = tar::Archive::new(download.as_slice())
+            .entries()
+            .expect("entries")
+            .map(|e| e.expect("entry").path().expect("path").display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["shared", "shared/before.txt", "shared/state.yaml"]);
     }
 
     #[test]
@@ -440,11 +511,9 @@ mod tests {
     fn binds_are_checked_like_the_engine() {
         let engine = FakeEngine::new().with_image("web:1");
         let mut spec = spec("web:1");
-        spec.binds.push(Bind {
+        spec.shared = SharedCopy::Bind {
             host: PathBuf::from("/nonexistent/e-fake-test"),
-            container: "/shared".to_owned(),
-            read_only: true,
-        });
+        };
         let err = block_on(engine.run(&spec, &RecordingSink::new())).expect_err("bad bind");
         assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
     }

@@ -22,6 +22,12 @@ pub const LABEL_MANAGED_BY: &str = "e.managed-by";
 pub const LABEL_MODULE: &str = "e.module";
 /// Label with the id of the run (one e invocation of one method).
 pub const LABEL_RUN: &str = "e.run";
+/// Label with the id of the shared directory the run belongs to.
+pub const LABEL_SHARED: &str = "e.shared";
+/// Label naming who started the run: `user@host pid N`.
+pub const LABEL_OWNER: &str = "e.owner";
+/// Label with the run's [`Transfer`].
+pub const LABEL_TRANSFER: &str = "e.transfer";
 
 /// The labels e puts on a container it starts.
 pub fn labels(module: &str, run: &str) -> BTreeMap<String, String> {
@@ -32,15 +38,55 @@ pub fn labels(module: &str, run: &str) -> BTreeMap<String, String> {
     ])
 }
 
-/// A host directory mounted into the container.
+/// How a run's private copy of the shared directory reaches its container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transfer {
+    /// The engine sees e's files (a local socket): the copy is a host directory, bind-mounted.
+    Bind,
+    /// It may not (a remote engine): the copy is uploaded into the container before it starts
+    /// and downloaded after it stops, through the engine's archive API.
+    Archive,
+}
+
+impl Transfer {
+    /// The word for messages and `--transfer`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transfer::Bind => "bind",
+            Transfer::Archive => "archive",
+        }
+    }
+}
+
+/// The run's private copy of the shared directory, as the engine gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bind {
-    /// Absolute host path; it must exist.
-    pub host: PathBuf,
+pub enum SharedCopy {
+    /// A host directory, bind-mounted through the API's `Mounts`, which fails on a missing
+    /// source instead of creating an empty directory: an engine that cannot see e's files is
+    /// detected rather than silently wrong.
+    Bind {
+        /// Absolute host path of the copy.
+        host: PathBuf,
+    },
+    /// A tar uploaded into an anonymous volume before start; the volume's content is read back
+    /// (up to `download_limit` bytes) after the container stops.
+    Archive {
+        /// The tar of the copy (see `run::tree::Tree::to_tar`).
+        upload: Vec<u8>,
+        /// The most bytes of the download that are read; past it the download is refused.
+        download_limit: u64,
+    },
+}
+
+/// A named volume of the engine mounted into the container: a module's private `mounts:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// The volume's name; created (with e's labels) when missing.
+    pub name: String,
     /// Absolute container path.
     pub container: String,
-    /// Mount read-only.
-    pub read_only: bool,
+    /// Labels for a volume e creates.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Everything needed to run one module method in a container.
@@ -54,8 +100,12 @@ pub struct RunSpec {
     pub env: Vec<(String, String)>,
     /// Working directory in the container.
     pub workdir: Option<String>,
-    /// Host directories to mount.
-    pub binds: Vec<Bind>,
+    /// The run's private copy of the shared directory.
+    pub shared: SharedCopy,
+    /// Where the copy appears in the container (`/shared`).
+    pub shared_path: String,
+    /// Named volumes to mount.
+    pub volumes: Vec<Volume>,
     /// `uid:gid` to run as.
     pub user: Option<String>,
     /// Network mode; `None` is the default.
@@ -99,6 +149,20 @@ pub struct Outcome {
     pub exit_code: i64,
     /// Set when e stopped the container.
     pub stopped: Option<Stopped>,
+    /// For [`SharedCopy::Archive`]: the tar of the container's shared directory after it
+    /// stopped, or why it could not be read.
+    pub download: Option<Result<Vec<u8>, String>>,
+}
+
+/// A container of a run whose e died, found and removed by [`Engine::reap`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaped {
+    /// Its run id (label `e.run`).
+    pub run: String,
+    /// Its module (label `e.module`).
+    pub module: String,
+    /// For a run with [`Transfer::Archive`]: what the container left in its shared directory.
+    pub download: Option<Result<Vec<u8>, String>>,
 }
 
 /// What the engine knows about an image.
@@ -125,6 +189,15 @@ pub trait Engine: Send + Sync {
         spec: &'a RunSpec,
         sink: &'a dyn OutputSink,
     ) -> BoxFuture<'a, anyhow::Result<Outcome>>;
+
+    /// How runs should hand their private copy to this engine: [`Transfer::Bind`] when it
+    /// sees e's files (a local socket), else [`Transfer::Archive`].
+    fn transfer(&self) -> BoxFuture<'_, anyhow::Result<Transfer>>;
+
+    /// Stops and removes every container of the shared directory `shared_id` (label
+    /// `e.shared`), first reading what archive-mode ones left. Called under the lock, when
+    /// no run of that directory can be alive.
+    fn reap<'a>(&'a self, shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<Reaped>>>;
 
     /// Builds an image from a directory holding a Dockerfile, tagging it `tag`, streaming the
     /// build log to `sink`.

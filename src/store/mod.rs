@@ -361,17 +361,19 @@ impl SharedDir {
         Ok(())
     }
 
-    /// Appends a run to the history.
-    pub fn record(&self, record: &Run) -> anyhow::Result<()> {
+    /// Where a run's history record lives, relative to the shared directory.
+    pub fn history_path(&self, record: &Run) -> String {
         let millis = record
             .started
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis();
-        let path = self
-            .e_dir()
-            .join("history")
-            .join(format!("{millis:013}-{}.json", record.run));
+        format!("{E_DIR}/history/{millis:013}-{}.json", record.run)
+    }
+
+    /// Appends a run to the history.
+    pub fn record(&self, record: &Run) -> anyhow::Result<()> {
+        let path = self.root.join(self.history_path(record));
         self.write_atomic(&path, serde_json::to_string_pretty(record)?.as_bytes())
     }
 

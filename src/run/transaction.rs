@@ -1,0 +1,203 @@
+//! A transaction: one or more runs on a working copy of the shared directory, committed
+//! together or not at all. `e init` is a transaction of one run; `e upgrade` runs init, plan
+//! and apply of the new version in one, so a failed upgrade leaves every file as it was.
+//!
+//! The rules (docs/modules.md, "What is kept"):
+//! - a read-only method (metadata, plan, audit) never changes anything;
+//! - a run that succeeds with a valid result moves the working copy forward;
+//! - a result the checks refuse is dropped, and nothing of the transaction is committed;
+//! - a mutating run that fails, times out or is interrupted may already have made
+//!   infrastructure that its result records, so a valid result of it is kept aside in
+//!   `.e/kept/<run>/` (not lost, not committed) and the user is told how to inspect, commit or
+//!   drop it (`e recover`).
+
+use crate::output;
+use crate::repository::Entry;
+use crate::runtime::Engine;
+use crate::store::{BACKUP_FILE, Change, Installed, Run, STATE_FILE, SharedDir};
+
+use super::tree::Tree;
+use super::{Finished, Options, Report, execute};
+
+/// What a transaction does to e's record of installed modules when it commits.
+#[derive(Debug, Clone)]
+enum InstalledChange {
+    Install(Installed),
+    Uninstall(String),
+}
+
+/// Runs on a working copy, committed whole by [`Transaction::commit`].
+pub struct Transaction<'s> {
+    shared: &'s SharedDir,
+    live: Tree,
+    live_digest: String,
+    work: Tree,
+    records: Vec<Run>,
+    installed: Vec<InstalledChange>,
+    cleanup: Vec<String>,
+}
+
+impl<'s> Transaction<'s> {
+    /// Starts from the shared directory as it is now. The caller holds the lock.
+    pub fn begin(shared: &'s SharedDir) -> anyhow::Result<Transaction<'s>> {
+        let live = shared.load_tree()?;
+        Ok(Transaction {
+            shared,
+            live_digest: live.digest(),
+            work: live.clone(),
+            live,
+            records: Vec::new(),
+            installed: Vec::new(),
+            cleanup: Vec::new(),
+        })
+    }
+
+    /// The working copy: what the next run will see.
+    pub fn work(&self) -> &Tree {
+        &self.work
+    }
+
+    /// Runs `method` of `entry` on the working copy and settles its result (see the rules
+    /// above). Nothing reaches the shared directory until [`Transaction::commit`].
+    pub async fn run(
+        &mut self,
+        engine: &dyn Engine,
+        entry: Entry<'_>,
+        method: &str,
+        extra: &[String],
+        options: &Options,
+    ) -> anyhow::Result<Report> {
+        let finished = execute(
+            engine,
+            self.shared,
+            &self.work,
+            &self.live_digest,
+            entry,
+            method,
+            extra,
+            options,
+        )
+        .await?;
+        self.settle(entry, method, finished)
+    }
+
+    fn settle(&mut self, entry: Entry<'_>, method: &str, finished: Finished) -> anyhow::Result<Report> {
+        let Finished {
+            mut report,
+            mut record,
+            result,
+            workspace,
+        } = finished;
+        let id = entry.id();
+        if let super::Check::Invalid(reason) = &report.check {
+            output::note(&format!(
+                "e: `{id}` {method} left a shared directory e refuses: {reason}; nothing was committed"
+            ));
+            record.notes.push(format!("refused: {reason}"));
+            self.shared.record(&record)?;
+            workspace.remove()?;
+            return Ok(report);
+        }
+        match result {
+            Some(result) if report.succeeded() => {
+                self.work = result;
+                self.cleanup.push(workspace.relative(self.shared));
+                self.records.push(record);
+            }
+            Some(result) => {
+                let why = match report.stopped {
+                    Some(crate::runtime::Stopped::Timeout) => "it ran past its timeout".to_owned(),
+                    Some(crate::runtime::Stopped::Interrupted) => "it was interrupted".to_owned(),
+                    None => format!("it failed (exit {})", report.exit_code),
+                };
+                let run = report.run.clone();
+                // What the transaction did before this run is part of what is kept.
+                workspace.keep(self.shared, &result, &why)?;
+                record.notes.push(format!("result kept aside as run {run}"));
+                self.shared.record(&record)?;
+                self.abandon(&format!("`{id}` {method} failed"))?;
+                output::note(&format!(
+                    "e: `{id}` {method} changed the shared directory, but {why}: nothing was committed.\n\
+                     e: what it left is kept aside as run `{run}`, since it may record infrastructure that now exists:\n  \
+                     e recover show {run}     # what it changed\n  \
+                     e recover commit {run}   # make it the shared directory's content\n  \
+                     e recover drop {run}     # forget it"
+                ));
+                report.kept = Some(run);
+            }
+            None => {
+                self.records.push(record);
+                workspace.remove()?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Records `entry` as installed when the transaction commits.
+    pub fn install(&mut self, record: Installed) {
+        self.installed.push(InstalledChange::Install(record));
+    }
+
+    /// Forgets an installed module when the transaction commits.
+    pub fn uninstall(&mut self, module: &str) {
+        self.installed
+            .push(InstalledChange::Uninstall(module.to_owned()));
+    }
+
+    /// Commits the working copy, e's records and the history of its runs, whole.
+    pub fn commit(self) -> anyhow::Result<()> {
+        let mut change = Change::between(&self.live, &self.work);
+        if self.live.file(STATE_FILE) != self.work.file(STATE_FILE)
+            && let Some(before) = self.live.file(STATE_FILE)
+        {
+            change.write(BACKUP_FILE, before.to_vec());
+        }
+        if !self.installed.is_empty() {
+            let mut all = self.shared.installed()?;
+            for item in &self.installed {
+                match item {
+                    InstalledChange::Install(record) => {
+                        all.insert(record.module.clone(), record.clone());
+                    }
+                    InstalledChange::Uninstall(module) => {
+                        all.remove(module);
+                    }
+                }
+            }
+            change.write(
+                ".e/installed.json",
+                serde_json::to_string_pretty(&all)?.into_bytes(),
+            );
+        }
+        for record in &self.records {
+            change.write(
+                self.shared.history_path(record),
+                serde_json::to_string_pretty(record)?.into_bytes(),
+            );
+        }
+        change.cleanup = self.cleanup.clone();
+        let id = self
+            .records
+            .last()
+            .map(|r| r.run.clone())
+            .unwrap_or_else(super::new_run_id);
+        self.shared.commit(&change, &id)
+    }
+
+    /// Drops the transaction: its runs stay in the history, marked as not committed.
+    pub fn abandon(&mut self, why: &str) -> anyhow::Result<()> {
+        for mut record in std::mem::take(&mut self.records) {
+            record.notes.push(format!("not committed: {why}"));
+            self.shared.record(&record)?;
+        }
+        for dir in std::mem::take(&mut self.cleanup) {
+            let path = self.shared.root().join(dir);
+            if path.exists() {
+                std::fs::remove_dir_all(&path)?;
+            }
+        }
+        self.work = self.live.clone();
+        self.installed.clear();
+        Ok(())
+    }
+}

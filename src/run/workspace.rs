@@ -1,0 +1,152 @@
+//! A run's own directory, `.e/runs/<run>/`: its record (`run.json`: who, what, from which
+//! state) and, when the engine sees e's files, the private copy of the shared directory that
+//! its container works on (`shared/`). It exists from before the container starts until the
+//! run is committed, kept aside or dropped, so a run whose e died is always found again
+//! (see `recovery.rs`). A kept result lives in `.e/kept/<run>/`, with the same layout.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use super::tree::Tree;
+use crate::store::SharedDir;
+
+/// The record of a run, written before its container starts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The run id (also the container's `e.run` label).
+    pub run: String,
+    /// Module name.
+    pub module: String,
+    /// Module version.
+    pub version: String,
+    /// The method.
+    pub method: String,
+    /// Whether the method may change the shared directory (not metadata, plan, audit).
+    pub mutating: bool,
+    /// `bind` or `archive`.
+    pub transfer: String,
+    /// The e command that ran it.
+    pub command: String,
+    /// `user@host`.
+    pub owner: String,
+    /// The process id of that e.
+    pub pid: u32,
+    /// When it started.
+    pub started: SystemTime,
+    /// The digest of the shared directory (what modules see) when the command began: a kept
+    /// result can be committed only onto that same content.
+    pub live_digest: String,
+    /// Why the result was kept aside, once it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
+}
+
+/// The directory of one run.
+#[derive(Debug)]
+pub struct Workspace {
+    dir: PathBuf,
+    /// Its record.
+    pub info: RunInfo,
+}
+
+/// The record file's name in a run's directory.
+const RECORD: &str = "run.json";
+/// The copy's name in a run's directory.
+const COPY: &str = "shared";
+
+impl Workspace {
+    /// Creates `.e/runs/<run>/` with its record.
+    pub fn create(shared: &SharedDir, info: RunInfo) -> anyhow::Result<Workspace> {
+        let dir = shared.e_dir().join("runs").join(&info.run);
+        fs::create_dir(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+        let workspace = Workspace { dir, info };
+        workspace.write_record(shared)?;
+        Ok(workspace)
+    }
+
+    /// Opens the directory of a run found on disk (`.e/runs/<run>` or `.e/kept/<run>`).
+    pub fn open(dir: &Path) -> anyhow::Result<Workspace> {
+        let path = dir.join(RECORD);
+        let text = fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        let info = serde_json::from_slice(&text)
+            .with_context(|| format!("`{}` is not the record of a run", path.display()))?;
+        Ok(Workspace {
+            dir: dir.to_owned(),
+            info,
+        })
+    }
+
+    fn write_record(&self, shared: &SharedDir) -> anyhow::Result<()> {
+        shared.write_atomic(
+            &self.dir.join(RECORD),
+            serde_json::to_string_pretty(&self.info)?.as_bytes(),
+        )
+    }
+
+    /// The run's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the private copy is (for a bind-mode run, or a kept result).
+    pub fn copy_dir(&self) -> PathBuf {
+        self.dir.join(COPY)
+    }
+
+    /// The directory's path relative to the shared directory, for a commit's cleanup.
+    pub fn relative(&self, shared: &SharedDir) -> String {
+        self.dir
+            .strip_prefix(shared.root())
+            .unwrap_or(&self.dir)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Writes `tree` as the private copy, owned by `owner` (the container's user).
+    pub fn fill(&self, tree: &Tree, owner: Option<(u32, u32)>) -> anyhow::Result<PathBuf> {
+        let copy = self.copy_dir();
+        fs::create_dir(&copy).with_context(|| format!("failed to create `{}`", copy.display()))?;
+        tree.write_dir(&copy, owner)?;
+        Ok(copy)
+    }
+
+    /// Moves the run to `.e/kept/<run>/` with `result` as its copy, and says why.
+    pub fn keep(mut self, shared: &SharedDir, result: &Tree, why: &str) -> anyhow::Result<()> {
+        let target = shared.e_dir().join("kept").join(&self.info.run);
+        fs::rename(&self.dir, &target)
+            .with_context(|| format!("failed to move `{}` aside", self.dir.display()))?;
+        self.dir = target;
+        let copy = self.copy_dir();
+        if copy.exists() {
+            fs::remove_dir_all(&copy)
+                .with_context(|| format!("failed to replace `{}`", copy.display()))?;
+        }
+        self.fill(result, None)?;
+        self.info.kept = Some(why.to_owned());
+        self.write_record(shared)
+    }
+
+    /// Removes the run's directory.
+    pub fn remove(self) -> anyhow::Result<()> {
+        fs::remove_dir_all(&self.dir)
+            .with_context(|| format!("failed to remove `{}`", self.dir.display()))
+    }
+}
+
+/// `user@host`, for records and labels.
+pub fn owner() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| {
+            // SAFETY: getuid cannot fail and touches no memory.
+            format!("uid{}", unsafe { libc::getuid() })
+        });
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned());
+    format!("{user}@{host}")
+}
