@@ -111,6 +111,8 @@ pub struct Finished {
     pub result: Option<Tree>,
     /// The run's directory, still on disk.
     pub workspace: Workspace,
+    /// The requirements file the module was given: its path and bytes.
+    pub requirements: Option<(String, Vec<u8>)>,
 }
 
 /// A fresh run id: time and process, unique enough to name a container and a history entry.
@@ -215,9 +217,12 @@ pub async fn execute(
     let shared_path = entry.version.shared_path().trim_end_matches('/').to_owned();
     let mut env = contract_env(entry, method);
     let mut given = base.clone();
+    let mut requirements = None;
     if let Some(file) = &options.requirements {
         let name = format!(".e/requirements/{}.json", entry.module.name);
-        given.insert_file(&name, serde_json::to_string_pretty(file)?.into_bytes(), 0o644);
+        let bytes = serde_json::to_string_pretty(file)?.into_bytes();
+        given.insert_file(&name, bytes.clone(), 0o644);
+        requirements = Some((name.clone(), bytes));
         env.push((
             "E_REQUIREMENTS_FILE".to_owned(),
             format!("{shared_path}/{name}"),
@@ -392,5 +397,6 @@ pub async fn execute(
         record,
         result,
         workspace,
+        requirements,
     })
 }

@@ -17,7 +17,7 @@ use crate::runtime::Engine;
 use crate::store::{BACKUP_FILE, Change, Installed, Run, STATE_FILE, SharedDir};
 
 use super::tree::Tree;
-use super::{Finished, Options, Report, execute};
+use super::{Finished, Options, READ_ONLY_METHODS, Report, execute};
 
 /// What a transaction does to e's record of installed modules when it commits.
 #[derive(Debug, Clone)]
@@ -34,6 +34,7 @@ pub struct Transaction<'s> {
     work: Tree,
     records: Vec<Run>,
     installed: Vec<InstalledChange>,
+    records_files: Vec<(String, Vec<u8>)>,
     cleanup: Vec<String>,
 }
 
@@ -48,6 +49,7 @@ impl<'s> Transaction<'s> {
             live,
             records: Vec::new(),
             installed: Vec::new(),
+            records_files: Vec::new(),
             cleanup: Vec::new(),
         })
     }
@@ -78,20 +80,50 @@ impl<'s> Transaction<'s> {
             options,
         )
         .await?;
-        self.settle(entry, method, finished)
+        self.settle(entry, method, options.timeout, finished)
     }
 
-    fn settle(&mut self, entry: Entry<'_>, method: &str, finished: Finished) -> anyhow::Result<Report> {
+    fn settle(
+        &mut self,
+        entry: Entry<'_>,
+        method: &str,
+        timeout: Option<std::time::Duration>,
+        finished: Finished,
+    ) -> anyhow::Result<Report> {
         let Finished {
             mut report,
             mut record,
             result,
             workspace,
+            requirements,
         } = finished;
+        // The requirements file the module was given is e's record of whom it used.
+        if let Some((path, bytes)) = requirements
+            && !READ_ONLY_METHODS.contains(&method)
+        {
+            self.records_files.push((path, bytes));
+        }
         let id = entry.id();
-        if let super::Check::Invalid(reason) = &report.check {
+        if let Some(stopped) = report.stopped {
+            let why = match stopped {
+                crate::runtime::Stopped::Timeout => format!(
+                    "ran longer than {}",
+                    humantime::format_duration(timeout.unwrap_or_default())
+                ),
+                crate::runtime::Stopped::Interrupted => "was interrupted".to_owned(),
+            };
             output::note(&format!(
-                "e: `{id}` {method} left a shared directory e refuses: {reason}; nothing was committed"
+                "e: `{id}` {method} {why}; its container was stopped and removed"
+            ));
+        }
+        if let super::Check::Invalid(reason) = &report.check {
+            let failed = if report.exit_code != 0 && report.stopped.is_none() {
+                format!(" failed (exit {}) and", report.exit_code)
+            } else {
+                String::new()
+            };
+            output::note(&format!(
+                "e: `{id}` {method}{failed} left a shared directory e refuses: {reason}; nothing was committed, the shared directory is as it was"
             ));
             record.notes.push(format!("refused: {reason}"));
             self.shared.record(&record)?;
@@ -169,6 +201,9 @@ impl<'s> Transaction<'s> {
                 serde_json::to_string_pretty(&all)?.into_bytes(),
             );
         }
+        for (path, bytes) in &self.records_files {
+            change.write(path.clone(), bytes.clone());
+        }
         for record in &self.records {
             change.write(
                 self.shared.history_path(record),
@@ -198,6 +233,7 @@ impl<'s> Transaction<'s> {
         }
         self.work = self.live.clone();
         self.installed.clear();
+        self.records_files.clear();
         Ok(())
     }
 }

@@ -122,7 +122,7 @@ impl Tree {
                         return Err(refuse(&path, "is a hard link"));
                     }
                     if meta.len() > limits.max_file_bytes {
-                        return Err(refuse(&path, "is too large"));
+                        return Err(refuse(&path, "is too large: over the limit of one file"));
                     }
                     total += meta.len();
                     if total > limits.max_total_bytes {

@@ -1249,49 +1249,60 @@ mod tests {
     }
 
     #[test]
-    fn binds_are_checked() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let bind = |host: PathBuf, container: &str, read_only| Bind {
-            host,
-            container: container.to_owned(),
-            read_only,
+    fn the_shared_copy_is_mounted_through_mounts() {
+        let mut spec = test_spec();
+        spec.shared = SharedCopy::Bind {
+            host: PathBuf::from("/e/runs/r1/shared"),
         };
-        let host = dir.path().to_str().expect("utf-8 temp dir").to_owned();
+        spec.volumes.push(Volume {
+            name: "e-0123-azi-var-lib-azi".to_owned(),
+            container: "/var/lib/azi".to_owned(),
+            labels: BTreeMap::new(),
+        });
+        let bound = mounts(&spec).expect("valid mounts");
+        assert_eq!(bound[0].typ, Some(MountType::BIND));
+        assert_eq!(bound[0].source.as_deref(), Some("/e/runs/r1/shared"));
+        assert_eq!(bound[0].target.as_deref(), Some("/shared"));
+        assert_eq!(bound[1].typ, Some(MountType::VOLUME));
+        assert_eq!(bound[1].source.as_deref(), Some("e-0123-azi-var-lib-azi"));
+        spec.shared = SharedCopy::Archive {
+            upload: Vec::new(),
+            download_limit: 1,
+        };
+        let archived = mounts(&spec).expect("valid mounts");
         assert_eq!(
-            bind_option(&bind(dir.path().to_owned(), "/shared", false)).expect("valid bind"),
-            format!("{host}:/shared:rw")
+            (archived[0].typ, archived[0].source.as_deref()),
+            (Some(MountType::VOLUME), None)
         );
-        assert_eq!(
-            bind_option(&bind(dir.path().to_owned(), "/shared", true)).expect("valid bind"),
-            format!("{host}:/shared:ro")
-        );
-        let errors = [
-            bind(PathBuf::from("relative"), "/shared", false),
-            bind(dir.path().join("missing"), "/shared", false),
-            bind(dir.path().to_owned(), "shared", false),
-            bind(dir.path().to_owned(), "/a:b", false),
-        ]
-        .map(|bind| format!("{:#}", bind_option(&bind).expect_err("invalid bind")));
-        assert!(errors[0].contains("not absolute"), "{}", errors[0]);
-        assert!(errors[1].contains("does not exist"), "{}", errors[1]);
-        assert!(errors[2].contains("container path"), "{}", errors[2]);
-        assert!(errors[3].contains("`:`"), "{}", errors[3]);
+        spec.shared = SharedCopy::Bind {
+            host: PathBuf::from("relative"),
+        };
+        let err = format!("{:#}", mounts(&spec).expect_err("relative"));
+        assert!(err.contains("not absolute"), "{err}");
     }
 
-    #[test]
-    fn container_config_confines_the_container() {
-        let spec = RunSpec {
+    fn test_spec() -> RunSpec {
+        RunSpec {
             image: "e-test:1".to_owned(),
             args: vec!["apply".to_owned()],
             env: vec![("A".to_owned(), "1".to_owned())],
             workdir: Some("/work".to_owned()),
-            binds: vec![],
+            shared: SharedCopy::Bind {
+                host: PathBuf::from("/tmp"),
+            },
+            shared_path: "/shared".to_owned(),
+            volumes: Vec::new(),
             user: Some("1000:1000".to_owned()),
             network: Network::None,
             capabilities: vec!["NET_ADMIN".to_owned()],
             labels: super::super::labels("web", "r1"),
             timeout: None,
-        };
+        }
+    }
+
+    #[test]
+    fn container_config_confines_the_container() {
+        let spec = test_spec();
         let config = container_config(&spec).expect("config");
         assert_eq!(config.cmd, Some(vec!["apply".to_owned()]));
         assert_eq!(config.entrypoint, None);

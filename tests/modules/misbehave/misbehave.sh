@@ -44,7 +44,6 @@ case "$1" in
     echo "module=$E_MODULE version=$E_MODULE_VERSION method=$E_METHOD"
     echo "requirements=$E_REQUIREMENTS_FILE"
     grep -q '"module": "misbehave"' "$E_REQUIREMENTS_FILE" && echo "requirements file readable"
-    touch /shared/.e/planted 2>/dev/null && echo "e area writable" || echo "e area read-only"
     ls /var/run/docker.sock 2>/dev/null && echo "docker socket present" || echo "no docker socket"
     ;;
   *) echo "unknown misbehaviour: $1" >&2; exit 64 ;;
