@@ -44,9 +44,33 @@ pub struct Cli {
     #[arg(long, global = true, env = "E_SECRETS", value_name = "FILE")]
     pub secrets: Option<PathBuf>,
 
+    /// How a run's private copy of the shared directory reaches its container: `bind` mounts
+    /// a directory of e's (the engine must see this machine's files), `archive` uploads and
+    /// downloads it through the Engine API (any engine), `auto` takes `bind` for a local
+    /// socket and `archive` otherwise.
+    #[arg(
+        long,
+        global = true,
+        env = "E_TRANSFER",
+        value_enum,
+        default_value_t = TransferChoice::Auto
+    )]
+    pub transfer: TransferChoice,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How runs hand their copy to the engine (`--transfer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransferChoice {
+    /// `bind` for a local socket, `archive` otherwise.
+    Auto,
+    /// Bind-mount a private directory (the engine must see this machine's files).
+    Bind,
+    /// Upload and download through the Engine API's archive endpoints.
+    Archive,
 }
 
 /// The subcommands of e.
@@ -92,6 +116,52 @@ pub enum Command {
     Export(ExportArgs),
     /// Load an archive of `e export`: images into the engine, modules into the repository.
     Import(ImportArgs),
+    /// Inspect, commit or drop the results of runs that failed or whose e stopped midway.
+    Recover(RecoverArgs),
+}
+
+/// Arguments of `e recover`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "A mutating method (apply, destroy, ...) that fails, times out, is \
+interrupted or whose e is killed may already have changed infrastructure that its result \
+records. e never commits such a result by itself and never loses it: it is kept aside under \
+`.e/kept/RUN/`.\n\n  e recover                 # list kept results\n  e recover show RUN        # what it would change\n  e recover commit RUN      # make it the shared directory's content\n  e recover drop RUN        # forget it"
+)]
+pub struct RecoverArgs {
+    /// What to do; without one, list the kept results.
+    #[command(subcommand)]
+    pub action: Option<RecoverAction>,
+
+    /// Output format of the list.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+
+    /// How long to wait for another e working on the same shared directory.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s", value_name = "DURATION", global = true)]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// What `e recover` does with a kept result.
+#[derive(Debug, Subcommand)]
+pub enum RecoverAction {
+    /// List the kept results.
+    List,
+    /// Show what committing a kept result would change.
+    Show {
+        /// The run id (from `e recover list`).
+        run: String,
+    },
+    /// Commit a kept result: it becomes the shared directory's content, whole.
+    Commit {
+        /// The run id.
+        run: String,
+    },
+    /// Forget a kept result.
+    Drop {
+        /// The run id.
+        run: String,
+    },
 }
 
 /// Options of every command that runs a container.

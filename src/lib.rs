@@ -11,6 +11,7 @@ pub mod archive;
 pub mod cli;
 pub mod commands;
 pub mod graph;
+pub mod interrupt;
 pub mod lifecycle;
 pub mod output;
 pub mod repository;
@@ -33,6 +34,8 @@ pub struct Context {
     pub shared_path: PathBuf,
     /// The secrets file, if any.
     pub secrets_path: Option<PathBuf>,
+    /// How runs hand their copy to the engine; `None` lets the engine choose.
+    pub transfer: Option<runtime::Transfer>,
 }
 
 impl Context {
@@ -74,6 +77,7 @@ impl Context {
             options.lock_timeout,
         )?;
         session.timeout = options.timeout;
+        session.transfer = self.transfer;
         Ok(session)
     }
 
@@ -92,6 +96,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         repository_path: cli.repository,
         shared_path: cli.shared,
         secrets_path: cli.secrets,
+        transfer: match cli.transfer {
+            cli::TransferChoice::Auto => None,
+            cli::TransferChoice::Bind => Some(runtime::Transfer::Bind),
+            cli::TransferChoice::Archive => Some(runtime::Transfer::Archive),
+        },
     };
     let engine = runtime::docker::LazyDocker::default();
     match cli.command {
@@ -115,5 +124,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => commands::history::run(args, &context),
         Command::Export(args) => commands::export::run(args, &context, &engine).await,
         Command::Import(args) => commands::import::run(args, &context, &engine).await,
+        Command::Recover(args) => commands::recover::run(args, &context, &engine).await,
     }
 }

@@ -151,7 +151,14 @@ impl<'a> Session<'a> {
     ) -> anyhow::Result<Report> {
         let mut transaction = self.begin().await?;
         let report = self
-            .run_in(&mut transaction, entry, method, extra, skip_requirements, notes)
+            .run_in(
+                &mut transaction,
+                entry,
+                method,
+                extra,
+                skip_requirements,
+                notes,
+            )
             .await?;
         if report.kept.is_none() {
             transaction.commit()?;

@@ -55,28 +55,7 @@ fn images() {
                 text(&out)
             );
         }
-        let context = tempfile::tempdir().unwrap();
-        for file in ["Dockerfile", "misbehave.sh"] {
-            fs::copy(
-                root().join("tests/modules/misbehave").join(file),
-                context.path().join(file),
-            )
-            .unwrap();
-        }
-        fs::copy("/bin/busybox", context.path().join("busybox"))
-            .expect("busybox-static is installed");
-        let dir = context.path().to_str().unwrap();
-        let out = e_in(
-            root(),
-            &test_repository(),
-            &root().join("shared-unused"),
-            &["build", dir, "--tag", "e-tests/misbehave:0.1.0"],
-        );
-        assert!(
-            out.status.success(),
-            "building the misbehave image failed:\n{}",
-            text(&out)
-        );
+        support::misbehave_image();
     });
 }
 

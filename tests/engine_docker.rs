@@ -21,8 +21,8 @@ use bollard::query_parameters::{
 use e::runtime::docker::{DockerEngine, connect};
 use e::runtime::fake::RecordingSink;
 use e::runtime::{
-    Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network, Outcome, RunSpec, SharedCopy,
-    Stopped, Stream, labels,
+    Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network, Outcome, RunSpec,
+    SharedCopy, Stopped, Stream, labels,
 };
 
 /// The module name on every container these tests start.
@@ -195,7 +195,9 @@ fn spec(image: &str, run: &str, args: &[&str]) -> RunSpec {
         env: vec![("E_TEST".to_owned(), "1".to_owned())],
         workdir: None,
         shared: SharedCopy::Archive {
-            upload: tar::Builder::new(Vec::new()).into_inner().expect("an empty tar"),
+            upload: tar::Builder::new(Vec::new())
+                .into_inner()
+                .expect("an empty tar"),
             download_limit: 1 << 20,
         },
         shared_path: "/shared".to_owned(),
@@ -319,7 +321,11 @@ async fn a_bind_of_a_path_the_engine_cannot_see_fails_instead_of_creating_it() {
         format!("{err:#}").contains("does not exist"),
         "the engine's reason is shown: {err:#}"
     );
-    assert!(!missing.exists(), "the engine created `{}`", missing.display());
+    assert!(
+        !missing.exists(),
+        "the engine created `{}`",
+        missing.display()
+    );
     let left = managed_containers_of_run(&engine, &cleanup.run).await;
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
@@ -355,12 +361,9 @@ async fn an_archive_copy_goes_in_owned_by_the_user_and_comes_back() {
     assert_eq!(outcome.exit_code, 0, "stderr: {}", sink.stderr());
     assert_eq!(sink.stdout(), "a: 1\n0 755\n0 600\n");
     let tar = outcome.download.expect("a download").expect("readable");
-    let back = e::run::tree::Tree::read_tar(
-        tar.as_slice(),
-        "shared",
-        &e::run::tree::Limits::DEFAULT,
-    )
-    .expect("a valid tree");
+    let back =
+        e::run::tree::Tree::read_tar(tar.as_slice(), "shared", &e::run::tree::Limits::DEFAULT)
+            .expect("a valid tree");
     assert_eq!(back.file("state.yml"), Some(&b"a: 1\nb: 3\n"[..]));
     assert_eq!(back.file("sub/config.yml"), None);
     assert_eq!(back.file("new.yml"), Some(&b"new\n"[..]));

@@ -185,9 +185,8 @@ async fn stack(
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     let listener = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-        }
+        crate::interrupt::requested().await;
+        flag.store(true, Ordering::SeqCst);
     });
     let mut done: Vec<String> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
@@ -223,8 +222,7 @@ async fn stack(
             let plan = session
                 .run(step.entry, "plan", &[], false, note.clone())
                 .await?;
-            if !(plan.succeeded()
-                || plan.exit_code == 2 && !plan.refused && plan.stopped.is_none())
+            if !(plan.succeeded() || plan.exit_code == 2 && !plan.refused && plan.stopped.is_none())
             {
                 Some(("plan", plan))
             } else {

@@ -12,10 +12,10 @@ use crate::Context;
 use crate::cli::{CheckArgs, RunOptions};
 use crate::graph::{Preferences, resolve};
 use crate::lifecycle::Session;
-use crate::run::{Check, Report};
 use crate::output;
 use crate::repository::Entry;
 use crate::repository::model::Metadata;
+use crate::run::{Check, Report};
 use crate::runtime::Engine;
 use crate::store::{SharedDir, parse_mapping};
 

@@ -65,7 +65,14 @@ pub async fn run(
     }
     let mut transaction = session.begin().await?;
     let report = session
-        .run_in(&mut transaction, entry, "destroy", &args.extra, false, notes)
+        .run_in(
+            &mut transaction,
+            entry,
+            "destroy",
+            &args.extra,
+            false,
+            notes,
+        )
         .await?;
     if report.kept.is_none() {
         if report.succeeded() {

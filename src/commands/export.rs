@@ -111,7 +111,7 @@ pub async fn run(
         // Ctrl-C during the long part ends the export cleanly: the partial file is removed.
         tokio::select! {
             saved = engine.save_images(&images, &mut counted) => saved?,
-            _ = tokio::signal::ctrl_c() => bail!("interrupted: `{}` was not written", target.display()),
+            () = crate::interrupt::requested() => bail!("interrupted: `{}` was not written", target.display()),
         };
         stream.finish()?;
     }

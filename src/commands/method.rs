@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use crate::Context;
 use crate::cli::{MethodArgs, RunArgs};
-use crate::run::Report;
 use crate::repository::{Entry, ModuleSpec, Repository};
+use crate::run::Report;
 use crate::runtime::{Engine, Stopped};
 use crate::store::SharedDir;
 

@@ -13,6 +13,7 @@ pub mod import;
 pub mod info;
 pub mod list;
 pub mod method;
+pub mod recover;
 pub mod search;
 pub mod state;
 pub mod status;

@@ -42,9 +42,14 @@ pub fn check(base: &Tree, result: &Tree, rules: &Rules) -> Result<Verdict, Refus
         return Ok(Verdict::Unchanged);
     }
     if rules.read_only {
-        return Err(refuse("", format!("was changed, which `{}` must never do", rules.method)));
+        return Err(refuse(
+            "",
+            format!("was changed, which `{}` must never do", rules.method),
+        ));
     }
-    if base.subtree(".e") != result.subtree(".e") || base.entries.get(".e") != result.entries.get(".e") {
+    if base.subtree(".e") != result.subtree(".e")
+        || base.entries.get(".e") != result.entries.get(".e")
+    {
         return Err(refuse(".e", "was written to; it is e's area".to_owned()));
     }
     let state_before = match base.entries.get("state.yml") {
@@ -66,7 +71,10 @@ pub fn check(base: &Tree, result: &Tree, rules: &Rules) -> Result<Verdict, Refus
         if !state_after.contains_key(key) && name != rules.module {
             return Err(refuse(
                 "state.yml",
-                format!("lost the section `{name}` of another module; `{}` may only remove its own", rules.module),
+                format!(
+                    "lost the section `{name}` of another module; `{}` may only remove its own",
+                    rules.module
+                ),
             ));
         }
     }

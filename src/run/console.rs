@@ -66,4 +66,3 @@ impl OutputSink for Console {
         self.emit(stream, &masker.feed(bytes));
     }
 }
-

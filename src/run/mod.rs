@@ -167,7 +167,10 @@ pub fn volume_name(shared_id: &str, module: &str, container_path: &str) -> Strin
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    format!("e-{}-{module}-{path}", &shared_id[..12.min(shared_id.len())])
+    format!(
+        "e-{}-{module}-{path}",
+        &shared_id[..12.min(shared_id.len())]
+    )
 }
 
 /// Runs `method` of `entry` on `base` (what modules see of the shared directory) and checks

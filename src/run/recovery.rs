@@ -62,7 +62,9 @@ pub async fn settle_orphans(shared: &SharedDir, engine: &dyn Engine) -> anyhow::
         let info = workspace.info.clone();
         let left = match reaped.iter().find(|r| r.run == info.run) {
             Some(reaped) if reaped.download.is_some() => match reaped.download.clone() {
-                Some(Ok(bytes)) => Tree::read_tar(bytes.as_slice(), "shared", &Limits::DEFAULT).ok(),
+                Some(Ok(bytes)) => {
+                    Tree::read_tar(bytes.as_slice(), "shared", &Limits::DEFAULT).ok()
+                }
                 _ => None,
             },
             _ if workspace.copy_dir().is_dir() => {
@@ -76,8 +78,7 @@ pub async fn settle_orphans(shared: &SharedDir, engine: &dyn Engine) -> anyhow::
             read_only: false,
         };
         let changed = left.map(|left| left.without(".e")).filter(|left| {
-            info.mutating
-                && matches!(check::check(&live, left, &rules), Ok(Verdict::Changed(_)))
+            info.mutating && matches!(check::check(&live, left, &rules), Ok(Verdict::Changed(_)))
         });
         let what = format!(
             "e: run `{}` (`{}@{}` {}, by {} pid {}) was cut short: its e stopped before it finished; its container is removed",
@@ -126,8 +127,9 @@ pub fn open_kept(shared: &SharedDir, run: &str) -> anyhow::Result<Kept> {
         bail!("no result of run `{run}` is kept\nhint: `e recover list` shows the kept results");
     }
     let workspace = Workspace::open(&dir)?;
-    let result = Tree::read_dir(&workspace.copy_dir(), &Limits::DEFAULT)
-        .map_err(|refusal| anyhow::anyhow!("the kept result of run `{run}` is damaged: {refusal}"))?;
+    let result = Tree::read_dir(&workspace.copy_dir(), &Limits::DEFAULT).map_err(|refusal| {
+        anyhow::anyhow!("the kept result of run `{run}` is damaged: {refusal}")
+    })?;
     Ok(Kept { workspace, result })
 }
 
@@ -140,8 +142,12 @@ pub fn pending_change(shared: &SharedDir, kept: &Kept) -> anyhow::Result<(Tree, 
         method: &info.method,
         read_only: false,
     };
-    let verdict = check::check(&live, &kept.result, &rules)
-        .map_err(|refusal| anyhow::anyhow!("the kept result of run `{}` is refused: {refusal}", info.run))?;
+    let verdict = check::check(&live, &kept.result, &rules).map_err(|refusal| {
+        anyhow::anyhow!(
+            "the kept result of run `{}` is refused: {refusal}",
+            info.run
+        )
+    })?;
     Ok((live, verdict))
 }
 

@@ -96,7 +96,8 @@ impl Tree {
             } else {
                 root.join(&dir)
             };
-            let read = fs::read_dir(&at).map_err(|e| refuse(&dir, format!("cannot be read: {e}")))?;
+            let read =
+                fs::read_dir(&at).map_err(|e| refuse(&dir, format!("cannot be read: {e}")))?;
             for item in read {
                 let item = item.map_err(|e| refuse(&dir, format!("cannot be read: {e}")))?;
                 let name = item.file_name().to_string_lossy().into_owned();
@@ -111,7 +112,10 @@ impl Tree {
                 let meta = fs::symlink_metadata(item.path())
                     .map_err(|e| refuse(&path, format!("cannot be inspected: {e}")))?;
                 if tree.entries.len() >= limits.max_entries {
-                    return Err(refuse(&path, format!("is past the cap of {} entries", limits.max_entries)));
+                    return Err(refuse(
+                        &path,
+                        format!("is past the cap of {} entries", limits.max_entries),
+                    ));
                 }
                 let mode = meta.permissions().mode() & 0o777;
                 if meta.is_dir() {
@@ -156,14 +160,19 @@ impl Tree {
             .map_err(|e| refuse(strip, format!("is not a readable archive: {e}")))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| refuse(strip, format!("is damaged: {e}")))?;
-            let raw = entry.path().map_err(|e| refuse(strip, format!("has a bad path: {e}")))?;
+            let raw = entry
+                .path()
+                .map_err(|e| refuse(strip, format!("has a bad path: {e}")))?;
             let raw = raw.to_string_lossy().trim_end_matches('/').to_owned();
             let rest = match raw.strip_prefix(strip) {
                 Some("") => continue,
                 Some(rest) if rest.starts_with('/') => rest[1..].to_owned(),
                 _ => return Err(refuse(&raw, "is outside the shared directory")),
             };
-            if rest.split('/').any(|p| p == ".." || p == "." || p.is_empty()) {
+            if rest
+                .split('/')
+                .any(|p| p == ".." || p == "." || p.is_empty())
+            {
                 return Err(refuse(&rest, "leaves the shared directory"));
             }
             let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
@@ -317,7 +326,11 @@ impl Tree {
                 }
             }
         }
-        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Bytes of all files.

@@ -71,7 +71,8 @@ impl Workspace {
     /// Opens the directory of a run found on disk (`.e/runs/<run>` or `.e/kept/<run>`).
     pub fn open(dir: &Path) -> anyhow::Result<Workspace> {
         let path = dir.join(RECORD);
-        let text = fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        let text =
+            fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
         let info = serde_json::from_slice(&text)
             .with_context(|| format!("`{}` is not the record of a run", path.display()))?;
         Ok(Workspace {
@@ -121,11 +122,17 @@ impl Workspace {
             .with_context(|| format!("failed to move `{}` aside", self.dir.display()))?;
         self.dir = target;
         let copy = self.copy_dir();
-        if copy.exists() {
-            fs::remove_dir_all(&copy)
-                .with_context(|| format!("failed to replace `{}`", copy.display()))?;
+        if copy.is_dir() {
+            // A bind-mode copy already holds the result, beside e's area that the run was
+            // given: keeping it needs no space, even on a full disk.
+            let area = copy.join(".e");
+            if fs::symlink_metadata(&area).is_ok_and(|m| m.is_dir()) {
+                fs::remove_dir_all(&area)
+                    .with_context(|| format!("failed to remove `{}`", area.display()))?;
+            }
+        } else {
+            self.fill(result, None)?;
         }
-        self.fill(result, None)?;
         self.info.kept = Some(why.to_owned());
         self.write_record(shared)
     }

@@ -286,12 +286,8 @@ impl DockerEngine {
     ) -> anyhow::Result<Outcome> {
         // Listen for Ctrl-C from the start: a listener only sees signals sent after its first
         // poll, so one created at the select below would miss a Ctrl-C during creation.
-        let mut interrupt: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                // Without a signal handler, Ctrl-C keeps its default meaning.
-                std::future::pending::<()>().await;
-            }
-        });
+        let mut interrupt: Pin<Box<dyn Future<Output = ()> + Send>> =
+            Box::pin(crate::interrupt::requested());
         let interrupted_early = matches!(futures_util::poll!(interrupt.as_mut()), Poll::Ready(()));
         if interrupted_early {
             interrupt = Box::pin(std::future::ready(()));
@@ -470,7 +466,9 @@ impl DockerEngine {
 
     /// Reads the tar of `path` out of a stopped container, refusing more than `limit` bytes.
     async fn download_copy(&self, id: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
-        let options = DownloadFromContainerOptionsBuilder::new().path(path).build();
+        let options = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
         let mut chunks = self.docker.download_from_container(id, Some(options));
         let mut bytes = Vec::new();
         while let Some(chunk) = chunks.next().await {
@@ -532,10 +530,7 @@ impl DockerEngine {
             let options = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
             let _ = self.docker.kill_container(&id, Some(options)).await;
             let download = if label(LABEL_TRANSFER) == Transfer::Archive.name() {
-                Some(
-                    self.download_copy(&id, "/shared", 1 << 30)
-                        .await,
-                )
+                Some(self.download_copy(&id, "/shared", 1 << 30).await)
             } else {
                 None
             };
@@ -930,7 +925,10 @@ fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
 /// or an anonymous volume the copy is uploaded into), then the module's named volumes.
 pub(crate) fn mounts(spec: &RunSpec) -> anyhow::Result<Vec<Mount>> {
     if !spec.shared_path.starts_with('/') {
-        bail!("cannot mount the shared directory at `{}`: the container path is not absolute", spec.shared_path);
+        bail!(
+            "cannot mount the shared directory at `{}`: the container path is not absolute",
+            spec.shared_path
+        );
     }
     let shared = match &spec.shared {
         SharedCopy::Bind { host } => {
@@ -958,7 +956,11 @@ pub(crate) fn mounts(spec: &RunSpec) -> anyhow::Result<Vec<Mount>> {
     let mut mounts = vec![shared];
     for volume in &spec.volumes {
         if !volume.container.starts_with('/') {
-            bail!("cannot mount the volume `{}` at `{}`: the container path is not absolute", volume.name, volume.container);
+            bail!(
+                "cannot mount the volume `{}` at `{}`: the container path is not absolute",
+                volume.name,
+                volume.container
+            );
         }
         mounts.push(Mount {
             target: Some(volume.container.clone()),

@@ -17,7 +17,9 @@ use futures_util::future::BoxFuture;
 use super::docker::{
     absent_image_error, missing_image_error, mounts, no_dockerfile_error, with_default_tag,
 };
-use super::{Engine, ImageInfo, Outcome, OutputSink, Reaped, RunSpec, SharedCopy, Stream, Transfer};
+use super::{
+    Engine, ImageInfo, Outcome, OutputSink, Reaped, RunSpec, SharedCopy, Stream, Transfer,
+};
 
 /// What a fake container does: it gets the spec and the sink, and returns the exit code. Its
 /// shared directory is always a host directory ([`SharedCopy::Bind`]): for an archive-mode
@@ -474,7 +476,13 @@ mod tests {
         let mut names: Vec<String> = tar::Archive::new(download.as_slice())
             .entries()
             .expect("entries")
-            .map(|e| e.expect("entry").path().expect("path").display().to_string())
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
             .collect();
         names.sort();
         assert_eq!(names, ["shared", "shared/before.txt", "shared/state.yaml"]);

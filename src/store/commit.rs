@@ -325,7 +325,9 @@ mod tests {
         shared.commit(&change, "1").unwrap();
         assert_eq!(shared.load_tree().unwrap(), base);
         let result = tree(&[("state.yml", "a: 2\n"), ("new/y", "y"), ("keep", "k")]);
-        shared.commit(&Change::between(&base, &result), "2").unwrap();
+        shared
+            .commit(&Change::between(&base, &result), "2")
+            .unwrap();
         assert_eq!(shared.load_tree().unwrap(), result);
         assert!(!shared.commit_dir().join("2").exists());
     }
@@ -334,14 +336,19 @@ mod tests {
     fn a_commit_that_fails_before_its_journal_changes_nothing() {
         let (_dir, shared) = shared();
         let base = tree(&[("state.yml", "a: 1\n")]);
-        shared.commit(&Change::between(&Tree::default(), &base), "1").unwrap();
+        shared
+            .commit(&Change::between(&Tree::default(), &base), "1")
+            .unwrap();
         // A staging directory that cannot be created stands for a full disk.
         fs::write(shared.commit_dir().join("2"), "in the way").unwrap();
         let result = tree(&[("state.yml", "a: 2\n")]);
         let err = shared
             .commit(&Change::between(&base, &result), "2")
             .unwrap_err();
-        assert!(format!("{err:#}").contains("nothing was committed"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("nothing was committed"),
+            "{err:#}"
+        );
         assert_eq!(shared.load_tree().unwrap(), base);
     }
 
@@ -349,16 +356,23 @@ mod tests {
     fn a_crash_after_the_journal_is_finished_and_one_before_is_dropped() {
         let (_dir, shared) = shared();
         let base = tree(&[("state.yml", "a: 1\n"), ("gone", "g")]);
-        shared.commit(&Change::between(&Tree::default(), &base), "1").unwrap();
+        shared
+            .commit(&Change::between(&Tree::default(), &base), "1")
+            .unwrap();
         let result = tree(&[("state.yml", "a: 2\n"), ("cfg.yml", "c")]);
         // Staged with its journal, but never replayed: as if e died at the commit point.
         shared
-            .stage(&Change::between(&base, &result), &shared.commit_dir().join("2"))
+            .stage(
+                &Change::between(&base, &result),
+                &shared.commit_dir().join("2"),
+            )
             .unwrap();
         // Staged without a journal: as if e died while staging.
         let other = tree(&[("state.yml", "a: 3\n")]);
         let staging = shared.commit_dir().join("3");
-        shared.stage(&Change::between(&result, &other), &staging).unwrap();
+        shared
+            .stage(&Change::between(&result, &other), &staging)
+            .unwrap();
         fs::remove_file(staging.join(JOURNAL)).unwrap();
         assert_eq!(shared.load_tree().unwrap(), base);
         shared.finish_commits().unwrap();
@@ -370,10 +384,14 @@ mod tests {
     fn replaying_a_half_done_journal_completes_it() {
         let (_dir, shared) = shared();
         let base = tree(&[("state.yml", "a: 1\n"), ("b", "1")]);
-        shared.commit(&Change::between(&Tree::default(), &base), "1").unwrap();
+        shared
+            .commit(&Change::between(&Tree::default(), &base), "1")
+            .unwrap();
         let result = tree(&[("state.yml", "a: 2\n"), ("b", "2")]);
         let staging = shared.commit_dir().join("2");
-        shared.stage(&Change::between(&base, &result), &staging).unwrap();
+        shared
+            .stage(&Change::between(&base, &result), &staging)
+            .unwrap();
         // The first rename happened before the crash.
         fs::rename(staging.join("0"), shared.root().join("b")).unwrap();
         shared.finish_commits().unwrap();

@@ -591,9 +591,18 @@ const SYSTEM_DIRECTORIES: [&str; 17] = [
 fn refuse_system_directory(root: &Path) -> anyhow::Result<()> {
     let text = root.to_string_lossy();
     let system = SYSTEM_DIRECTORIES.contains(&text.as_ref())
-        || ["/proc/", "/sys/", "/dev/", "/run/", "/var/run/", "/etc/", "/usr/", "/boot/"]
-            .iter()
-            .any(|prefix| text.starts_with(prefix));
+        || [
+            "/proc/",
+            "/sys/",
+            "/dev/",
+            "/run/",
+            "/var/run/",
+            "/etc/",
+            "/usr/",
+            "/boot/",
+        ]
+        .iter()
+        .any(|prefix| text.starts_with(prefix));
     if system {
         bail!(
             "`{text}` cannot be a shared directory: it is a system directory\nhint: pass `--shared DIR` with a directory of its own, such as `./shared`"

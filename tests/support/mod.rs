@@ -4,8 +4,9 @@
 // Each test file uses its own part of this module.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
 /// The project's root directory.
 pub fn root() -> &'static Path {
@@ -58,4 +59,38 @@ pub fn stdout(out: &Output) -> String {
 /// What a run printed on stderr.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The repository of the end-to-end tests: the example modules and `misbehave`.
+pub fn test_repository() -> PathBuf {
+    root().join("tests/fixtures/e2e-repository.yaml")
+}
+
+/// Builds `e-tests/misbehave:0.1.0` from `tests/modules/misbehave` (once per test binary).
+pub fn misbehave_image() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        let context = tempfile::tempdir().unwrap();
+        for file in ["Dockerfile", "misbehave.sh"] {
+            std::fs::copy(
+                root().join("tests/modules/misbehave").join(file),
+                context.path().join(file),
+            )
+            .unwrap();
+        }
+        std::fs::copy("/bin/busybox", context.path().join("busybox"))
+            .expect("busybox-static is installed");
+        let dir = context.path().to_str().unwrap();
+        let out = e_in(
+            root(),
+            &test_repository(),
+            &root().join("shared-unused"),
+            &["build", dir, "--tag", "e-tests/misbehave:0.1.0"],
+        );
+        assert!(
+            out.status.success(),
+            "building the misbehave image failed:\n{}",
+            text(&out)
+        );
+    });
 }

@@ -33,6 +33,15 @@ case "$1" in
     dd if=/dev/zero of="$state" bs=1048576 count=100 2>/dev/null ;;
   directory)    # replaces the state with a directory
     rm -f "$state"; mkdir -p "$state/x" ;;
+  write-then-hang) # adds its section, then never ends (a timeout stops it)
+    echo "misbehave-$(date +%s%N):" >> "$state"
+    echo "  status: applied" >> "$state"
+    echo "  run: $$" >> "$state"
+    sleep 600 ;;
+  fill-disk)    # fills the filesystem of the shared directory, then fails
+    dd if=/dev/zero of="${E_SHARED:-/shared}/filler" bs=65536 2>/dev/null || true
+    echo "the disk is full" >&2
+    exit 1 ;;
   hang)         # never ends
     sleep 600 ;;
   leak)         # prints the secret it was given, and writes it to its config

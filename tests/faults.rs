@@ -1,0 +1,232 @@
+//! Faults against a real engine: e killed (`kill -9`, SIGTERM) at many moments of a slow apply,
+//! a failing module on a full disk. Each asserts exactly what is kept: the state is the old
+//! or the new content, never a mix; the next command is never blocked; no update is lost; no
+//! container of the shared directory is left once the next command has run.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod support;
+use support::{e_in, misbehave_image, root, test_repository, text};
+
+/// One full section as `misbehave write` appends it.
+fn is_section(lines: &[&str]) -> bool {
+    lines.len() == 3
+        && lines[0].starts_with("misbehave-")
+        && lines[0].ends_with(':')
+        && lines[1] == "  status: applied"
+        && lines[2].starts_with("  run: ")
+}
+
+/// The number of complete `misbehave` sections, asserting that nothing else changed.
+fn sections_after(original: &str, state: &str) -> usize {
+    let rest = state
+        .strip_prefix(original)
+        .unwrap_or_else(|| panic!("the original content is intact:\n{state}"));
+    let lines: Vec<&str> = rest.lines().collect();
+    assert_eq!(
+        lines.len() % 3,
+        0,
+        "only whole sections were added:\n{rest}"
+    );
+    for chunk in lines.chunks(3) {
+        assert!(is_section(chunk), "a whole section: {chunk:?}\n{state}");
+    }
+    lines.len() / 3
+}
+
+/// The containers of the shared directory `shared` still in the engine.
+fn containers_of(shared: &Path) -> Vec<String> {
+    let id = fs::read_to_string(shared.join(".e/id")).expect("the shared directory's id");
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=e.shared={}", id.trim()),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn killing_e_at_any_moment_never_corrupts_or_loses_the_state() {
+    misbehave_image();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    fs::create_dir_all(&shared).unwrap();
+    let original = "azi:\n  status: applied   # a comment e keeps\n";
+    fs::write(shared.join("state.yml"), original).unwrap();
+    let repository = test_repository();
+    let mut expected = 0;
+    // Kill moments spread over the whole run: before the container, while it sleeps, while it
+    // writes, and around the commit; SIGKILL and SIGTERM alternate.
+    for trial in 0..12u64 {
+        let signal = if trial % 2 == 0 { "-KILL" } else { "-TERM" };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_e"))
+            .args(["run", "misbehave", "slow-apply"])
+            .current_dir(root())
+            .env("E_REPOSITORY", &repository)
+            .env("E_SHARED", &shared)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150 + trial * 230));
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+
+        // Right after the kill: exactly the old content, or the old plus one whole section.
+        let state = fs::read_to_string(shared.join("state.yml")).unwrap();
+        let found = sections_after(original, &state);
+        assert!(
+            found == expected || found == expected + 1,
+            "trial {trial} ({signal}, {status}): {found} sections, expected {expected} or one more"
+        );
+        expected = found;
+
+        // The next command is not blocked, settles the dead run, and its update is kept.
+        let next = e_in(root(), &repository, &shared, &["run", "misbehave", "apply"]);
+        assert_eq!(
+            next.status.code(),
+            Some(0),
+            "trial {trial}: {}",
+            text(&next)
+        );
+        expected += 1;
+        let state = fs::read_to_string(shared.join("state.yml")).unwrap();
+        assert_eq!(
+            sections_after(original, &state),
+            expected,
+            "trial {trial}: the next command's update is there and nothing was lost"
+        );
+        let left = containers_of(&shared);
+        assert!(left.is_empty(), "trial {trial}: containers left: {left:?}");
+        assert_eq!(
+            fs::read_dir(shared.join(".e/runs")).unwrap().count(),
+            0,
+            "trial {trial}: no run is left unsettled"
+        );
+    }
+    // Whatever was cut short is listed, and can be dropped.
+    let listed = e_in(root(), &repository, &shared, &["recover", "-o", "json"]);
+    assert_eq!(listed.status.code(), Some(0), "{}", text(&listed));
+    let kept: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    for run in &kept {
+        let run = run["run"].as_str().unwrap();
+        let dropped = e_in(root(), &repository, &shared, &["recover", "drop", run]);
+        assert_eq!(dropped.status.code(), Some(0), "{}", text(&dropped));
+    }
+    assert_eq!(fs::read_dir(shared.join(".e/kept")).unwrap().count(), 0);
+}
+
+#[test]
+fn an_interrupted_apply_keeps_its_result_aside_until_committed() {
+    misbehave_image();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    fs::create_dir_all(&shared).unwrap();
+    let original = "azi:\n  status: applied\n";
+    fs::write(shared.join("state.yml"), original).unwrap();
+    let repository = test_repository();
+    // A timeout stops the apply after its write: a valid result of a failed mutating run.
+    let out = e_in(
+        root(),
+        &repository,
+        &shared,
+        &["run", "misbehave", "write-then-hang", "--timeout", "2s"],
+    );
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(said.contains("nothing was committed"), "{said}");
+    assert_eq!(
+        fs::read_to_string(shared.join("state.yml")).unwrap(),
+        original
+    );
+    let run = said
+        .split("e recover commit ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the commit command is shown: {said}"))
+        .to_owned();
+    let shown = e_in(root(), &repository, &shared, &["recover", "show", &run]);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown));
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("sections: misbehave-"),
+        "{}",
+        text(&shown)
+    );
+    let committed = e_in(root(), &repository, &shared, &["recover", "commit", &run]);
+    assert_eq!(committed.status.code(), Some(0), "{}", text(&committed));
+    let state = fs::read_to_string(shared.join("state.yml")).unwrap();
+    assert_eq!(sections_after(original, &state), 1);
+    assert_eq!(
+        fs::read_to_string(shared.join("state.yml.backup")).unwrap(),
+        original
+    );
+    let again = e_in(root(), &repository, &shared, &["recover", "commit", &run]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+}
+
+#[test]
+fn a_failing_module_on_a_full_disk_leaves_the_state_intact() {
+    misbehave_image();
+    let dir = tempfile::tempdir().unwrap();
+    let mountpoint = dir.path().join("small");
+    fs::create_dir_all(&mountpoint).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mountpoint)
+        .status()
+        .expect("mount runs");
+    assert!(
+        mounted.success(),
+        "this test mounts a small tmpfs: it needs root"
+    );
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&mountpoint);
+    let shared = mountpoint.join("shared");
+    fs::create_dir_all(&shared).unwrap();
+    let original = "azi:\n  status: applied\n";
+    fs::write(shared.join("state.yml"), original).unwrap();
+    let repository = test_repository();
+    // The module fills the disk through its copy, then fails.
+    let out = e_in(
+        root(),
+        &repository,
+        &shared,
+        &["run", "misbehave", "fill-disk"],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(
+        fs::read_to_string(shared.join("state.yml")).unwrap(),
+        original
+    );
+    assert_eq!(fs::read_dir(shared.join(".e/runs")).unwrap().count(), 0);
+    // What it left is kept aside (it failed after changing the directory); dropping it frees
+    // the disk, and the next run works.
+    let listed = e_in(root(), &repository, &shared, &["recover", "-o", "json"]);
+    let kept: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(kept.len(), 1, "{}", text(&listed));
+    let run = kept[0]["run"].as_str().unwrap();
+    let dropped = e_in(root(), &repository, &shared, &["recover", "drop", run]);
+    assert_eq!(dropped.status.code(), Some(0), "{}", text(&dropped));
+    let next = e_in(root(), &repository, &shared, &["run", "misbehave", "apply"]);
+    assert_eq!(next.status.code(), Some(0), "{}", text(&next));
+    let state = fs::read_to_string(shared.join("state.yml")).unwrap();
+    assert_eq!(sections_after(original, &state), 1);
+}
