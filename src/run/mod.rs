@@ -20,8 +20,8 @@ use anyhow::Context as _;
 use crate::repository::Entry;
 use crate::requirements;
 use crate::runtime::{
-    Engine, LABEL_OWNER, LABEL_SHARED, LABEL_TRANSFER, Network, RunSpec, SharedCopy, Stopped,
-    Transfer, Volume, labels,
+    Engine, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_MOUNT, LABEL_OWNER, LABEL_SHARED, LABEL_TRANSFER,
+    Network, RunSpec, SharedCopy, Stopped, Transfer, Volume, labels,
 };
 use crate::secrets::{Secrets, resolve};
 use crate::store::{Run, SharedDir};
@@ -173,18 +173,139 @@ pub fn volume_name(shared_id: &str, module: &str, container_path: &str) -> Strin
     )
 }
 
-/// Runs `method` of `entry` on `base` (what modules see of the shared directory) and checks
-/// what it left. Nothing is committed here. The caller holds the lock.
+/// One method call: which module version, which method, which extra arguments.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The module version.
+    pub entry: Entry<'a>,
+    /// The method (a command of the version).
+    pub method: &'a str,
+    /// Arguments after `--`.
+    pub extra: &'a [String],
+}
+
+/// What a run is about to hand the engine.
+struct Prepared {
+    spec: RunSpec,
+    /// The copy the module gets: the base plus what e gives it under `.e/`.
+    given: Tree,
+    requirements: Option<(String, Vec<u8>)>,
+    workspace: Workspace,
+    secrets: Vec<String>,
+}
+
+/// Runs `call` on `base` (what modules see of the shared directory) and checks what it left.
+/// Nothing is committed here. The caller holds the lock.
 pub async fn execute(
     engine: &dyn Engine,
     shared: &SharedDir,
     base: &Tree,
     live_digest: &str,
-    entry: Entry<'_>,
-    method: &str,
-    extra_args: &[String],
+    call: Call<'_>,
     options: &Options,
 ) -> anyhow::Result<Finished> {
+    let Call { entry, method, .. } = call;
+    let id = entry.id();
+    let image = engine
+        .ensure_image(&entry.version.image)
+        .await
+        .with_context(|| format!("cannot run `{id}`"))?;
+    let transfer = match options.transfer {
+        Some(transfer) => transfer,
+        None => engine.transfer().await?,
+    };
+    let Prepared {
+        spec,
+        given,
+        requirements,
+        workspace,
+        secrets,
+    } = prepare(shared, base, live_digest, call, transfer, options)?;
+
+    let console = Console::new(secrets, options.quiet);
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let result = engine.run(&spec, &console).await;
+    let (stdout, stderr) = console.finish();
+    let mut record = Run {
+        run: workspace.info.run.clone(),
+        module: entry.module.name.clone(),
+        version: entry.version.version.to_string(),
+        command: method.to_owned(),
+        started,
+        duration_ms: clock.elapsed().as_millis() as u64,
+        exit_code: None,
+        outcome: String::new(),
+        changed_keys: Vec::new(),
+        notes: options.notes.clone(),
+    };
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            // The engine failed midway: nothing the container did is trusted or kept.
+            record.outcome = "error".to_owned();
+            shared.record(&record)?;
+            workspace.remove()?;
+            return Err(err.context(format!("running `{id}` command `{method}` failed")));
+        }
+    };
+    record.exit_code = Some(outcome.exit_code);
+
+    let rules = Rules {
+        module: &entry.module.name,
+        method,
+        read_only: READ_ONLY_METHODS.contains(&method),
+    };
+    let verdict = collect(&spec, outcome.download)
+        .and_then(|left| check::check(&given, &left, &rules).map(|v| (v, left)));
+    let (check, result) = match verdict {
+        Ok((Verdict::Unchanged, _)) => (Check::Unchanged, None),
+        Ok((Verdict::Changed(changes), left)) => (
+            Check::Changed {
+                keys: changes.sections,
+            },
+            Some(left.without(".e")),
+        ),
+        Err(refusal) => (Check::Invalid(refusal.to_string()), None),
+    };
+    let refused = matches!(check, Check::Invalid(_));
+    if let Check::Changed { keys } = &check {
+        record.changed_keys = keys.clone();
+    }
+    record.outcome = outcome_name(method, outcome.exit_code, outcome.stopped, refused).to_owned();
+    Ok(Finished {
+        report: Report {
+            exit_code: outcome.exit_code,
+            stopped: outcome.stopped,
+            check,
+            refused,
+            kept: None,
+            stdout,
+            stderr,
+            run: workspace.info.run.clone(),
+            image_id: image.id,
+        },
+        record,
+        result,
+        workspace,
+        requirements,
+    })
+}
+
+/// The command, environment, copy and labels of a run; creates its workspace.
+fn prepare(
+    shared: &SharedDir,
+    base: &Tree,
+    live_digest: &str,
+    call: Call<'_>,
+    transfer: Transfer,
+    options: &Options,
+) -> anyhow::Result<Prepared> {
+    let Call {
+        entry,
+        method,
+        extra,
+    } = call;
     let id = entry.id();
     let command = entry.version.command(method).with_context(|| {
         let known: Vec<&str> = entry
@@ -208,14 +329,6 @@ pub async fn execute(
         |k| std::env::var(k).ok(),
         &format!("`{id}` command `{method}`"),
     )?;
-    let image = engine
-        .ensure_image(&entry.version.image)
-        .await
-        .with_context(|| format!("cannot run `{id}`"))?;
-    let transfer = match options.transfer {
-        Some(transfer) => transfer,
-        None => engine.transfer().await?,
-    };
 
     let shared_path = entry.version.shared_path().trim_end_matches('/').to_owned();
     let mut env = contract_env(entry, method);
@@ -234,13 +347,12 @@ pub async fn execute(
     env.extend(resolved.env);
 
     let run_id = new_run_id();
-    let read_only = READ_ONLY_METHODS.contains(&method);
     let info = RunInfo {
         run: run_id.clone(),
         module: entry.module.name.clone(),
         version: entry.version.version.to_string(),
         method: method.to_owned(),
-        mutating: !read_only,
+        mutating: !READ_ONLY_METHODS.contains(&method),
         transfer: transfer.name().to_owned(),
         command: options.command.clone(),
         owner: workspace::owner(),
@@ -270,31 +382,13 @@ pub async fn execute(
         format!("{} pid {}", workspace.info.owner, std::process::id()),
     );
     run_labels.insert(LABEL_TRANSFER.to_owned(), transfer.name().to_owned());
-    let volumes = entry
-        .version
-        .mounts
-        .iter()
-        .map(|mount| Volume {
-            name: volume_name(&shared_id, &entry.module.name, mount),
-            container: mount.clone(),
-            labels: [
-                ("e.managed-by", "e".to_owned()),
-                (LABEL_SHARED, shared_id.clone()),
-                ("e.module", entry.module.name.clone()),
-                ("e.mount", mount.clone()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-        })
-        .collect();
     let spec = RunSpec {
         image: entry.version.image.clone(),
         args: command
             .command
             .iter()
             .chain(&command.args)
-            .chain(extra_args)
+            .chain(extra)
             .filter(|a| !a.is_empty())
             .cloned()
             .collect(),
@@ -302,44 +396,47 @@ pub async fn execute(
         workdir: entry.version.workdir.clone(),
         shared: copy,
         shared_path,
-        volumes,
+        volumes: volumes(&shared_id, entry),
         user: Some(format!("{}:{}", owner.0, owner.1)),
         network: entry.version.network.unwrap_or(Network::None),
         capabilities: entry.version.capabilities.clone(),
         labels: run_labels,
         timeout: options.timeout,
     };
+    Ok(Prepared {
+        spec,
+        given,
+        requirements,
+        workspace,
+        secrets: resolved.secrets,
+    })
+}
 
-    let console = Console::new(resolved.secrets, options.quiet);
-    let started = SystemTime::now();
-    let clock = Instant::now();
-    let result = engine.run(&spec, &console).await;
-    let (stdout, stderr) = console.finish();
-    let mut record = Run {
-        run: run_id.clone(),
-        module: entry.module.name.clone(),
-        version: entry.version.version.to_string(),
-        command: method.to_owned(),
-        started,
-        duration_ms: clock.elapsed().as_millis() as u64,
-        exit_code: None,
-        outcome: String::new(),
-        changed_keys: Vec::new(),
-        notes: options.notes.clone(),
-    };
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(err) => {
-            // The engine failed midway: nothing the container did is trusted or kept.
-            record.outcome = "error".to_owned();
-            shared.record(&record)?;
-            workspace.remove()?;
-            return Err(err.context(format!("running `{id}` command `{method}` failed")));
-        }
-    };
-    record.exit_code = Some(outcome.exit_code);
+/// The engine volumes behind the version's declared `mounts`.
+fn volumes(shared_id: &str, entry: Entry<'_>) -> Vec<Volume> {
+    entry
+        .version
+        .mounts
+        .iter()
+        .map(|mount| Volume {
+            name: volume_name(shared_id, &entry.module.name, mount),
+            container: mount.clone(),
+            labels: [
+                (LABEL_MANAGED_BY, "e".to_owned()),
+                (LABEL_SHARED, shared_id.to_owned()),
+                (LABEL_MODULE, entry.module.name.clone()),
+                (LABEL_MOUNT, mount.clone()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        })
+        .collect()
+}
 
-    let left = match (&spec.shared, outcome.download) {
+/// What the run left in its copy: read from the bind-mounted directory, or from the download.
+fn collect(spec: &RunSpec, download: Option<Result<Vec<u8>, String>>) -> Result<Tree, Refusal> {
+    match (&spec.shared, download) {
         (SharedCopy::Bind { host }, _) => Tree::read_dir(host, &Limits::DEFAULT),
         (SharedCopy::Archive { .. }, Some(Ok(bytes))) => {
             Tree::read_tar(bytes.as_slice(), "shared", &Limits::DEFAULT)
@@ -352,54 +449,24 @@ pub async fn execute(
             path: spec.shared_path.clone(),
             reason: "was not read back from the engine".to_owned(),
         }),
-    };
-    let rules = Rules {
-        module: &entry.module.name,
-        method,
-        read_only,
-    };
-    let verdict = left.and_then(|left| check::check(&given, &left, &rules).map(|v| (v, left)));
-    let (check, result) = match verdict {
-        Ok((Verdict::Unchanged, _)) => (Check::Unchanged, None),
-        Ok((Verdict::Changed(changes), left)) => (
-            Check::Changed {
-                keys: changes.sections,
-            },
-            Some(left.without(".e")),
-        ),
-        Err(refusal) => (Check::Invalid(refusal.to_string()), None),
-    };
-    let refused = matches!(check, Check::Invalid(_));
-    if let Check::Changed { keys } = &check {
-        record.changed_keys = keys.clone();
     }
-    let succeeded = outcome.exit_code == 0 && outcome.stopped.is_none();
-    record.outcome = match outcome.stopped {
+}
+
+/// The history's word for how a run ended.
+fn outcome_name(
+    method: &str,
+    exit_code: i64,
+    stopped: Option<Stopped>,
+    refused: bool,
+) -> &'static str {
+    match stopped {
         Some(Stopped::Timeout) => "timeout",
         Some(Stopped::Interrupted) => "interrupted",
         None if refused => "refused",
-        None if succeeded => "ok",
+        None if exit_code == 0 => "ok",
         // Exit code 2 is an answer, not a failure, for the methods that report differences.
-        None if outcome.exit_code == 2 && method == "plan" => "changes",
-        None if outcome.exit_code == 2 && method == "audit" => "drift",
+        None if exit_code == 2 && method == "plan" => "changes",
+        None if exit_code == 2 && method == "audit" => "drift",
         None => "failed",
     }
-    .to_owned();
-    Ok(Finished {
-        report: Report {
-            exit_code: outcome.exit_code,
-            stopped: outcome.stopped,
-            check,
-            refused,
-            kept: None,
-            stdout,
-            stderr,
-            run: run_id,
-            image_id: image.id,
-        },
-        record,
-        result,
-        workspace,
-        requirements,
-    })
 }

@@ -17,7 +17,7 @@ use crate::runtime::Engine;
 use crate::store::{BACKUP_FILE, Change, Installed, Run, STATE_FILE, SharedDir};
 
 use super::tree::Tree;
-use super::{Finished, Options, READ_ONLY_METHODS, Report, execute};
+use super::{Call, Finished, Options, READ_ONLY_METHODS, Report, execute};
 
 /// What a transaction does to e's record of installed modules when it commits.
 #[derive(Debug, Clone)]
@@ -69,14 +69,17 @@ impl<'s> Transaction<'s> {
         extra: &[String],
         options: &Options,
     ) -> anyhow::Result<Report> {
+        let call = Call {
+            entry,
+            method,
+            extra,
+        };
         let finished = execute(
             engine,
             self.shared,
             &self.work,
             &self.live_digest,
-            entry,
-            method,
-            extra,
+            call,
             options,
         )
         .await?;

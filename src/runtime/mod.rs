@@ -26,6 +26,8 @@ pub const LABEL_RUN: &str = "e.run";
 pub const LABEL_SHARED: &str = "e.shared";
 /// Label naming who started the run: `user@host pid N`.
 pub const LABEL_OWNER: &str = "e.owner";
+/// Label naming the container path a module's volume is mounted at.
+pub const LABEL_MOUNT: &str = "e.mount";
 /// Label with the run's [`Transfer`].
 pub const LABEL_TRANSFER: &str = "e.transfer";
 

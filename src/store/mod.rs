@@ -1,30 +1,33 @@
-//! The shared directory: the state file every module reads and writes, and e's own area `.e/`.
+//! The shared directory: the state file every module reads and writes, the modules' configs,
+//! and e's own area `.e/`. Modules never see it: a run works on a private copy
+//! (`run/`), and what it left reaches this directory only through a commit (`commit.rs`).
 //!
-//! This file owns every promise e makes about that data: an exclusive lock (released by the
-//! kernel even when e is killed), a snapshot taken before a method runs, validation afterwards
-//! (a regular file, under a size cap, a YAML mapping), byte-for-byte restore when a method
-//! failed or left a bad state, `state.yml.backup` after every successful change, and the run
-//! history. e never re-serializes what a module wrote: it keeps and compares bytes.
+//! This file owns the directory itself: opening it (refusing `/` and system directories),
+//! its id, the exclusive lock (released by the kernel even when e is killed; taking it first
+//! finishes any commit a crash cut short), reading what modules see as a tree, the run
+//! history and e's record of installed modules. e never re-serializes what a module wrote:
+//! it keeps and compares bytes.
 //!
 //! Layout:
 //! ```text
-//! shared/state.yml          written by modules; one section per module
-//! shared/state.yml.backup   the previous state.yml, after every successful change
+//! shared/state.yml          written by modules (through commits); one section per module
+//! shared/state.yml.backup   the previous state.yml, after every change to it
 //! shared/<module>-config.yml
-//! shared/.e/lock            held while a method runs; says who holds it
-//! shared/.e/snapshot.yml    the state as it was before the running method
+//! shared/.e/id              this directory's id, on the labels of its containers and volumes
+//! shared/.e/lock            held while e works here; says who holds it
 //! shared/.e/history/        one JSON record per run
-//! shared/.e/mounts/         per-module, per-version directories behind declared `mounts`
 //! shared/.e/installed.json  the module versions e applied successfully
 //! shared/.e/requirements/   per module: which installed modules satisfy its requirements
+//! shared/.e/runs/<run>/     a running method: its record and, for a bind, its private copy
+//! shared/.e/kept/<run>/     a result kept aside (see `e recover`)
+//! shared/.e/commit/<run>/   a commit being made: staged files and its journal
 //! shared/.e/tmp/            temporary files, renamed into place
 //! ```
-//! Containers see `.e/` read-only, so nothing a module does can plant a link in e's area.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
@@ -205,70 +208,6 @@ impl SharedDir {
         Ok(Lock { _file: file })
     }
 
-    /// Keeps the current state, in memory and in `.e/snapshot.yml`, before a method runs.
-    pub fn snapshot(&self) -> anyhow::Result<Snapshot> {
-        let bytes = self.read_state()?;
-        let copy = self.e_dir().join("snapshot.yml");
-        match &bytes {
-            Some(bytes) => self.write_atomic(&copy, bytes)?,
-            None => remove_if_present(&copy)?,
-        }
-        Ok(Snapshot { bytes })
-    }
-
-    /// Checks the state after a method ran: a regular file, under the size cap, a YAML mapping.
-    pub fn check(&self, before: &Snapshot) -> Check {
-        let after = match read_regular(&self.state_path()) {
-            Ok(FileCheck::Absent) if before.bytes.is_none() => return Check::Unchanged,
-            Ok(FileCheck::Absent) => return Check::Invalid("was removed".to_owned()),
-            Ok(FileCheck::Bad(reason)) => return Check::Invalid(reason),
-            Ok(FileCheck::Regular(bytes)) => bytes,
-            Err(err) => return Check::Invalid(format!("cannot be read: {err:#}")),
-        };
-        if before.bytes.as_deref() == Some(after.as_slice()) {
-            return Check::Unchanged;
-        }
-        let after_map = match parse_mapping(&after) {
-            Ok(map) => map,
-            Err(reason) => return Check::Invalid(reason),
-        };
-        let before_map = before
-            .bytes
-            .as_deref()
-            .and_then(|b| parse_mapping(b).ok())
-            .unwrap_or_default();
-        Check::Changed {
-            keys: changed_keys(&before_map, &after_map),
-        }
-    }
-
-    /// Puts the snapshot back, byte for byte, whatever the method left at `state.yml`.
-    pub fn restore(&self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        let path = self.state_path();
-        if let Ok(meta) = fs::symlink_metadata(&path)
-            && meta.is_dir()
-        {
-            fs::remove_dir_all(&path).with_context(|| {
-                format!(
-                    "failed to remove the directory left at `{}`",
-                    path.display()
-                )
-            })?;
-        }
-        match &snapshot.bytes {
-            Some(bytes) => self.write_atomic(&path, bytes),
-            None => remove_if_present(&path),
-        }
-    }
-
-    /// After a successful change, keeps the previous state as `state.yml.backup`.
-    pub fn keep_backup(&self, snapshot: &Snapshot) -> anyhow::Result<()> {
-        match &snapshot.bytes {
-            Some(bytes) => self.write_atomic(&self.root.join(BACKUP_FILE), bytes),
-            None => Ok(()),
-        }
-    }
-
     /// Writes a file atomically: a temporary file in `.e/tmp`, fsync, rename over the target.
     /// A rename replaces a link rather than following it.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -282,81 +221,6 @@ impl SharedDir {
             && let Ok(dir) = File::open(parent)
         {
             let _ = dir.sync_all();
-        }
-        Ok(())
-    }
-
-    /// The host directory behind a declared mount of a module version, created if needed.
-    ///
-    /// It lies under `.e/mounts/<module>/<version>/`, and is checked to be inside the shared
-    /// directory with no link on the way, before any container starts.
-    pub fn mount_dir(
-        &self,
-        module: &str,
-        version: &str,
-        container_path: &str,
-    ) -> anyhow::Result<PathBuf> {
-        let relative: Vec<&str> = container_path
-            .split('/')
-            .filter(|p| !p.is_empty() && *p != ".")
-            .collect();
-        if relative.is_empty() || relative.contains(&"..") {
-            bail!(
-                "mount `{container_path}` of module `{module}` must be an absolute path without `..`"
-            );
-        }
-        for part in [module, version] {
-            if part.contains('/') || part == ".." || part == "." {
-                bail!("module `{module}` version `{version}` cannot name a mount directory");
-            }
-        }
-        // Create one component at a time, refusing links, so nothing is ever created through
-        // a link that points out of the shared directory.
-        let mut path = self.e_dir().join("mounts");
-        for part in [module, version].into_iter().chain(relative) {
-            path.push(part);
-            match fs::symlink_metadata(&path) {
-                Ok(meta) if meta.file_type().is_symlink() => bail!(
-                    "`{}` is a symbolic link; e refuses to mount through it\nhint: remove the link",
-                    path.display()
-                ),
-                Ok(meta) if meta.is_dir() => {}
-                Ok(_) => bail!(
-                    "`{}` is not a directory\nhint: remove it so e can create the mount directory",
-                    path.display()
-                ),
-                Err(_) => fs::create_dir(&path).with_context(|| {
-                    format!("failed to create the mount directory `{}`", path.display())
-                })?,
-            }
-        }
-        self.check_inside(&path)?;
-        Ok(path)
-    }
-
-    /// Fails unless `path` is inside the shared directory and no component of it is a link.
-    pub fn check_inside(&self, path: &Path) -> anyhow::Result<()> {
-        let relative = path.strip_prefix(&self.root).map_err(|_| {
-            anyhow::anyhow!(
-                "`{}` is outside the shared directory `{}`",
-                path.display(),
-                self.root.display()
-            )
-        })?;
-        let mut at = self.root.clone();
-        for component in relative.components() {
-            match component {
-                Component::Normal(part) => at.push(part),
-                _ => bail!("`{}` must not contain `..` or `.`", path.display()),
-            }
-            let meta = fs::symlink_metadata(&at)
-                .with_context(|| format!("failed to inspect `{}`", at.display()))?;
-            if meta.file_type().is_symlink() {
-                bail!(
-                    "`{}` is a symbolic link; e refuses to mount through it\nhint: remove the link",
-                    at.display()
-                );
-            }
         }
         Ok(())
     }
@@ -435,27 +299,6 @@ impl SharedDir {
         }
     }
 
-    /// Records a module as installed (replacing its previous record).
-    pub fn set_installed(&self, record: Installed) -> anyhow::Result<()> {
-        let mut all = self.installed()?;
-        all.insert(record.module.clone(), record);
-        self.write_atomic(
-            &self.installed_path(),
-            serde_json::to_string_pretty(&all)?.as_bytes(),
-        )
-    }
-
-    /// Forgets an installed module (after it was destroyed).
-    pub fn remove_installed(&self, module: &str) -> anyhow::Result<()> {
-        let mut all = self.installed()?;
-        if all.remove(module).is_some() {
-            self.write_atomic(
-                &self.installed_path(),
-                serde_json::to_string_pretty(&all)?.as_bytes(),
-            )?;
-        }
-        Ok(())
-    }
 }
 
 /// Who holds the lock, written into the lock file.
@@ -471,27 +314,6 @@ struct Holder {
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
-}
-
-/// The state as it was before a method ran.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// The bytes of `state.yml`, or `None` if there was none.
-    pub bytes: Option<Vec<u8>>,
-}
-
-/// What a method did to the state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
-    /// Byte-identical.
-    Unchanged,
-    /// A valid state that differs; the top-level keys whose values changed.
-    Changed {
-        /// Module sections added, removed or modified.
-        keys: Vec<String>,
-    },
-    /// Not a usable state; why.
-    Invalid(String),
 }
 
 /// One recorded run of a module method.
@@ -620,14 +442,6 @@ fn random_id() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn remove_if_present(path: &Path) -> anyhow::Result<()> {
-    match fs::remove_file(path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            Err(err).with_context(|| format!("failed to remove `{}`", path.display()))
-        }
-        _ => Ok(()),
-    }
-}
 
 /// Parses a state as a YAML mapping; an empty file is an empty mapping.
 pub fn parse_mapping(bytes: &[u8]) -> Result<serde_yaml::Mapping, String> {
@@ -640,25 +454,6 @@ pub fn parse_mapping(bytes: &[u8]) -> Result<serde_yaml::Mapping, String> {
     }
 }
 
-fn changed_keys(before: &serde_yaml::Mapping, after: &serde_yaml::Mapping) -> Vec<String> {
-    let name = |key: &serde_yaml::Value| match key {
-        serde_yaml::Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_owned(),
-    };
-    let mut keys: Vec<String> = after
-        .iter()
-        .filter(|(k, v)| before.get(*k) != Some(*v))
-        .map(|(k, _)| name(k))
-        .chain(before.keys().filter(|k| !after.contains_key(*k)).map(name))
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,102 +462,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let shared = SharedDir::open(&dir.path().join("shared")).unwrap();
         (dir, shared)
-    }
-
-    #[test]
-    fn unchanged_changed_and_restored() {
-        let (_dir, shared) = shared();
-        let original = b"azi:\n  status: applied   # a comment e must keep\n";
-        fs::write(shared.state_path(), original).unwrap();
-        let snapshot = shared.snapshot().unwrap();
-        assert_eq!(shared.check(&snapshot), Check::Unchanged);
-        fs::write(
-            shared.state_path(),
-            "azi:\n  status: applied\nbmk:\n  status: applied\n",
-        )
-        .unwrap();
-        assert_eq!(
-            shared.check(&snapshot),
-            Check::Changed {
-                keys: vec!["bmk".into()]
-            }
-        );
-        fs::write(shared.state_path(), "azi: [unclosed").unwrap();
-        assert!(
-            matches!(shared.check(&snapshot), Check::Invalid(r) if r.contains("not valid YAML"))
-        );
-        shared.restore(&snapshot).unwrap();
-        assert_eq!(fs::read(shared.state_path()).unwrap(), original);
-    }
-
-    #[test]
-    fn links_fifos_directories_and_huge_files_are_invalid_and_restorable() {
-        let (dir, shared) = shared();
-        fs::write(shared.state_path(), "a: 1\n").unwrap();
-        let snapshot = shared.snapshot().unwrap();
-        let outside = dir.path().join("outside.yml");
-        fs::write(&outside, "a: 2\n").unwrap();
-        type Plant<'a> = Box<dyn Fn(&Path) + 'a>;
-        let cases: Vec<(&str, Plant)> = vec![
-            (
-                "symbolic link",
-                Box::new(|p: &Path| std::os::unix::fs::symlink(&outside, p).unwrap()),
-            ),
-            (
-                "special file",
-                Box::new(|p: &Path| {
-                    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-                    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-                }),
-            ),
-            (
-                "directory",
-                Box::new(|p: &Path| fs::create_dir_all(p.join("x")).unwrap()),
-            ),
-            (
-                "limit",
-                Box::new(|p: &Path| {
-                    let f = File::create(p).unwrap();
-                    f.set_len(MAX_STATE_BYTES + 1).unwrap();
-                }),
-            ),
-            (
-                "mapping",
-                Box::new(|p: &Path| fs::write(p, "- a\n- b\n").unwrap()),
-            ),
-        ];
-        for (expected, plant) in cases {
-            fs::remove_file(shared.state_path()).unwrap();
-            plant(&shared.state_path());
-            match shared.check(&snapshot) {
-                Check::Invalid(reason) => {
-                    assert!(reason.contains(expected), "{expected}: {reason}")
-                }
-                other => panic!("{expected}: {other:?}"),
-            }
-            shared.restore(&snapshot).unwrap();
-            assert_eq!(
-                fs::read(shared.state_path()).unwrap(),
-                b"a: 1\n",
-                "{expected}"
-            );
-            assert_eq!(
-                fs::read(&outside).unwrap(),
-                b"a: 2\n",
-                "the link target is untouched"
-            );
-        }
-    }
-
-    #[test]
-    fn removed_state_is_invalid_but_absent_before_and_after_is_fine() {
-        let (_dir, shared) = shared();
-        let empty = shared.snapshot().unwrap();
-        assert_eq!(shared.check(&empty), Check::Unchanged);
-        fs::write(shared.state_path(), "a: 1\n").unwrap();
-        let snapshot = shared.snapshot().unwrap();
-        fs::remove_file(shared.state_path()).unwrap();
-        assert!(matches!(shared.check(&snapshot), Check::Invalid(_)));
     }
 
     #[test]
@@ -780,24 +479,6 @@ mod tests {
         assert!(err.contains("`e apply bmk`"), "{err}");
         drop(lock);
         shared.lock("e apply azi", Duration::ZERO).unwrap();
-    }
-
-    #[test]
-    fn mount_dirs_stay_inside_and_refuse_links() {
-        let (dir, shared) = shared();
-        let path = shared.mount_dir("azi", "0.1.0", "/var/lib/azi").unwrap();
-        assert!(path.starts_with(shared.root().join(".e/mounts/azi/0.1.0")));
-        assert!(shared.mount_dir("azi", "0.1.0", "/a/../../b").is_err());
-        let planted = shared.e_dir().join("mounts/bmk");
-        std::os::unix::fs::symlink(dir.path(), &planted).unwrap();
-        let err = shared
-            .mount_dir("bmk", "0.1.0", "/data")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("symbolic link") || err.contains("outside"),
-            "{err}"
-        );
     }
 
     #[test]
