@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{e_in, root, stderr, stdout, text};
+use support::{e_in, e_in_with, root, stderr, stdout, text};
 
 fn top_repository() -> PathBuf {
     root().join("repository.yaml")
@@ -63,6 +63,8 @@ fn images() {
 struct Scene {
     dir: tempfile::TempDir,
     repository: PathBuf,
+    /// Extra environment for every e run (`E_TRANSFER`, ...).
+    envs: Vec<(&'static str, &'static str)>,
 }
 
 impl Scene {
@@ -71,6 +73,7 @@ impl Scene {
         Scene {
             dir: tempfile::tempdir().unwrap(),
             repository,
+            envs: Vec::new(),
         }
     }
 
@@ -79,7 +82,7 @@ impl Scene {
     }
 
     fn e(&self, args: &[&str]) -> Output {
-        e_in(root(), &self.repository, &self.shared(), args)
+        e_in_with(root(), &self.repository, &self.shared(), args, &self.envs)
     }
 
     /// Runs e and asserts its exit code, showing everything it said when it differs.
@@ -106,7 +109,26 @@ impl Scene {
 
 #[test]
 fn seed_walkthrough() {
-    let scene = Scene::new(top_repository());
+    walkthrough(&Scene::new(top_repository()));
+}
+
+/// The same walkthrough with every run's copy uploaded and downloaded through the Engine API,
+/// as for a remote engine that cannot see this machine's files.
+#[test]
+fn seed_walkthrough_through_the_archive_api() {
+    let mut scene = Scene::new(top_repository());
+    scene.envs.push(("E_TRANSFER", "archive"));
+    walkthrough(&scene);
+    let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
+    assert!(
+        runs.iter().all(|run| run["transfer"] == "archive"),
+        "every run went through the archive API: {history}"
+    );
+}
+
+/// The design's walkthrough: azi, a hand edit, bmk, bmm, audits.
+fn walkthrough(scene: &Scene) {
     // azi applied with 5 nodes.
     scene.expect(0, &["init", "azi"]);
     assert!(
@@ -193,7 +215,7 @@ fn seed_walkthrough() {
         ]
     );
     assert_eq!(runs[5]["changed_keys"], serde_json::json!(["azi", "bmk"]));
-    let left = containers_of(&scene);
+    let left = containers_of(scene);
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
 
@@ -360,25 +382,16 @@ fn wait_for_lock(scene: &Scene, command: &str) {
 /// The containers of e that mount this scene's shared directory, and only those: other tests
 /// run the same modules at the same time.
 fn containers_of(scene: &Scene) -> Vec<String> {
-    let shared = fs::canonicalize(scene.shared()).unwrap_or_else(|_| scene.shared());
+    // Every container e creates carries the id of its shared directory.
+    let Ok(id) = fs::read_to_string(scene.shared().join(".e/id")) else {
+        return Vec::new();
+    };
     let ids = Command::new("docker")
-        .args(["ps", "-aq", "--filter", "label=e.managed-by=e"])
+        .args(["ps", "-aq", "--filter", &format!("label=e.shared={}", id.trim())])
         .output()
         .unwrap();
     String::from_utf8_lossy(&ids.stdout)
         .lines()
-        .filter(|id| {
-            let mounts = Command::new("docker")
-                .args([
-                    "inspect",
-                    "--format",
-                    "{{range .Mounts}}{{.Source}} {{end}}",
-                    id,
-                ])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&mounts.stdout).contains(&*shared.to_string_lossy())
-        })
         .map(str::to_owned)
         .collect()
 }

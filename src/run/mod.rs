@@ -238,6 +238,7 @@ pub async fn execute(
         outcome: String::new(),
         changed_keys: Vec::new(),
         notes: options.notes.clone(),
+        transfer: Some(workspace.info.transfer.clone()),
     };
     let outcome = match result {
         Ok(outcome) => outcome,

@@ -185,6 +185,7 @@ pub fn commit_kept(shared: &SharedDir, kept: Kept, command: &str) -> anyhow::Res
             "`{command}`: committed the kept result of run {} ({} {})",
             info.run, info.module, info.method
         )],
+        transfer: None,
     };
     change.write(
         shared.history_path(&record),

@@ -342,6 +342,10 @@ pub struct Run {
     /// Anything worth knowing later (why a state was restored, flags like `--force`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// How the run's copy reached its container: `bind` or `archive` (absent in records of
+    /// e before runs worked on copies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<String>,
 }
 
 enum FileCheck {
@@ -496,6 +500,7 @@ mod tests {
                 outcome: "ok".into(),
                 changed_keys: vec!["azi".into()],
                 notes: vec![],
+                transfer: None,
             };
             shared.record(&run).unwrap();
         }
