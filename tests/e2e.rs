@@ -5,7 +5,7 @@
 //! removed by e itself; tests check that none is left behind.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -387,7 +387,12 @@ fn containers_of(scene: &Scene) -> Vec<String> {
         return Vec::new();
     };
     let ids = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=e.shared={}", id.trim())])
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=e.shared={}", id.trim()),
+        ])
         .output()
         .unwrap();
     String::from_utf8_lossy(&ids.stdout)
@@ -787,6 +792,49 @@ fn upgrade_is_gated_by_the_new_versions_audit() {
             "--allow-downgrade",
         ],
     );
+}
+
+/// Every file of a shared directory but e's area, with its bytes.
+fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != ".e" {
+            files.push((name, fs::read(entry.path()).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn a_failed_upgrade_leaves_every_file_as_it_was() {
+    let scene = Scene::new(test_repository());
+    scene.expect(0, &["apply", "upgradable@1.0.0"]);
+    let before = files_of(&scene.shared());
+    let installed = scene.read(".e/installed.json");
+    // 3.0.0's init writes its config, then its apply fails after recording its section.
+    let out = scene.expect(1, &["upgrade", "upgradable", "--to", "3.0.0"]);
+    assert!(
+        stderr(&out).contains("nothing was committed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(files_of(&scene.shared()), before, "every file is as it was");
+    assert!(!scene.shared().join("upgradable-config.yml").exists());
+    assert_eq!(scene.read(".e/installed.json"), installed);
+    // What the failed apply left (with the config its init wrote) is kept aside.
+    let listed = stdout(&scene.expect(0, &["recover", "-o", "json"]));
+    let kept: Vec<serde_json::Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(kept.len(), 1, "{listed}");
+    assert_eq!(kept[0]["method"], "apply");
+    let run = kept[0]["run"].as_str().unwrap();
+    let shown = stdout(&scene.expect(0, &["recover", "show", run]));
+    assert!(shown.contains("upgradable-config.yml"), "{shown}");
+    assert!(shown.contains("status: half-applied"), "{shown}");
+    // The installed version's next plan sees its own config, not the other version's.
+    scene.expect(0, &["plan", "upgradable"]);
 }
 
 #[test]

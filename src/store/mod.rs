@@ -298,7 +298,6 @@ impl SharedDir {
             Err(err) => Err(err).with_context(|| format!("failed to read `{}`", path.display())),
         }
     }
-
 }
 
 /// Who holds the lock, written into the lock file.
@@ -445,7 +444,6 @@ fn random_id() -> anyhow::Result<String> {
         .context("failed to read `/dev/urandom`")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
-
 
 /// Parses a state as a YAML mapping; an empty file is an empty mapping.
 pub fn parse_mapping(bytes: &[u8]) -> Result<serde_yaml::Mapping, String> {

@@ -42,6 +42,12 @@ case "$1" in
     dd if=/dev/zero of="${E_SHARED:-/shared}/filler" bs=65536 2>/dev/null || true
     echo "the disk is full" >&2
     exit 1 ;;
+  config)       # an init: writes the module's config file
+    printf 'version: %s\n' "$E_MODULE_VERSION" > "$E_CONFIG_FILE" ;;
+  own-then-fail) # an apply that records its section, then fails
+    printf '%s-next:\n  status: half-applied\n' "$E_MODULE" >> "$state"
+    echo "failing after recording my section" >&2
+    exit 1 ;;
   hang)         # never ends
     sleep 600 ;;
   leak)         # prints the secret it was given, and writes it to its config
