@@ -485,7 +485,7 @@ mod tests {
             })
             .collect();
         names.sort();
-        assert_eq!(names, ["shared", "shared/before.txt", "shared/state.yaml"]);
+        assert_eq!(names, ["shared/", "shared/before.txt", "shared/state.yaml"]);
     }
 
     #[test]
