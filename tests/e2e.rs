@@ -67,6 +67,12 @@ struct Scene {
     envs: Vec<(&'static str, &'static str)>,
 }
 
+impl Drop for Scene {
+    fn drop(&mut self) {
+        drop(support::Volumes(self.shared()));
+    }
+}
+
 impl Scene {
     fn new(repository: PathBuf) -> Scene {
         images();
@@ -399,6 +405,10 @@ fn containers_of(scene: &Scene) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+fn volumes_of(scene: &Scene) -> Vec<String> {
+    support::volumes_of(&scene.shared())
 }
 
 /// Removes this scene's containers (see [`containers_of`]).
@@ -835,6 +845,22 @@ fn a_failed_upgrade_leaves_every_file_as_it_was() {
     assert!(shown.contains("status: half-applied"), "{shown}");
     // The installed version's next plan sees its own config, not the other version's.
     scene.expect(0, &["plan", "upgradable"]);
+}
+
+#[test]
+fn private_mounts_are_volumes_of_the_module_and_survive_another_version() {
+    let scene = Scene::new(test_repository());
+    let first = scene.expect(0, &["run", "keeper@1.0.0", "remember"]);
+    assert_eq!(stdout(&first), "1.0.0\n", "{}", text(&first));
+    let second = scene.expect(0, &["run", "keeper@2.0.0", "remember"]);
+    assert_eq!(stdout(&second), "1.0.0\n2.0.0\n", "{}", text(&second));
+    let volumes = volumes_of(&scene);
+    assert_eq!(volumes.len(), 1, "one volume for the module: {volumes:?}");
+    assert!(volumes[0].contains("-keeper-var-lib-keeper"), "{volumes:?}");
+    // Another shared directory has volumes of its own.
+    let other = Scene::new(test_repository());
+    let out = other.expect(0, &["run", "keeper@2.0.0", "remember"]);
+    assert_eq!(stdout(&out), "2.0.0\n", "{}", text(&out));
 }
 
 #[test]

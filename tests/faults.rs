@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::{e_in, misbehave_image, root, test_repository, text};
+use support::{Volumes, e_in, misbehave_image, root, test_repository, text};
 
 /// One full section as `misbehave write` appends it.
 fn is_section(lines: &[&str]) -> bool {
@@ -61,6 +61,7 @@ fn killing_e_at_any_moment_never_corrupts_or_loses_the_state() {
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared");
     fs::create_dir_all(&shared).unwrap();
+    let _volumes = Volumes(shared.clone());
     let original = "azi:\n  status: applied   # a comment e keeps\n";
     fs::write(shared.join("state.yml"), original).unwrap();
     let repository = test_repository();
@@ -135,6 +136,7 @@ fn an_interrupted_apply_keeps_its_result_aside_until_committed() {
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared");
     fs::create_dir_all(&shared).unwrap();
+    let _volumes = Volumes(shared.clone());
     let original = "azi:\n  status: applied\n";
     fs::write(shared.join("state.yml"), original).unwrap();
     let repository = test_repository();
@@ -201,6 +203,7 @@ fn a_failing_module_on_a_full_disk_leaves_the_state_intact() {
     let _unmount = Unmount(&mountpoint);
     let shared = mountpoint.join("shared");
     fs::create_dir_all(&shared).unwrap();
+    let _volumes = Volumes(shared.clone());
     let original = "azi:\n  status: applied\n";
     fs::write(shared.join("state.yml"), original).unwrap();
     let repository = test_repository();

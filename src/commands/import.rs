@@ -377,7 +377,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
+    let mut temp = crate::store::new_file_in(dir)
         .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))?;
     temp.write_all(bytes)?;
     temp.as_file().sync_all()?;
@@ -401,7 +401,7 @@ fn put_file(verified: &Verified, path: &str, target: &Path) -> anyhow::Result<&'
     }
     let dir = target.parent().context("a file's path has a folder")?;
     fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)
+    let mut temp = crate::store::new_file_in(dir)
         .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))?;
     let mut source = verified.open(path)?;
     io::copy(&mut source, &mut temp)

@@ -119,7 +119,7 @@ fn show(shared: &SharedDir, run: &str) -> anyhow::Result<ExitCode> {
         info.pid,
         info.kept.clone().unwrap_or_default()
     );
-    if live.digest() != info.live_digest {
+    if info.live_digest.as_deref() != Some(live.digest().as_str()) {
         text.push_str("note:     the shared directory changed since the run started; it cannot be committed\n");
     }
     match verdict {

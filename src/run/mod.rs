@@ -200,7 +200,6 @@ pub async fn execute(
     engine: &dyn Engine,
     shared: &SharedDir,
     base: &Tree,
-    live_digest: &str,
     call: Call<'_>,
     options: &Options,
 ) -> anyhow::Result<Finished> {
@@ -220,7 +219,7 @@ pub async fn execute(
         requirements,
         workspace,
         secrets,
-    } = prepare(shared, base, live_digest, call, transfer, options)?;
+    } = prepare(shared, base, call, transfer, options)?;
 
     let console = Console::new(secrets, options.quiet);
     let started = SystemTime::now();
@@ -297,7 +296,6 @@ pub async fn execute(
 fn prepare(
     shared: &SharedDir,
     base: &Tree,
-    live_digest: &str,
     call: Call<'_>,
     transfer: Transfer,
     options: &Options,
@@ -359,7 +357,7 @@ fn prepare(
         owner: workspace::owner(),
         pid: std::process::id(),
         started: SystemTime::now(),
-        live_digest: live_digest.to_owned(),
+        live_digest: None,
         kept: None,
     };
     let workspace = Workspace::create(shared, info)?;

@@ -86,7 +86,14 @@ pub async fn settle_orphans(shared: &SharedDir, engine: &dyn Engine) -> anyhow::
         );
         match changed {
             Some(result) => {
-                workspace.keep(shared, &result, "its e stopped before the run finished")?;
+                // Nothing was committed since that run began: its commit would have removed
+                // its directory. So the directory now is the one it started from.
+                workspace.keep(
+                    shared,
+                    &result,
+                    "its e stopped before the run finished",
+                    live.digest(),
+                )?;
                 output::note(&format!(
                     "{what}\ne: it changed the shared directory; nothing of it was committed. It is kept aside:\n  \
                      e recover show {run}     # what it changed\n  \
@@ -156,7 +163,7 @@ pub fn pending_change(shared: &SharedDir, kept: &Kept) -> anyhow::Result<(Tree, 
 pub fn commit_kept(shared: &SharedDir, kept: Kept, command: &str) -> anyhow::Result<()> {
     let (live, _) = pending_change(shared, &kept)?;
     let info = kept.workspace.info.clone();
-    if live.digest() != info.live_digest {
+    if info.live_digest.as_deref() != Some(live.digest().as_str()) {
         bail!(
             "the shared directory changed since run `{}` started, so committing its result would undo those changes\nhint: see what it holds with `e recover show {}`; run `e plan {}` to compare with the infrastructure, then drop it with `e recover drop {}`",
             info.run,

@@ -30,7 +30,6 @@ enum InstalledChange {
 pub struct Transaction<'s> {
     shared: &'s SharedDir,
     live: Tree,
-    live_digest: String,
     work: Tree,
     records: Vec<Run>,
     installed: Vec<InstalledChange>,
@@ -44,7 +43,6 @@ impl<'s> Transaction<'s> {
         let live = shared.load_tree()?;
         Ok(Transaction {
             shared,
-            live_digest: live.digest(),
             work: live.clone(),
             live,
             records: Vec::new(),
@@ -74,15 +72,7 @@ impl<'s> Transaction<'s> {
             method,
             extra,
         };
-        let finished = execute(
-            engine,
-            self.shared,
-            &self.work,
-            &self.live_digest,
-            call,
-            options,
-        )
-        .await?;
+        let finished = execute(engine, self.shared, &self.work, call, options).await?;
         self.settle(entry, method, options.timeout, finished)
     }
 
@@ -146,8 +136,9 @@ impl<'s> Transaction<'s> {
                     None => format!("it failed (exit {})", report.exit_code),
                 };
                 let run = report.run.clone();
-                // What the transaction did before this run is part of what is kept.
-                workspace.keep(self.shared, &result, &why)?;
+                // What the transaction did before this run is part of what is kept. It can
+                // be committed only onto the content the transaction started from.
+                workspace.keep(self.shared, &result, &why, self.live.digest())?;
                 record.notes.push(format!("result kept aside as run {run}"));
                 self.shared.record(&record)?;
                 self.abandon(&format!("`{id}` {method} failed"))?;

@@ -37,9 +37,11 @@ pub struct RunInfo {
     pub pid: u32,
     /// When it started.
     pub started: SystemTime,
-    /// The digest of the shared directory (what modules see) when the command began: a kept
-    /// result can be committed only onto that same content.
-    pub live_digest: String,
+    /// The digest of the shared directory (what modules see) when the run's transaction
+    /// began, set when the result is kept: it can be committed only onto that same content.
+    /// (Computed then, not before the run: under the lock the directory cannot change.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_digest: Option<String>,
     /// Why the result was kept aside, once it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept: Option<String>,
@@ -116,7 +118,13 @@ impl Workspace {
     }
 
     /// Moves the run to `.e/kept/<run>/` with `result` as its copy, and says why.
-    pub fn keep(mut self, shared: &SharedDir, result: &Tree, why: &str) -> anyhow::Result<()> {
+    pub fn keep(
+        mut self,
+        shared: &SharedDir,
+        result: &Tree,
+        why: &str,
+        live_digest: String,
+    ) -> anyhow::Result<()> {
         let target = shared.e_dir().join("kept").join(&self.info.run);
         fs::rename(&self.dir, &target)
             .with_context(|| format!("failed to move `{}` aside", self.dir.display()))?;
@@ -134,6 +142,7 @@ impl Workspace {
             self.fill(result, None)?;
         }
         self.info.kept = Some(why.to_owned());
+        self.info.live_digest = Some(live_digest);
         self.write_record(shared)
     }
 

@@ -211,7 +211,7 @@ impl SharedDir {
     /// Writes a file atomically: a temporary file in `.e/tmp`, fsync, rename over the target.
     /// A rename replaces a link rather than following it.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-        let mut temp = tempfile::NamedTempFile::new_in(self.e_dir().join("tmp"))
+        let mut temp = new_file_in(&self.e_dir().join("tmp"))
             .context("failed to create a temporary file in the shared directory")?;
         temp.write_all(bytes)?;
         temp.as_file().sync_all()?;
@@ -436,6 +436,16 @@ fn refuse_system_directory(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A temporary file in `dir` with the mode of a file the user writes (0644 under the usual
+/// umask), to be renamed into place: tempfile's own default (0600) would make files e writes
+/// unreadable to the user's group and to the tools they share the directory with.
+pub fn new_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt as _;
+    tempfile::Builder::new()
+        .permissions(fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+}
+
 /// A new random id in hex, from the kernel's generator.
 fn random_id() -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
@@ -481,6 +491,22 @@ mod tests {
         assert!(err.contains("`e apply bmk`"), "{err}");
         drop(lock);
         shared.lock("e apply azi", Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn files_e_writes_have_normal_modes() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (_dir, shared) = shared();
+        let path = shared.root().join("written.yml");
+        shared.write_atomic(&path, b"a: 1\n").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        // SAFETY: umask only swaps the process's mask; it is put back at once.
+        let umask = unsafe {
+            let mask = libc::umask(0o022);
+            libc::umask(mask);
+            mask
+        };
+        assert_eq!(mode, 0o644 & !(umask as u32), "{mode:o}");
     }
 
     #[test]

@@ -94,3 +94,40 @@ pub fn misbehave_image() {
         );
     });
 }
+
+/// The engine volumes of the shared directory `shared` (label `e.shared`).
+pub fn volumes_of(shared: &Path) -> Vec<String> {
+    let Ok(id) = std::fs::read_to_string(shared.join(".e/id")) else {
+        return Vec::new();
+    };
+    let out = Command::new("docker")
+        .args([
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=e.shared={}", id.trim()),
+        ])
+        .output()
+        .expect("docker volume ls");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Removes the engine volumes of a test's shared directory when dropped: modules' private
+/// volumes outlive their runs by design, a test's go with it.
+pub struct Volumes(pub PathBuf);
+
+impl Drop for Volumes {
+    fn drop(&mut self) {
+        let volumes = volumes_of(&self.0);
+        if !volumes.is_empty() {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f"])
+                .args(&volumes)
+                .output();
+        }
+    }
+}

@@ -48,6 +48,9 @@ case "$1" in
     printf '%s-next:\n  status: half-applied\n' "$E_MODULE" >> "$state"
     echo "failing after recording my section" >&2
     exit 1 ;;
+  remember)     # appends its version to its private mount and prints what it holds
+    echo "$E_MODULE_VERSION" >> "$2/seen" || exit 1
+    cat "$2/seen" ;;
   hang)         # never ends
     sleep 600 ;;
   leak)         # prints the secret it was given, and writes it to its config
