@@ -864,6 +864,26 @@ fn private_mounts_are_volumes_of_the_module_and_survive_another_version() {
 }
 
 #[test]
+fn private_data_from_before_volumes_moves_into_the_volume_once() {
+    let scene = Scene::new(test_repository());
+    let old = scene.shared().join(".e/mounts/keeper/0.9.0/var/lib/keeper");
+    fs::create_dir_all(&old).unwrap();
+    fs::write(old.join("seen"), "0.9.0\n").unwrap();
+    let out = scene.expect(0, &["run", "keeper@1.0.0", "remember"]);
+    assert_eq!(stdout(&out), "0.9.0\n1.0.0\n", "{}", text(&out));
+    assert!(stderr(&out).contains("moved from"), "{}", text(&out));
+    assert!(!scene.shared().join(".e/mounts/keeper").exists());
+    assert!(
+        scene
+            .shared()
+            .join(".e/mounts-moved/keeper/0.9.0/var/lib/keeper/seen")
+            .is_file()
+    );
+    let again = scene.expect(0, &["run", "keeper@1.0.0", "remember"]);
+    assert_eq!(stdout(&again), "0.9.0\n1.0.0\n1.0.0\n", "{}", text(&again));
+}
+
+#[test]
 fn destroy_is_refused_while_required() {
     let scene = Scene::new(test_repository());
     scene.expect(0, &["apply", "chain-base"]);

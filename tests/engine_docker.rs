@@ -257,6 +257,7 @@ async fn output_streams_stay_apart_and_the_exit_code_is_returned() {
             exit_code: 3,
             stopped: None,
             download: outcome.download.clone(),
+            seeded: Vec::new(),
         }
     );
     assert!(

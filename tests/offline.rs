@@ -169,6 +169,12 @@ struct Site {
     envs: Vec<(String, String)>,
 }
 
+impl Drop for Site {
+    fn drop(&mut self) {
+        drop(support::Volumes(self.shared()));
+    }
+}
+
 impl Site {
     fn new(parent: &Path, name: &str, repository: Option<&str>) -> Site {
         let dir = parent.join(name);

@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod console;
+pub mod legacy;
 pub mod recovery;
 pub mod transaction;
 pub mod tree;
@@ -250,6 +251,13 @@ pub async fn execute(
         }
     };
     record.exit_code = Some(outcome.exit_code);
+    for volume in spec
+        .volumes
+        .iter()
+        .filter(|v| outcome.seeded.contains(&v.name))
+    {
+        legacy::moved(shared, &entry.module.name, &volume.container, &volume.name)?;
+    }
 
     let rules = Rules {
         module: &entry.module.name,
@@ -395,7 +403,7 @@ fn prepare(
         workdir: entry.version.workdir.clone(),
         shared: copy,
         shared_path,
-        volumes: volumes(&shared_id, entry),
+        volumes: volumes(shared, &shared_id, entry)?,
         user: Some(format!("{}:{}", owner.0, owner.1)),
         network: entry.version.network.unwrap_or(Network::None),
         capabilities: entry.version.capabilities.clone(),
@@ -411,24 +419,28 @@ fn prepare(
     })
 }
 
-/// The engine volumes behind the version's declared `mounts`.
-fn volumes(shared_id: &str, entry: Entry<'_>) -> Vec<Volume> {
+/// The engine volumes behind the version's declared `mounts`, each seeded (if it is new) from
+/// the directory that held the module's private data before mounts were volumes.
+fn volumes(shared: &SharedDir, shared_id: &str, entry: Entry<'_>) -> anyhow::Result<Vec<Volume>> {
     entry
         .version
         .mounts
         .iter()
-        .map(|mount| Volume {
-            name: volume_name(shared_id, &entry.module.name, mount),
-            container: mount.clone(),
-            labels: [
-                (LABEL_MANAGED_BY, "e".to_owned()),
-                (LABEL_SHARED, shared_id.to_owned()),
-                (LABEL_MODULE, entry.module.name.clone()),
-                (LABEL_MOUNT, mount.clone()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
+        .map(|mount| {
+            Ok(Volume {
+                name: volume_name(shared_id, &entry.module.name, mount),
+                container: mount.clone(),
+                labels: [
+                    (LABEL_MANAGED_BY, "e".to_owned()),
+                    (LABEL_SHARED, shared_id.to_owned()),
+                    (LABEL_MODULE, entry.module.name.clone()),
+                    (LABEL_MOUNT, mount.clone()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+                seed: legacy::seed(shared, &entry.module.name, mount)?,
+            })
         })
         .collect()
 }

@@ -294,8 +294,11 @@ impl DockerEngine {
         }
 
         let config = container_config(spec)?;
+        let mut seeds = Vec::new();
         for volume in &spec.volumes {
-            self.create_volume(volume).await?;
+            if self.create_volume(volume).await? && volume.seed.is_some() {
+                seeds.push(volume);
+            }
         }
         let id = self.create_container(spec, config).await?;
         let mut guard = ContainerGuard {
@@ -303,9 +306,15 @@ impl DockerEngine {
             id: Some(id.clone()),
         };
         let mut result = match self.upload_copy(&id, spec).await {
-            Ok(()) => self.drive(&id, spec, sink, interrupt).await,
+            Ok(()) => match self.seed_volumes(&id, &seeds).await {
+                Ok(()) => self.drive(&id, spec, sink, interrupt).await,
+                Err(err) => Err(err),
+            },
             Err(err) => Err(err),
         };
+        if let Ok(outcome) = &mut result {
+            outcome.seeded = seeds.iter().map(|v| v.name.clone()).collect();
+        }
         if let (Ok(outcome), SharedCopy::Archive { download_limit, .. }) =
             (&mut result, &spec.shared)
         {
@@ -432,7 +441,12 @@ impl DockerEngine {
 
         let stopped = tokio::select! {
             result = &mut exited => {
-                return result.map(|exit_code| Outcome { exit_code, stopped: None, download: None });
+                return result.map(|exit_code| Outcome {
+                    exit_code,
+                    stopped: None,
+                    download: None,
+                    seeded: Vec::new(),
+                });
             }
             () = deadline => Stopped::Timeout,
             () = &mut interrupt => Stopped::Interrupted,
@@ -442,6 +456,7 @@ impl DockerEngine {
             exit_code,
             stopped: Some(stopped),
             download: None,
+            seeded: Vec::new(),
         })
     }
 
@@ -489,8 +504,31 @@ impl DockerEngine {
         Ok(bytes)
     }
 
-    /// Creates a named volume with its labels; one that exists is kept as it is.
-    async fn create_volume(&self, volume: &Volume) -> anyhow::Result<()> {
+    /// Fills new volumes from their seeds, through the created container.
+    async fn seed_volumes(&self, id: &str, volumes: &[&Volume]) -> anyhow::Result<()> {
+        for volume in volumes {
+            let Some(seed) = &volume.seed else { continue };
+            let options = UploadToContainerOptionsBuilder::new()
+                .path(&volume.container)
+                .build();
+            self.docker
+                .upload_to_container(id, Some(options), bollard::body_full(seed.clone().into()))
+                .await
+                .engine_context(|| format!("failed to fill the volume `{}`", volume.name))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a named volume with its labels, unless it exists; says whether it created it.
+    async fn create_volume(&self, volume: &Volume) -> anyhow::Result<bool> {
+        match self.docker.inspect_volume(&volume.name).await {
+            Ok(_) => return Ok(false),
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => {
+                return Err(err)
+                    .engine_context(|| format!("failed to inspect the volume `{}`", volume.name));
+            }
+        }
         let request = VolumeCreateRequest {
             name: Some(volume.name.clone()),
             labels: Some(volume.labels.clone().into_iter().collect()),
@@ -499,7 +537,7 @@ impl DockerEngine {
         self.docker
             .create_volume(request)
             .await
-            .map(drop)
+            .map(|_| true)
             .engine_context(|| format!("failed to create the volume `{}`", volume.name))
     }
 
@@ -1260,6 +1298,7 @@ mod tests {
             name: "e-0123-azi-var-lib-azi".to_owned(),
             container: "/var/lib/azi".to_owned(),
             labels: BTreeMap::new(),
+            seed: None,
         });
         let bound = mounts(&spec).expect("valid mounts");
         assert_eq!(bound[0].typ, Some(MountType::BIND));

@@ -173,6 +173,7 @@ impl FakeEngine {
             exit_code,
             stopped: None,
             download,
+            seeded: Vec::new(),
         })
     }
 
@@ -421,6 +422,7 @@ mod tests {
                 exit_code: 3,
                 stopped: None,
                 download: None,
+                seeded: Vec::new(),
             }
         );
         assert_eq!(sink.stdout(), "apply\n");

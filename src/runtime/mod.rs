@@ -89,6 +89,9 @@ pub struct Volume {
     pub container: String,
     /// Labels for a volume e creates.
     pub labels: BTreeMap<String, String>,
+    /// A tar to fill the volume with when it does not exist yet: a module's private data from
+    /// before mounts were volumes.
+    pub seed: Option<Vec<u8>>,
 }
 
 /// Everything needed to run one module method in a container.
@@ -154,6 +157,8 @@ pub struct Outcome {
     /// For [`SharedCopy::Archive`]: the tar of the container's shared directory after it
     /// stopped, or why it could not be read.
     pub download: Option<Result<Vec<u8>, String>>,
+    /// The volumes that were created and filled from their [`Volume::seed`].
+    pub seeded: Vec<String>,
 }
 
 /// A container of a run whose e died, found and removed by [`Engine::reap`].
