@@ -115,5 +115,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => commands::history::run(args, &context),
         Command::Export(args) => commands::export::run(args, &context, &engine).await,
         Command::Import(args) => commands::import::run(args, &context, &engine).await,
+        Command::Version(args) => commands::version::run(args).await,
     }
 }
