@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+pub mod engines;
+
 /// The project's root directory.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
