@@ -4,7 +4,8 @@
 //! Docker-compatible socket, with and without an init binary.
 
 use std::fs;
-use std::process::Output;
+use std::os::unix::process::CommandExt as _;
+use std::process::{Output, Stdio};
 use std::time::Instant;
 
 mod support;
@@ -345,6 +346,76 @@ fn ssh_holds_one_connection_for_the_whole_command() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn ctrl_c_over_ssh_still_stops_and_removes_the_container() {
+    if !engines::available("/usr/sbin/sshd", "openssh-server")
+        || !engines::available("ssh", "openssh-client")
+    {
+        return;
+    }
+    engines::misbehave_image();
+    let sshd = Sshd::start(&[("DOCKER_HOST", "unix:///var/run/docker.sock")]);
+    let scene = tempfile::tempdir().unwrap();
+    let shared = scene.path().join("shared");
+    let config = tempfile::tempdir().unwrap();
+    // A terminal's Ctrl-C goes to the whole foreground process group: e and its children.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(["run", "misbehave", "hang", "--timeout", "60s"])
+        .env(
+            "E_REPOSITORY",
+            support::root().join("tests/fixtures/e2e-repository.yaml"),
+        )
+        .env("E_SHARED", &shared)
+        .env("DOCKER_CONFIG", config.path())
+        .env("DOCKER_HOST", sshd.host())
+        .env("PATH", sshd.path())
+        .env_remove("DOCKER_CONTEXT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let container = running_container_with(&shared).expect("the module's container runs");
+    std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut said).unwrap();
+    assert_eq!(status.code(), Some(130), "{said}");
+    let gone = std::process::Command::new("docker")
+        .args(["inspect", &container])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "the interrupted container was removed: {said}"
+    );
+}
+
+/// The id of the running `misbehave` container whose shared directory is `shared`, waiting
+/// for it up to 30 s.
+fn running_container_with(shared: &std::path::Path) -> Option<String> {
+    for _ in 0..300 {
+        let ids = std::process::Command::new("docker")
+            .args(["ps", "-q", "--filter", "label=e.module=misbehave"])
+            .output()
+            .unwrap();
+        for id in stdout(&ids).lines() {
+            let out = std::process::Command::new("docker")
+                .args(["inspect", "--format", "{{json .HostConfig.Binds}}", id])
+                .output()
+                .unwrap();
+            if stdout(&out).contains(&shared.display().to_string()) {
+                return Some(id.to_owned());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
 }
 
 #[test]

@@ -249,14 +249,17 @@ impl Master {
     }
 }
 
-/// `ssh`, as a child that gets SIGTERM when e dies and is killed when dropped.
+/// `ssh`, as a child in a session of its own that gets SIGTERM when e dies and is killed when
+/// dropped. Its own session, as the docker CLI gives it: a Ctrl-C on the terminal goes to e,
+/// which then needs the connection to stop and remove the container, and not to ssh, which
+/// would drop it. (So ssh cannot prompt on the terminal either: it needs a key or an agent.)
 fn ssh_command() -> Command {
     let mut command = Command::new("ssh");
     command.kill_on_drop(true);
-    // SAFETY: `prctl` is async-signal-safe and touches no memory of the parent.
+    // SAFETY: `setsid` and `prctl` are async-signal-safe and touch no memory of the parent.
     unsafe {
         command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+            if libc::setsid() == -1 || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
                 return Err(io::Error::last_os_error());
             }
             Ok(())
