@@ -113,7 +113,7 @@ pub async fn run(args: VersionArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Connects to the engine and asks its version.
+/// Connects to the engine, which answers with its version.
 async fn engine_version(endpoint: Endpoint) -> anyhow::Result<EngineVersion> {
-    docker::connect_to(endpoint).await?.version().await
+    Ok(docker::connect_to(endpoint).await?.version().clone())
 }

@@ -1,5 +1,6 @@
-//! The API client for an [`Endpoint`]: a bollard `Docker` over a unix socket, plain TCP, TCP
-//! in TLS, or ssh. `docker.rs` pings it; this file only builds it.
+//! The API clients for an [`Endpoint`]: bollard `Docker`s over a unix socket, plain TCP, TCP
+//! in TLS, or ssh. `docker.rs` asks the engine its version with one and negotiates; this
+//! file only builds them.
 //!
 //! TLS is done here with rustls rather than by bollard's `ssl` feature, so that it trusts
 //! exactly what the docker CLI trusts: the endpoint's `ca.pem` alone (bollard adds the system's
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
-use bollard::{API_DEFAULT_VERSION, BollardRequest, Docker};
+use bollard::{BollardRequest, ClientVersion, Docker};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
@@ -24,56 +25,60 @@ use super::ssh;
 /// bollard's request timeout for short calls, in seconds (its own default).
 const REQUEST_TIMEOUT_SECONDS: u64 = 120;
 
-/// A client for the endpoint, and the ssh connection under it if there is one.
+/// Makes API clients for one endpoint, speaking a given API version, all over one transport.
+type Build = Box<dyn Fn(&ClientVersion) -> Result<Docker, bollard::errors::Error> + Send + Sync>;
+
+/// The transport to an endpoint, and the ssh connection under it if there is one.
 pub struct Connection {
-    /// The API client.
-    pub docker: Docker,
-    /// The ssh connection the client goes through, for what it said when something fails.
+    build: Build,
+    /// The ssh connection the clients go through, for what it said when something fails.
     pub ssh: Option<Arc<ssh::Master>>,
 }
 
-/// Builds the client for an endpoint; ssh connects and authenticates here.
-pub async fn client(endpoint: &Endpoint) -> anyhow::Result<Connection> {
-    let host = endpoint.host.as_str();
-    let plain = |docker: Result<Docker, bollard::errors::Error>| -> anyhow::Result<Connection> {
-        Ok(Connection {
-            docker: docker.map_err(|err| anyhow!(super::docker::engine_message(&err)))?,
-            ssh: None,
-        })
-    };
-    match endpoint.transport() {
-        Transport::Unix => plain(Docker::connect_with_unix(
-            host,
-            REQUEST_TIMEOUT_SECONDS,
-            API_DEFAULT_VERSION,
-        )),
-        Transport::Tcp => plain(Docker::connect_with_http(
-            host,
-            REQUEST_TIMEOUT_SECONDS,
-            API_DEFAULT_VERSION,
-        )),
+impl Connection {
+    /// A client that speaks this API version (bollard's own, before negotiation).
+    pub fn docker(&self, version: &ClientVersion) -> anyhow::Result<Docker> {
+        (self.build)(version).map_err(|err| anyhow!(super::docker::engine_message(&err)))
+    }
+}
+
+/// Builds the transport to an endpoint; ssh connects and authenticates here.
+pub async fn connection(endpoint: &Endpoint) -> anyhow::Result<Connection> {
+    let host = endpoint.host.clone();
+    let build: Build = match endpoint.transport() {
+        Transport::Unix => Box::new(move |version| {
+            Docker::connect_with_unix(&host, REQUEST_TIMEOUT_SECONDS, version)
+        }),
+        Transport::Tcp => Box::new(move |version| {
+            Docker::connect_with_http(&host, REQUEST_TIMEOUT_SECONDS, version)
+        }),
         Transport::Tls => {
             let tls = endpoint.tls.as_ref().context("a TLS endpoint has TLS")?;
+            let connector = tls_connector(tls)?;
             let address = host.replacen("tcp://", "https://", 1);
-            plain(custom(tls_connector(tls)?, &address))
+            Box::new(move |version| custom(connector.clone(), &address, version))
         }
         Transport::Ssh => {
-            let target = ssh::Target::parse(host)?;
+            let target = ssh::Target::parse(&host)?;
             let master = Arc::new(ssh::Master::start(target).await?);
-            let docker = custom(ssh::Connector::new(Arc::clone(&master)), "http://docker")
-                .map_err(|err| anyhow!(super::docker::engine_message(&err)))?;
-            Ok(Connection {
-                docker,
+            let connector = ssh::Connector::new(Arc::clone(&master));
+            return Ok(Connection {
+                build: Box::new(move |version| custom(connector.clone(), "http://docker", version)),
                 ssh: Some(master),
-            })
+            });
         }
         Transport::Unsupported => bail!("the scheme of `{host}` is not supported"),
-    }
+    };
+    Ok(Connection { build, ssh: None })
 }
 
 /// A bollard client whose requests go through a hyper client over `connector`, which keeps
 /// idle connections for the next call.
-fn custom<C>(connector: C, address: &str) -> Result<Docker, bollard::errors::Error>
+fn custom<C>(
+    connector: C,
+    address: &str,
+    version: &ClientVersion,
+) -> Result<Docker, bollard::errors::Error>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
@@ -90,7 +95,7 @@ where
         },
         Some(address),
         REQUEST_TIMEOUT_SECONDS,
-        API_DEFAULT_VERSION,
+        version,
     )
 }
 

@@ -16,17 +16,19 @@ use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, CreateImageInfo, HostConfig, ImageInspect};
+use bollard::models::{
+    ContainerCreateBody, CreateImageInfo, HostConfig, ImageInspect, SystemVersion,
+};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
     CreateImageOptionsBuilder, ImportImageOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
     StartContainerOptions, StopContainerOptionsBuilder, WaitContainerOptions,
 };
+use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt as _, StreamExt as _};
 
@@ -64,6 +66,8 @@ pub struct DockerEngine {
     endpoint: Endpoint,
     /// Whether containers get an init process; cleared, once, by an engine that has none.
     init: Arc<AtomicBool>,
+    /// What the engine said of itself when e connected.
+    version: EngineVersion,
 }
 
 /// What the engine says of itself, for `e version`.
@@ -100,15 +104,18 @@ pub async fn connect_to(endpoint: Endpoint) -> anyhow::Result<DockerEngine> {
     }
     let address = endpoint.host.clone();
     let fail = |cause: &str| unreachable_error(&endpoint, cause);
-    let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect::client(&endpoint))
+    let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect::connection(&endpoint))
         .await
         .map_err(|_| fail(&format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
         .map_err(|err| fail(&format!("{err:#}")))?;
-    // Negotiating asks the engine its version: that answer is the proof it is there.
-    let answered =
-        tokio::time::timeout(CONNECT_TIMEOUT, connection.docker.negotiate_version()).await;
-    let docker = match answered {
-        Ok(Ok(docker)) => docker,
+    let first = connection
+        .docker(API_DEFAULT_VERSION)
+        .map_err(|err| fail(&format!("{err:#}")))?;
+    // The engine's version is the proof it is there, and says which API version to speak:
+    // one call, as `negotiate_version` would make, whose answer `e version` shows.
+    let answered = tokio::time::timeout(CONNECT_TIMEOUT, first.version()).await;
+    let answer = match answered {
+        Ok(Ok(answer)) => answer,
         Ok(Err(err)) => {
             let mut cause = engine_message(&err);
             if let Some(master) = &connection.ssh {
@@ -129,6 +136,10 @@ pub async fn connect_to(endpoint: Endpoint) -> anyhow::Result<DockerEngine> {
             )));
         }
     };
+    let negotiated = negotiated_version(answer.api_version.as_deref());
+    let docker = connection
+        .docker(&negotiated)
+        .map_err(|err| fail(&format!("{err:#}")))?;
     let streaming = docker.clone().with_timeout(STREAMING_TIMEOUT);
     Ok(DockerEngine {
         docker,
@@ -136,7 +147,47 @@ pub async fn connect_to(endpoint: Endpoint) -> anyhow::Result<DockerEngine> {
         address,
         endpoint,
         init: Arc::new(AtomicBool::new(true)),
+        version: engine_version(answer),
     })
+}
+
+/// The API version to speak: the engine's when it is older than bollard's, as bollard's
+/// `negotiate_version` decides.
+fn negotiated_version(engine: Option<&str>) -> ClientVersion {
+    let parsed = engine.and_then(|version| {
+        let (major, minor) = version.split_once('.')?;
+        Some(ClientVersion {
+            major_version: major.parse().ok()?,
+            minor_version: minor.parse().ok()?,
+        })
+    });
+    match parsed {
+        Some(engine) if engine < *API_DEFAULT_VERSION => engine,
+        _ => *API_DEFAULT_VERSION,
+    }
+}
+
+/// Our view of the engine's `/version` answer.
+fn engine_version(answer: SystemVersion) -> EngineVersion {
+    let components = answer.components.unwrap_or_default();
+    let product = if components.iter().any(|c| c.name.contains("Podman")) {
+        "Podman Engine".to_owned()
+    } else {
+        answer
+            .platform
+            .map(|platform| platform.name)
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "Docker Engine".to_owned())
+    };
+    EngineVersion {
+        product,
+        version: answer.version.unwrap_or_default(),
+        api_version: answer.api_version.unwrap_or_default(),
+        min_api_version: answer.min_api_version.unwrap_or_default(),
+        os: answer.os.unwrap_or_default(),
+        arch: answer.arch.unwrap_or_default(),
+        kernel: answer.kernel_version.unwrap_or_default(),
+    }
 }
 
 /// The error for an engine that cannot be reached, with what to do about it.
@@ -267,30 +318,9 @@ impl DockerEngine {
         &self.endpoint
     }
 
-    /// What the engine says of itself.
-    pub async fn version(&self) -> anyhow::Result<EngineVersion> {
-        let version = self.docker.version().await.engine_context(|| {
-            format!("failed to ask the engine at `{}` its version", self.address)
-        })?;
-        let components = version.components.unwrap_or_default();
-        let product = if components.iter().any(|c| c.name.contains("Podman")) {
-            "Podman Engine".to_owned()
-        } else {
-            version
-                .platform
-                .map(|platform| platform.name)
-                .filter(|name| !name.is_empty())
-                .unwrap_or_else(|| "Docker Engine".to_owned())
-        };
-        Ok(EngineVersion {
-            product,
-            version: version.version.unwrap_or_default(),
-            api_version: version.api_version.unwrap_or_default(),
-            min_api_version: version.min_api_version.unwrap_or_default(),
-            os: version.os.unwrap_or_default(),
-            arch: version.arch.unwrap_or_default(),
-            kernel: version.kernel_version.unwrap_or_default(),
-        })
+    /// What the engine said of itself when e connected.
+    pub fn version(&self) -> &EngineVersion {
+        &self.version
     }
 
     /// Whether containers still get an init process.
@@ -1179,6 +1209,16 @@ mod tests {
             format!("{err:#}").ends_with("set DOCKER_HOST or the context to one of those"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn the_api_version_is_the_older_of_the_two() {
+        let version = |v: ClientVersion| (v.major_version, v.minor_version);
+        assert_eq!(version(negotiated_version(Some("1.41"))), (1, 41));
+        let bollard = version(*API_DEFAULT_VERSION);
+        assert_eq!(version(negotiated_version(Some("1.99"))), bollard);
+        assert_eq!(version(negotiated_version(Some("not a version"))), bollard);
+        assert_eq!(version(negotiated_version(None)), bollard);
     }
 
     #[test]
