@@ -116,6 +116,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Load an archive of `e export`: images into the engine, modules into the repository.
     Import(ImportArgs),
+    /// Show the versions of e and of the engine it uses, and how it reaches that engine.
+    Version(VersionArgs),
     /// Inspect, commit or drop the results of runs that failed or whose e stopped midway.
     Recover(RecoverArgs),
 }
@@ -428,6 +430,17 @@ pub struct StateArgs {
 /// Arguments of `e status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Arguments of `e version`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The engine is the one the docker CLI would use: DOCKER_HOST (with DOCKER_TLS_VERIFY and\nDOCKER_CERT_PATH), else DOCKER_CONTEXT, else the current context of ~/.docker/config.json\n(or $DOCKER_CONFIG), else unix:///var/run/docker.sock."
+)]
+pub struct VersionArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,

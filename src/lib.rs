@@ -125,5 +125,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => commands::export::run(args, &context, &engine).await,
         Command::Import(args) => commands::import::run(args, &context, &engine).await,
         Command::Recover(args) => commands::recover::run(args, &context, &engine).await,
+        Command::Version(args) => commands::version::run(args, &context).await,
     }
 }

@@ -1,14 +1,48 @@
 #!/usr/bin/env bash
-# Makes sure a Docker engine answers on this machine: installs it from the distribution's
-# packages if missing (with busybox-static, which the example images need, and docker-registry,
-# which the pull test serves on loopback), and starts the engine in the background if it is not
-# running. Sourced by tests/demo.sh and tests/all.sh.
+# Makes sure a Docker engine answers on this machine and that the tests have what they need,
+# all from the distribution's packages in one apt-get: docker.io, busybox-static (the example
+# images need it), docker-registry (the pull test serves it on loopback), and for the
+# remote-engine tests (tests/remote_engine.rs) openssh-server (a test sshd), podman with
+# catatonit (its init for containers) and openssl (test certificates). It also gives Podman the
+# ulimits this machine allows, and starts the engine in the background if it is not running.
+# Sourced by tests/demo.sh and tests/all.sh.
 set -euo pipefail
 
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1 || ! command -v docker-registry >/dev/null 2>&1 || [ ! -x /bin/busybox ]; then
-  echo "e: installing docker.io, busybox-static and docker-registry from the distribution's packages" >&2
+missing=()
+{ command -v dockerd && command -v docker; } >/dev/null 2>&1 || missing+=(docker.io)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v podman >/dev/null 2>&1 || missing+=(podman)
+[ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "e: installing ${missing[*]} from the distribution's packages" >&2
+  # No package may start its service (an sshd on port 22): the tests start their own, on
+  # loopback. policy-rc.d says so to the packages' scripts for the time of the install.
+  guard=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    guard=yes
+  fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io busybox-static docker-registry >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+# Podman asks for more open files and processes than this machine's hard limits allow unless
+# told otherwise; containers then fail with "unable to upgrade to tcp, received 409".
+conf=/etc/containers/containers.conf
+if ! grep -qs '^default_ulimits' "$conf"; then
+  mkdir -p /etc/containers
+  limits='default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]'
+  if grep -qs '^\[containers\]' "$conf"; then
+    sed -i "/^\[containers\]/a $limits" "$conf"
+  else
+    printf '[containers]\n%s\n' "$limits" >>"$conf"
+  fi
 fi
 
 if ! docker version >/dev/null 2>&1; then

@@ -18,6 +18,7 @@ pub mod search;
 pub mod state;
 pub mod status;
 pub mod upgrade;
+pub mod version;
 
 use crate::repository::Entry;
 use crate::selector::Labels;

@@ -10,17 +10,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, CreateImageInfo, HostConfig, ImageInspect, Mount, MountType,
-    VolumeCreateRequest,
+    SystemVersion, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
@@ -29,17 +30,17 @@ use bollard::query_parameters::{
     RemoveImageOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
     UploadToContainerOptionsBuilder, WaitContainerOptions,
 };
+use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt as _, StreamExt as _};
 
+use super::connect;
+use super::endpoint::{self, Choice, Endpoint, Transport};
 use super::{
     Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, LABEL_SHARED, LABEL_TRANSFER,
     Network, Outcome, OutputSink, Reaped, RunSpec, SharedCopy, Stopped, Stream, Transfer, Volume,
 };
 use crate::output;
-
-/// Where the engine is when `DOCKER_HOST` is not set.
-const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// How long `connect` waits for the engine to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,7 +55,7 @@ const STOP_GRACE_SECONDS: i32 = 5;
 /// How many numbered names (`e-<module>-<run>-2`, ...) to try when a name is taken.
 const NAME_ATTEMPTS: usize = 5;
 
-/// A Docker Engine reached through its API (a unix socket, or `DOCKER_HOST`).
+/// A Docker Engine reached through its API, at the endpoint the docker CLI would use.
 #[derive(Debug, Clone)]
 pub struct DockerEngine {
     /// For short calls, with bollard's default request timeout.
@@ -63,50 +64,165 @@ pub struct DockerEngine {
     streaming: Docker,
     /// The address connected to, for messages.
     address: String,
+    /// Which engine, how, and what chose it.
+    endpoint: Endpoint,
+    /// Whether containers get an init process; cleared, once, by an engine that has none.
+    init: Arc<AtomicBool>,
+    /// What the engine said of itself when e connected.
+    version: EngineVersion,
 }
 
-/// Connects to the engine named by `DOCKER_HOST` (or the default socket) and checks that it
-/// answers, so that an absent engine is reported here and not in the middle of a plan.
+/// What the engine says of itself, for `e version`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EngineVersion {
+    /// `Docker Engine`, `Podman Engine`, ...
+    pub product: String,
+    /// The engine's version.
+    pub version: String,
+    /// The API version the engine speaks.
+    pub api_version: String,
+    /// The oldest API version the engine accepts.
+    pub min_api_version: String,
+    /// The engine's operating system (`linux`).
+    pub os: String,
+    /// The engine's architecture (`amd64`).
+    pub arch: String,
+    /// The kernel the engine runs on.
+    pub kernel: String,
+}
+
+/// Connects to the engine the docker CLI would use (`DOCKER_HOST`, `DOCKER_CONTEXT`, the
+/// current context of `config.json`, else the default socket) and checks that it answers, so
+/// that an absent engine is reported here and not in the middle of a plan.
 pub async fn connect() -> anyhow::Result<DockerEngine> {
-    let address = std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|host| !host.is_empty())
-        .unwrap_or_else(|| DEFAULT_HOST.to_owned());
-    connect_to(address).await
+    connect_to(endpoint::from_environment()?).await
 }
 
-/// Connects to the engine at `address` (`unix://...`, `tcp://...`) and pings it.
-async fn connect_to(address: String) -> anyhow::Result<DockerEngine> {
-    let docker = Docker::connect_with_host(&address)
-        .map_err(|err| unreachable_error(&address, &engine_message(&err)))?;
-    // Negotiating asks the engine its version: that answer is the proof it is there.
-    let answered = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await;
-    let docker = match answered {
-        Ok(Ok(docker)) => docker,
-        Ok(Err(err)) => return Err(unreachable_error(&address, &engine_message(&err))),
+/// Connects to the engine of `endpoint` (`unix://`, `tcp://` in plain text or TLS, `ssh://`)
+/// and pings it.
+pub async fn connect_to(endpoint: Endpoint) -> anyhow::Result<DockerEngine> {
+    for warning in &endpoint.warnings {
+        output::warn(warning);
+    }
+    let address = endpoint.host.clone();
+    let fail = |cause: &str| unreachable_error(&endpoint, cause);
+    let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect::connection(&endpoint))
+        .await
+        .map_err(|_| fail(&format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+        .map_err(|err| fail(&format!("{err:#}")))?;
+    let first = connection
+        .docker(API_DEFAULT_VERSION)
+        .map_err(|err| fail(&format!("{err:#}")))?;
+    // The engine's version is the proof it is there, and says which API version to speak:
+    // one call, as `negotiate_version` would make, whose answer `e version` shows.
+    let answered = tokio::time::timeout(CONNECT_TIMEOUT, first.version()).await;
+    let answer = match answered {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(err)) => {
+            let mut cause = engine_message(&err);
+            if let Some(master) = &connection.ssh {
+                // The session's stderr says why (`docker: command not found`); give it time
+                // to arrive after the session closed.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let said = master.diagnostics();
+                if !said.is_empty() {
+                    cause = format!("{cause}; the remote host said: {said}");
+                }
+            }
+            return Err(fail(&cause));
+        }
         Err(_) => {
-            let cause = format!("no answer within {} s", CONNECT_TIMEOUT.as_secs());
-            return Err(unreachable_error(&address, &cause));
+            return Err(fail(&format!(
+                "no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            )));
         }
     };
+    let negotiated = negotiated_version(answer.api_version.as_deref());
+    let docker = connection
+        .docker(&negotiated)
+        .map_err(|err| fail(&format!("{err:#}")))?;
     let streaming = docker.clone().with_timeout(STREAMING_TIMEOUT);
     Ok(DockerEngine {
         docker,
         streaming,
         address,
+        endpoint,
+        init: Arc::new(AtomicBool::new(true)),
+        version: engine_version(answer),
     })
 }
 
-/// The error for an engine that cannot be reached, with what to do about it.
-fn unreachable_error(address: &str, cause: &str) -> anyhow::Error {
-    let hint = if cause.contains("ermission denied") {
-        "hint: add your user to the `docker` group (then log in again), or run e as a user who can use the engine"
-    } else if cause.contains("not supported") {
-        "hint: e reaches engines at `unix://`, `tcp://` and `http://` addresses; set DOCKER_HOST to one of those"
+/// The API version to speak: the engine's when it is older than bollard's, as bollard's
+/// `negotiate_version` decides.
+fn negotiated_version(engine: Option<&str>) -> ClientVersion {
+    let parsed = engine.and_then(|version| {
+        let (major, minor) = version.split_once('.')?;
+        Some(ClientVersion {
+            major_version: major.parse().ok()?,
+            minor_version: minor.parse().ok()?,
+        })
+    });
+    match parsed {
+        Some(engine) if engine < *API_DEFAULT_VERSION => engine,
+        _ => *API_DEFAULT_VERSION,
+    }
+}
+
+/// Our view of the engine's `/version` answer.
+fn engine_version(answer: SystemVersion) -> EngineVersion {
+    let components = answer.components.unwrap_or_default();
+    let product = if components.iter().any(|c| c.name.contains("Podman")) {
+        "Podman Engine".to_owned()
     } else {
-        "hint: start an engine (`sudo systemctl start docker`, or run `dockerd`), or set DOCKER_HOST to one that runs"
+        answer
+            .platform
+            .map(|platform| platform.name)
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "Docker Engine".to_owned())
     };
-    anyhow!("cannot reach the Docker engine at `{address}`: {cause}\n{hint}")
+    EngineVersion {
+        product,
+        version: answer.version.unwrap_or_default(),
+        api_version: answer.api_version.unwrap_or_default(),
+        min_api_version: answer.min_api_version.unwrap_or_default(),
+        os: answer.os.unwrap_or_default(),
+        arch: answer.arch.unwrap_or_default(),
+        kernel: answer.kernel_version.unwrap_or_default(),
+    }
+}
+
+/// The error for an engine that cannot be reached, with what to do about it.
+fn unreachable_error(endpoint: &Endpoint, cause: &str) -> anyhow::Error {
+    let tls = endpoint.transport() == Transport::Tls;
+    let hint = if cause.contains("hint:") {
+        // The cause already says what to do.
+        String::new()
+    } else if cause.contains("ermission denied") {
+        "\nhint: add your user to the `docker` group (then log in again), or run e as a user who can use the engine".to_owned()
+    } else if cause.contains("not supported") {
+        "\nhint: e reaches engines at `unix://`, `tcp://` and `ssh://` addresses; set DOCKER_HOST or the context to one of those".to_owned()
+    } else if cause.contains("HTTP request to an HTTPS server") {
+        "\nhint: the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory of `ca.pem`, `cert.pem` and `key.pem`".to_owned()
+    } else if tls && !cause.contains("certificate") {
+        "\nhint: check that the engine listens there with TLS (`dockerd --tlsverify`), or start it"
+            .to_owned()
+    } else if tls {
+        "\nhint: the engine's certificate must be signed by `ca.pem`, name the host you connect to, and accept your client certificate".to_owned()
+    } else if endpoint.transport() == Transport::Ssh {
+        "\nhint: check that `ssh` reaches the host without a prompt and that `docker` runs there (`ssh HOST docker version`)".to_owned()
+    } else if endpoint.chosen_by == Choice::Default {
+        "\nhint: start an engine (`sudo systemctl start docker`, or run `dockerd`), or set DOCKER_HOST to one that runs".to_owned()
+    } else {
+        format!(
+            "\nhint: start that engine, or choose another (it was chosen by {})",
+            endpoint.chosen_by
+        )
+    };
+    anyhow!(
+        "cannot reach the Docker engine at {}: {cause}{hint}",
+        endpoint.describe()
+    )
 }
 
 /// The error for an image that is not in the engine; `fake.rs` uses the same words.
@@ -135,7 +251,7 @@ pub(crate) fn no_dockerfile_error(context: &Path, tag: &str) -> anyhow::Error {
 }
 
 /// What the engine said, without bollard's wording around it.
-fn engine_message(err: &BollardError) -> String {
+pub(crate) fn engine_message(err: &BollardError) -> String {
     match err {
         BollardError::DockerResponseServerError { message, .. } if !message.is_empty() => {
             message.trim().to_owned()
@@ -193,9 +309,50 @@ fn describe(spec: &RunSpec) -> String {
 }
 
 impl DockerEngine {
-    /// The address of the engine (`unix:///var/run/docker.sock`, or `DOCKER_HOST`).
+    /// The address of the engine (`unix:///var/run/docker.sock`, `DOCKER_HOST`, or the
+    /// context's host).
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// Which engine this is, how it is reached, and what chose it.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// What the engine said of itself when e connected.
+    pub fn version(&self) -> &EngineVersion {
+        &self.version
+    }
+
+    /// Whether containers still get an init process.
+    fn with_init(&self) -> bool {
+        self.init.load(Ordering::Relaxed)
+    }
+
+    /// Creates the container, with an init process unless the engine has none: an engine that
+    /// says so (Podman without `catatonit`) gets the container without one, with a warning,
+    /// once per command.
+    async fn create_confined(&self, spec: &RunSpec) -> anyhow::Result<String> {
+        let with_init = self.with_init();
+        let created = self
+            .create_container(spec, container_config(spec, with_init)?)
+            .await;
+        match created {
+            Err(err) if with_init && lacks_init(&err) => {
+                if self.init.swap(false, Ordering::Relaxed) {
+                    output::warn(&format!(
+                        "the engine at `{}` has no init process for containers ({}): modules run without one, so a module that ignores SIGTERM takes {STOP_GRACE_SECONDS} s to stop\n\
+                         hint: install `catatonit` on the engine's host (`apt-get install catatonit`)",
+                        self.address,
+                        last_cause(&err)
+                    ));
+                }
+                self.create_container(spec, container_config(spec, false)?)
+                    .await
+            }
+            created => created,
+        }
     }
 
     /// Removes an image (forcing, so that tags and stopped containers do not keep it); an image
@@ -293,14 +450,13 @@ impl DockerEngine {
             interrupt = Box::pin(std::future::ready(()));
         }
 
-        let config = container_config(spec)?;
         let mut seeds = Vec::new();
         for volume in &spec.volumes {
             if self.create_volume(volume).await? && volume.seed.is_some() {
                 seeds.push(volume);
             }
         }
-        let id = self.create_container(spec, config).await?;
+        let id = self.create_confined(spec).await?;
         let mut guard = ContainerGuard {
             docker: self.docker.clone(),
             id: Some(id.clone()),
@@ -756,11 +912,7 @@ const LOAD_CHUNK: usize = 1 << 20;
 impl Engine for DockerEngine {
     fn transfer(&self) -> BoxFuture<'_, anyhow::Result<Transfer>> {
         // Only a local socket promises that the engine sees this machine's files.
-        let transfer = if self.address.starts_with("unix://") {
-            Transfer::Bind
-        } else {
-            Transfer::Archive
-        };
+        let transfer = self.endpoint.default_transfer();
         async move { Ok(transfer) }.boxed()
     }
 
@@ -913,8 +1065,23 @@ async fn remove_container(docker: &Docker, id: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The container's configuration: the spec, plus e's confinement.
-fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
+/// Whether the engine refused a container because it has no init binary to give it (Podman
+/// without `catatonit`: "container-init binary not found on the host").
+fn lacks_init(err: &anyhow::Error) -> bool {
+    let message = format!("{err:#}");
+    message.contains("init binary not found")
+}
+
+/// The innermost message of an error chain.
+fn last_cause(err: &anyhow::Error) -> String {
+    err.chain()
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
+/// The container's configuration: the spec, plus e's confinement; `init` adds an init process.
+fn container_config(spec: &RunSpec, init: bool) -> anyhow::Result<ContainerCreateBody> {
     let mounts = mounts(spec)?;
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     labels.insert(LABEL_MANAGED_BY.to_owned(), "e".to_owned());
@@ -952,7 +1119,7 @@ fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
             readonly_rootfs: Some(false),
             // A small init as PID 1 forwards SIGTERM and reaps zombies, so a module that
             // ignores signals (a shell script's `sleep`) still stops at once on a timeout.
-            init: Some(true),
+            init: Some(init),
             ..Default::default()
         }),
         ..Default::default()
@@ -1200,25 +1367,63 @@ impl PullProgress {
 mod tests {
     use super::*;
 
+    /// An endpoint of the `default` context at `host`, chosen by `chosen_by`.
+    fn endpoint(host: &str, chosen_by: Choice) -> Endpoint {
+        Endpoint {
+            context: endpoint::DEFAULT_CONTEXT.to_owned(),
+            chosen_by,
+            host: host.to_owned(),
+            tls: None,
+            warnings: Vec::new(),
+        }
+    }
+
     #[tokio::test]
     async fn an_absent_engine_is_reported_with_a_hint() {
-        let err = connect_to("unix:///nonexistent/e-test.sock".to_owned())
+        let err = connect_to(endpoint("unix:///nonexistent/e-test.sock", Choice::Default))
             .await
             .expect_err("no engine there");
         assert_eq!(
             format!("{err:#}"),
-            "cannot reach the Docker engine at `unix:///nonexistent/e-test.sock`: \
+            "cannot reach the Docker engine at `unix:///nonexistent/e-test.sock` \
+             (context `default`): \
              there is no socket at `/nonexistent/e-test.sock`\n\
              hint: start an engine (`sudo systemctl start docker`, or run `dockerd`), \
              or set DOCKER_HOST to one that runs"
         );
-        let err = connect_to("ssh://example".to_owned())
+        let err = connect_to(endpoint("fd://3", Choice::DockerHost))
             .await
-            .expect_err("ssh is not supported");
+            .expect_err("fd is not supported");
         assert!(
-            format!("{err:#}").ends_with("set DOCKER_HOST to one of those"),
+            format!("{err:#}").ends_with("set DOCKER_HOST or the context to one of those"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn the_api_version_is_the_older_of_the_two() {
+        let version = |v: ClientVersion| (v.major_version, v.minor_version);
+        assert_eq!(version(negotiated_version(Some("1.41"))), (1, 41));
+        let bollard = version(*API_DEFAULT_VERSION);
+        assert_eq!(version(negotiated_version(Some("1.99"))), bollard);
+        assert_eq!(version(negotiated_version(Some("not a version"))), bollard);
+        assert_eq!(version(negotiated_version(None)), bollard);
+    }
+
+    #[test]
+    fn an_engine_without_init_is_recognised() {
+        let podman = anyhow!(
+            "container create: container-init binary not found on the host: \
+             stat /usr/libexec/podman/catatonit: no such file or directory"
+        )
+        .context("failed to create a container for module `azi`");
+        assert!(lacks_init(&podman));
+        assert_eq!(
+            last_cause(&podman),
+            "container create: container-init binary not found on the host: \
+             stat /usr/libexec/podman/catatonit: no such file or directory"
+        );
+        assert!(!lacks_init(&anyhow!("no such image")));
     }
 
     #[test]
@@ -1344,7 +1549,7 @@ mod tests {
     #[test]
     fn container_config_confines_the_container() {
         let spec = test_spec();
-        let config = container_config(&spec).expect("config");
+        let config = container_config(&spec, true).expect("config");
         assert_eq!(config.cmd, Some(vec!["apply".to_owned()]));
         assert_eq!(config.entrypoint, None);
         assert_eq!(config.env, Some(vec!["A=1".to_owned()]));
@@ -1359,6 +1564,9 @@ mod tests {
         );
         assert_eq!(host.privileged, Some(false));
         assert_eq!(host.auto_remove, Some(false));
+        assert_eq!(host.init, Some(true));
+        let without = container_config(&spec, false).expect("config");
+        assert_eq!(without.host_config.expect("host config").init, Some(false));
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! The container engine, behind a trait that speaks e's own types.
 //!
 //! `docker.rs` implements it with bollard against a real Docker Engine API; `fake.rs` stands in
-//! for unit and CLI tests. Nothing outside `docker.rs` knows bollard exists. Everything e
-//! creates in the engine carries the labels of [`labels`], so leftovers can be found.
+//! for unit and CLI tests. Which engine is `endpoint.rs`'s question (the docker CLI's rules),
+//! and how to reach it `connect.rs`'s and `ssh.rs`'s. Nothing outside `runtime/` knows bollard
+//! exists. Everything e creates in the engine carries the labels of [`labels`], so leftovers
+//! can be found.
 
+mod connect;
 pub mod docker;
+pub mod endpoint;
 pub mod fake;
+mod ssh;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

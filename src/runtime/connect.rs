@@ -1,0 +1,155 @@
+//! The API clients for an [`Endpoint`]: bollard `Docker`s over a unix socket, plain TCP, TCP
+//! in TLS, or ssh. `docker.rs` asks the engine its version with one and negotiates; this
+//! file only builds them.
+//!
+//! TLS is done here with rustls rather than by bollard's `ssl` feature, so that it trusts
+//! exactly what the docker CLI trusts: the endpoint's `ca.pem` alone (bollard adds the system's
+//! roots), with the client certificate and key, and keeps connections alive between calls
+//! (bollard opens a new TLS connection for every call). ssh goes through [`super::ssh`]: one
+//! connection for the whole command.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use bollard::{BollardRequest, ClientVersion, Docker};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::endpoint::{Endpoint, Tls, Transport};
+use super::ssh;
+
+/// bollard's request timeout for short calls, in seconds (its own default).
+const REQUEST_TIMEOUT_SECONDS: u64 = 120;
+
+/// Makes API clients for one endpoint, speaking a given API version, all over one transport.
+type Build = Box<dyn Fn(&ClientVersion) -> Result<Docker, bollard::errors::Error> + Send + Sync>;
+
+/// The transport to an endpoint, and the ssh connection under it if there is one.
+pub struct Connection {
+    build: Build,
+    /// The ssh connection the clients go through, for what it said when something fails.
+    pub ssh: Option<Arc<ssh::Master>>,
+}
+
+impl Connection {
+    /// A client that speaks this API version (bollard's own, before negotiation).
+    pub fn docker(&self, version: &ClientVersion) -> anyhow::Result<Docker> {
+        (self.build)(version).map_err(|err| anyhow!(super::docker::engine_message(&err)))
+    }
+}
+
+/// Builds the transport to an endpoint; ssh connects and authenticates here.
+pub async fn connection(endpoint: &Endpoint) -> anyhow::Result<Connection> {
+    let host = endpoint.host.clone();
+    let build: Build = match endpoint.transport() {
+        Transport::Unix => Box::new(move |version| {
+            Docker::connect_with_unix(&host, REQUEST_TIMEOUT_SECONDS, version)
+        }),
+        Transport::Tcp => Box::new(move |version| {
+            Docker::connect_with_http(&host, REQUEST_TIMEOUT_SECONDS, version)
+        }),
+        Transport::Tls => {
+            let tls = endpoint.tls.as_ref().context("a TLS endpoint has TLS")?;
+            let connector = tls_connector(tls)?;
+            let address = host.replacen("tcp://", "https://", 1);
+            Box::new(move |version| custom(connector.clone(), &address, version))
+        }
+        Transport::Ssh => {
+            let target = ssh::Target::parse(&host)?;
+            let master = Arc::new(ssh::Master::start(target).await?);
+            let connector = ssh::Connector::new(Arc::clone(&master));
+            return Ok(Connection {
+                build: Box::new(move |version| custom(connector.clone(), "http://docker", version)),
+                ssh: Some(master),
+            });
+        }
+        Transport::Unsupported => bail!("the scheme of `{host}` is not supported"),
+    };
+    Ok(Connection { build, ssh: None })
+}
+
+/// A bollard client whose requests go through a hyper client over `connector`, which keeps
+/// idle connections for the next call.
+fn custom<C>(
+    connector: C,
+    address: &str,
+    version: &ClientVersion,
+) -> Result<Docker, bollard::errors::Error>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let client = Client::builder(TokioExecutor::new()).build(connector);
+    Docker::connect_with_custom_transport(
+        move |request: BollardRequest| {
+            let client = client.clone();
+            async move {
+                client
+                    .request(request)
+                    .await
+                    .map_err(bollard::errors::Error::from)
+            }
+        },
+        Some(address),
+        REQUEST_TIMEOUT_SECONDS,
+        version,
+    )
+}
+
+/// The error for a certificate or key file that cannot be read.
+fn pem_error(path: &Path, err: rustls_pki_types::pem::Error) -> anyhow::Error {
+    anyhow!(
+        "failed to read `{}`: {err}\nhint: it must hold PEM data",
+        path.display()
+    )
+}
+
+/// A TLS connector that trusts only the endpoint's CA and presents its client certificate.
+fn tls_connector(tls: &Tls) -> anyhow::Result<hyper_rustls::HttpsConnector<HttpConnector>> {
+    if !tls.verify {
+        bail!(
+            "the endpoint asks for TLS without verifying the engine's certificate, which e does not do\n\
+             hint: set DOCKER_TLS_VERIFY=1 (not only DOCKER_TLS), or drop `SkipTLSVerify` from the context with `docker context update NAME --docker host=...,skip-tls-verify=false`"
+        );
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in
+        CertificateDer::pem_file_iter(&tls.ca).map_err(|err| pem_error(&tls.ca, err))?
+    {
+        roots
+            .add(certificate.map_err(|err| pem_error(&tls.ca, err))?)
+            .with_context(|| format!("`{}` holds an invalid CA certificate", tls.ca.display()))?;
+    }
+    if roots.is_empty() {
+        bail!("`{}` holds no certificate", tls.ca.display());
+    }
+    let chain = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|err| pem_error(&tls.cert, err))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| pem_error(&tls.cert, err))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|err| pem_error(&tls.key, err))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("rustls has no protocol version in common with its provider")?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .with_context(|| {
+            format!(
+                "`{}` and `{}` are not a certificate and its key",
+                tls.cert.display(),
+                tls.key.display()
+            )
+        })?;
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(http))
+}
