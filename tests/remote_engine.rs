@@ -456,3 +456,104 @@ fn podman_runs_modules_with_its_init_and_without_one() {
         }
     }
 }
+
+/// The design's walkthrough (azi, a hand edit, bmk, bmm, audits) on the engine `env` names,
+/// in the shared directory `shared`; returns the history.
+fn walkthrough(shared: &std::path::Path, env: &[(String, String)]) -> Vec<serde_json::Value> {
+    expect(0, shared, &["init", "azi"], env);
+    expect(2, shared, &["plan", "azi"], env);
+    expect(0, shared, &["apply", "azi"], env);
+    let state = fs::read_to_string(shared.join("state.yml")).expect("the local state");
+    assert_eq!(state.matches("usedBy: unused").count(), 5, "{state}");
+    let edited = state.replacen("privateIP: 10.0.0.1\n", "privateIP: 10.0.0.100\n", 1);
+    fs::write(shared.join("state.yml"), &edited).unwrap();
+    expect(0, shared, &["init", "bmk"], env);
+    let config = fs::read_to_string(shared.join("bmk-config.yml")).unwrap();
+    assert!(config.contains("10.0.0.100"), "{config}");
+    expect(0, shared, &["apply", "bmk"], env);
+    expect(0, shared, &["init", "bmm"], env);
+    expect(0, shared, &["apply", "bmm"], env);
+    let state = fs::read_to_string(shared.join("state.yml")).unwrap();
+    assert_eq!(state.matches("usedBy: bmk").count(), 3, "{state}");
+    assert!(state.contains("bmm:"), "{state}");
+    // A hand edit azi does not know: its audit says so (exit 2).
+    expect(2, shared, &["audit", "azi"], env);
+    let status = stdout(&expect(0, shared, &["status", "-o", "json"], env));
+    for module in ["azi", "bmk", "bmm"] {
+        assert!(status.contains(&format!("\"{module}\"")), "{status}");
+    }
+    let history = expect(0, shared, &["history", "-o", "json"], env);
+    serde_json::from_slice(&history.stdout).unwrap()
+}
+
+/// The containers e left on the engine `env` names (label `e.managed-by=e`).
+fn left_on(env: &[(String, String)]) -> String {
+    let mut docker = std::process::Command::new("docker");
+    docker.args(["ps", "-aq", "--filter", "label=e.managed-by=e"]);
+    for (name, value) in env {
+        docker.env(name, value);
+    }
+    stdout(&docker.output().expect("docker ps"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn the_walkthrough_passes_on_a_remote_engine_that_cannot_see_the_shared_directory() {
+    if !engines::available("dockerd", "docker.io") || !engines::available("unshare", "util-linux") {
+        return;
+    }
+    let images: Vec<String> = ["azi", "bmk", "bmm"]
+        .iter()
+        .map(|m| engines::example_image(m))
+        .collect();
+    let dockerd = Dockerd::start();
+    dockerd.load_images(&images.iter().map(String::as_str).collect::<Vec<_>>());
+    // The shared directory is where this engine cannot look.
+    let shared = dockerd.hidden_dir().join("shared");
+    let runs = walkthrough(&shared, &dockerd.env());
+    assert!(
+        runs.iter().all(|run| run["transfer"] == "archive"),
+        "a remote engine gets copies through the archive API: {runs:?}"
+    );
+    assert_eq!(
+        left_on(&dockerd.env()),
+        "",
+        "no container is left on the engine"
+    );
+    // Forcing a bind on an engine that cannot see the directory fails clearly, and commits nothing.
+    let before = fs::read_to_string(shared.join("state.yml")).unwrap();
+    let mut forced = dockerd.env();
+    forced.push(("E_TRANSFER".to_owned(), "bind".to_owned()));
+    let out = expect(1, &shared, &["apply", "azi"], &forced);
+    assert!(
+        stderr(&out).contains("does not exist"),
+        "the engine's reason is shown: {}",
+        text(&out)
+    );
+    assert_eq!(
+        fs::read_to_string(shared.join("state.yml")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn the_walkthrough_passes_on_podman() {
+    if !engines::available("podman", "podman") {
+        return;
+    }
+    let images: Vec<String> = ["azi", "bmk", "bmm"]
+        .iter()
+        .map(|m| engines::example_image(m))
+        .collect();
+    let podman = Podman::start(true);
+    podman.load_images(&images.iter().map(String::as_str).collect::<Vec<_>>());
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    let runs = walkthrough(&shared, &podman.env());
+    assert!(
+        runs.iter().all(|run| run["transfer"] == "bind"),
+        "Podman's local socket sees e's files: {runs:?}"
+    );
+    assert_eq!(left_on(&podman.env()), "", "no container is left on Podman");
+}

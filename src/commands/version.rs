@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::Context;
 use crate::cli::{Format, VersionArgs};
-use crate::runtime::Transfer;
 use crate::output;
+use crate::runtime::Transfer;
 use crate::runtime::docker::{self, EngineVersion};
 use crate::runtime::endpoint::{self, Endpoint};
 
