@@ -557,3 +557,39 @@ fn the_walkthrough_passes_on_podman() {
     );
     assert_eq!(left_on(&podman.env()), "", "no container is left on Podman");
 }
+
+#[test]
+fn the_walkthrough_passes_over_tls_and_over_ssh() {
+    if !engines::available("dockerd", "docker.io")
+        || !engines::available("openssl", "openssl")
+        || !engines::available("/usr/sbin/sshd", "openssh-server")
+        || !engines::available("ssh", "openssh-client")
+    {
+        return;
+    }
+    let images: Vec<String> = ["azi", "bmk", "bmm"]
+        .iter()
+        .map(|m| engines::example_image(m))
+        .collect();
+    let images: Vec<&str> = images.iter().map(String::as_str).collect();
+
+    let certificates = Certificates::new();
+    let dockerd = Dockerd::start_tls(&certificates);
+    dockerd.load_images(&images);
+    let runs = walkthrough(&dockerd.hidden_dir().join("shared"), &dockerd.env());
+    assert!(
+        runs.iter().all(|run| run["transfer"] == "archive"),
+        "{runs:?}"
+    );
+    assert_eq!(left_on(&dockerd.env()), "");
+
+    // Over ssh to this machine's engine: archive too, since e cannot know the host is this one.
+    let sshd = Sshd::start(&[("DOCKER_HOST", "unix:///var/run/docker.sock")]);
+    let remote = env(&[("DOCKER_HOST", &sshd.host()), ("PATH", &sshd.path())]);
+    let dir = tempfile::tempdir().unwrap();
+    let runs = walkthrough(&dir.path().join("shared"), &remote);
+    assert!(
+        runs.iter().all(|run| run["transfer"] == "archive"),
+        "{runs:?}"
+    );
+}
