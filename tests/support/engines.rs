@@ -744,49 +744,11 @@ pub fn e_at(shared: &Path, args: &[&str], env: &[(String, String)]) -> Output {
     command.output().expect("the e binary runs")
 }
 
-/// Makes sure the local engine has `e-tests/misbehave:0.1.0`, the module of
-/// `tests/fixtures/e2e-repository.yaml` that breaks the contract on purpose, and returns it.
+/// Makes sure the local engine has `e-tests/misbehave:0.1.0` (see
+/// [`super::misbehave_image`]) and returns its reference.
 pub fn misbehave_image() -> String {
-    let image = "e-tests/misbehave:0.1.0".to_owned();
-    let present = Command::new("docker")
-        .env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_CONTEXT")
-        .args(["image", "inspect", &image])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if present {
-        return image;
-    }
-    let context = tempfile::tempdir().expect("temp dir");
-    for file in ["Dockerfile", "misbehave.sh"] {
-        fs::copy(
-            root().join("tests/modules/misbehave").join(file),
-            context.path().join(file),
-        )
-        .expect("copy");
-    }
-    fs::copy("/bin/busybox", context.path().join("busybox")).expect("busybox-static is installed");
-    let out = Command::new(env!("CARGO_BIN_EXE_e"))
-        .args([
-            "build",
-            &context.path().display().to_string(),
-            "--tag",
-            &image,
-        ])
-        .env(
-            "E_REPOSITORY",
-            root().join("tests/fixtures/e2e-repository.yaml"),
-        )
-        .env_remove("DOCKER_HOST")
-        .env_remove("DOCKER_CONTEXT")
-        .output()
-        .expect("the e binary runs");
-    assert!(
-        out.status.success(),
-        "building {image} failed:\n{}",
-        super::text(&out)
-    );
-    image
+    super::misbehave_image();
+    "e-tests/misbehave:0.1.0".to_owned()
 }
 
 /// Makes sure the local engine has the image of an example module (`e-modules/azi:0.1.0`),
