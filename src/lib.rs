@@ -14,6 +14,7 @@ pub mod graph;
 pub mod lifecycle;
 pub mod method;
 pub mod output;
+pub mod ownership;
 pub mod repository;
 pub mod requirements;
 pub mod runtime;

@@ -12,7 +12,9 @@ use anyhow::Context as _;
 use crate::output;
 use crate::repository::Entry;
 use crate::requirements;
-use crate::runtime::{Bind, Engine, Network, OutputSink, RunSpec, Stopped, Stream, labels};
+use crate::runtime::{
+    Bind, Engine, Network, OutputSink, RunSpec, Stopped, Stream, confinement, labels,
+};
 use crate::secrets::{Masker, Secrets, resolve};
 use crate::state::{Check, Lock, Run, SharedDir};
 
@@ -139,11 +141,10 @@ fn contract_env(entry: Entry<'_>, method: &str) -> Vec<(String, String)> {
     ]
 }
 
-/// The uid:gid of the user running e, so files a module writes stay theirs.
-fn invoking_user() -> String {
+/// The uid and gid of the user running e, from which the module's user is chosen.
+fn invoking_user() -> (u32, u32) {
     // SAFETY: getuid and getgid cannot fail and touch no memory.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    format!("{uid}:{gid}")
+    unsafe { (libc::getuid(), libc::getgid()) }
 }
 
 /// Runs `method` of `entry` with `extra_args`. The caller holds the lock.
@@ -233,7 +234,7 @@ pub async fn run(
         env,
         workdir: entry.version.workdir.clone(),
         binds,
-        user: Some(invoking_user()),
+        confinement: confinement::for_version(entry.version, invoking_user()),
         network: entry.version.network.unwrap_or(Network::None),
         capabilities: entry.version.capabilities.clone(),
         labels: labels(&entry.module.name, &run_id),
@@ -253,7 +254,13 @@ pub async fn run(
     };
     let started = SystemTime::now();
     let clock = Instant::now();
+    let requirements = shared
+        .e_dir()
+        .join("requirements")
+        .join(format!("{}.json", entry.module.name));
+    let loan = crate::ownership::lend(&spec, &[requirements])?;
     let result = engine.run(&spec, &console).await;
+    drop(loan);
     let (stdout, stderr) = console.finish();
     let check = shared.check(&snapshot);
 

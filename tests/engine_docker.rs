@@ -18,11 +18,12 @@ use bollard::query_parameters::{
     InspectContainerOptions, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder,
 };
+use e::repository::model::User;
 use e::runtime::docker::{DockerEngine, connect};
 use e::runtime::fake::RecordingSink;
 use e::runtime::{
-    Bind, Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network, Outcome, RunSpec,
-    Stopped, Stream, labels,
+    Bind, Confinement, Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network,
+    Outcome, RunSpec, Stopped, Stream, labels,
 };
 
 /// The module name on every container these tests start.
@@ -186,7 +187,9 @@ async fn build_test_image(engine: &DockerEngine, tag: &str) -> ImageInfo {
     }
 }
 
-/// A run of the test image with e's labels, no binds, and the given busybox arguments.
+/// A run of the test image with e's labels, no binds, and the given busybox arguments, confined
+/// as e confines a module that asks for nothing, but as root (the tests that need another user
+/// say so).
 fn spec(image: &str, run: &str, args: &[&str]) -> RunSpec {
     RunSpec {
         image: image.to_owned(),
@@ -194,7 +197,7 @@ fn spec(image: &str, run: &str, args: &[&str]) -> RunSpec {
         env: vec![("E_TEST".to_owned(), "1".to_owned())],
         workdir: None,
         binds: Vec::new(),
-        user: None,
+        confinement: Confinement::defaults(User { uid: 0, gid: 0 }),
         network: Network::None,
         capabilities: Vec::new(),
         labels: labels(MODULE, run),
@@ -270,7 +273,10 @@ async fn a_bind_is_writable_and_files_belong_to_the_user() {
         &cleanup.run,
         &["sh", "-c", "echo written > /shared/state; id -u; id -g"],
     );
-    spec.user = Some("12345:12345".to_owned());
+    spec.confinement.user = User {
+        uid: 12345,
+        gid: 12345,
+    };
     spec.binds.push(Bind {
         host: shared.path().to_owned(),
         container: "/shared".to_owned(),
@@ -327,7 +333,10 @@ async fn containers_are_confined() {
     build_test_image(&engine, &cleanup.image).await;
 
     let mut spec = spec(&cleanup.image, &cleanup.run, &["sleep", "30"]);
-    spec.user = Some("12345:12345".to_owned());
+    spec.confinement.user = User {
+        uid: 12345,
+        gid: 12345,
+    };
     spec.timeout = Some(PATIENCE);
     let task = {
         let (engine, spec) = (engine.clone(), spec.clone());
@@ -362,6 +371,23 @@ async fn containers_are_confined() {
     assert_eq!(host.privileged, Some(false));
     assert_eq!(host.auto_remove, Some(false));
     assert_eq!(host.init, Some(true));
+    assert_eq!(host.readonly_rootfs, Some(true));
+    assert_eq!(
+        host.tmpfs,
+        Some(HashMap::from([(
+            "/tmp".to_owned(),
+            "rw,nosuid,nodev,size=268435456,mode=1777".to_owned()
+        )]))
+    );
+    assert_eq!(host.memory, Some(1 << 30));
+    assert_eq!(host.memory_swap, Some(1 << 30));
+    assert_eq!(host.pids_limit, Some(512));
+    assert!(
+        host.nano_cpus
+            .is_some_and(|nano| nano > 0 && nano <= 2_000_000_000),
+        "{:?}",
+        host.nano_cpus
+    );
     let binds = host.binds.unwrap_or_default();
     assert!(
         binds.iter().all(|bind| !bind.contains("docker.sock")),

@@ -20,8 +20,9 @@ use super::load::Loaded;
 use super::{Command, Module, Repository};
 use std::sync::Arc;
 
-/// The layout of cache files: a header line, then two lines per module (see [`put`]).
-const FORMAT: u32 = 3;
+/// The layout of cache files: a header line, then two lines per module (see [`put`]). Raised
+/// with the model too: 4 added a version's `limits` and `user`, which an older cache lacks.
+const FORMAT: u32 = 4;
 
 /// Files smaller than this are parsed every time.
 pub const MIN_CACHED_BYTES: u64 = 1024 * 1024;

@@ -3,8 +3,10 @@
 //! This is the only file that imports bollard: what it returns is in e's own types, and every
 //! bollard error is wrapped with context that names the image, container or module, because
 //! bollard's messages are not written for users. Containers it starts carry e's labels, drop all
-//! capabilities, cannot gain privileges, and are removed whatever happens: success, failure,
-//! timeout, Ctrl-C, an error midway, or the caller dropping the future.
+//! capabilities, cannot gain privileges, are confined as their spec's
+//! [`Confinement`](super::Confinement) says (user, read-only root filesystem, tmpfs, memory,
+//! CPU and process limits), and are removed whatever happens: success, failure, timeout,
+//! Ctrl-C, an error midway, or the caller dropping the future.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -21,9 +23,10 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, CreateImageInfo, HostConfig, ImageInspect};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
-    CreateImageOptionsBuilder, ImportImageOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    StartContainerOptions, StopContainerOptionsBuilder, WaitContainerOptions,
+    CreateImageOptionsBuilder, ImportImageOptionsBuilder, InspectContainerOptions,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    WaitContainerOptions,
 };
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt as _, StreamExt as _};
@@ -33,6 +36,7 @@ use super::{
     OutputSink, RunSpec, Stopped, Stream,
 };
 use crate::output;
+use crate::repository::model::Memory;
 
 /// Where the engine is when `DOCKER_HOST` is not set.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -47,6 +51,9 @@ const STREAMING_TIMEOUT: Duration = Duration::from_secs(60 * 60 * 24 * 365);
 /// How long a stopped container gets to exit after SIGTERM before it is killed.
 const STOP_GRACE_SECONDS: i32 = 5;
 
+/// The engine counts CPU limits in billionths of a CPU.
+const NANO_CPUS_PER_CPU: i64 = 1_000_000_000;
+
 /// How many numbered names (`e-<module>-<run>-2`, ...) to try when a name is taken.
 const NAME_ATTEMPTS: usize = 5;
 
@@ -59,6 +66,8 @@ pub struct DockerEngine {
     streaming: Docker,
     /// The address connected to, for messages.
     address: String,
+    /// How many CPUs the engine has, asked once (see [`DockerEngine::cpus`]).
+    cpus: std::sync::Arc<tokio::sync::OnceCell<Option<i64>>>,
 }
 
 /// Connects to the engine named by `DOCKER_HOST` (or the default socket) and checks that it
@@ -90,6 +99,7 @@ async fn connect_to(address: String) -> anyhow::Result<DockerEngine> {
         docker,
         streaming,
         address,
+        cpus: Default::default(),
     })
 }
 
@@ -293,13 +303,26 @@ impl DockerEngine {
             interrupt = Box::pin(std::future::ready(()));
         }
 
-        let config = container_config(spec)?;
+        // Every engine has a CPU: only a larger limit needs to know how many it has.
+        let cpus = if spec.confinement.nano_cpus > NANO_CPUS_PER_CPU {
+            self.cpus().await
+        } else {
+            None
+        };
+        let config = container_config(spec, cpus)?;
         let id = self.create_container(spec, config).await?;
         let mut guard = ContainerGuard {
             docker: self.docker.clone(),
             id: Some(id.clone()),
         };
         let result = self.drive(&id, spec, sink, interrupt).await;
+        if let Ok(Outcome {
+            exit_code: 137,
+            stopped: None,
+        }) = result
+        {
+            self.explain_kill(&id, spec).await;
+        }
         let removal = guard.remove().await;
         match (result, removal) {
             (result, Ok(())) => result,
@@ -311,6 +334,37 @@ impl DockerEngine {
                 ));
                 result
             }
+        }
+    }
+
+    /// How many CPUs the engine has (its `/info`), asked once; `None` when it does not say.
+    async fn cpus(&self) -> Option<i64> {
+        *self
+            .cpus
+            .get_or_init(|| async {
+                let info = self.docker.info().await.ok()?;
+                info.ncpu.filter(|cpus| *cpus > 0)
+            })
+            .await
+    }
+
+    /// Says so when the engine killed a container for using more memory than its limit: the
+    /// module only sees SIGKILL, and the user needs to know which limit to raise.
+    async fn explain_kill(&self, id: &str, spec: &RunSpec) {
+        let inspected = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await;
+        let oom = inspected
+            .ok()
+            .and_then(|container| container.state?.oom_killed)
+            .unwrap_or(false);
+        if oom {
+            output::note(&format!(
+                "e: {} was killed: it used more than its memory limit of {}\nhint: raise `limits.memory` of its version in the repository (`e info` shows the limits)",
+                describe(spec),
+                Memory::from_bytes(spec.confinement.memory_bytes)
+            ));
         }
     }
 
@@ -739,8 +793,19 @@ async fn remove_container(docker: &Docker, id: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The container's configuration: the spec, plus e's confinement.
-fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
+/// The container's configuration: the spec, plus e's confinement. A CPU limit above what the
+/// engine has (`engine_cpus`) is lowered to all of them: the engine refuses more.
+fn container_config(
+    spec: &RunSpec,
+    engine_cpus: Option<i64>,
+) -> anyhow::Result<ContainerCreateBody> {
+    let confinement = &spec.confinement;
+    let nano_cpus = match engine_cpus {
+        Some(cpus) => confinement
+            .nano_cpus
+            .min(cpus.saturating_mul(NANO_CPUS_PER_CPU)),
+        None => confinement.nano_cpus,
+    };
     let binds = spec
         .binds
         .iter()
@@ -763,7 +828,7 @@ fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
                 .collect(),
         ),
         working_dir: spec.workdir.clone(),
-        user: spec.user.clone(),
+        user: Some(confinement.user.to_string()),
         labels: Some(labels),
         attach_stdin: Some(false),
         attach_stdout: Some(true),
@@ -779,7 +844,13 @@ fn container_config(spec: &RunSpec) -> anyhow::Result<ContainerCreateBody> {
             // e removes the container itself, after it has read the exit code.
             auto_remove: Some(false),
             privileged: Some(false),
-            readonly_rootfs: Some(false),
+            readonly_rootfs: Some(confinement.read_only_rootfs),
+            tmpfs: Some(confinement.tmpfs.iter().cloned().collect()),
+            memory: Some(confinement.memory_bytes),
+            // Equal to the memory: no swap on top of the limit, so it means what it says.
+            memory_swap: Some(confinement.memory_bytes),
+            nano_cpus: Some(nano_cpus),
+            pids_limit: Some(confinement.pids),
             // A small init as PID 1 forwards SIGTERM and reaps zombies, so a module that
             // ignores signals (a shell script's `sleep`) still stops at once on a timeout.
             init: Some(true),
@@ -1004,6 +1075,8 @@ impl PullProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repository::model::User;
+    use crate::runtime::Confinement;
 
     #[tokio::test]
     async fn an_absent_engine_is_reported_with_a_hint() {
@@ -1131,18 +1204,34 @@ mod tests {
             env: vec![("A".to_owned(), "1".to_owned())],
             workdir: Some("/work".to_owned()),
             binds: vec![],
-            user: Some("1000:1000".to_owned()),
+            confinement: Confinement::defaults(User {
+                uid: 1000,
+                gid: 1000,
+            }),
             network: Network::None,
             capabilities: vec!["NET_ADMIN".to_owned()],
             labels: super::super::labels("web", "r1"),
             timeout: None,
         };
-        let config = container_config(&spec).expect("config");
+        let config = container_config(&spec, None).expect("config");
         assert_eq!(config.cmd, Some(vec!["apply".to_owned()]));
         assert_eq!(config.entrypoint, None);
         assert_eq!(config.env, Some(vec!["A=1".to_owned()]));
         assert_eq!(config.user.as_deref(), Some("1000:1000"));
         let host = config.host_config.expect("host config");
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(
+            host.tmpfs,
+            Some(HashMap::from([(
+                "/tmp".to_owned(),
+                "rw,nosuid,nodev,size=268435456,mode=1777".to_owned()
+            )]))
+        );
+        assert_eq!(host.memory, Some(1 << 30));
+        assert_eq!(host.memory_swap, Some(1 << 30));
+        assert_eq!(host.nano_cpus, Some(2_000_000_000));
+        assert_eq!(host.pids_limit, Some(512));
+        assert_eq!(host.init, Some(true));
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
         assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_owned()]));
@@ -1152,6 +1241,37 @@ mod tests {
         );
         assert_eq!(host.privileged, Some(false));
         assert_eq!(host.auto_remove, Some(false));
+    }
+
+    #[test]
+    fn a_cpu_limit_above_the_engines_cpus_is_lowered_to_all_of_them() {
+        let mut confinement = Confinement::defaults(User { uid: 1, gid: 1 });
+        confinement.nano_cpus = 8_000_000_000;
+        let spec = RunSpec {
+            image: "e-test:1".to_owned(),
+            args: vec![],
+            env: vec![],
+            workdir: None,
+            binds: vec![],
+            confinement,
+            network: Network::None,
+            capabilities: vec![],
+            labels: super::super::labels("web", "r1"),
+            timeout: None,
+        };
+        let nano = |cpus| {
+            container_config(&spec, cpus)
+                .expect("config")
+                .host_config
+                .and_then(|host| host.nano_cpus)
+        };
+        assert_eq!(nano(Some(2)), Some(2_000_000_000));
+        assert_eq!(nano(Some(16)), Some(8_000_000_000));
+        assert_eq!(
+            nano(None),
+            Some(8_000_000_000),
+            "unknown: left to the engine"
+        );
     }
 
     #[test]

@@ -325,7 +325,8 @@ impl OutputSink for RecordingSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Bind, Network, labels};
+    use crate::repository::model::User;
+    use crate::runtime::{Bind, Confinement, Network, labels};
 
     fn spec(image: &str) -> RunSpec {
         RunSpec {
@@ -334,7 +335,10 @@ mod tests {
             env: vec![("E_MODULE".to_owned(), "web".to_owned())],
             workdir: None,
             binds: Vec::new(),
-            user: Some("1000:1000".to_owned()),
+            confinement: Confinement::defaults(User {
+                uid: 1000,
+                gid: 1000,
+            }),
             network: Network::None,
             capabilities: Vec::new(),
             labels: labels("web", "r1"),

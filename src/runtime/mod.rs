@@ -4,6 +4,7 @@
 //! for unit and CLI tests. Nothing outside `docker.rs` knows bollard exists. Everything e
 //! creates in the engine carries the labels of [`labels`], so leftovers can be found.
 
+pub mod confinement;
 pub mod docker;
 pub mod fake;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 pub use crate::repository::model::Network;
+pub use confinement::Confinement;
 
 /// Label on everything e creates in the engine.
 pub const LABEL_MANAGED_BY: &str = "e.managed-by";
@@ -56,8 +58,8 @@ pub struct RunSpec {
     pub workdir: Option<String>,
     /// Host directories to mount.
     pub binds: Vec<Bind>,
-    /// `uid:gid` to run as.
-    pub user: Option<String>,
+    /// Who the container runs as, what it may write, its memory, CPU and process limits.
+    pub confinement: Confinement,
     /// Network mode; `None` is the default.
     pub network: Network,
     /// Capabilities to add back after dropping all.
