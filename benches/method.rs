@@ -1,9 +1,11 @@
 //! Per-method overhead of e against the docker CLI, side by side in one run.
 //!
 //! The baseline is how the design's prototype ran modules: `docker run --rm -v SHARED:/shared
-//! IMAGE COMMAND`. A second baseline gives the docker CLI the isolation e gives every module
-//! (network none, an init, all capabilities dropped, no-new-privileges, the user's uid:gid, e's
-//! area read-only), so the engine's cost of that isolation is told apart from e's own. All run
+//! IMAGE COMMAND`. A second baseline gives the docker CLI the isolation e gave every module
+//! before its confinement (network none, an init, all capabilities dropped, no-new-privileges,
+//! the module's uid:gid, e's area read-only), and a third adds that confinement (read-only root
+//! filesystem, a tmpfs `/tmp`, memory, CPU and pids limits), so the engine's cost of each is
+//! told apart from e's own. All run
 //! the same no-op method of the same busybox image, in turn, so drift hits each alike. For each it prints the median and spread of wall time,
 //! and for e its own CPU (user + system of the e process, measured with `wait4`), which is what
 //! e adds on top of the engine's work.
@@ -113,10 +115,14 @@ fn main() {
         ]);
         command
     };
+    // The user e runs the module as: the invoking one, or nobody when that is root.
     // SAFETY: getuid and getgid cannot fail.
-    let user = unsafe { format!("{}:{}", libc::getuid(), libc::getgid()) };
+    let user = match unsafe { (libc::getuid(), libc::getgid()) } {
+        (0, _) => "65534:65534".to_owned(),
+        (uid, gid) => format!("{uid}:{gid}"),
+    };
     let e_area = format!("{}/.e:/shared/.e:ro", shared.display());
-    let docker_isolated = || {
+    let docker_isolated = |confined: bool| {
         let mut command = Command::new("docker");
         command.args([
             "run",
@@ -126,6 +132,22 @@ fn main() {
             "-v",
             &e_area,
         ]);
+        if confined {
+            // What runtime/confinement.rs gives a module that asks for nothing.
+            command.args([
+                "--read-only",
+                "--tmpfs",
+                "/tmp:rw,nosuid,nodev,size=268435456,mode=1777",
+                "--memory",
+                "1g",
+                "--memory-swap",
+                "1g",
+                "--cpus",
+                "2",
+                "--pids-limit",
+                "512",
+            ]);
+        }
         command.args([
             "--network",
             "none",
@@ -145,11 +167,13 @@ fn main() {
     for _ in 0..3 {
         measure(&mut e_run());
         measure(&mut docker_run());
-        measure(&mut docker_isolated());
+        measure(&mut docker_isolated(false));
+        measure(&mut docker_isolated(true));
     }
     let (mut e_wall, mut e_cpu, mut docker_wall, mut docker_cpu) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut isolated_wall, mut isolated_cpu) = (Vec::new(), Vec::new());
+    let (mut confined_wall, mut confined_cpu) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let (wall, cpu) = measure(&mut e_run());
         e_wall.push(wall);
@@ -157,20 +181,25 @@ fn main() {
         let (wall, cpu) = measure(&mut docker_run());
         docker_wall.push(wall);
         docker_cpu.push(cpu);
-        let (wall, cpu) = measure(&mut docker_isolated());
+        let (wall, cpu) = measure(&mut docker_isolated(false));
         isolated_wall.push(wall);
         isolated_cpu.push(cpu);
+        let (wall, cpu) = measure(&mut docker_isolated(true));
+        confined_wall.push(wall);
+        confined_cpu.push(cpu);
     }
     let spread = |v: &[Duration]| (millis(v[0]), millis(v[v.len() - 1]));
-    let (e_med, docker_med, isolated_med) = (
+    let (e_med, docker_med, isolated_med, confined_med) = (
         median(&mut e_wall),
         median(&mut docker_wall),
         median(&mut isolated_wall),
+        median(&mut confined_wall),
     );
-    let (e_cpu_med, docker_cpu_med, isolated_cpu_med) = (
+    let (e_cpu_med, docker_cpu_med, isolated_cpu_med, confined_cpu_med) = (
         median(&mut e_cpu),
         median(&mut docker_cpu),
         median(&mut isolated_cpu),
+        median(&mut confined_cpu),
     );
     println!("per-method overhead, no-op method, {RUNS} runs each, alternating (median, min..max)");
     println!(
@@ -198,10 +227,16 @@ fn main() {
         docker_cpu_med,
     );
     row(
-        "docker run, with e's isolation",
+        "docker run, e's isolation without confinement",
         isolated_med,
         spread(&isolated_wall),
         isolated_cpu_med,
+    );
+    row(
+        "docker run, e's isolation and confinement",
+        confined_med,
+        spread(&confined_wall),
+        confined_cpu_med,
     );
     let verdict = |ratio: f64| if ratio <= 0.9 { "met" } else { "MISSED" };
     let ratio = e_med.as_secs_f64() / docker_med.as_secs_f64();
@@ -209,10 +244,14 @@ fn main() {
         "ratio e / docker CLI as the prototype ran it (wall): {ratio:.2}   target <= 0.90: {}",
         verdict(ratio)
     );
-    let ratio = e_med.as_secs_f64() / isolated_med.as_secs_f64();
+    let ratio = e_med.as_secs_f64() / confined_med.as_secs_f64();
     println!(
-        "ratio e / docker CLI with the same isolation (wall): {ratio:.2}   target <= 0.90: {}",
+        "ratio e / docker CLI with the same isolation and confinement (wall): {ratio:.2}   target <= 0.90: {}",
         verdict(ratio)
+    );
+    println!(
+        "the engine's cost of the confinement (docker CLI, wall): {:+.1} ms",
+        millis(confined_med) - millis(isolated_med)
     );
     println!(
         "e's own CPU per method: {:.1} ms   target < 20 ms: {}",
