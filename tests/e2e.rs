@@ -566,7 +566,7 @@ components:
 /// found by e's labels; e is interrupted afterwards and must remove the container.
 fn inspect_confined(scene: &Scene, version: &str) -> serde_json::Value {
     let shared = fs::canonicalize(scene.dir.path()).unwrap().join("shared");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_e"))
+    let child = Command::new(env!("CARGO_BIN_EXE_e"))
         .args([
             "run",
             &format!("confined@{version}"),
