@@ -760,7 +760,8 @@ fn a_module_over_its_memory_limit_is_killed_and_e_says_which_limit_to_raise() {
     let out = scene.e(&["run", "confined@0.3.0", "oom"]);
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        stderr(&out).contains("used more than its memory limit of 16Mi"),
+        stderr(&out)
+            .contains("ran out of memory: the engine killed a process of it at its limit of 16Mi"),
         "{}",
         text(&out)
     );

@@ -317,11 +317,11 @@ impl DockerEngine {
         };
         let result = self.drive(&id, spec, sink, interrupt).await;
         if let Ok(Outcome {
-            exit_code: 137,
+            exit_code: 1..,
             stopped: None,
         }) = result
         {
-            self.explain_kill(&id, spec).await;
+            self.explain_failure(&id, spec).await;
         }
         let removal = guard.remove().await;
         match (result, removal) {
@@ -348,9 +348,10 @@ impl DockerEngine {
             .await
     }
 
-    /// Says so when the engine killed a container for using more memory than its limit: the
-    /// module only sees SIGKILL, and the user needs to know which limit to raise.
-    async fn explain_kill(&self, id: &str, spec: &RunSpec) {
+    /// Says so when a failed container ran out of memory: the engine killed one of its
+    /// processes (SIGKILL, exit 137 if it was the module's own), which says nothing by itself,
+    /// and the user needs to know which limit to raise.
+    async fn explain_failure(&self, id: &str, spec: &RunSpec) {
         let inspected = self
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -361,7 +362,7 @@ impl DockerEngine {
             .unwrap_or(false);
         if oom {
             output::note(&format!(
-                "e: {} was killed: it used more than its memory limit of {}\nhint: raise `limits.memory` of its version in the repository (`e info` shows the limits)",
+                "e: {} ran out of memory: the engine killed a process of it at its limit of {}\nhint: raise `limits.memory` of its version in the repository (`e info` shows the limits)",
                 describe(spec),
                 Memory::from_bytes(spec.confinement.memory_bytes)
             ));
