@@ -1,9 +1,10 @@
 //! Per-method overhead of e against the docker CLI, side by side in one run.
 //!
 //! The baseline is how the design's prototype ran modules: `docker run --rm -v SHARED:/shared
-//! IMAGE COMMAND`. A second baseline gives the docker CLI the isolation e gives every module
-//! (network none, an init, all capabilities dropped, no-new-privileges, the user's uid:gid), so
-//! the engine's cost of that isolation is told apart from e's own. e runs in both of its ways of
+//! IMAGE COMMAND`. A second baseline gives the docker CLI the isolation and confinement e gives
+//! every module (network none, an init, all capabilities dropped, no-new-privileges, the
+//! module's uid:gid, a read-only root filesystem, a tmpfs `/tmp`, memory, CPU and pids limits),
+//! so the engine's cost of them is told apart from e's own. e runs in both of its ways of
 //! handing a run its private copy (`--transfer bind` and `--transfer archive`, the remote
 //! path), with a shared directory of the example's size (20 KB) and of 10 MB. All run
 //! the same no-op method of the same busybox image, in turn, so drift hits each alike. For each it prints the median and spread of wall time,
@@ -150,8 +151,12 @@ fn main() {
         ]);
         command
     };
+    // The user e runs the module as: the invoking one, or nobody when that is root.
     // SAFETY: getuid and getgid cannot fail.
-    let user = unsafe { format!("{}:{}", libc::getuid(), libc::getgid()) };
+    let user = match unsafe { (libc::getuid(), libc::getgid()) } {
+        (0, _) => "65534:65534".to_owned(),
+        (uid, gid) => format!("{uid}:{gid}"),
+    };
     let docker_isolated = || {
         let mut command = Command::new("docker");
         command.args([
@@ -160,6 +165,22 @@ fn main() {
             "-v",
             &format!("{}:/shared", shared.display()),
         ]);
+        {
+            // What runtime/confinement.rs gives a module that asks for nothing.
+            command.args([
+                "--read-only",
+                "--tmpfs",
+                "/tmp:rw,nosuid,nodev,size=268435456,mode=1777",
+                "--memory",
+                "1g",
+                "--memory-swap",
+                "1g",
+                "--cpus",
+                "2",
+                "--pids-limit",
+                "512",
+            ]);
+        }
         command.args([
             "--network",
             "none",
@@ -197,7 +218,7 @@ fn main() {
             Box::new(docker_run),
         ),
         (
-            "docker run, with e's isolation".to_owned(),
+            "docker run, with e's isolation and confinement".to_owned(),
             Box::new(docker_isolated),
         ),
     ];

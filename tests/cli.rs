@@ -97,6 +97,20 @@ fn info_shows_requirements_and_influences() {
 }
 
 #[test]
+fn info_shows_the_limits_and_user_a_module_runs_with() {
+    let repository = fixture("limits");
+    snapshot!("info_limits", &["--repository", &repository, "info", "big"]);
+    snapshot!(
+        "info_limits_json",
+        &["--repository", &repository, "info", "big", "-o", "json"]
+    );
+    snapshot!(
+        "info_limits_tmp_mount",
+        &["--repository", &repository, "info", "big@0.1.0"]
+    );
+}
+
+#[test]
 fn graph_in_three_formats() {
     snapshot!("graph_tree", &["graph"]);
     snapshot!("graph_tree_bmk", &["graph", "bmk"]);
@@ -137,6 +151,10 @@ fn every_broken_fixture_is_an_error_that_points_at_it() {
         "empty-image",
         "bad-operator",
         "bad-semver",
+        "bad-memory",
+        "bad-cpus",
+        "bad-pids",
+        "bad-user",
         "alias-bomb",
         "deep",
         "not-utf8",

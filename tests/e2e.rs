@@ -448,7 +448,7 @@ fn hung_module_is_stopped_by_the_timeout_and_its_container_removed() {
 }
 
 #[test]
-fn container_runs_with_least_privilege_as_the_invoking_user_and_ctrl_c_removes_it() {
+fn container_runs_with_least_privilege_and_ctrl_c_removes_it() {
     let scene = Scene::new(test_repository());
     let mut child = Command::new(env!("CARGO_BIN_EXE_e"))
         .args(["run", "misbehave", "hang", "--timeout", "20s"])
@@ -539,9 +539,260 @@ fn container_runs_with_least_privilege_as_the_invoking_user_and_ctrl_c_removes_i
         1,
         "no other host path: {sources:?}"
     );
-    let (uid, gid) = unsafe { (libc_getuid(), libc_getgid()) };
-    assert_eq!(json[0]["Config"]["User"], format!("{uid}:{gid}"));
+    assert_eq!(json[0]["Config"]["User"], module_user());
     assert_eq!(json[0]["Config"]["Labels"]["e.managed-by"], "e");
+}
+
+/// The uid:gid a module that asks for none runs as: the invoking user's, or nobody's when e
+/// runs as root.
+fn module_user() -> String {
+    // SAFETY: getuid and getgid cannot fail.
+    match unsafe { (libc_getuid(), libc_getgid()) } {
+        (0, _) => "65534:65534".to_owned(),
+        (uid, gid) => format!("{uid}:{gid}"),
+    }
+}
+
+/// A repository of one module, `confined`, on the misbehave image: 0.1.0 takes e's defaults,
+/// 0.2.0 sets its own limits and user, 0.3.0 a memory limit that `oom` exceeds.
+const CONFINED_REPOSITORY: &str = r#"version: v1
+kind: Repository
+components:
+  - name: confined
+    type: docker
+    versions:
+      - version: 0.1.0
+        image: e-tests/misbehave:0.1.0
+        mounts: [/var/lib/misbehave]
+        commands: &commands
+          - {name: hang, command: hang}
+          - {name: confinement, command: confinement}
+          - {name: oom, command: oom}
+      - version: 0.2.0
+        image: e-tests/misbehave:0.1.0
+        mounts: [/var/lib/misbehave]
+        limits: {memory: 128Mi, cpus: 0.5, pids: 64}
+        user: "4242:4243"
+        commands: *commands
+      - version: 0.3.0
+        image: e-tests/misbehave:0.1.0
+        limits: {memory: 16Mi}
+        commands: *commands
+"#;
+
+/// `docker inspect` of the running container of `e run confined@VERSION hang` in `scene`,
+/// found by e's labels; e is interrupted afterwards and must remove the container.
+fn inspect_confined(scene: &Scene, version: &str) -> serde_json::Value {
+    let shared = fs::canonicalize(scene.dir.path()).unwrap().join("shared");
+    let child = Command::new(env!("CARGO_BIN_EXE_e"))
+        .args([
+            "run",
+            &format!("confined@{version}"),
+            "hang",
+            "--timeout",
+            "60s",
+        ])
+        .env("E_REPOSITORY", &scene.repository)
+        .env("E_SHARED", scene.shared())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut inspect = None;
+    let started = Instant::now();
+    while inspect.is_none() && started.elapsed() < Duration::from_secs(30) {
+        let ids = Command::new("docker")
+            .args(["ps", "-q", "--filter", "label=e.managed-by=e"])
+            .args(["--filter", "label=e.module=confined"])
+            .output()
+            .unwrap();
+        // Other tests run `confined` too: this one's container is the one with this shared dir.
+        inspect = String::from_utf8_lossy(&ids.stdout).lines().find_map(|id| {
+            let out = Command::new("docker")
+                .args(["inspect", id])
+                .output()
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let binds = json[0]["HostConfig"]["Binds"].as_array()?.clone();
+            let mine = format!("{}:/shared:rw", shared.display());
+            binds
+                .iter()
+                .any(|bind| bind.as_str() == Some(mine.as_str()))
+                .then(|| json[0].clone())
+        });
+        if inspect.is_none() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let inspect = inspect.unwrap_or_else(|| {
+        panic!(
+            "no running container of `confined@{version}`; e said:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let id = inspect["Id"].as_str().unwrap();
+    let gone = Command::new("docker")
+        .args(["inspect", id])
+        .output()
+        .unwrap();
+    assert!(
+        !gone.status.success(),
+        "the interrupted container was removed"
+    );
+    inspect
+}
+
+/// The engine's CPUs in billionths, as the CPU limit is capped at them.
+fn engine_nano_cpus() -> i64 {
+    let out = Command::new("docker")
+        .args(["info", "--format", "{{.NCPU}}"])
+        .output()
+        .unwrap();
+    let cpus: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    cpus * 1_000_000_000
+}
+
+#[test]
+fn docker_inspect_shows_the_confinement_and_the_repository_changes_it() {
+    let work = tempfile::tempdir().unwrap();
+    let repository = work.path().join("repository.yaml");
+    fs::write(&repository, CONFINED_REPOSITORY).unwrap();
+    let scene = Scene::new(repository);
+    let shared = fs::canonicalize(scene.dir.path()).unwrap().join("shared");
+
+    let json = inspect_confined(&scene, "0.1.0");
+    let host = &json["HostConfig"];
+    assert_eq!(host["ReadonlyRootfs"], true);
+    assert_eq!(
+        host["Tmpfs"],
+        serde_json::json!({"/tmp": "rw,nosuid,nodev,size=268435456,mode=1777"})
+    );
+    assert_eq!(host["PidsLimit"], 512);
+    assert_eq!(host["Memory"], 1_i64 << 30);
+    assert_eq!(host["MemorySwap"], 1_i64 << 30, "no swap beyond the limit");
+    assert_eq!(host["NanoCpus"], engine_nano_cpus().min(2_000_000_000));
+    assert_eq!(json["Config"]["User"], module_user());
+    assert_ne!(json["Config"]["User"], "0:0", "{}", json["Config"]["User"]);
+    assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
+    assert!(
+        host["CapAdd"].as_array().is_none_or(Vec::is_empty),
+        "{}",
+        host["CapAdd"]
+    );
+    assert_eq!(
+        host["SecurityOpt"],
+        serde_json::json!(["no-new-privileges"])
+    );
+    assert_eq!(host["Privileged"], false);
+    assert_eq!(host["NetworkMode"], "none");
+    assert_eq!(host["Init"], true);
+    // Only e's directory is mounted: the shared directory, e's area and the module's mount.
+    let mounts = json["Mounts"].as_array().unwrap();
+    let mut destinations: Vec<&str> = mounts
+        .iter()
+        .map(|m| m["Destination"].as_str().unwrap())
+        .collect();
+    destinations.sort();
+    assert_eq!(
+        destinations,
+        ["/shared", "/shared/.e", "/var/lib/misbehave"],
+        "{mounts:?}"
+    );
+    for mount in mounts {
+        let source = mount["Source"].as_str().unwrap();
+        assert_eq!(mount["Type"], "bind", "{mount}");
+        assert!(
+            source.starts_with(shared.to_str().unwrap()),
+            "a host path outside e's directory `{}` is mounted: {mount}",
+            shared.display()
+        );
+    }
+
+    // The repository's limits and user replace the defaults.
+    let json = inspect_confined(&scene, "0.2.0");
+    let host = &json["HostConfig"];
+    assert_eq!(host["Memory"], 128_i64 << 20);
+    assert_eq!(host["MemorySwap"], 128_i64 << 20);
+    assert_eq!(host["NanoCpus"], 500_000_000);
+    assert_eq!(host["PidsLimit"], 64);
+    assert_eq!(
+        host["Tmpfs"],
+        serde_json::json!({"/tmp": "rw,nosuid,nodev,size=33554432,mode=1777"})
+    );
+    assert_eq!(json["Config"]["User"], "4242:4243");
+    assert_eq!(host["ReadonlyRootfs"], true);
+}
+
+#[test]
+fn a_confined_module_writes_only_tmp_its_mount_and_the_shared_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let repository = work.path().join("repository.yaml");
+    fs::write(&repository, CONFINED_REPOSITORY).unwrap();
+    let scene = Scene::new(repository);
+    fs::create_dir_all(scene.shared()).unwrap();
+    let owner = fs::metadata(scene.shared()).unwrap();
+
+    for (version, user) in [("0.1.0", module_user()), ("0.2.0", "4242:4243".to_owned())] {
+        let out = scene.expect(0, &["run", &format!("confined@{version}"), "confinement"]);
+        let (uid, gid) = user.split_once(':').unwrap();
+        assert_eq!(
+            stdout(&out),
+            format!(
+                "uid={uid} gid={gid}\nroot filesystem read-only\ntmp writable\nshared writable\nmount writable\n"
+            ),
+            "{}",
+            text(&out)
+        );
+        // What the module wrote is given back to the owner of the shared directory.
+        use std::os::unix::fs::MetadataExt as _;
+        for file in [
+            scene.shared().join("probe"),
+            scene.shared().join(format!(
+                ".e/mounts/confined/{version}/var/lib/misbehave/probe"
+            )),
+            scene.shared(),
+        ] {
+            let meta = fs::symlink_metadata(&file).unwrap();
+            assert_eq!(
+                (meta.uid(), meta.gid()),
+                (owner.uid(), owner.gid()),
+                "{}",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_module_over_its_memory_limit_is_killed_and_e_says_which_limit_to_raise() {
+    let work = tempfile::tempdir().unwrap();
+    let repository = work.path().join("repository.yaml");
+    fs::write(&repository, CONFINED_REPOSITORY).unwrap();
+    let scene = Scene::new(repository);
+    let started = Instant::now();
+    let out = scene.e(&["run", "confined@0.3.0", "oom"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stderr(&out)
+            .contains("ran out of memory: the engine killed a process of it at its limit of 16Mi"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stderr(&out).contains("hint: raise `limits.memory`"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 unsafe extern "C" {

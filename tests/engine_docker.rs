@@ -18,11 +18,12 @@ use bollard::query_parameters::{
     InspectContainerOptions, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder,
 };
+use e::repository::model::User;
 use e::runtime::docker::{DockerEngine, connect};
 use e::runtime::fake::RecordingSink;
 use e::runtime::{
-    Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network, Outcome, RunSpec,
-    SharedCopy, Stopped, Stream, labels,
+    Confinement, Engine, ImageInfo, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_RUN, Network, Outcome,
+    RunSpec, SharedCopy, Stopped, Stream, labels,
 };
 
 /// The module name on every container these tests start.
@@ -187,7 +188,8 @@ async fn build_test_image(engine: &DockerEngine, tag: &str) -> ImageInfo {
 }
 
 /// A run of the test image with e's labels, an empty archive-mode shared directory, and the
-/// given busybox arguments.
+/// given busybox arguments, confined as e confines a module that asks for nothing, but as root
+/// (the tests that need another user say so).
 fn spec(image: &str, run: &str, args: &[&str]) -> RunSpec {
     RunSpec {
         image: image.to_owned(),
@@ -202,7 +204,7 @@ fn spec(image: &str, run: &str, args: &[&str]) -> RunSpec {
         },
         shared_path: "/shared".to_owned(),
         volumes: Vec::new(),
-        user: None,
+        confinement: Confinement::defaults(User { uid: 0, gid: 0 }),
         network: Network::None,
         capabilities: Vec::new(),
         labels: labels(MODULE, run),
@@ -285,7 +287,10 @@ async fn a_bind_is_writable_and_files_belong_to_the_user() {
         &cleanup.run,
         &["sh", "-c", "echo written > /shared/state; id -u; id -g"],
     );
-    spec.user = Some("12345:12345".to_owned());
+    spec.confinement.user = User {
+        uid: 12345,
+        gid: 12345,
+    };
     spec.shared = SharedCopy::Bind {
         host: shared.path().to_owned(),
     };
@@ -351,7 +356,7 @@ async fn an_archive_copy_goes_in_owned_by_the_user_and_comes_back() {
     );
     // The engine keeps the volume's root as its own (root): an archive-mode run is root
     // inside its container, with every capability dropped (see `run::container_user`).
-    spec.user = Some("0:0".to_owned());
+    spec.confinement.user = User { uid: 0, gid: 0 };
     spec.shared = SharedCopy::Archive {
         upload: tree.to_tar((0, 0)).expect("a tar"),
         download_limit: 1 << 20,
@@ -380,7 +385,10 @@ async fn containers_are_confined() {
     build_test_image(&engine, &cleanup.image).await;
 
     let mut spec = spec(&cleanup.image, &cleanup.run, &["sleep", "30"]);
-    spec.user = Some("12345:12345".to_owned());
+    spec.confinement.user = User {
+        uid: 12345,
+        gid: 12345,
+    };
     spec.timeout = Some(PATIENCE);
     let task = {
         let (engine, spec) = (engine.clone(), spec.clone());
@@ -416,6 +424,23 @@ async fn containers_are_confined() {
     assert_eq!(host.auto_remove, Some(false));
     assert_eq!(host.init, Some(true));
     assert_eq!(host.binds, None, "e mounts through `Mounts`, never `Binds`");
+    assert_eq!(host.readonly_rootfs, Some(true));
+    assert_eq!(
+        host.tmpfs,
+        Some(HashMap::from([(
+            "/tmp".to_owned(),
+            "rw,nosuid,nodev,size=268435456,mode=1777".to_owned()
+        )]))
+    );
+    assert_eq!(host.memory, Some(1 << 30));
+    assert_eq!(host.memory_swap, Some(1 << 30));
+    assert_eq!(host.pids_limit, Some(512));
+    assert!(
+        host.nano_cpus
+            .is_some_and(|nano| nano > 0 && nano <= 2_000_000_000),
+        "{:?}",
+        host.nano_cpus
+    );
     let mounts = inspected.mounts.unwrap_or_default();
     assert!(
         mounts.iter().all(|mount| !mount

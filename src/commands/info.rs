@@ -9,7 +9,8 @@ use crate::cli::InfoArgs;
 use crate::commands::search::{RequirementReport, render_reports, requirement_reports};
 use crate::graph::Index;
 use crate::output;
-use crate::repository::model::{Command, Network, Requirements};
+use crate::repository::model::{Command, Memory, ModuleVersion, Network, Requirements};
+use crate::runtime::confinement;
 use crate::selector::Labels;
 
 #[derive(Serialize)]
@@ -24,12 +25,49 @@ struct InfoView<'r> {
     mounts: &'r [String],
     network: Network,
     capabilities: &'r [String],
+    confinement: ConfinementView,
     commands: &'r [Command],
     labels: &'r Labels,
     requirements: Vec<RequirementReport<'r>>,
     influenced_by: Vec<String>,
     #[serde(skip_serializing_if = "Requirements::is_empty")]
     bill_of_materials: &'r Requirements,
+}
+
+/// How the version's container is confined (see `runtime/confinement.rs`).
+#[derive(Serialize)]
+struct ConfinementView {
+    /// The `user:` of the version; `None` when e chooses (see [`confinement::user`]).
+    user: Option<String>,
+    memory: String,
+    memory_bytes: i64,
+    cpus: String,
+    pids: i64,
+    /// Which limits the version sets itself; the others are e's defaults.
+    limits_from_repository: Vec<&'static str>,
+    read_only_rootfs: bool,
+    /// The size of the tmpfs at `/tmp`; `None` when a mount takes `/tmp`.
+    tmp: Option<String>,
+}
+
+impl ConfinementView {
+    fn new(version: &ModuleVersion) -> ConfinementView {
+        let limits = confinement::limits(version);
+        // The user does not matter here: it is shown as a rule, whoever runs `e info`.
+        let confined = confinement::for_version(version, (0, 0));
+        ConfinementView {
+            user: version.user.map(|user| user.to_string()),
+            memory_bytes: limits.memory.bytes(),
+            memory: limits.memory.to_string(),
+            cpus: limits.cpus.to_string(),
+            pids: limits.pids,
+            limits_from_repository: limits.from_repository,
+            read_only_rootfs: confined.read_only_rootfs,
+            tmp: (!confined.tmpfs.is_empty()).then(|| {
+                Memory::from_bytes(confinement::tmp_bytes(confined.memory_bytes)).to_string()
+            }),
+        }
+    }
 }
 
 /// Shows one module version.
@@ -54,6 +92,7 @@ pub fn run(args: InfoArgs, context: &Context) -> anyhow::Result<ExitCode> {
         mounts: &version.mounts,
         network: version.network.unwrap_or(Network::None),
         capabilities: &version.capabilities,
+        confinement: ConfinementView::new(version),
         commands: &version.commands[..],
         labels: &version.labels,
         requirements: requirement_reports(&index, entry),
@@ -96,6 +135,7 @@ fn render(view: &InfoView<'_>) -> String {
     };
     text.push_str(&format!("network:       {network}\n"));
     text.push_str(&format!("capabilities:  {}\n", none(view.capabilities)));
+    text.push_str(&render_confinement(&view.confinement));
     text.push_str("\ncommands:\n");
     if view.commands.is_empty() {
         text.push_str("  none\n");
@@ -150,4 +190,36 @@ fn render(view: &InfoView<'_>) -> String {
         }
     }
     text
+}
+
+/// The `user:`, `limits:` and `filesystem:` lines.
+fn render_confinement(view: &ConfinementView) -> String {
+    let user = match &view.user {
+        Some(user) => format!("{user} (repository)"),
+        None => format!(
+            "the invoking user; {} when e runs as root",
+            confinement::UNPRIVILEGED
+        ),
+    };
+    let origin = |name: &str| {
+        if view.limits_from_repository.contains(&name) {
+            "repository"
+        } else {
+            "default"
+        }
+    };
+    let filesystem = match (&view.tmp, view.read_only_rootfs) {
+        (Some(tmp), true) => format!("read-only; /tmp is a {tmp} tmpfs"),
+        (None, true) => "read-only; /tmp is a mount".to_owned(),
+        (_, false) => "writable".to_owned(),
+    };
+    format!(
+        "user:          {user}\nlimits:        memory {} ({}), cpus {} ({}), pids {} ({})\nfilesystem:    {filesystem}\n",
+        view.memory,
+        origin("memory"),
+        view.cpus,
+        origin("cpus"),
+        view.pids,
+        origin("pids"),
+    )
 }

@@ -20,8 +20,9 @@ use super::load::Loaded;
 use super::{Command, Module, Repository};
 use std::sync::Arc;
 
-/// The layout of cache files: a header line, then two lines per module (see [`put`]).
-const FORMAT: u32 = 3;
+/// The layout of cache files: a header line, then two lines per module (see [`put`]). Raised
+/// with the model too: 4 added a version's `limits` and `user`, which an older cache lacks.
+const FORMAT: u32 = 4;
 
 /// Files smaller than this are parsed every time.
 pub const MIN_CACHED_BYTES: u64 = 1024 * 1024;
@@ -203,7 +204,7 @@ mod tests {
         let mut text = String::from("version: v1\nkind: Repository\ncomponents:\n");
         let mut i = 0;
         while (text.len() as u64) < MIN_CACHED_BYTES {
-            text.push_str(&format!("- name: m{i}\n  type: docker\n  versions:\n  - version: 1.0.0\n    image: img/m{i}:1\n    labels: {{kind: k{i}}}\n    commands: [{{name: apply, command: apply}}]\n  - version: 1.1.0\n    image: img/m{i}:1\n    commands: [{{name: apply, command: apply}}]\n"));
+            text.push_str(&format!("- name: m{i}\n  type: docker\n  versions:\n  - version: 1.0.0\n    image: img/m{i}:1\n    labels: {{kind: k{i}}}\n    commands: [{{name: apply, command: apply}}]\n  - version: 1.1.0\n    image: img/m{i}:1\n    limits: {{memory: 512Mi, cpus: 0.5, pids: 64}}\n    user: \"0\"\n    commands: [{{name: apply, command: apply}}]\n"));
             i += 1;
         }
         std::fs::write(&path, &text).unwrap();
@@ -217,6 +218,12 @@ mod tests {
             serde_json::to_string(&loaded.repository).unwrap(),
             "the cache gives back what was loaded"
         );
+        let limited = &cached.repository.components[0].versions[1];
+        assert_eq!(
+            limited.limits.memory.as_ref().map(|m| m.bytes()),
+            Some(512 << 20)
+        );
+        assert_eq!(limited.user.map(|u| u.uid), Some(0));
         let bare = get_in(&cache, &path, false).expect("a cached load without commands");
         assert!(
             bare.repository

@@ -173,11 +173,26 @@ fn yaml_error(source: &str, file: &Path, err: &serde_yaml::Error) -> LoadError {
         message.truncate(at);
     }
     let mut place = None;
+    let mut position = err.location().map(|l| Position {
+        line: l.line(),
+        column: l.column(),
+    });
     if message.starts_with("components[")
         && let Some((path, rest)) = message.split_once(": ")
     {
-        place = Some(describe_path(source, path));
+        let mut path = path.to_owned();
         message = rest.to_owned();
+        // A value checked as it is read names its field (see `limits.rs`), which serde_yaml's
+        // path lacks: point at the value itself.
+        if let Some((field, rest)) = message
+            .strip_prefix("field `")
+            .and_then(|m| m.split_once("`: "))
+        {
+            path = format!("{path}.{field}");
+            message = rest.to_owned();
+            position = locate(source, &steps(&path)).or(position);
+        }
+        place = Some(describe_path(source, &path));
     }
     let hint = if message.contains("unknown field") {
         "check the spelling: only the fields listed above are allowed here (see docs/repository.md)"
@@ -191,6 +206,10 @@ fn yaml_error(source: &str, file: &Path, err: &serde_yaml::Error) -> LoadError {
         "a key is `[prefix/]name`: letters, digits, `-`, `_`, `.`, beginning and ending with a letter or digit"
     } else if message.contains("operator") {
         "see the list of operators in docs/repository.md"
+    } else if message.contains(" limit `") {
+        "`limits` takes `memory` (like `512Mi`), `cpus` (like `0.5`) and `pids` (like `512`), each replacing e's default (see docs/repository.md)"
+    } else if message.contains("invalid user") {
+        "write `user` in quotes, like `user: \"1000:1000\"`; without it e picks the uid (see docs/repository.md)"
     } else if message.contains("missing field") {
         "add the field; docs/repository.md lists what each item needs"
     } else {
@@ -198,14 +217,28 @@ fn yaml_error(source: &str, file: &Path, err: &serde_yaml::Error) -> LoadError {
     };
     LoadError {
         file: file.to_owned(),
-        position: err.location().map(|l| Position {
-            line: l.line(),
-            column: l.column(),
-        }),
+        position,
         place,
         message,
         hint: Some(hint.to_owned()),
     }
+}
+
+/// The steps of a serde path such as `components[1].versions[0].limits.memory`.
+fn steps(path: &str) -> Vec<Step<'_>> {
+    let mut steps = Vec::new();
+    for part in path.split('.') {
+        let mut pieces = part.split('[');
+        if let Some(key) = pieces.next().filter(|key| !key.is_empty()) {
+            steps.push(Step::Key(key));
+        }
+        for index in pieces {
+            if let Some(index) = index.strip_suffix(']').and_then(|i| i.parse().ok()) {
+                steps.push(Step::Index(index));
+            }
+        }
+    }
+    steps
 }
 
 /// Rewrites `components[1].versions[0].commands[2]` as `module `bmk` version `0.1.0`, commands[2]`.

@@ -2,6 +2,7 @@
 //! lookups every command needs (a module by name, a version by `MODULE[@VERSION]`).
 
 mod cache;
+pub mod limits;
 pub mod load;
 mod locate;
 pub mod model;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
+pub use super::limits::{Cpus, Limits, Memory, Pids, User};
 use crate::selector::{Labels, Scalar, Selector};
 
 /// A whole module repository.
@@ -91,6 +92,12 @@ pub struct ModuleVersion {
     /// Linux capabilities the module needs (all are dropped by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capabilities: Vec<String>,
+    /// Memory, CPU and process limits that replace e's defaults.
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
+    /// The uid (and gid) the module runs as, instead of e's choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
     /// The methods this version answers. Shared between versions whose commands are equal,
     /// which most versions of a module are (see [`Module::share_commands`]).
     #[serde(default)]

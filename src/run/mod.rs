@@ -19,10 +19,12 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 
 use crate::repository::Entry;
+use crate::repository::model::User;
 use crate::requirements;
+use crate::runtime::confinement;
 use crate::runtime::{
-    Engine, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_MOUNT, LABEL_OWNER, LABEL_SHARED, LABEL_TRANSFER,
-    Network, RunSpec, SharedCopy, Stopped, Transfer, Volume, labels,
+    Confinement, Engine, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_MOUNT, LABEL_OWNER, LABEL_SHARED,
+    LABEL_TRANSFER, Network, RunSpec, SharedCopy, Stopped, Transfer, Volume, labels,
 };
 use crate::secrets::{Secrets, resolve};
 use crate::store::{Run, SharedDir};
@@ -148,16 +150,20 @@ fn contract_env(entry: Entry<'_>, method: &str) -> Vec<(String, String)> {
     ]
 }
 
-/// The uid:gid a module runs as, which owns its copy. Through a bind, the user running e, so
-/// the files stay theirs. Through the archive API, root inside the container, with every
-/// capability dropped: the engine keeps the root of the volume it unpacks the copy into as its
-/// own, and a module must be able to create files there.
-fn container_user(transfer: Transfer) -> (u32, u32) {
-    match transfer {
-        // SAFETY: getuid and getgid cannot fail and touch no memory.
-        Transfer::Bind => unsafe { (libc::getuid(), libc::getgid()) },
-        Transfer::Archive => (0, 0),
+/// Who a module runs as and within which limits (`runtime/confinement.rs`), for this transfer.
+/// The user owns the run's copy. Through a bind it is the confinement's user (the user running
+/// e, or an unprivileged uid when that is root). Through the archive API it is root inside the
+/// container, with every capability dropped and the root filesystem read-only: the engine
+/// keeps the root of the volume it unpacks the copy into as its own, and a module must be able
+/// to create files there.
+fn container_confinement(entry: Entry<'_>, transfer: Transfer) -> Confinement {
+    // SAFETY: getuid and getgid cannot fail and touch no memory.
+    let invoking = unsafe { (libc::getuid(), libc::getgid()) };
+    let mut confinement = confinement::for_version(entry.version, invoking);
+    if transfer == Transfer::Archive {
+        confinement.user = User { uid: 0, gid: 0 };
     }
+    confinement
 }
 
 /// The name of the engine volume behind a declared mount: it belongs to the module in this
@@ -369,7 +375,8 @@ fn prepare(
         kept: None,
     };
     let workspace = Workspace::create(shared, info)?;
-    let owner = container_user(transfer);
+    let confinement = container_confinement(entry, transfer);
+    let owner = (confinement.user.uid, confinement.user.gid);
     let copy = match transfer {
         Transfer::Bind => SharedCopy::Bind {
             host: workspace.fill(&given, Some(owner))?,
@@ -404,7 +411,7 @@ fn prepare(
         shared: copy,
         shared_path,
         volumes: volumes(shared, &shared_id, entry)?,
-        user: Some(format!("{}:{}", owner.0, owner.1)),
+        confinement,
         network: entry.version.network.unwrap_or(Network::None),
         capabilities: entry.version.capabilities.clone(),
         labels: run_labels,

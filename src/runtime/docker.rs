@@ -3,8 +3,10 @@
 //! This is the only file that imports bollard: what it returns is in e's own types, and every
 //! bollard error is wrapped with context that names the image, container or module, because
 //! bollard's messages are not written for users. Containers it starts carry e's labels, drop all
-//! capabilities, cannot gain privileges, and are removed whatever happens: success, failure,
-//! timeout, Ctrl-C, an error midway, or the caller dropping the future.
+//! capabilities, cannot gain privileges, are confined as their spec's
+//! [`Confinement`](super::Confinement) says (user, read-only root filesystem, tmpfs, memory,
+//! CPU and process limits), and are removed whatever happens: success, failure, timeout,
+//! Ctrl-C, an error midway, or the caller dropping the future.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -26,9 +28,9 @@ use bollard::models::{
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ImportImageOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder, WaitContainerOptions,
+    InspectContainerOptions, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StartContainerOptions,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptions,
 };
 use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::future::BoxFuture;
@@ -41,6 +43,7 @@ use super::{
     Network, Outcome, OutputSink, Reaped, RunSpec, SharedCopy, Stopped, Stream, Transfer, Volume,
 };
 use crate::output;
+use crate::repository::model::Memory;
 
 /// How long `connect` waits for the engine to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +54,9 @@ const STREAMING_TIMEOUT: Duration = Duration::from_secs(60 * 60 * 24 * 365);
 
 /// How long a stopped container gets to exit after SIGTERM before it is killed.
 const STOP_GRACE_SECONDS: i32 = 5;
+
+/// The engine counts CPU limits in billionths of a CPU.
+const NANO_CPUS_PER_CPU: i64 = 1_000_000_000;
 
 /// How many numbered names (`e-<module>-<run>-2`, ...) to try when a name is taken.
 const NAME_ATTEMPTS: usize = 5;
@@ -70,6 +76,8 @@ pub struct DockerEngine {
     init: Arc<AtomicBool>,
     /// What the engine said of itself when e connected.
     version: EngineVersion,
+    /// How many CPUs the engine has, asked once (see [`DockerEngine::cpus`]).
+    cpus: std::sync::Arc<tokio::sync::OnceCell<Option<i64>>>,
 }
 
 /// What the engine says of itself, for `e version`.
@@ -150,6 +158,7 @@ pub async fn connect_to(endpoint: Endpoint) -> anyhow::Result<DockerEngine> {
         endpoint,
         init: Arc::new(AtomicBool::new(true)),
         version: engine_version(answer),
+        cpus: Default::default(),
     })
 }
 
@@ -333,10 +342,10 @@ impl DockerEngine {
     /// Creates the container, with an init process unless the engine has none: an engine that
     /// says so (Podman without `catatonit`) gets the container without one, with a warning,
     /// once per command.
-    async fn create_confined(&self, spec: &RunSpec) -> anyhow::Result<String> {
+    async fn create_confined(&self, spec: &RunSpec, cpus: Option<i64>) -> anyhow::Result<String> {
         let with_init = self.with_init();
         let created = self
-            .create_container(spec, container_config(spec, with_init)?)
+            .create_container(spec, container_config(spec, with_init, cpus)?)
             .await;
         match created {
             Err(err) if with_init && lacks_init(&err) => {
@@ -348,7 +357,7 @@ impl DockerEngine {
                         last_cause(&err)
                     ));
                 }
-                self.create_container(spec, container_config(spec, false)?)
+                self.create_container(spec, container_config(spec, false, cpus)?)
                     .await
             }
             created => created,
@@ -450,13 +459,19 @@ impl DockerEngine {
             interrupt = Box::pin(std::future::ready(()));
         }
 
+        // Every engine has a CPU: only a larger limit needs to know how many it has.
+        let cpus = if spec.confinement.nano_cpus > NANO_CPUS_PER_CPU {
+            self.cpus().await
+        } else {
+            None
+        };
         let mut seeds = Vec::new();
         for volume in &spec.volumes {
             if self.create_volume(volume).await? && volume.seed.is_some() {
                 seeds.push(volume);
             }
         }
-        let id = self.create_confined(spec).await?;
+        let id = self.create_confined(spec, cpus).await?;
         let mut guard = ContainerGuard {
             docker: self.docker.clone(),
             id: Some(id.clone()),
@@ -479,6 +494,14 @@ impl DockerEngine {
                     .await,
             );
         }
+        if let Ok(Outcome {
+            exit_code: 1..,
+            stopped: None,
+            ..
+        }) = &result
+        {
+            self.explain_failure(&id, spec).await;
+        }
         let removal = guard.remove().await;
         match (result, removal) {
             (result, Ok(())) => result,
@@ -490,6 +513,38 @@ impl DockerEngine {
                 ));
                 result
             }
+        }
+    }
+
+    /// How many CPUs the engine has (its `/info`), asked once; `None` when it does not say.
+    async fn cpus(&self) -> Option<i64> {
+        *self
+            .cpus
+            .get_or_init(|| async {
+                let info = self.docker.info().await.ok()?;
+                info.ncpu.filter(|cpus| *cpus > 0)
+            })
+            .await
+    }
+
+    /// Says so when a failed container ran out of memory: the engine killed one of its
+    /// processes (SIGKILL, exit 137 if it was the module's own), which says nothing by itself,
+    /// and the user needs to know which limit to raise.
+    async fn explain_failure(&self, id: &str, spec: &RunSpec) {
+        let inspected = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await;
+        let oom = inspected
+            .ok()
+            .and_then(|container| container.state?.oom_killed)
+            .unwrap_or(false);
+        if oom {
+            output::note(&format!(
+                "e: {} ran out of memory: the engine killed a process of it at its limit of {}\nhint: raise `limits.memory` of its version in the repository (`e info` shows the limits)",
+                describe(spec),
+                Memory::from_bytes(spec.confinement.memory_bytes)
+            ));
         }
     }
 
@@ -1081,7 +1136,20 @@ fn last_cause(err: &anyhow::Error) -> String {
 }
 
 /// The container's configuration: the spec, plus e's confinement; `init` adds an init process.
-fn container_config(spec: &RunSpec, init: bool) -> anyhow::Result<ContainerCreateBody> {
+/// A CPU limit above what the engine has (`engine_cpus`) is lowered to all of them: the engine
+/// refuses more.
+fn container_config(
+    spec: &RunSpec,
+    init: bool,
+    engine_cpus: Option<i64>,
+) -> anyhow::Result<ContainerCreateBody> {
+    let confinement = &spec.confinement;
+    let nano_cpus = match engine_cpus {
+        Some(cpus) => confinement
+            .nano_cpus
+            .min(cpus.saturating_mul(NANO_CPUS_PER_CPU)),
+        None => confinement.nano_cpus,
+    };
     let mounts = mounts(spec)?;
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     labels.insert(LABEL_MANAGED_BY.to_owned(), "e".to_owned());
@@ -1100,7 +1168,7 @@ fn container_config(spec: &RunSpec, init: bool) -> anyhow::Result<ContainerCreat
                 .collect(),
         ),
         working_dir: spec.workdir.clone(),
-        user: spec.user.clone(),
+        user: Some(confinement.user.to_string()),
         labels: Some(labels),
         attach_stdin: Some(false),
         attach_stdout: Some(true),
@@ -1116,7 +1184,13 @@ fn container_config(spec: &RunSpec, init: bool) -> anyhow::Result<ContainerCreat
             // e removes the container itself, after it has read the exit code.
             auto_remove: Some(false),
             privileged: Some(false),
-            readonly_rootfs: Some(false),
+            readonly_rootfs: Some(confinement.read_only_rootfs),
+            tmpfs: Some(confinement.tmpfs.iter().cloned().collect()),
+            memory: Some(confinement.memory_bytes),
+            // Equal to the memory: no swap on top of the limit, so it means what it says.
+            memory_swap: Some(confinement.memory_bytes),
+            nano_cpus: Some(nano_cpus),
+            pids_limit: Some(confinement.pids),
             // A small init as PID 1 forwards SIGTERM and reaps zombies, so a module that
             // ignores signals (a shell script's `sleep`) still stops at once on a timeout.
             init: Some(init),
@@ -1366,6 +1440,8 @@ impl PullProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::repository::model::User;
+    use crate::runtime::Confinement;
 
     /// An endpoint of the `default` context at `host`, chosen by `chosen_by`.
     fn endpoint(host: &str, chosen_by: Choice) -> Endpoint {
@@ -1538,7 +1614,10 @@ mod tests {
             },
             shared_path: "/shared".to_owned(),
             volumes: Vec::new(),
-            user: Some("1000:1000".to_owned()),
+            confinement: Confinement::defaults(User {
+                uid: 1000,
+                gid: 1000,
+            }),
             network: Network::None,
             capabilities: vec!["NET_ADMIN".to_owned()],
             labels: super::super::labels("web", "r1"),
@@ -1549,12 +1628,25 @@ mod tests {
     #[test]
     fn container_config_confines_the_container() {
         let spec = test_spec();
-        let config = container_config(&spec, true).expect("config");
+        let config = container_config(&spec, true, None).expect("config");
         assert_eq!(config.cmd, Some(vec!["apply".to_owned()]));
         assert_eq!(config.entrypoint, None);
         assert_eq!(config.env, Some(vec!["A=1".to_owned()]));
         assert_eq!(config.user.as_deref(), Some("1000:1000"));
         let host = config.host_config.expect("host config");
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(
+            host.tmpfs,
+            Some(HashMap::from([(
+                "/tmp".to_owned(),
+                "rw,nosuid,nodev,size=268435456,mode=1777".to_owned()
+            )]))
+        );
+        assert_eq!(host.memory, Some(1 << 30));
+        assert_eq!(host.memory_swap, Some(1 << 30));
+        assert_eq!(host.nano_cpus, Some(2_000_000_000));
+        assert_eq!(host.pids_limit, Some(512));
+        assert_eq!(host.init, Some(true));
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_owned()]));
         assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_owned()]));
@@ -1565,8 +1657,27 @@ mod tests {
         assert_eq!(host.privileged, Some(false));
         assert_eq!(host.auto_remove, Some(false));
         assert_eq!(host.init, Some(true));
-        let without = container_config(&spec, false).expect("config");
+        let without = container_config(&spec, false, None).expect("config");
         assert_eq!(without.host_config.expect("host config").init, Some(false));
+    }
+
+    #[test]
+    fn a_cpu_limit_above_the_engines_cpus_is_lowered_to_all_of_them() {
+        let mut spec = test_spec();
+        spec.confinement.nano_cpus = 8_000_000_000;
+        let nano = |cpus| {
+            container_config(&spec, true, cpus)
+                .expect("config")
+                .host_config
+                .and_then(|host| host.nano_cpus)
+        };
+        assert_eq!(nano(Some(2)), Some(2_000_000_000));
+        assert_eq!(nano(Some(16)), Some(8_000_000_000));
+        assert_eq!(
+            nano(None),
+            Some(8_000_000_000),
+            "unknown: left to the engine"
+        );
     }
 
     #[test]

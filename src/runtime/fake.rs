@@ -372,7 +372,8 @@ impl OutputSink for RecordingSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{Network, labels};
+    use crate::repository::model::User;
+    use crate::runtime::{Confinement, Network, labels};
 
     fn spec(image: &str) -> RunSpec {
         RunSpec {
@@ -385,7 +386,10 @@ mod tests {
             },
             shared_path: "/shared".to_owned(),
             volumes: Vec::new(),
-            user: Some("1000:1000".to_owned()),
+            confinement: Confinement::defaults(User {
+                uid: 1000,
+                gid: 1000,
+            }),
             network: Network::None,
             capabilities: Vec::new(),
             labels: labels("web", "r1"),

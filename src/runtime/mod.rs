@@ -6,6 +6,7 @@
 //! exists. Everything e creates in the engine carries the labels of [`labels`], so leftovers
 //! can be found.
 
+pub mod confinement;
 mod connect;
 pub mod docker;
 pub mod endpoint;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 pub use crate::repository::model::Network;
+pub use confinement::Confinement;
 
 /// Label on everything e creates in the engine.
 pub const LABEL_MANAGED_BY: &str = "e.managed-by";
@@ -116,8 +118,8 @@ pub struct RunSpec {
     pub shared_path: String,
     /// Named volumes to mount.
     pub volumes: Vec<Volume>,
-    /// `uid:gid` to run as.
-    pub user: Option<String>,
+    /// Who the container runs as, what it may write, its memory, CPU and process limits.
+    pub confinement: Confinement,
     /// Network mode; `None` is the default.
     pub network: Network,
     /// Capabilities to add back after dropping all.

@@ -64,5 +64,14 @@ case "$1" in
     grep -q '"module": "misbehave"' "$E_REQUIREMENTS_FILE" && echo "requirements file readable"
     ls /var/run/docker.sock 2>/dev/null && echo "docker socket present" || echo "no docker socket"
     ;;
+  confinement)  # says who it runs as and where it may write
+    echo "uid=$(id -u) gid=$(id -g)"
+    touch /planted 2>/dev/null && echo "root filesystem writable" || echo "root filesystem read-only"
+    echo x > /tmp/probe && echo "tmp writable"
+    echo x > "${E_SHARED:-/shared}/probe" && echo "shared writable"
+    echo x > /var/lib/misbehave/probe && echo "mount writable"
+    ;;
+  oom)          # uses memory until the engine kills it
+    exec awk 'BEGIN { s = "x"; while (1) s = s s }' ;;
   *) echo "unknown misbehaviour: $1" >&2; exit 64 ;;
 esac
