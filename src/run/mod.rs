@@ -410,7 +410,7 @@ fn prepare(
         workdir: entry.version.workdir.clone(),
         shared: copy,
         shared_path,
-        volumes: volumes(shared, &shared_id, entry)?,
+        volumes: volumes(shared, &shared_id, entry, owner)?,
         confinement,
         network: entry.version.network.unwrap_or(Network::None),
         capabilities: entry.version.capabilities.clone(),
@@ -428,7 +428,12 @@ fn prepare(
 
 /// The engine volumes behind the version's declared `mounts`, each seeded (if it is new) from
 /// the directory that held the module's private data before mounts were volumes.
-fn volumes(shared: &SharedDir, shared_id: &str, entry: Entry<'_>) -> anyhow::Result<Vec<Volume>> {
+fn volumes(
+    shared: &SharedDir,
+    shared_id: &str,
+    entry: Entry<'_>,
+    owner: (u32, u32),
+) -> anyhow::Result<Vec<Volume>> {
     entry
         .version
         .mounts
@@ -446,7 +451,7 @@ fn volumes(shared: &SharedDir, shared_id: &str, entry: Entry<'_>) -> anyhow::Res
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
-                seed: legacy::seed(shared, &entry.module.name, mount)?,
+                seed: legacy::seed(shared, &entry.module.name, mount, owner)?,
             })
         })
         .collect()

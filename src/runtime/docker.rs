@@ -465,10 +465,13 @@ impl DockerEngine {
         } else {
             None
         };
-        let mut seeds = Vec::new();
+        let mut seeded = Vec::new();
         for volume in &spec.volumes {
-            if self.create_volume(volume).await? && volume.seed.is_some() {
-                seeds.push(volume);
+            if self.create_volume(volume).await? {
+                self.prepare_volume(spec, volume).await?;
+                if volume.seed.is_some() {
+                    seeded.push(volume.name.clone());
+                }
             }
         }
         let id = self.create_confined(spec, cpus).await?;
@@ -477,14 +480,11 @@ impl DockerEngine {
             id: Some(id.clone()),
         };
         let mut result = match self.upload_copy(&id, spec).await {
-            Ok(()) => match self.seed_volumes(&id, &seeds).await {
-                Ok(()) => self.drive(&id, spec, sink, interrupt).await,
-                Err(err) => Err(err),
-            },
+            Ok(()) => self.drive(&id, spec, sink, interrupt).await,
             Err(err) => Err(err),
         };
         if let Ok(outcome) = &mut result {
-            outcome.seeded = seeds.iter().map(|v| v.name.clone()).collect();
+            outcome.seeded = seeded;
         }
         if let (Ok(outcome), SharedCopy::Archive { download_limit, .. }) =
             (&mut result, &spec.shared)
@@ -715,19 +715,67 @@ impl DockerEngine {
         Ok(bytes)
     }
 
-    /// Fills new volumes from their seeds, through the created container.
-    async fn seed_volumes(&self, id: &str, volumes: &[&Volume]) -> anyhow::Result<()> {
-        for volume in volumes {
-            let Some(seed) = &volume.seed else { continue };
-            let options = UploadToContainerOptionsBuilder::new()
-                .path(&volume.container)
-                .build();
-            self.docker
-                .upload_to_container(id, Some(options), bollard::body_full(seed.clone().into()))
+    /// Gives a new volume to the module's user, and fills it from its seed. A new volume's
+    /// root belongs to the engine (root), and the module may run as another uid; the engine
+    /// applies a tar's ownership to every directory it unpacks but the one it unpacks into, so
+    /// the volume is mounted below `/` of a helper container that is created, never started,
+    /// and removed, and the volume's directory comes in the tar with its owner.
+    async fn prepare_volume(&self, spec: &RunSpec, volume: &Volume) -> anyhow::Result<()> {
+        const AT: &str = "e-volume";
+        let what = || format!("failed to prepare the volume `{}`", volume.name);
+        let config = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    target: Some(format!("/{AT}")),
+                    source: Some(volume.name.clone()),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]),
+                network_mode: Some("none".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(None::<CreateContainerOptions>, config)
+            .await
+            .engine_context(what)?;
+        let mut guard = ContainerGuard {
+            docker: self.docker.clone(),
+            id: Some(created.id.clone()),
+        };
+        let user = &spec.confinement.user;
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_uid(user.uid.into());
+        header.set_gid(user.gid.into());
+        header.set_size(0);
+        let mut root = tar::Builder::new(Vec::new());
+        root.append_data(&mut header, format!("{AT}/"), std::io::empty())
+            .with_context(what)?;
+        let root = root.into_inner().with_context(what)?;
+        let uploads = [("/".to_owned(), root)]
+            .into_iter()
+            .chain(volume.seed.clone().map(|seed| (format!("/{AT}"), seed)));
+        let mut result = Ok(());
+        for (path, tar) in uploads {
+            let options = UploadToContainerOptionsBuilder::new().path(&path).build();
+            result = self
+                .docker
+                .upload_to_container(&created.id, Some(options), bollard::body_full(tar.into()))
                 .await
-                .engine_context(|| format!("failed to fill the volume `{}`", volume.name))?;
+                .engine_context(what);
+            if result.is_err() {
+                break;
+            }
         }
-        Ok(())
+        guard.remove().await?;
+        result
     }
 
     /// Creates a named volume with its labels, unless it exists; says whether it created it.
