@@ -16,10 +16,12 @@ pub mod method;
 pub mod output;
 pub mod repository;
 pub mod requirements;
+pub mod run;
 pub mod runtime;
 pub mod secrets;
 pub mod selector;
 pub mod state;
+pub mod yaml_limits;
 
 use cli::{Cli, Command};
 use repository::Repository;

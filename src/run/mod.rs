@@ -1,0 +1,4 @@
+//! One method run: the shared directory as data going in, what the module left coming out, and the checks in between.
+
+pub mod check;
+pub mod tree;
