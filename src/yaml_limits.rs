@@ -77,7 +77,7 @@ pub fn scan(source: &str) -> Scan {
         line_start: 0,
         flow: 0,
         blocks: Vec::new(),
-        node_start: true,
+        token: Token::NodeStart,
         compact: None,
         block_scalar: None,
         found: Scan::default(),
@@ -95,8 +95,8 @@ struct Scanner<'a> {
     flow: usize,
     /// The columns of the open block collections, innermost last, strictly increasing.
     blocks: Vec<usize>,
-    /// Whether the next token can begin a node.
-    node_start: bool,
+    /// Where the scanner stands between tokens.
+    token: Token,
     /// After `- `, `? ` (or a `: ` that opens its line) in block context: the indicator's
     /// column. The node that follows on the same line is nested one level deeper.
     compact: Option<usize>,
@@ -131,10 +131,9 @@ impl Scanner<'_> {
                 }
                 _ => {}
             }
-            if self.node_start {
-                self.node(byte);
-            } else {
-                self.inside_scalar(byte);
+            match self.token {
+                Token::NodeStart => self.node(byte),
+                Token::Plain | Token::AfterNode => self.inside_scalar(byte),
             }
         }
     }
@@ -167,7 +166,7 @@ impl Scanner<'_> {
             return;
         }
         self.compact = None;
-        self.node_start = true;
+        self.token = Token::NodeStart;
         if marker {
             self.blocks.clear();
             self.i += 3;
@@ -214,7 +213,7 @@ impl Scanner<'_> {
             }
             b']' | b'}' => {
                 self.flow = self.flow.saturating_sub(1);
-                self.node_start = false;
+                self.token = Token::AfterNode;
                 self.i += 1;
             }
             b',' if self.flow > 0 => self.i += 1,
@@ -231,11 +230,11 @@ impl Scanner<'_> {
             b'*' => {
                 self.found.aliases = true;
                 self.skip_token();
-                self.node_start = false;
+                self.token = Token::AfterNode;
             }
             b'"' | b'\'' => {
                 self.skip_quoted(byte);
-                self.node_start = false;
+                self.token = Token::AfterNode;
             }
             b'|' | b'>' if self.flow == 0 => {
                 let parent = match self.compact.take() {
@@ -246,27 +245,35 @@ impl Scanner<'_> {
                 self.skip_to_end_of_line();
             }
             _ => {
-                self.node_start = false;
+                self.token = Token::Plain;
                 self.i += 1;
             }
         }
     }
 
-    /// A token inside a plain scalar, or after any scalar.
+    /// A byte inside a plain scalar, or after a node.
+    ///
+    /// As in libyaml: inside brackets, a `:` right after a quoted scalar or a collection is a
+    /// value indicator whatever follows (`{"a":"b"}`), and a plain scalar ends at a bracket or
+    /// comma; elsewhere a `:` is one only before a space.
     fn inside_scalar(&mut self, byte: u8) {
         let next = self.peek(1);
+        let after_node = self.token == Token::AfterNode;
+        self.token = Token::Plain;
         match byte {
             b':' if next.is_none_or(is_space)
-                || (self.flow > 0 && next.is_some_and(is_flow_indicator)) =>
+                || (self.flow > 0 && (after_node || next.is_some_and(is_flow_indicator))) =>
             {
-                self.node_start = true;
+                self.token = Token::NodeStart;
             }
-            b',' if self.flow > 0 => self.node_start = true,
-            b']' | b'}' if self.flow > 0 => self.flow -= 1,
-            // Plain scalars cannot hold brackets inside flow collections: count them.
+            b',' if self.flow > 0 => self.token = Token::NodeStart,
+            b']' | b'}' if self.flow > 0 => {
+                self.flow -= 1;
+                self.token = Token::AfterNode;
+            }
             b'[' | b'{' if self.flow > 0 => {
                 self.flow += 1;
-                self.node_start = true;
+                self.token = Token::NodeStart;
                 if self.flow > MAX_DEPTH {
                     self.refuse(Nesting::Flow);
                 }
@@ -343,6 +350,17 @@ impl Scanner<'_> {
             self.i += 1;
         }
     }
+}
+
+/// Where the scanner stands between tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    /// A node can begin here.
+    NodeStart,
+    /// Inside a plain scalar.
+    Plain,
+    /// After a quoted scalar, an alias or a flow collection.
+    AfterNode,
 }
 
 fn is_space(byte: u8) -> bool {
@@ -429,9 +447,12 @@ mod tests {
             format!("a: 1 # {text}\n"),
             format!("a: 'it''s {text}'\n"),
             format!("- x\n- \"two\n  lines {text}\"\n"),
+            format!("{{\"k\":\"{text}\",\"j\":['{text}']}}\n"),
         ] {
             assert_eq!(depth_error(&source), None, "{source}");
         }
+        let json = format!("{}1{}", "{\"k\":".repeat(MAX_DEPTH + 1), "}".repeat(MAX_DEPTH + 1));
+        assert_eq!(depth_error(&json).map(|e| e.0), Some(Nesting::Flow));
         // Anchors and tags do not hide a collection.
         let anchored = format!("a: {}", "&x [".repeat(MAX_DEPTH + 1));
         assert_eq!(depth_error(&anchored).map(|e| e.0), Some(Nesting::Flow));
