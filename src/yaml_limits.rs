@@ -451,7 +451,11 @@ mod tests {
         ] {
             assert_eq!(depth_error(&source), None, "{source}");
         }
-        let json = format!("{}1{}", "{\"k\":".repeat(MAX_DEPTH + 1), "}".repeat(MAX_DEPTH + 1));
+        let json = format!(
+            "{}1{}",
+            "{\"k\":".repeat(MAX_DEPTH + 1),
+            "}".repeat(MAX_DEPTH + 1)
+        );
         assert_eq!(depth_error(&json).map(|e| e.0), Some(Nesting::Flow));
         // Anchors and tags do not hide a collection.
         let anchored = format!("a: {}", "&x [".repeat(MAX_DEPTH + 1));

@@ -15,6 +15,9 @@ use std::cmp::Ordering;
 use super::tree::{Limits, Node, Refusal, STATE_FILE, Tree, is_under_or_at};
 use crate::yaml_limits;
 
+/// States from this size on are parsed on two threads, the base beside the result.
+const PARALLEL_FROM: usize = 1024 * 1024;
+
 /// e's own area in the shared directory: a module reads it and never writes it.
 const E_DIR: &str = ".e";
 
@@ -92,6 +95,11 @@ pub fn check(base: &Tree, result: &Tree, rules: &Rules) -> Result<Verdict, Refus
 /// whitespace or comments) is an empty mapping. The error is a fragment that follows the
 /// file's name: `is not a YAML mapping of module sections`.
 pub fn parse_state(bytes: &[u8]) -> Result<serde_yaml::Mapping, String> {
+    bounded(bytes).and_then(mapping)
+}
+
+/// The checks of [`parse_state`] that come before parsing, each one linear and fast.
+fn bounded(bytes: &[u8]) -> Result<&str, String> {
     let cap = Limits::DEFAULT.max_state_bytes;
     if bytes.len() as u64 > cap {
         return Err(format!(
@@ -116,6 +124,11 @@ pub fn parse_state(bytes: &[u8]) -> Result<serde_yaml::Mapping, String> {
     if scan.aliases {
         yaml_limits::alias_expansion(text)?;
     }
+    Ok(text)
+}
+
+/// Parses a text that passed [`bounded`] as a mapping.
+fn mapping(text: &str) -> Result<serde_yaml::Mapping, String> {
     match serde_yaml::from_str::<serde_yaml::Value>(text) {
         Ok(serde_yaml::Value::Mapping(map)) => Ok(map),
         Ok(serde_yaml::Value::Null) => Ok(serde_yaml::Mapping::new()),
@@ -141,14 +154,31 @@ fn check_state(base: &Tree, result: &Tree, rules: &Rules) -> Result<Vec<String>,
     if before == after {
         return Ok(Vec::new());
     }
-    let after = match after {
-        Some(bytes) => parse_state(bytes).map_err(refuse)?,
-        None => serde_yaml::Mapping::new(),
-    };
-    // The base is what e committed; were it damaged by hand, there is nothing to protect.
-    let before = before
-        .and_then(|bytes| parse_state(bytes).ok())
-        .unwrap_or_default();
+    // The fast checks first, so that a hostile state is refused before any parsing starts.
+    let after = after.map(bounded).transpose().map_err(refuse)?;
+    // Then the base and the result are parsed, side by side when they are large: YAML parses
+    // at about 16 MB/s. The base is what e committed; were it damaged by hand, there is
+    // nothing to protect.
+    let parse_base = |bytes: &[u8]| parse_state(bytes).ok();
+    let (after, before) = std::thread::scope(|scope| {
+        let base = before.map(|bytes| {
+            if bytes.len() < PARALLEL_FROM {
+                return Err(bytes);
+            }
+            std::thread::Builder::new()
+                .name("parse the base state".to_owned())
+                .spawn_scoped(scope, move || parse_base(bytes))
+                .map_err(|_| bytes)
+        });
+        let after = after.map(mapping).transpose();
+        let before = match base {
+            None => None,
+            Some(Ok(parsing)) => parsing.join().ok().flatten(),
+            Some(Err(bytes)) => parse_base(bytes),
+        };
+        (after, before.unwrap_or_default())
+    });
+    let after = after.map_err(refuse)?.unwrap_or_default();
     let others: Vec<String> = before
         .keys()
         .map(section_name)

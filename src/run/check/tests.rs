@@ -261,3 +261,25 @@ fn parse_state_bounds_size_and_keeps_empty_documents_empty() {
     let aliased = parse_state(b"base: &b {size: 3}\nazi: *b\n").unwrap();
     assert_eq!(aliased.len(), 2, "a few aliases are fine");
 }
+
+#[test]
+fn large_states_are_checked_the_same_on_two_threads() {
+    let mut big = String::from(BASE_STATE);
+    big.push_str("k8s:\n  nodes:\n");
+    while big.len() < 2 * PARALLEL_FROM {
+        big.push_str("    - {name: node, privateIP: 10.0.0.1, role: worker}\n");
+    }
+    let mut base = base();
+    base.insert_file("state.yml", big.clone().into_bytes(), 0o644);
+    let mut added = base.clone();
+    added.insert_file("state.yml", format!("{big}bmm: {{}}\n").into_bytes(), 0o644);
+    let Verdict::Changed(changes) = check(&base, &added, &apply("bmm")).unwrap() else {
+        panic!("changed");
+    };
+    assert_eq!(changes.sections, ["bmm"]);
+    let mut deleted = base.clone();
+    let without_k8s = &big[..big.find("k8s:").unwrap()];
+    deleted.insert_file("state.yml", without_k8s.as_bytes().to_vec(), 0o644);
+    let err = check(&base, &deleted, &apply("bmm")).unwrap_err().to_string();
+    assert!(err.starts_with("`state.yml` lost the section `k8s`"), "{err}");
+}
