@@ -96,17 +96,20 @@ fn mkfifo(path: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
 }
 
+/// Plants a misbehaviour in a shared directory, given the state it holds.
+type Plant = Box<dyn Fn(&Path, &str)>;
+
 /// One case: what it plants in a copy of the base directory.
 struct Case {
     name: &'static str,
-    plant: Box<dyn Fn(&Path, &str)>,
+    plant: Plant,
 }
 
 fn cases() -> Vec<Case> {
     let append = |extra: String| {
         Box::new(move |root: &Path, state: &str| {
             fs::write(root.join("state.yml"), format!("{state}{extra}")).unwrap()
-        }) as Box<dyn Fn(&Path, &str)>
+        }) as Plant
     };
     vec![
         Case {

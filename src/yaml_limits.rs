@@ -140,6 +140,11 @@ impl Scanner<'_> {
 
     /// Handles indentation, comment lines, block scalar content and document markers.
     fn line_start_at(&mut self) {
+        // A byte order mark is not content where libyaml skips it, at the start of the text;
+        // skipped at any line start, it can only make the count higher.
+        while self.bytes[self.i..].starts_with(BOM) {
+            self.i += BOM.len();
+        }
         let start = self.i;
         while self.peek(0) == Some(b' ') {
             self.i += 1;
@@ -352,6 +357,9 @@ impl Scanner<'_> {
     }
 }
 
+/// The byte order mark, in UTF-8.
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
 /// Where the scanner stands between tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Token {
@@ -457,6 +465,8 @@ mod tests {
             "}".repeat(MAX_DEPTH + 1)
         );
         assert_eq!(depth_error(&json).map(|e| e.0), Some(Nesting::Flow));
+        let marked = format!("\u{feff}{}", "[".repeat(MAX_DEPTH + 1));
+        assert_eq!(depth_error(&marked).map(|e| e.0), Some(Nesting::Flow));
         // Anchors and tags do not hide a collection.
         let anchored = format!("a: {}", "&x [".repeat(MAX_DEPTH + 1));
         assert_eq!(depth_error(&anchored).map(|e| e.0), Some(Nesting::Flow));

@@ -15,8 +15,9 @@ use std::cmp::Ordering;
 use super::tree::{Limits, Node, Refusal, STATE_FILE, Tree, is_under_or_at};
 use crate::yaml_limits;
 
-/// States from this size on are parsed on two threads, the base beside the result.
-const PARALLEL_FROM: usize = 1024 * 1024;
+/// States from this size on are parsed on two threads, the base beside the result (lower in
+/// unit tests, whose unoptimized parser is slow).
+const PARALLEL_FROM: usize = if cfg!(test) { 64 * 1024 } else { 1024 * 1024 };
 
 /// e's own area in the shared directory: a module reads it and never writes it.
 const E_DIR: &str = ".e";

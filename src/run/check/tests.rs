@@ -280,6 +280,11 @@ fn large_states_are_checked_the_same_on_two_threads() {
     let mut deleted = base.clone();
     let without_k8s = &big[..big.find("k8s:").unwrap()];
     deleted.insert_file("state.yml", without_k8s.as_bytes().to_vec(), 0o644);
-    let err = check(&base, &deleted, &apply("bmm")).unwrap_err().to_string();
-    assert!(err.starts_with("`state.yml` lost the section `k8s`"), "{err}");
+    let err = check(&base, &deleted, &apply("bmm"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("`state.yml` lost the section `k8s`"),
+        "{err}"
+    );
 }

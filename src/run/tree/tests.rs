@@ -347,11 +347,7 @@ fn pax_long_names_are_read() {
 #[test]
 fn to_tar_gives_the_root_and_every_entry_to_the_owner() {
     let mut tree = sample();
-    tree.insert_file(
-        &"x/".repeat(80).trim_end_matches('/').to_owned(),
-        vec![1],
-        0o644,
-    );
+    tree.insert_file("x/".repeat(80).trim_end_matches('/'), vec![1], 0o644);
     let tar = tree.to_tar((4321, 8765)).unwrap();
     let mut archive = tar::Archive::new(tar.as_slice());
     let mut entries = archive.entries().unwrap();
@@ -392,7 +388,8 @@ fn hostile_archives_are_refused() {
     let mut sparse = raw_header("shared/s", tar::EntryType::GNUSparse, 0);
     sparse.as_gnu_mut().unwrap().set_real_size(0);
     sparse.set_cksum();
-    let cases: Vec<(Vec<(tar::Header, &[u8])>, &str)> = vec![
+    type Entries<'a> = Vec<(tar::Header, &'a [u8])>;
+    let cases: Vec<(Entries, &str)> = vec![
         (vec![dir(), (link, b"")], "`state.yml` is a symbolic link"),
         (vec![dir(), (hard, b"")], "`h` is a hard link"),
         (
