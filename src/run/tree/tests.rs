@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 use std::fs;
+use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
