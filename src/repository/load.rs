@@ -80,18 +80,18 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     parse(&source, path)
 }
 
-/// Flow collections (`[`, `{`) nested deeper than this are refused before parsing: the YAML
-/// parser's time grows with the square of the depth, and no repository needs more than a few.
-const MAX_FLOW_DEPTH: usize = 64;
-
 /// Parses and validates repository text; `file` is only used to name it in messages.
 pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
-    if let Some(position) = too_deep(source) {
+    // The parser's time grows with the nesting depth: refuse deep nesting before parsing.
+    if let Some(deep) = crate::yaml_limits::too_deep(source) {
         return Err(LoadError {
             file: file.to_owned(),
-            position: Some(position),
+            position: Some(Position {
+                line: deep.line,
+                column: deep.column,
+            }),
             place: None,
-            message: format!("brackets nest more than {MAX_FLOW_DEPTH} levels deep"),
+            message: deep.to_string(),
             hint: Some(
                 "a repository never needs this; check that the file is the one you meant"
                     .to_owned(),
@@ -108,62 +108,6 @@ pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
         repository,
         warnings,
     })
-}
-
-/// Where flow nesting first exceeds [`MAX_FLOW_DEPTH`], found in one pass over the bytes.
-///
-/// A `[` or `{` counts only where a flow collection can begin (after `:`, `-`, `,`, another
-/// bracket, or at the start of a line), so brackets inside plain scalars such as `img[1]` do
-/// not; quoted scalars and comments are skipped.
-fn too_deep(source: &str) -> Option<Position> {
-    let bytes = source.as_bytes();
-    let (mut depth, mut line, mut line_start) = (0usize, 1usize, 0usize);
-    let mut previous = b'\n';
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        match byte {
-            b'\n' => {
-                line += 1;
-                line_start = i + 1;
-            }
-            b'#' if previous.is_ascii_whitespace() => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'"' | b'\'' if matches!(previous, b':' | b'-' | b',' | b'[' | b'{' | b'\n' | b' ') => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != byte {
-                    if bytes[i] == b'\\' && byte == b'"' {
-                        i += 1;
-                    }
-                    if bytes.get(i) == Some(&b'\n') {
-                        line += 1;
-                        line_start = i + 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'[' | b'{' if matches!(previous, b':' | b'-' | b',' | b'[' | b'{' | b'\n') => {
-                depth += 1;
-                if depth > MAX_FLOW_DEPTH {
-                    return Some(Position {
-                        line,
-                        column: i - line_start + 1,
-                    });
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        if !byte.is_ascii_whitespace() || byte == b'\n' {
-            previous = byte;
-        }
-        i += 1;
-    }
-    None
 }
 
 /// Turns a serde_yaml error into one that names the module and version and gives a hint.

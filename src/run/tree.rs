@@ -1,267 +1,115 @@
-//! A directory tree as data (stand-in; the checked implementation lands from the `check` branch).
+//! A directory tree as data: the shared directory a method run gets, and what it left.
+//!
+//! A [`Tree`] holds regular files and directories only, keyed by relative path, so whatever a
+//! module did can be checked as plain data before any of it reaches the shared directory.
+//! Reading one ([`Tree::read_dir`] from a host directory, [`Tree::read_tar`] from the engine's
+//! archive stream) is where a hostile module is met first: links, devices, FIFOs, sockets,
+//! hard links, paths that leave the directory and oversized content are refused there, as soon
+//! as they are seen and before their bytes are read. Writing one ([`Tree::write_dir`],
+//! [`Tree::to_tar`]) never follows a link. The host side lives in `tree/directory.rs`, the tar
+//! side in `tree/tarball.rs`; this file holds the data and its limits. It does not decide what
+//! a module may change: that is `check.rs`.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{Read, Write as _};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
-use std::path::Path;
+use std::fmt;
 
-use anyhow::Context as _;
+use anyhow::bail;
 use sha2::{Digest as _, Sha256};
 
-/// Caps on what a run may leave.
+mod directory;
+mod tarball;
+
+/// The state file's path in a tree.
+pub const STATE_FILE: &str = "state.yml";
+
+/// The longest path accepted in a tree, in bytes (Linux's `PATH_MAX`): it bounds the memory
+/// the names of a deep tree take, whatever its entry count.
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// How much a tree may hold; reading stops as soon as one is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Entries (files and directories).
+    /// Files and directories, the root not counted.
     pub max_entries: usize,
-    /// Bytes of one file.
+    /// The largest file.
     pub max_file_bytes: u64,
-    /// Bytes of `state.yml`.
+    /// The largest `state.yml`.
     pub max_state_bytes: u64,
-    /// Bytes of all files.
+    /// All files together.
     pub max_total_bytes: u64,
 }
 
 impl Limits {
-    /// e's caps.
+    /// 10,000 entries, 32 MiB per file, 16 MiB for `state.yml`, 128 MiB in total.
     pub const DEFAULT: Limits = Limits {
         max_entries: 10_000,
-        max_file_bytes: 32 << 20,
-        max_state_bytes: 16 << 20,
-        max_total_bytes: 128 << 20,
+        max_file_bytes: 32 * MIB,
+        max_state_bytes: 16 * MIB,
+        max_total_bytes: 128 * MIB,
     };
 }
 
-/// One entry.
+const MIB: u64 = 1024 * 1024;
+
+/// One entry of a tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    /// A directory.
+    /// A directory, with its permission bits.
     Dir {
-        /// Permission bits.
+        /// Permission bits (`0o755`).
         mode: u32,
     },
-    /// A regular file.
+    /// A regular file, with its bytes and permission bits.
     File {
-        /// Its content.
+        /// The content.
         bytes: Vec<u8>,
-        /// Permission bits.
+        /// Permission bits (`0o644`).
         mode: u32,
     },
 }
 
-/// A tree of regular files and directories, by relative path.
+/// Regular files and directories by relative path.
+///
+/// Keys are relative paths joined with `/`: never empty, no leading `/`, no `.` or `..`
+/// components. Every directory is an entry of its own; the root is not an entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tree {
-    /// Entries by relative path.
+    /// The entries, sorted by path (so a directory comes before what it holds).
     pub entries: BTreeMap<String, Node>,
 }
 
-/// Why a tree was refused.
+/// Why a tree was refused: the path, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// The path.
+    /// The offending path, relative to the tree's root (`.` for the root itself).
     pub path: String,
-    /// Why.
+    /// A lowercase fragment that follows the path: `is a symbolic link; ...`.
     pub reason: String,
 }
 
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Refusal {
+    /// A refusal of `path` because it `reason`.
+    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}` {}", self.path, self.reason)
     }
 }
 
 impl std::error::Error for Refusal {}
 
-fn refuse(path: &str, reason: impl Into<String>) -> Refusal {
-    Refusal {
-        path: path.to_owned(),
-        reason: reason.into(),
-    }
-}
+/// Permission bits only: no setuid, setgid or sticky bit survives a copy.
+const MODE_BITS: u32 = 0o777;
 
 impl Tree {
-    /// Reads a directory, never following a link.
-    pub fn read_dir(root: &Path, limits: &Limits) -> Result<Tree, Refusal> {
-        Self::read_dir_except(root, &[], limits)
-    }
-
-    /// Reads a directory, leaving out the top-level entries named in `except`.
-    pub fn read_dir_except(root: &Path, except: &[&str], limits: &Limits) -> Result<Tree, Refusal> {
-        let mut tree = Tree::default();
-        let mut total = 0u64;
-        let mut pending = vec![String::new()];
-        while let Some(dir) = pending.pop() {
-            let at = if dir.is_empty() {
-                root.to_owned()
-            } else {
-                root.join(&dir)
-            };
-            let read =
-                fs::read_dir(&at).map_err(|e| refuse(&dir, format!("cannot be read: {e}")))?;
-            for item in read {
-                let item = item.map_err(|e| refuse(&dir, format!("cannot be read: {e}")))?;
-                let name = item.file_name().to_string_lossy().into_owned();
-                if dir.is_empty() && except.contains(&name.as_str()) {
-                    continue;
-                }
-                let path = if dir.is_empty() {
-                    name
-                } else {
-                    format!("{dir}/{name}")
-                };
-                let meta = fs::symlink_metadata(item.path())
-                    .map_err(|e| refuse(&path, format!("cannot be inspected: {e}")))?;
-                if tree.entries.len() >= limits.max_entries {
-                    return Err(refuse(
-                        &path,
-                        format!("is past the cap of {} entries", limits.max_entries),
-                    ));
-                }
-                let mode = meta.permissions().mode() & 0o777;
-                if meta.is_dir() {
-                    tree.entries.insert(path.clone(), Node::Dir { mode });
-                    pending.push(path);
-                } else if meta.is_file() {
-                    if meta.nlink() > 1 {
-                        return Err(refuse(&path, "is a hard link"));
-                    }
-                    if meta.len() > limits.max_file_bytes {
-                        return Err(refuse(&path, "is too large: over the limit of one file"));
-                    }
-                    total += meta.len();
-                    if total > limits.max_total_bytes {
-                        return Err(refuse(&path, "is past the total cap"));
-                    }
-                    let mut file = fs::OpenOptions::new()
-                        .read(true)
-                        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                        .open(item.path())
-                        .map_err(|e| refuse(&path, format!("cannot be opened: {e}")))?;
-                    let mut bytes = Vec::new();
-                    file.read_to_end(&mut bytes)
-                        .map_err(|e| refuse(&path, format!("cannot be read: {e}")))?;
-                    tree.entries.insert(path, Node::File { bytes, mode });
-                } else if meta.file_type().is_symlink() {
-                    return Err(refuse(&path, "is a symbolic link"));
-                } else {
-                    return Err(refuse(&path, "is a special file (FIFO, socket or device)"));
-                }
-            }
-        }
-        Ok(tree)
-    }
-
-    /// Reads a tar stream whose top folder is `strip`.
-    pub fn read_tar(reader: impl Read, strip: &str, limits: &Limits) -> Result<Tree, Refusal> {
-        let mut archive = tar::Archive::new(reader);
-        let mut tree = Tree::default();
-        let entries = archive
-            .entries()
-            .map_err(|e| refuse(strip, format!("is not a readable archive: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| refuse(strip, format!("is damaged: {e}")))?;
-            let raw = entry
-                .path()
-                .map_err(|e| refuse(strip, format!("has a bad path: {e}")))?;
-            let raw = raw.to_string_lossy().trim_end_matches('/').to_owned();
-            let rest = match raw.strip_prefix(strip) {
-                Some("") => continue,
-                Some(rest) if rest.starts_with('/') => rest[1..].to_owned(),
-                _ => return Err(refuse(&raw, "is outside the shared directory")),
-            };
-            if rest
-                .split('/')
-                .any(|p| p == ".." || p == "." || p.is_empty())
-            {
-                return Err(refuse(&rest, "leaves the shared directory"));
-            }
-            let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
-            let kind = entry.header().entry_type();
-            if kind.is_dir() {
-                tree.entries.insert(rest, Node::Dir { mode });
-            } else if kind.is_file() {
-                if entry.size() > limits.max_file_bytes {
-                    return Err(refuse(&rest, "is too large"));
-                }
-                let mut bytes = Vec::new();
-                entry
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| refuse(&rest, format!("cannot be read: {e}")))?;
-                tree.entries.insert(rest, Node::File { bytes, mode });
-            } else {
-                return Err(refuse(&rest, "is not a regular file or directory"));
-            }
-            if tree.entries.len() > limits.max_entries {
-                return Err(refuse(strip, "has too many entries"));
-            }
-        }
-        Ok(tree)
-    }
-
-    /// Writes the tree into an empty directory.
-    pub fn write_dir(&self, root: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
-        for (path, node) in &self.entries {
-            let target = root.join(path);
-            match node {
-                Node::Dir { mode } => {
-                    fs::create_dir(&target)
-                        .with_context(|| format!("failed to create `{}`", target.display()))?;
-                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))?;
-                }
-                Node::File { bytes, mode } => {
-                    let mut file = fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(*mode)
-                        .open(&target)
-                        .with_context(|| format!("failed to create `{}`", target.display()))?;
-                    file.write_all(bytes)?;
-                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))?;
-                }
-            }
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::lchown(&target, Some(uid), Some(gid))?;
-            }
-        }
-        if let Some((uid, gid)) = owner {
-            std::os::unix::fs::lchown(root, Some(uid), Some(gid))?;
-        }
-        Ok(())
-    }
-
-    /// A tar of the tree for the archive API, owned by `owner`.
-    pub fn to_tar(&self, owner: (u32, u32)) -> anyhow::Result<Vec<u8>> {
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_uid(owner.0.into());
-        header.set_gid(owner.1.into());
-        header.set_size(0);
-        builder.append_data(&mut header, "./", std::io::empty())?;
-        for (path, node) in &self.entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_uid(owner.0.into());
-            header.set_gid(owner.1.into());
-            match node {
-                Node::Dir { mode } => {
-                    header.set_entry_type(tar::EntryType::Directory);
-                    header.set_mode(*mode);
-                    header.set_size(0);
-                    builder.append_data(&mut header, format!("./{path}/"), std::io::empty())?;
-                }
-                Node::File { bytes, mode } => {
-                    header.set_entry_type(tar::EntryType::Regular);
-                    header.set_mode(*mode);
-                    header.set_size(bytes.len() as u64);
-                    builder.append_data(&mut header, format!("./{path}"), bytes.as_slice())?;
-                }
-            }
-        }
-        Ok(builder.into_inner()?)
-    }
-
-    /// The bytes of a file.
+    /// The bytes of the regular file at `path`, if there is one.
     pub fn file(&self, path: &str) -> Option<&[u8]> {
         match self.entries.get(path) {
             Some(Node::File { bytes, .. }) => Some(bytes),
@@ -269,78 +117,196 @@ impl Tree {
         }
     }
 
-    /// Adds a file and its missing parents.
+    /// Puts a file at `path`, adding the directories it needs (`0o755`); whatever was at a
+    /// parent or at `path` (a file, or a directory and all it held) is replaced.
     pub fn insert_file(&mut self, path: &str, bytes: Vec<u8>, mode: u32) {
-        let mut at = String::new();
-        let parts: Vec<&str> = path.split('/').collect();
-        for part in &parts[..parts.len() - 1] {
-            if !at.is_empty() {
-                at.push('/');
+        assert!(
+            check_key(path).is_ok(),
+            "e inserts only relative paths without `.` or `..`: `{path}`"
+        );
+        for (at, _) in path.match_indices('/') {
+            let parent = &path[..at];
+            if !matches!(self.entries.get(parent), Some(Node::Dir { .. })) {
+                self.entries
+                    .insert(parent.to_owned(), Node::Dir { mode: 0o755 });
             }
-            at.push_str(part);
-            self.entries
-                .entry(at.clone())
-                .or_insert(Node::Dir { mode: 0o755 });
         }
-        self.entries
-            .insert(path.to_owned(), Node::File { bytes, mode });
+        let under: Vec<String> = self.subtree(path).entries.into_keys().collect();
+        for key in under {
+            self.entries.remove(&key);
+        }
+        self.entries.insert(
+            path.to_owned(),
+            Node::File {
+                bytes,
+                mode: mode & MODE_BITS,
+            },
+        );
     }
 
-    /// Entries under `prefix`.
+    /// The entries under `prefix/`, keys kept whole (`prefix` itself is not included); the
+    /// whole tree for an empty prefix.
     pub fn subtree(&self, prefix: &str) -> Tree {
-        let under = format!("{prefix}/");
-        Tree {
-            entries: self
-                .entries
-                .iter()
-                .filter(|(k, _)| k.starts_with(&under))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+        if prefix.is_empty() {
+            return self.clone();
         }
+        // Keys under `prefix/` sort between `prefix/` and `prefix0` ('0' follows '/').
+        let entries = self
+            .entries
+            .range(format!("{prefix}/")..format!("{prefix}0"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Tree { entries }
     }
 
-    /// Every entry but `prefix` and what is under it.
+    /// Every entry except `prefix` and what lies under it.
     pub fn without(&self, prefix: &str) -> Tree {
-        let under = format!("{prefix}/");
-        Tree {
-            entries: self
-                .entries
-                .iter()
-                .filter(|(k, _)| *k != prefix && !k.starts_with(&under))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
+        let entries = self
+            .entries
+            .iter()
+            .filter(|(key, _)| !is_under_or_at(key, prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Tree { entries }
     }
 
-    /// A digest of the content.
+    /// A sha256, in lowercase hexadecimal, of every entry's path, kind, mode and bytes: two
+    /// trees have the same digest when they have the same content.
     pub fn digest(&self) -> String {
         let mut hasher = Sha256::new();
         for (path, node) in &self.entries {
+            hasher.update((path.len() as u64).to_be_bytes());
             hasher.update(path.as_bytes());
-            hasher.update([0]);
-            match node {
-                Node::Dir { mode } => hasher.update(format!("d{mode}\0")),
-                Node::File { bytes, mode } => {
-                    hasher.update(format!("f{mode}:{}\0", bytes.len()));
-                    hasher.update(bytes);
-                }
-            }
+            let (kind, mode, bytes): (u8, u32, &[u8]) = match node {
+                Node::Dir { mode } => (b'd', *mode, &[]),
+                Node::File { bytes, mode } => (b'f', *mode, bytes),
+            };
+            hasher.update([kind]);
+            hasher.update(mode.to_be_bytes());
+            hasher.update((bytes.len() as u64).to_be_bytes());
+            hasher.update(bytes);
         }
         hasher
             .finalize()
             .iter()
-            .map(|b| format!("{b:02x}"))
+            .map(|byte| format!("{byte:02x}"))
             .collect()
     }
 
-    /// Bytes of all files.
+    /// The size of all files together.
     pub fn total_bytes(&self) -> u64 {
         self.entries
             .values()
-            .map(|n| match n {
+            .map(|node| match node {
                 Node::File { bytes, .. } => bytes.len() as u64,
                 Node::Dir { .. } => 0,
             })
             .sum()
     }
 }
+
+/// Whether `key` is `prefix` or lies under it.
+pub(crate) fn is_under_or_at(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+const LINK: &str = "is a symbolic link; a module may leave only regular files and directories";
+const HARD_LINK: &str = "is a hard link; a module may leave only regular files and directories";
+const DEVICE: &str = "is a device; a module may leave only regular files and directories";
+const FIFO: &str = "is a FIFO; a module may leave only regular files and directories";
+
+/// Counts what a tree holds while it is read, and refuses the first entry past a limit.
+struct Budget<'a> {
+    limits: &'a Limits,
+    entries: usize,
+    bytes: u64,
+}
+
+impl<'a> Budget<'a> {
+    fn new(limits: &'a Limits) -> Budget<'a> {
+        Budget {
+            limits,
+            entries: 0,
+            bytes: 0,
+        }
+    }
+
+    fn entry(&mut self, path: &str) -> Result<(), Refusal> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(Refusal::new(
+                path,
+                format!(
+                    "is one entry too many: the limit is {} files and directories",
+                    self.limits.max_entries
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, path: &str, len: u64) -> Result<(), Refusal> {
+        let (cap, what) = if path == STATE_FILE {
+            (self.limits.max_state_bytes, "for the state")
+        } else {
+            (self.limits.max_file_bytes, "per file")
+        };
+        if len > cap {
+            return Err(Refusal::new(
+                path,
+                format!("is {len} bytes, over the limit of {} {what}", size(cap)),
+            ));
+        }
+        self.bytes = self.bytes.saturating_add(len);
+        if self.bytes > self.limits.max_total_bytes {
+            return Err(Refusal::new(
+                path,
+                format!(
+                    "brings the files to {} bytes, over the limit of {} in total",
+                    self.bytes,
+                    size(self.limits.max_total_bytes)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A size for messages: `32 MiB` when it is a whole number of MiB, else bytes.
+fn size(bytes: u64) -> String {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn check_path_length(path: &str) -> Result<(), Refusal> {
+    if path.len() > MAX_PATH_BYTES {
+        let shown: String = path.chars().take(60).collect();
+        return Err(Refusal::new(
+            format!("{shown}..."),
+            format!(
+                "is a path of {} bytes, over the limit of {MAX_PATH_BYTES}",
+                path.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails unless `path` is a valid key: relative, no empty, `.` or `..` component.
+fn check_key(path: &str) -> anyhow::Result<()> {
+    if path.is_empty()
+        || path
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        bail!("`{path}` is not a relative path without `.` or `..`");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

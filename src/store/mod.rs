@@ -457,13 +457,9 @@ fn random_id() -> anyhow::Result<String> {
 
 /// Parses a state as a YAML mapping; an empty file is an empty mapping.
 pub fn parse_mapping(bytes: &[u8]) -> Result<serde_yaml::Mapping, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "is not valid UTF-8".to_owned())?;
-    match serde_yaml::from_str::<serde_yaml::Value>(text) {
-        Ok(serde_yaml::Value::Mapping(map)) => Ok(map),
-        Ok(serde_yaml::Value::Null) => Ok(serde_yaml::Mapping::new()),
-        Ok(_) => Err("is not a YAML mapping of module sections".to_owned()),
-        Err(err) => Err(format!("is not valid YAML: {err}")),
-    }
+    // The same bounded parser as the checks before commit: a state edited by hand is no
+    // safer to parse than one a module wrote.
+    crate::run::check::parse_state(bytes)
 }
 
 #[cfg(test)]

@@ -1,6 +1,19 @@
 # Each argument names one misbehaviour; see tests/e2e.rs for what e must do about it.
 set -e
 state="${E_STATE_FILE:-/shared/state.yml}"
+shared="$(dirname "$state")"
+
+# Prints the state without the top-level section named $1.
+without_section() {
+  awk -v s="$1:" '/^[^ #]/ { skip = (index($0, s) == 1) } !skip' "$state" 2>/dev/null || true
+}
+
+# Replaces this module's section with the lines given, through a rename.
+set_own_section() {
+  { without_section "$E_MODULE"; printf '%s:\n' "$E_MODULE"; printf '  %s\n' "$@"; } > "$state.new"
+  mv "$state.new" "$state"
+}
+
 case "$1" in
   metadata)     # prints metadata with the kind label given as argument
     printf 'labels:\n  kind: %s\n' "$2" ;;
@@ -73,5 +86,39 @@ case "$1" in
     ;;
   oom)          # uses memory until the engine kills it
     exec awk 'BEGIN { s = "x"; while (1) s = s s }' ;;
+  deep-nesting) # adds a section of about 1 MB of nested `[` (slow to parse, quadratic in old parsers)
+    { printf '%s: ' "$E_MODULE"; head -c 1048576 /dev/zero | tr '\0' '['; echo; } >> "$state" ;;
+  alias-bomb)   # adds a section of 2.4 KB whose aliases expand to 10^10 nodes
+    {
+      printf '%s:\n  a0: &a0 [' "$E_MODULE"
+      i=0; while [ $i -lt 999 ]; do printf 'x,'; i=$((i + 1)); done
+      echo 'x]'
+      for i in 1 2 3 4 5 6 7; do
+        p="*a$((i - 1))"
+        echo "  a$i: &a$i [$p, $p, $p, $p, $p, $p, $p, $p, $p, $p]"
+      done
+    } >> "$state" ;;
+  big-file)     # a 100 MB file next to the state, which it leaves alone
+    dd if=/dev/zero of="$shared/big-file.bin" bs=1048576 count=100 2>/dev/null ;;
+  empty-state)  # truncates the state: every other module's section is gone
+    : > "$state" ;;
+  delete-other) # removes another module's section, named by the argument
+    [ -n "$2" ] || { echo "delete-other: name the section to delete" >&2; exit 64; }
+    without_section "$2" > "$state.new"
+    mv "$state.new" "$state" ;;
+  planted-link) # a link out of the shared directory, next to an untouched state
+    ln -s /etc/passwd "$shared/planted-link" ;;
+  write-e-area) # writes into e's own area
+    mkdir -p "$shared/.e" && echo planted > "$shared/.e/planted" \
+      || { echo "write-e-area: cannot write under $shared/.e" >&2; exit 1; } ;;
+  slow-apply)   # writes its section (status: applying), sleeps $2 seconds (5), then writes it
+                # again (status: applied); `count` is one more than the last run's, so a
+                # lost update shows
+    count=$(awk -v s="$E_MODULE:" '/^[^ #]/ { own = (index($0, s) == 1) } own && /^  count:/ { print $2 }' "$state" 2>/dev/null || true)
+    count=$((${count:-0} + 1))
+    run=$(date +%s%N)
+    set_own_section "status: applying" "count: $count" "run: $run"
+    sleep "${2:-5}"
+    set_own_section "status: applied" "count: $count" "run: $run" ;;
   *) echo "unknown misbehaviour: $1" >&2; exit 64 ;;
 esac
