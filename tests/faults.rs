@@ -233,3 +233,59 @@ fn a_failing_module_on_a_full_disk_leaves_the_state_intact() {
     let state = fs::read_to_string(shared.join("state.yml")).unwrap();
     assert_eq!(sections_after(original, &state), 1);
 }
+
+#[test]
+fn hostile_results_are_refused_and_nothing_is_committed() {
+    misbehave_image();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    fs::create_dir_all(&shared).unwrap();
+    let _volumes = Volumes(shared.clone());
+    let original = "azi:\n  status: applied\nbmk:\n  status: applied\n";
+    fs::write(shared.join("state.yml"), original).unwrap();
+    fs::write(shared.join("azi-config.yml"), "size: 5\n").unwrap();
+    let repository = test_repository();
+    let cases: [(&[&str], &str); 7] = [
+        (&["deep-nesting"], "nest"),
+        (&["alias-bomb"], "alias"),
+        (&["big-file"], "big-file.bin"),
+        (&["empty-state"], "azi"),
+        (&["delete-other", "--", "bmk"], "bmk"),
+        (&["planted-link"], "planted-link"),
+        (&["write-e-area"], ".e"),
+    ];
+    for (args, named) in cases {
+        let mut command = vec!["run", "misbehave"];
+        command.extend_from_slice(args);
+        let started = std::time::Instant::now();
+        let out = e_in(root(), &repository, &shared, &command);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!(
+            "{}: refused in {:?} (whole command)",
+            args[0],
+            started.elapsed()
+        );
+        assert_eq!(out.status.code(), Some(1), "{}: {}", args[0], text(&out));
+        assert!(
+            said.contains("nothing was committed"),
+            "{}: {said}",
+            args[0]
+        );
+        assert!(said.contains(named), "{}: names `{named}`: {said}", args[0]);
+        assert_eq!(
+            fs::read_to_string(shared.join("state.yml")).unwrap(),
+            original,
+            "{}",
+            args[0]
+        );
+        let mut names: Vec<String> = fs::read_dir(&shared)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".e", "azi-config.yml", "state.yml"], "{}", args[0]);
+        assert!(!shared.join(".e/planted").exists());
+        assert_eq!(fs::read_dir(shared.join(".e/runs")).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(shared.join(".e/kept")).unwrap().count(), 0);
+    }
+}
