@@ -290,7 +290,7 @@ fn invalid_yaml_is_refused_and_restored() {
 #[test]
 fn symlink_fifo_directory_and_huge_states_are_refused_and_restored() {
     assert_restored("symlink", 1, "symbolic link");
-    assert_restored("fifo", 1, "special file");
+    assert_restored("fifo", 1, "FIFO");
     assert_restored("directory", 1, "directory");
     assert_restored("huge", 1, "limit");
 }
@@ -613,11 +613,11 @@ fn inspect_confined(scene: &Scene, version: &str) -> serde_json::Value {
                 .output()
                 .unwrap();
             let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-            let binds = json[0]["HostConfig"]["Binds"].as_array()?.clone();
-            let mine = format!("{}:/shared:rw", shared.display());
-            binds
+            let mounts = json[0]["Mounts"].as_array()?.clone();
+            let mine = format!("{}/.e/runs/", shared.display());
+            mounts
                 .iter()
-                .any(|bind| bind.as_str() == Some(mine.as_str()))
+                .any(|m| m["Source"].as_str().is_some_and(|s| s.starts_with(&mine)))
                 .then(|| json[0].clone())
         });
         if inspect.is_none() {
@@ -691,27 +691,32 @@ fn docker_inspect_shows_the_confinement_and_the_repository_changes_it() {
     assert_eq!(host["Privileged"], false);
     assert_eq!(host["NetworkMode"], "none");
     assert_eq!(host["Init"], true);
-    // Only e's directory is mounted: the shared directory, e's area and the module's mount.
+    // The only host path mounted is the run's private copy; the module's mount is a volume.
     let mounts = json["Mounts"].as_array().unwrap();
-    let mut destinations: Vec<&str> = mounts
+    let mut destinations: Vec<(&str, &str)> = mounts
         .iter()
-        .map(|m| m["Destination"].as_str().unwrap())
+        .map(|m| {
+            (
+                m["Destination"].as_str().unwrap(),
+                m["Type"].as_str().unwrap(),
+            )
+        })
         .collect();
     destinations.sort();
     assert_eq!(
         destinations,
-        ["/shared", "/shared/.e", "/var/lib/misbehave"],
+        [("/shared", "bind"), ("/var/lib/misbehave", "volume")],
         "{mounts:?}"
     );
-    for mount in mounts {
-        let source = mount["Source"].as_str().unwrap();
-        assert_eq!(mount["Type"], "bind", "{mount}");
-        assert!(
-            source.starts_with(shared.to_str().unwrap()),
-            "a host path outside e's directory `{}` is mounted: {mount}",
-            shared.display()
-        );
-    }
+    let copy = mounts
+        .iter()
+        .find(|m| m["Type"] == "bind")
+        .and_then(|m| m["Source"].as_str())
+        .unwrap();
+    assert!(
+        copy.starts_with(&format!("{}/.e/runs/", shared.display())) && copy.ends_with("/shared"),
+        "a host path other than the run's copy is mounted: {copy}"
+    );
 
     // The repository's limits and user replace the defaults.
     let json = inspect_confined(&scene, "0.2.0");
@@ -750,13 +755,7 @@ fn a_confined_module_writes_only_tmp_its_mount_and_the_shared_directory() {
         );
         // What the module wrote is given back to the owner of the shared directory.
         use std::os::unix::fs::MetadataExt as _;
-        for file in [
-            scene.shared().join("probe"),
-            scene.shared().join(format!(
-                ".e/mounts/confined/{version}/var/lib/misbehave/probe"
-            )),
-            scene.shared(),
-        ] {
+        for file in [scene.shared().join("probe"), scene.shared()] {
             let meta = fs::symlink_metadata(&file).unwrap();
             assert_eq!(
                 (meta.uid(), meta.gid()),

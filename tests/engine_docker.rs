@@ -260,6 +260,7 @@ async fn output_streams_stay_apart_and_the_exit_code_is_returned() {
             stopped: None,
             download: outcome.download.clone(),
             seeded: Vec::new(),
+            owned: Vec::new(),
         }
     );
     assert!(

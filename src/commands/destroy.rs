@@ -85,8 +85,8 @@ pub async fn run(
         for mount in &entry.version.mounts {
             output::note(&format!(
                 "e: its private data at `{mount}` stays in the engine volume `{}`; remove it with `docker volume rm {}` once you no longer need it",
-                crate::run::volume_name(&session.shared.id()?, &entry.module.name, mount),
-                crate::run::volume_name(&session.shared.id()?, &entry.module.name, mount)
+                crate::run::volumes::volume_name(&session.shared.id()?, &entry.module.name, mount),
+                crate::run::volumes::volume_name(&session.shared.id()?, &entry.module.name, mount)
             ));
         }
     }

@@ -12,6 +12,7 @@ pub mod legacy;
 pub mod recovery;
 pub mod transaction;
 pub mod tree;
+pub mod volumes;
 pub mod workspace;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -23,8 +24,8 @@ use crate::repository::model::User;
 use crate::requirements;
 use crate::runtime::confinement;
 use crate::runtime::{
-    Confinement, Engine, LABEL_MANAGED_BY, LABEL_MODULE, LABEL_MOUNT, LABEL_OWNER, LABEL_SHARED,
-    LABEL_TRANSFER, Network, RunSpec, SharedCopy, Stopped, Transfer, Volume, labels,
+    Confinement, Engine, LABEL_OWNER, LABEL_SHARED, LABEL_TRANSFER, Network, RunSpec, SharedCopy,
+    Stopped, Transfer, labels,
 };
 use crate::secrets::{Secrets, resolve};
 use crate::store::{Run, SharedDir};
@@ -164,20 +165,6 @@ fn container_confinement(entry: Entry<'_>, transfer: Transfer) -> Confinement {
         confinement.user = User { uid: 0, gid: 0 };
     }
     confinement
-}
-
-/// The name of the engine volume behind a declared mount: it belongs to the module in this
-/// shared directory, not to one version, so it survives upgrades and works on any engine.
-pub fn volume_name(shared_id: &str, module: &str, container_path: &str) -> String {
-    let path: String = container_path
-        .trim_matches('/')
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    format!(
-        "e-{}-{module}-{path}",
-        &shared_id[..12.min(shared_id.len())]
-    )
 }
 
 /// One method call: which module version, which method, which extra arguments.
@@ -410,7 +397,7 @@ fn prepare(
         workdir: entry.version.workdir.clone(),
         shared: copy,
         shared_path,
-        volumes: volumes(shared, &shared_id, entry, owner)?,
+        volumes: volumes::for_run(shared, &shared_id, entry, owner)?,
         confinement,
         network: entry.version.network.unwrap_or(Network::None),
         capabilities: entry.version.capabilities.clone(),
@@ -424,37 +411,6 @@ fn prepare(
         workspace,
         secrets: resolved.secrets,
     })
-}
-
-/// The engine volumes behind the version's declared `mounts`, each seeded (if it is new) from
-/// the directory that held the module's private data before mounts were volumes.
-fn volumes(
-    shared: &SharedDir,
-    shared_id: &str,
-    entry: Entry<'_>,
-    owner: (u32, u32),
-) -> anyhow::Result<Vec<Volume>> {
-    entry
-        .version
-        .mounts
-        .iter()
-        .map(|mount| {
-            Ok(Volume {
-                name: volume_name(shared_id, &entry.module.name, mount),
-                container: mount.clone(),
-                labels: [
-                    (LABEL_MANAGED_BY, "e".to_owned()),
-                    (LABEL_SHARED, shared_id.to_owned()),
-                    (LABEL_MODULE, entry.module.name.clone()),
-                    (LABEL_MOUNT, mount.clone()),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-                seed: legacy::seed(shared, &entry.module.name, mount, owner)?,
-            })
-        })
-        .collect()
 }
 
 /// What the run left in its copy: read from the bind-mounted directory, or from the download.

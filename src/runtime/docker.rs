@@ -465,13 +465,15 @@ impl DockerEngine {
         } else {
             None
         };
-        let mut seeded = Vec::new();
+        let (mut seeded, mut owned) = (Vec::new(), Vec::new());
         for volume in &spec.volumes {
-            if self.create_volume(volume).await? {
-                self.prepare_volume(spec, volume).await?;
-                if volume.seed.is_some() {
-                    seeded.push(volume.name.clone());
-                }
+            let new = self.create_volume(volume).await?;
+            if new || volume.reown {
+                self.prepare_volume(spec, volume, new).await?;
+                owned.push(volume.name.clone());
+            }
+            if new && volume.seed.is_some() {
+                seeded.push(volume.name.clone());
             }
         }
         let id = self.create_confined(spec, cpus).await?;
@@ -485,6 +487,7 @@ impl DockerEngine {
         };
         if let Ok(outcome) = &mut result {
             outcome.seeded = seeded;
+            outcome.owned = owned;
         }
         if let (Ok(outcome), SharedCopy::Archive { download_limit, .. }) =
             (&mut result, &spec.shared)
@@ -657,6 +660,7 @@ impl DockerEngine {
                     stopped: None,
                     download: None,
                     seeded: Vec::new(),
+                    owned: Vec::new(),
                 });
             }
             () = deadline => Stopped::Timeout,
@@ -668,6 +672,7 @@ impl DockerEngine {
             stopped: Some(stopped),
             download: None,
             seeded: Vec::new(),
+            owned: Vec::new(),
         })
     }
 
@@ -720,7 +725,15 @@ impl DockerEngine {
     /// applies a tar's ownership to every directory it unpacks but the one it unpacks into, so
     /// the volume is mounted below `/` of a helper container that is created, never started,
     /// and removed, and the volume's directory comes in the tar with its owner.
-    async fn prepare_volume(&self, spec: &RunSpec, volume: &Volume) -> anyhow::Result<()> {
+    ///
+    /// An existing volume (`new` false) is given whole: its content is read out of the helper
+    /// and put back with the user's ownership on every entry.
+    async fn prepare_volume(
+        &self,
+        spec: &RunSpec,
+        volume: &Volume,
+        new: bool,
+    ) -> anyhow::Result<()> {
         const AT: &str = "e-volume";
         let what = || format!("failed to prepare the volume `{}`", volume.name);
         let config = ContainerCreateBody {
@@ -759,9 +772,22 @@ impl DockerEngine {
         root.append_data(&mut header, format!("{AT}/"), std::io::empty())
             .with_context(what)?;
         let root = root.into_inner().with_context(what)?;
-        let uploads = [("/".to_owned(), root)]
-            .into_iter()
-            .chain(volume.seed.clone().map(|seed| (format!("/{AT}"), seed)));
+        let uploads: Vec<(String, Vec<u8>)> = if new {
+            [("/".to_owned(), root)]
+                .into_iter()
+                .chain(volume.seed.clone().map(|seed| (format!("/{AT}"), seed)))
+                .collect()
+        } else {
+            let content = self
+                .download_copy(&created.id, &format!("/{AT}"), 1 << 32)
+                .await
+                .map_err(|reason| anyhow!("the volume `{}` {reason}", volume.name))
+                .with_context(what)?;
+            vec![(
+                "/".to_owned(),
+                owned_by(&content, user.uid, user.gid).with_context(what)?,
+            )]
+        };
         let mut result = Ok(());
         for (path, tar) in uploads {
             let options = UploadToContainerOptionsBuilder::new().path(&path).build();
@@ -1438,6 +1464,21 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The same tar with every entry owned by `uid:gid`.
+fn owned_by(tar_bytes: &[u8], uid: u32, gid: u32) -> std::io::Result<Vec<u8>> {
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let mut header = entry.header().clone();
+        header.set_uid(uid.into());
+        header.set_gid(gid.into());
+        let path = entry.path()?.into_owned();
+        builder.append_data(&mut header, path, &mut entry)?;
+    }
+    builder.into_inner()
+}
+
 /// Tars a build context, keeping file modes (executable bits matter) and symlinks as they are.
 fn archive_context(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let failed = || format!("failed to archive the build context `{}`", dir.display());
@@ -1628,6 +1669,7 @@ mod tests {
             container: "/var/lib/azi".to_owned(),
             labels: BTreeMap::new(),
             seed: None,
+            reown: false,
         });
         let bound = mounts(&spec).expect("valid mounts");
         assert_eq!(bound[0].typ, Some(MountType::BIND));

@@ -174,6 +174,7 @@ impl FakeEngine {
             stopped: None,
             download,
             seeded: Vec::new(),
+            owned: Vec::new(),
         })
     }
 
@@ -427,6 +428,7 @@ mod tests {
                 stopped: None,
                 download: None,
                 seeded: Vec::new(),
+                owned: Vec::new(),
             }
         );
         assert_eq!(sink.stdout(), "apply\n");

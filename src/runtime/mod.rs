@@ -99,6 +99,9 @@ pub struct Volume {
     /// A tar to fill the volume with when it does not exist yet: a module's private data from
     /// before mounts were volumes.
     pub seed: Option<Vec<u8>>,
+    /// Whether an existing volume must first be given, whole, to the run's user (it was made
+    /// for another uid, or e does not know for which).
+    pub reown: bool,
 }
 
 /// Everything needed to run one module method in a container.
@@ -166,6 +169,8 @@ pub struct Outcome {
     pub download: Option<Result<Vec<u8>, String>>,
     /// The volumes that were created and filled from their [`Volume::seed`].
     pub seeded: Vec<String>,
+    /// The volumes that were created or re-owned for the run's user.
+    pub owned: Vec<String>,
 }
 
 /// A container of a run whose e died, found and removed by [`Engine::reap`].

@@ -17,6 +17,7 @@
 //! shared/.e/lock            held while e works here; says who holds it
 //! shared/.e/history/        one JSON record per run
 //! shared/.e/installed.json  the module versions e applied successfully
+//! shared/.e/volumes.json    for which uid each module volume was made (see `run/volumes.rs`)
 //! shared/.e/requirements/   per module: which installed modules satisfy its requirements
 //! shared/.e/runs/<run>/     a running method: its record and, for a bind, its private copy
 //! shared/.e/kept/<run>/     a result kept aside (see `e recover`)
