@@ -400,16 +400,14 @@ fn ctrl_c_over_ssh_still_stops_and_removes_the_container() {
 /// for it up to 30 s.
 fn running_container_with(shared: &std::path::Path) -> Option<String> {
     for _ in 0..300 {
-        let ids = std::process::Command::new("docker")
-            .args(["ps", "-q", "--filter", "label=e.module=misbehave"])
-            .output()
-            .unwrap();
-        for id in stdout(&ids).lines() {
-            let out = std::process::Command::new("docker")
-                .args(["inspect", "--format", "{{json .HostConfig.Binds}}", id])
+        // Every container of a shared directory carries its id (label `e.shared`).
+        if let Ok(id) = fs::read_to_string(shared.join(".e/id")) {
+            let ids = std::process::Command::new("docker")
+                .args(["ps", "-q", "--filter", "label=e.module=misbehave"])
+                .args(["--filter", &format!("label=e.shared={}", id.trim())])
                 .output()
                 .unwrap();
-            if stdout(&out).contains(&shared.display().to_string()) {
+            if let Some(id) = stdout(&ids).lines().next() {
                 return Some(id.to_owned());
             }
         }

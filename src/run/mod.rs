@@ -244,13 +244,7 @@ pub async fn execute(
         }
     };
     record.exit_code = Some(outcome.exit_code);
-    for volume in spec
-        .volumes
-        .iter()
-        .filter(|v| outcome.seeded.contains(&v.name))
-    {
-        legacy::moved(shared, &entry.module.name, &volume.container, &volume.name)?;
-    }
+    volumes::settle(shared, &entry.module.name, &spec, &outcome)?;
 
     let rules = Rules {
         module: &entry.module.name,

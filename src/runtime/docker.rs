@@ -1473,7 +1473,12 @@ fn owned_by(tar_bytes: &[u8], uid: u32, gid: u32) -> std::io::Result<Vec<u8>> {
         let mut header = entry.header().clone();
         header.set_uid(uid.into());
         header.set_gid(gid.into());
+        // Podman names the entries of a download from the root (`/e-volume/...`).
         let path = entry.path()?.into_owned();
+        let path = path.strip_prefix("/").unwrap_or(&path).to_owned();
+        if path.as_os_str().is_empty() {
+            continue;
+        }
         builder.append_data(&mut header, path, &mut entry)?;
     }
     builder.into_inner()

@@ -26,7 +26,8 @@ case "$1" in
     echo "no drift" ;;
   write)        # a good apply: adds its own section after a pause (for lock tests)
     sleep "${2:-0}"
-    echo "misbehave-$(date +%s%N):" >> "$state"
+    # busybox's date has no %N: seconds and two random numbers keep the keys apart.
+    echo "misbehave-$(date +%s)-$RANDOM$RANDOM:" >> "$state"
     echo "  status: applied" >> "$state"
     echo "  run: $$" >> "$state"
     ;;
@@ -47,7 +48,7 @@ case "$1" in
   directory)    # replaces the state with a directory
     rm -f "$state"; mkdir -p "$state/x" ;;
   write-then-hang) # adds its section, then never ends (a timeout stops it)
-    echo "misbehave-$(date +%s%N):" >> "$state"
+    echo "misbehave-$(date +%s)-$RANDOM$RANDOM:" >> "$state"
     echo "  status: applied" >> "$state"
     echo "  run: $$" >> "$state"
     sleep 600 ;;
