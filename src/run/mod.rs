@@ -244,7 +244,10 @@ pub async fn execute(
         }
     };
     record.exit_code = Some(outcome.exit_code);
-    volumes::settle(shared, &entry.module.name, &spec, &outcome)?;
+    // Only bookkeeping: on failure (a full disk) the next run re-owns or moves again.
+    if let Err(err) = volumes::settle(shared, &entry.module.name, &spec, &outcome) {
+        crate::output::warn(&format!("{err:#}"));
+    }
 
     let rules = Rules {
         module: &entry.module.name,
