@@ -6,8 +6,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = e::cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: e waits on the engine, it does not compute; worker threads cost more to
+    // start than they save (CPU-heavy steps, such as parsing a large state, use threads of
+    // their own).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
