@@ -355,18 +355,20 @@ async fn an_archive_copy_goes_in_owned_by_the_user_and_comes_back() {
             "cat /shared/state.yml; stat -c '%u %a' /shared /shared/sub/config.yml; echo 'b: 3' >> /shared/state.yml; rm /shared/sub/config.yml; echo new > /shared/new.yml",
         ],
     );
-    // The engine keeps the volume's root as its own (root): an archive-mode run is root
-    // inside its container, with every capability dropped (see `run::container_user`).
-    spec.confinement.user = User { uid: 0, gid: 0 };
+    // The copy's volume is given to the module's user before the container is made.
+    spec.confinement.user = User {
+        uid: 12345,
+        gid: 12345,
+    };
     spec.shared = SharedCopy::Archive {
-        upload: tree.to_tar((0, 0)).expect("a tar"),
+        upload: tree.to_tar((12345, 12345)).expect("a tar"),
         download_limit: 1 << 20,
     };
     let sink = RecordingSink::new();
     let outcome = run(&engine, &spec, &sink).await.expect("the run");
 
     assert_eq!(outcome.exit_code, 0, "stderr: {}", sink.stderr());
-    assert_eq!(sink.stdout(), "a: 1\n0 755\n0 600\n");
+    assert_eq!(sink.stdout(), "a: 1\n12345 755\n12345 600\n");
     let tar = outcome.download.expect("a download").expect("readable");
     let back =
         e::run::tree::Tree::read_tar(tar.as_slice(), "shared", &e::run::tree::Limits::DEFAULT)
@@ -376,6 +378,16 @@ async fn an_archive_copy_goes_in_owned_by_the_user_and_comes_back() {
     assert_eq!(back.file("new.yml"), Some(&b"new\n"[..]));
     let left = managed_containers_of_run(&engine, &cleanup.run).await;
     assert!(left.is_empty(), "containers left behind: {left:?}");
+    let volumes = std::process::Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label={LABEL_RUN}={}", cleanup.run))
+        .output()
+        .expect("docker volume ls");
+    assert_eq!(
+        String::from_utf8_lossy(&volumes.stdout).trim(),
+        "",
+        "the run's volume is removed"
+    );
 }
 
 #[tokio::test]

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context as _;
 
 use crate::repository::Entry;
-use crate::repository::model::User;
 use crate::requirements;
 use crate::runtime::confinement;
 use crate::runtime::{
@@ -151,20 +150,13 @@ fn contract_env(entry: Entry<'_>, method: &str) -> Vec<(String, String)> {
     ]
 }
 
-/// Who a module runs as and within which limits (`runtime/confinement.rs`), for this transfer.
-/// The user owns the run's copy. Through a bind it is the confinement's user (the user running
-/// e, or an unprivileged uid when that is root). Through the archive API it is root inside the
-/// container, with every capability dropped and the root filesystem read-only: the engine
-/// keeps the root of the volume it unpacks the copy into as its own, and a module must be able
-/// to create files there.
-fn container_confinement(entry: Entry<'_>, transfer: Transfer) -> Confinement {
+/// Who a module runs as and within which limits (`runtime/confinement.rs`); that user owns the
+/// run's copy, whichever way it travels: the user running e, or an unprivileged uid when that
+/// is root, unless the version says otherwise.
+fn container_confinement(entry: Entry<'_>) -> Confinement {
     // SAFETY: getuid and getgid cannot fail and touch no memory.
     let invoking = unsafe { (libc::getuid(), libc::getgid()) };
-    let mut confinement = confinement::for_version(entry.version, invoking);
-    if transfer == Transfer::Archive {
-        confinement.user = User { uid: 0, gid: 0 };
-    }
-    confinement
+    confinement::for_version(entry.version, invoking)
 }
 
 /// One method call: which module version, which method, which extra arguments.
@@ -359,7 +351,7 @@ fn prepare(
         kept: None,
     };
     let workspace = Workspace::create(shared, info)?;
-    let confinement = container_confinement(entry, transfer);
+    let confinement = container_confinement(entry);
     let owner = (confinement.user.uid, confinement.user.gid);
     let copy = match transfer {
         Transfer::Bind => SharedCopy::Bind {

@@ -29,8 +29,9 @@ use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ImportImageOptionsBuilder,
     InspectContainerOptions, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StartContainerOptions,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptions,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RemoveVolumeOptions, StartContainerOptions, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder, WaitContainerOptions,
 };
 use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::future::BoxFuture;
@@ -444,8 +445,47 @@ impl DockerEngine {
         Ok(())
     }
 
-    /// [`Engine::run`]: create, run, and remove on every path.
+    /// [`Engine::run`]: for an archive-mode run, its copy goes into a volume of its own first,
+    /// given to the module's user (see [`DockerEngine::prepare_volume`]), and the volume goes
+    /// when the run ends.
     async fn run_container(
+        &self,
+        spec: &RunSpec,
+        sink: &dyn OutputSink,
+    ) -> anyhow::Result<Outcome> {
+        let Some(volume) = run_volume(spec) else {
+            return self.run_in_container(spec, sink).await;
+        };
+        let result = match self.create_volume(&volume).await {
+            Ok(_) => match self.prepare_volume(spec, &volume, true).await {
+                Ok(()) => self.run_in_container(spec, sink).await,
+                Err(err) => Err(err),
+            },
+            Err(err) => Err(err),
+        };
+        if let Err(err) = self.remove_volume(&volume.name).await {
+            output::warn(&format!(
+                "{err:#}\nhint: remove it with `docker volume rm {}`",
+                volume.name
+            ));
+        }
+        result
+    }
+
+    /// Removes a volume; one that is gone already is not an error.
+    async fn remove_volume(&self, name: &str) -> anyhow::Result<()> {
+        match self
+            .docker
+            .remove_volume(name, None::<RemoveVolumeOptions>)
+            .await
+        {
+            Err(err) if is_not_found(&err) => Ok(()),
+            result => result.engine_context(|| format!("failed to remove the volume `{name}`")),
+        }
+    }
+
+    /// Creates, runs and removes the container on every path.
+    async fn run_in_container(
         &self,
         spec: &RunSpec,
         sink: &dyn OutputSink,
@@ -481,10 +521,7 @@ impl DockerEngine {
             docker: self.docker.clone(),
             id: Some(id.clone()),
         };
-        let mut result = match self.upload_copy(&id, spec).await {
-            Ok(()) => self.drive(&id, spec, sink, interrupt).await,
-            Err(err) => Err(err),
-        };
+        let mut result = self.drive(&id, spec, sink, interrupt).await;
         if let Ok(outcome) = &mut result {
             outcome.seeded = seeded;
             outcome.owned = owned;
@@ -676,25 +713,6 @@ impl DockerEngine {
         })
     }
 
-    /// For an archive-mode run, puts the private copy into the created container.
-    async fn upload_copy(&self, id: &str, spec: &RunSpec) -> anyhow::Result<()> {
-        let SharedCopy::Archive { upload, .. } = &spec.shared else {
-            return Ok(());
-        };
-        let options = UploadToContainerOptionsBuilder::new()
-            .path(&spec.shared_path)
-            .build();
-        self.docker
-            .upload_to_container(id, Some(options), bollard::body_full(upload.clone().into()))
-            .await
-            .engine_context(|| {
-                format!(
-                    "failed to copy the shared directory into the container of {}",
-                    describe(spec)
-                )
-            })
-    }
-
     /// Reads the tar of `path` out of a stopped container, refusing more than `limit` bytes.
     async fn download_copy(&self, id: &str, path: &str, limit: u64) -> Result<Vec<u8>, String> {
         let options = DownloadFromContainerOptionsBuilder::new()
@@ -752,11 +770,17 @@ impl DockerEngine {
             }),
             ..Default::default()
         };
-        let created = self
+        let created = match self
             .docker
             .create_container(None::<CreateContainerOptions>, config)
             .await
-            .engine_context(what)?;
+        {
+            Ok(created) => created,
+            Err(err) if is_not_found(&err) => {
+                return Err(absent_image_error(&spec.image, &engine_message(&err)));
+            }
+            Err(err) => return Err(err).engine_context(what),
+        };
         let mut guard = ContainerGuard {
             docker: self.docker.clone(),
             id: Some(created.id.clone()),
@@ -863,6 +887,21 @@ impl DockerEngine {
                 module: label(LABEL_MODULE),
                 download,
             });
+        }
+        // The volumes of archive-mode runs (label `e.run`; modules' own volumes have none).
+        let filters = HashMap::from([(
+            "label",
+            vec![format!("{LABEL_SHARED}={shared_id}"), LABEL_RUN.to_owned()],
+        )]);
+        let volumes = self
+            .docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .engine_context(|| "failed to list the volumes of dead runs".to_owned())?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            self.remove_volume(&volume.name).await?;
         }
         Ok(reaped)
     }
@@ -1274,6 +1313,33 @@ fn container_config(
     })
 }
 
+/// The volume of an archive-mode run, `e-run-<run>`, holding its copy: a named one rather than
+/// the container's anonymous volume, so that it can be given to the module's user before the
+/// container exists.
+fn run_volume(spec: &RunSpec) -> Option<Volume> {
+    let SharedCopy::Archive { upload, .. } = &spec.shared else {
+        return None;
+    };
+    let run = spec.labels.get(LABEL_RUN)?;
+    let name: String = format!("e-run-{run}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Some(Volume {
+        name,
+        container: spec.shared_path.clone(),
+        labels: spec.labels.clone(),
+        seed: Some(upload.clone()),
+        reown: false,
+    })
+}
+
 /// The container's mounts: the private copy at the shared path (a bind of e's own directory,
 /// or an anonymous volume the copy is uploaded into), then the module's named volumes.
 pub(crate) fn mounts(spec: &RunSpec) -> anyhow::Result<Vec<Mount>> {
@@ -1301,6 +1367,7 @@ pub(crate) fn mounts(spec: &RunSpec) -> anyhow::Result<Vec<Mount>> {
         }
         SharedCopy::Archive { .. } => Mount {
             target: Some(spec.shared_path.clone()),
+            source: run_volume(spec).map(|volume| volume.name),
             typ: Some(MountType::VOLUME),
             read_only: Some(false),
             ..Default::default()
@@ -1689,7 +1756,7 @@ mod tests {
         let archived = mounts(&spec).expect("valid mounts");
         assert_eq!(
             (archived[0].typ, archived[0].source.as_deref()),
-            (Some(MountType::VOLUME), None)
+            (Some(MountType::VOLUME), Some("e-run-r1"))
         );
         spec.shared = SharedCopy::Bind {
             host: PathBuf::from("relative"),
