@@ -2,7 +2,7 @@
 //! much memory, CPU and processes it may use.
 //!
 //! [`for_version`] turns e's defaults and what a version asks for in the repository (`limits:`,
-//! `user:`) into a [`Confinement`]; `docker.rs` applies it, on top of what every container gets
+//! `user:`) into a [`Confinement`]; `docker/` applies it, on top of what every container gets
 //! anyway (all capabilities dropped, no new privileges, an init, no network unless asked). This
 //! file decides; it never talks to the engine or touches the disk.
 

@@ -1,5 +1,5 @@
 //! The API clients for an [`Endpoint`]: bollard `Docker`s over a unix socket, plain TCP, TCP
-//! in TLS, or ssh. `docker.rs` asks the engine its version with one and negotiates; this
+//! in TLS, or ssh. `docker/` asks the engine its version with one and negotiates; this
 //! file only builds them.
 //!
 //! TLS is done here with rustls rather than by bollard's `ssl` feature, so that it trusts

@@ -9,7 +9,7 @@
 //! context store: `contexts/meta/<sha256 of the name>/meta.json` for its host, and
 //! `contexts/tls/<sha256 of the name>/docker/` for its certificates. This file only reads the
 //! environment (through a closure, so tests never touch the process's) and those files; it
-//! knows nothing of bollard, and connecting is `docker.rs`'s job.
+//! knows nothing of bollard, and connecting is `docker/`'s job.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

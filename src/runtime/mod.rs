@@ -1,6 +1,6 @@
 //! The container engine, behind a trait that speaks e's own types.
 //!
-//! `docker.rs` implements it with bollard against a real Docker Engine API; `fake.rs` stands in
+//! `docker/` implements it with bollard against a real Docker Engine API; `fake.rs` stands in
 //! for unit and CLI tests. Which engine is `endpoint.rs`'s question (the docker CLI's rules),
 //! and how to reach it `connect.rs`'s and `ssh.rs`'s. Nothing outside `runtime/` knows bollard
 //! exists. Everything e creates in the engine carries the labels of [`labels`], so leftovers
