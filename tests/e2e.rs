@@ -388,23 +388,7 @@ fn wait_for_lock(scene: &Scene, command: &str) {
 /// The containers of e that mount this scene's shared directory, and only those: other tests
 /// run the same modules at the same time.
 fn containers_of(scene: &Scene) -> Vec<String> {
-    // Every container e creates carries the id of its shared directory.
-    let Ok(id) = fs::read_to_string(scene.shared().join(".e/id")) else {
-        return Vec::new();
-    };
-    let ids = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=e.shared={}", id.trim()),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&ids.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    support::containers_of(&scene.shared())
 }
 
 fn volumes_of(scene: &Scene) -> Vec<String> {

@@ -4,12 +4,12 @@
 //! container of the shared directory is left once the next command has run.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::{Volumes, e_in, misbehave_image, root, test_repository, text};
+use support::{Volumes, containers_of, e_in, misbehave_image, root, test_repository, text};
 
 /// One full section as `misbehave write` appends it.
 fn is_section(lines: &[&str]) -> bool {
@@ -37,33 +37,22 @@ fn sections_after(original: &str, state: &str) -> usize {
     lines.len() / 3
 }
 
-/// The containers of the shared directory `shared` still in the engine.
-fn containers_of(shared: &Path) -> Vec<String> {
-    let id = fs::read_to_string(shared.join(".e/id")).expect("the shared directory's id");
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=e.shared={}", id.trim()),
-        ])
-        .output()
-        .expect("docker ps");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
-
-#[test]
-fn killing_e_at_any_moment_never_corrupts_or_loses_the_state() {
+/// A shared directory holding `state` as its `state.yml`, in a temporary directory, whose
+/// engine volumes go with it; the misbehave image is built.
+fn shared_with(state: &str) -> (tempfile::TempDir, PathBuf, Volumes) {
     misbehave_image();
     let dir = tempfile::tempdir().unwrap();
     let shared = dir.path().join("shared");
     fs::create_dir_all(&shared).unwrap();
-    let _volumes = Volumes(shared.clone());
+    fs::write(shared.join("state.yml"), state).unwrap();
+    let volumes = Volumes(shared.clone());
+    (dir, shared, volumes)
+}
+
+#[test]
+fn killing_e_at_any_moment_never_corrupts_or_loses_the_state() {
     let original = "azi:\n  status: applied   # a comment e keeps\n";
-    fs::write(shared.join("state.yml"), original).unwrap();
+    let (_dir, shared, _volumes) = shared_with(original);
     let repository = test_repository();
     let mut expected = 0;
     // Kill moments spread over the whole run: before the container, while it sleeps, while it
@@ -132,13 +121,8 @@ fn killing_e_at_any_moment_never_corrupts_or_loses_the_state() {
 
 #[test]
 fn an_interrupted_apply_keeps_its_result_aside_until_committed() {
-    misbehave_image();
-    let dir = tempfile::tempdir().unwrap();
-    let shared = dir.path().join("shared");
-    fs::create_dir_all(&shared).unwrap();
-    let _volumes = Volumes(shared.clone());
     let original = "azi:\n  status: applied\n";
-    fs::write(shared.join("state.yml"), original).unwrap();
+    let (_dir, shared, _volumes) = shared_with(original);
     let repository = test_repository();
     // A timeout stops the apply after its write: a valid result of a failed mutating run.
     let out = e_in(
@@ -236,13 +220,8 @@ fn a_failing_module_on_a_full_disk_leaves_the_state_intact() {
 
 #[test]
 fn hostile_results_are_refused_and_nothing_is_committed() {
-    misbehave_image();
-    let dir = tempfile::tempdir().unwrap();
-    let shared = dir.path().join("shared");
-    fs::create_dir_all(&shared).unwrap();
-    let _volumes = Volumes(shared.clone());
     let original = "azi:\n  status: applied\nbmk:\n  status: applied\n";
-    fs::write(shared.join("state.yml"), original).unwrap();
+    let (_dir, shared, _volumes) = shared_with(original);
     fs::write(shared.join("azi-config.yml"), "size: 5\n").unwrap();
     let repository = test_repository();
     let cases: [(&[&str], &str); 7] = [

@@ -133,3 +133,24 @@ impl Drop for Volumes {
         }
     }
 }
+
+/// The containers of the shared directory `shared` still in the engine: every container e
+/// creates carries the directory's id (label `e.shared`), so other tests' are left out.
+pub fn containers_of(shared: &Path) -> Vec<String> {
+    let Ok(id) = std::fs::read_to_string(shared.join(".e/id")) else {
+        return Vec::new();
+    };
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=e.shared={}", id.trim()),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}

@@ -1168,8 +1168,12 @@ pub(crate) fn mounts(spec: &RunSpec) -> anyhow::Result<Vec<Mount>> {
 fn container_name(labels: &BTreeMap<String, String>) -> Option<String> {
     let module = labels.get(LABEL_MODULE)?;
     let run = labels.get(LABEL_RUN)?;
-    let name: String = format!("e-{module}-{run}")
-        .chars()
+    Some(engine_name(&format!("e-{module}-{run}")))
+}
+
+/// `text` with every character an engine name cannot hold (container or volume) made `-`.
+fn engine_name(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
                 c
@@ -1177,8 +1181,7 @@ fn container_name(labels: &BTreeMap<String, String>) -> Option<String> {
                 '-'
             }
         })
-        .collect();
-    Some(name)
+        .collect()
 }
 
 /// Our view of an inspected image.

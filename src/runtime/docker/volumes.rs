@@ -225,18 +225,8 @@ pub(super) fn run_volume(spec: &RunSpec) -> Option<Volume> {
         return None;
     };
     let run = spec.labels.get(LABEL_RUN)?;
-    let name: String = format!("e-run-{run}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
     Some(Volume {
-        name,
+        name: engine_name(&format!("e-run-{run}")),
         container: spec.shared_path.clone(),
         labels: spec.labels.clone(),
         seed: Some(upload.clone()),
