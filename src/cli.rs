@@ -62,6 +62,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line as clap reads it: Terraform's single-dash `-out FILE` and `-out=FILE`
+/// become `--out`, so the line every Terraform user types works.
+pub fn normalize(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut seen_separator = false;
+    args.into_iter()
+        .map(|arg| {
+            if seen_separator {
+                return arg;
+            }
+            match arg.to_str() {
+                Some("--") => {
+                    seen_separator = true;
+                    arg
+                }
+                Some("-out") => "--out".into(),
+                Some(text) if text.starts_with("-out=") => format!("-{text}").into(),
+                _ => arg,
+            }
+        })
+        .collect()
+}
+
 /// How runs hand their copy to the engine (`--transfer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TransferChoice {
@@ -90,10 +112,13 @@ pub enum Command {
     Metadata(MethodArgs),
     /// Run a module's `init` method: write its config from the state.
     Init(MethodArgs),
-    /// Run a module's `plan` method: show what `apply` would change (exit 2 if anything).
-    Plan(MethodArgs),
-    /// Run a module's `apply` method, then plan the modules it influences.
+    /// Run a module's `plan` method: show what `apply` would change; `--out` saves it.
+    Plan(PlanArgs),
+    /// Plan a module, ask, then run its `apply` and plan the modules it influences; or apply
+    /// a saved plan.
     Apply(ApplyArgs),
+    /// Print a plan saved by `e plan --out FILE`.
+    Show(ShowArgs),
     /// Run a module's `audit` method: report changes made by hand (exit 2 on drift).
     Audit(AuditArgs),
     /// Run any other command a module lists (backup, restore, ...; `destroy` as `e destroy`).
@@ -176,9 +201,53 @@ pub struct RunOptions {
     /// How long to wait for another e working on the same shared directory.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s", value_name = "DURATION")]
     pub lock_timeout: std::time::Duration,
+
+    /// Output format: `table` streams the module's output; `json` and `yaml` write one
+    /// document of every run when the command ends (see docs/guide.md, "Machine-readable
+    /// runs"); commands that ask for confirmation then need `--auto-approve`.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
 }
 
-/// Arguments of the method subcommands (`e init`, `e plan`, `e metadata`).
+/// Arguments of `e plan`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes: 0 success (with or without changes), 1 error; with --detailed-exitcode, 2 when
+the plan has changes.
+
+Examples:
+  e plan azi
+  e plan azi --out azi.plan && e show azi.plan && e apply azi.plan
+  e plan azi --detailed-exitcode || echo \"changes or error: $?\""
+)]
+pub struct PlanArgs {
+    /// The module; the version defaults to the installed one, else `latest`.
+    #[arg(value_name = "MODULE[@VERSION]")]
+    pub module: ModuleSpec,
+
+    /// Save the plan to FILE, for `e show FILE` and `e apply FILE` (Terraform's `-out`;
+    /// `-out FILE` is accepted too).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// Exit 2 when the plan has changes, 0 when it has none, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+
+    /// Run even if strong requirements are not met (recorded in the history).
+    #[arg(long)]
+    pub skip_requirements: bool,
+
+    /// Options of the run.
+    #[command(flatten)]
+    pub run: RunOptions,
+
+    /// Extra arguments for the module, after `--`.
+    #[arg(last = true, value_name = "ARGS")]
+    pub extra: Vec<String>,
+}
+
+/// Arguments of the method subcommands (`e init`, `e metadata`).
 #[derive(Debug, Args)]
 #[command(after_help = "Arguments after `--` go to the module: e init azi -- --size 7")]
 pub struct MethodArgs {
@@ -202,12 +271,13 @@ pub struct MethodArgs {
 /// Arguments of `e apply`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  e apply bmk\n  e apply pg --with-requirements --prefer rook\n  e apply pg --with-requirements --auto-approve"
+    after_help = "e runs the module's plan first and shows it; only `yes` applies it. Without a terminal the\nanswer is read from standard input; `--auto-approve` skips the question. A plan with no\nchanges ends there.\n\nExamples:\n  e apply bmk\n  e apply bmk --auto-approve\n  e plan bmk --out bmk.plan && e apply bmk.plan\n  e apply pg --with-requirements --prefer rook\n  e apply pg --with-requirements --auto-approve"
 )]
 pub struct ApplyArgs {
-    /// The module; the version defaults to the installed one, else `latest`.
-    #[arg(value_name = "MODULE[@VERSION]")]
-    pub module: ModuleSpec,
+    /// The module (the version defaults to the installed one, else `latest`), or a plan file
+    /// saved by `e plan --out`, applied as it is without asking.
+    #[arg(value_name = "MODULE[@VERSION]|PLAN")]
+    pub target: crate::plan_file::ApplyTarget,
 
     /// First install, in dependency order, the modules its unmet strong requirements need
     /// (init, plan and apply each), after showing the plan.
@@ -218,9 +288,14 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "MODULE", requires = "with_requirements")]
     pub prefer: Vec<String>,
 
-    /// With --with-requirements: do not ask for confirmation.
-    #[arg(long, requires = "with_requirements")]
+    /// Apply without asking for confirmation.
+    #[arg(long)]
     pub auto_approve: bool,
+
+    /// Apply although the image behind the installed version is another image than the one
+    /// it was applied with (`e upgrade` is the other way).
+    #[arg(long)]
+    pub allow_image_change: bool,
 
     /// Do not plan the installed modules this one influences afterwards.
     #[arg(long)]
@@ -277,6 +352,10 @@ pub struct UpgradeArgs {
     #[arg(long)]
     pub allow_downgrade: bool,
 
+    /// Upgrade without asking for confirmation after the audit and the plan.
+    #[arg(long)]
+    pub auto_approve: bool,
+
     /// Do not plan the installed modules it influences afterwards.
     #[arg(long)]
     pub no_influences: bool,
@@ -293,9 +372,13 @@ pub struct DestroyArgs {
     #[arg(value_name = "MODULE[@VERSION]")]
     pub module: ModuleSpec,
 
-    /// Destroy even though installed modules strongly require it (recorded in the history).
+    /// Destroy even though installed modules are bound to it (recorded in the history).
     #[arg(long)]
     pub force: bool,
+
+    /// Destroy without asking for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
 
     /// Options of the run.
     #[command(flatten)]
@@ -304,6 +387,18 @@ pub struct DestroyArgs {
     /// Extra arguments for the module, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub extra: Vec<String>,
+}
+
+/// Arguments of `e show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan file written by `e plan --out FILE`.
+    #[arg(value_name = "PLAN")]
+    pub file: PathBuf,
+
+    /// Output format; `json` prints the whole saved plan.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
 }
 
 /// Arguments of `e check`.
@@ -547,5 +642,20 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn terraforms_single_dash_out_is_read_as_out_but_not_after_the_separator() {
+        let args = ["e", "plan", "azi", "-out", "a.plan", "-out=b", "--", "-out"];
+        let normalized: Vec<String> = normalize(args.map(Into::into))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            normalized,
+            [
+                "e", "plan", "azi", "--out", "a.plan", "--out=b", "--", "-out"
+            ]
+        );
     }
 }

@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub mod archive;
+pub mod bindings;
 pub mod cli;
 pub mod commands;
+pub mod exit;
 pub mod graph;
 pub mod interrupt;
 pub mod lifecycle;
 pub mod output;
+pub mod plan_file;
 pub mod repository;
 pub mod requirements;
 pub mod run;
@@ -21,6 +24,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod selector;
 pub mod store;
+pub mod summary;
 pub mod yaml_limits;
 
 use cli::{Cli, Command};
@@ -37,6 +41,8 @@ pub struct Context {
     pub secrets_path: Option<PathBuf>,
     /// How runs hand their copy to the engine; `None` lets the engine choose.
     pub transfer: Option<runtime::Transfer>,
+    /// Every method run of this command, for its `-o json` document.
+    pub runs: summary::RunLog,
 }
 
 impl Context {
@@ -62,7 +68,7 @@ impl Context {
 
     /// Locks the shared directory and opens a session for running methods in it.
     pub fn session<'a>(
-        &self,
+        &'a self,
         repository: &'a Repository,
         shared: store::SharedDir,
         engine: &'a dyn runtime::Engine,
@@ -77,9 +83,17 @@ impl Context {
             command,
             options.lock_timeout,
         )?;
+        session.log = Some(&self.runs);
         session.timeout = options.timeout;
+        session.quiet = options.output != cli::Format::Table;
         session.transfer = self.transfer;
         Ok(session)
+    }
+
+    /// The shared directory's lineage and serial, if it has them (never creates anything).
+    pub fn serial(&self) -> Option<store::Serial> {
+        let bytes = std::fs::read(self.shared_path.join(store::serial::SERIAL_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
     }
 
     /// The secrets for `${secret:NAME}` references (none without a secrets file).
@@ -102,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::TransferChoice::Bind => Some(runtime::Transfer::Bind),
             cli::TransferChoice::Archive => Some(runtime::Transfer::Archive),
         },
+        runs: summary::RunLog::default(),
     };
     let engine = runtime::docker::LazyDocker::default();
     match cli.command {
@@ -112,8 +127,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => commands::completions::run(args),
         Command::Metadata(args) => commands::method::run("metadata", args, &context, &engine).await,
         Command::Init(args) => commands::method::run("init", args, &context, &engine).await,
-        Command::Plan(args) => commands::method::run("plan", args, &context, &engine).await,
+        Command::Plan(args) => commands::method::plan(args, &context, &engine).await,
         Command::Apply(args) => commands::apply::run(args, &context, &engine).await,
+        Command::Show(args) => commands::show::run(args),
         Command::Audit(args) => commands::audit::run(args, &context, &engine).await,
         Command::Run(args) => commands::method::run_command(args, &context, &engine).await,
         Command::Upgrade(args) => commands::upgrade::run(args, &context, &engine).await,

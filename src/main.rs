@@ -2,10 +2,22 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = e::cli::Cli::parse();
+    let cli = match e::cli::Cli::try_parse_from(e::cli::normalize(std::env::args_os())) {
+        Ok(cli) => cli,
+        // `--help` and `--version` print and succeed; a usage error is an error like any
+        // other (exit 1, as Terraform), never 2, which means "changes" (see `exit.rs`).
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(e::exit::FAILURE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     // One thread: e waits on the engine, it does not compute; worker threads cost more to
     // start than they save (CPU-heavy steps, such as parsing a large state, use threads of
     // their own).

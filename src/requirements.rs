@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::bindings::Binding;
 use crate::graph::{Index, Preferences, Relation, rank};
 use crate::repository::{Entry, Repository};
 use crate::selector::Selector;
@@ -237,7 +238,9 @@ pub struct File {
 pub struct FileRequirement {
     /// The requirement in command-line selector syntax.
     pub selector: String,
-    /// Installed module versions that satisfy it, best first.
+    /// The installed module version the module is bound to for it: the one to use.
+    pub bound: Option<FileModule>,
+    /// Installed module versions that satisfy it, the bound one first.
     pub satisfied_by: Vec<FileModule>,
 }
 
@@ -251,22 +254,38 @@ pub struct FileModule {
 }
 
 impl File {
-    /// The requirements file for `entry` given these statuses.
-    pub fn new(entry: Entry<'_>, statuses: &[Status<'_>]) -> File {
+    /// The requirements file for `entry` given these statuses and its bindings.
+    pub fn new(entry: Entry<'_>, statuses: &[Status<'_>], bindings: &[Binding]) -> File {
         let list = |relation: Relation| {
             statuses
                 .iter()
                 .filter(|s| s.relation == relation)
-                .map(|s| FileRequirement {
-                    selector: s.selector.to_string(),
-                    satisfied_by: s
+                .map(|s| {
+                    let selector = s.selector.to_string();
+                    let bound =
+                        bindings
+                            .iter()
+                            .find(|b| b.selector == selector)
+                            .map(|b| FileModule {
+                                module: b.module.clone(),
+                                version: b.version.clone(),
+                            });
+                    let mut satisfied_by: Vec<FileModule> = s
                         .satisfied_by
                         .iter()
                         .map(|e| FileModule {
                             module: e.module.name.clone(),
                             version: e.version.version.to_string(),
                         })
-                        .collect(),
+                        .collect();
+                    // Stable: the bound one first, the others in name order.
+                    satisfied_by
+                        .sort_by_key(|m| bound.as_ref().is_none_or(|b| b.module != m.module));
+                    FileRequirement {
+                        selector,
+                        bound,
+                        satisfied_by,
+                    }
                 })
                 .collect()
         };
@@ -306,6 +325,7 @@ mod tests {
                     image_id: String::new(),
                     applied: SystemTime::UNIX_EPOCH,
                     command: String::new(),
+                    bindings: None,
                 };
                 (m.to_string(), record)
             })

@@ -119,7 +119,7 @@ fn graph_in_three_formats() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
+fn usage_errors_exit_1_never_2_which_means_changes() {
     snapshot!("usage_no_selector", &["search"]);
     snapshot!("usage_bad_format", &["list", "-o", "xml"]);
 }

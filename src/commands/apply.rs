@@ -1,21 +1,26 @@
-//! `e apply MODULE`: apply one module, then plan the installed modules it influences; with
-//! `--with-requirements`, first install the chain of modules its strong requirements need,
-//! in dependency order, after showing the plan and asking for confirmation.
+//! `e apply MODULE`: plan the module, show the plan, ask, then apply it and plan the installed
+//! modules it influences; `e apply PLAN` applies a saved plan (`plan_file.rs`) without asking,
+//! while nothing it was made from changed; `--with-requirements` first installs the chain of
+//! modules its strong requirements need (`lifecycle/stack.rs`).
 
-use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::bail;
 
 use crate::Context;
 use crate::cli::ApplyArgs;
-use crate::commands::method::{exit_code, pick};
-use crate::graph::{Preferences, resolve};
+use crate::commands::method::pick;
+use crate::commands::{approval, ended};
+use crate::exit::{self, Two};
 use crate::lifecycle::Session;
+use crate::lifecycle::stack::{self, StackArgs};
 use crate::output;
-use crate::repository::Entry;
+use crate::plan_file::{ApplyTarget, Basis, SavedPlan, short};
+use crate::repository::{Entry, ModuleSpec};
 use crate::runtime::Engine;
 use crate::store::SharedDir;
+use crate::summary::{self, Ended};
 
 /// Runs `e apply`.
 pub async fn run(
@@ -23,23 +28,33 @@ pub async fn run(
     context: &Context,
     engine: &dyn Engine,
 ) -> anyhow::Result<ExitCode> {
+    let target = args.target.to_string();
+    let result = match &args.target {
+        ApplyTarget::Module(spec) => module(spec, &args, context, engine).await,
+        ApplyTarget::Plan(path) => saved(path, &args, context, engine).await,
+    };
+    summary::finish(
+        "apply",
+        &target,
+        args.run.output,
+        &context.runs,
+        context.serial(),
+        result,
+    )
+}
+
+/// Plans, asks and applies one module (or a stack).
+async fn module(
+    spec: &ModuleSpec,
+    args: &ApplyArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<Ended> {
+    let approval = approval(args.auto_approve, args.run.output, "apply")?;
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
-    let entry = pick(&repository, &shared, &args.module)?;
-    // Applying another version of an installed module is an upgrade (or a downgrade): it goes
-    // through `e upgrade`, which first has the new version audit the state.
-    if let Some(installed) = shared.installed()?.get(&entry.module.name)
-        && installed.version != entry.version.version.as_str()
-    {
-        anyhow::bail!(
-            "`{}@{}` is installed; applying `{}` would change its version without an audit\nhint: run `e upgrade {} --to {}`",
-            installed.module,
-            installed.version,
-            entry.id(),
-            entry.module.name,
-            entry.version.version
-        );
-    }
+    let entry = pick(&repository, &shared, spec)?;
+    refuse_version_change(&shared, entry)?;
     let command = format!(
         "e apply {}{}",
         entry.id(),
@@ -49,9 +64,47 @@ pub async fn run(
             ""
         }
     );
-    let session = context.session(&repository, shared, engine, &command, &args.run)?;
+    let mut session = context.session(&repository, shared, engine, &command, &args.run)?;
+    session.prefer = args.prefer.clone();
     if args.with_requirements {
-        return stack(&session, entry, &args).await;
+        let stack_args = StackArgs {
+            prefer: &args.prefer,
+            extra: &args.extra,
+            no_influences: args.no_influences,
+        };
+        return stack::apply(&session, entry, &stack_args, approval).await;
+    }
+    let mut notes = Vec::new();
+    if let Some(pinned) = check_image(&session, entry, args.allow_image_change).await? {
+        notes.push(format!("--allow-image-change: was {}", short(&pinned)));
+    }
+    let plan = session
+        .run(
+            entry,
+            "plan",
+            &args.extra,
+            args.skip_requirements,
+            notes.clone(),
+        )
+        .await?;
+    if !plan.answered() {
+        output::note(&format!(
+            "e: the plan of `{}` did not answer; nothing was applied",
+            entry.id()
+        ));
+        return Ok(ended(&plan, "plan", Two::Failure));
+    }
+    if plan.exit_code == 0 {
+        output::note(&format!(
+            "e: no changes: `{}` is as its plan wants it; apply was not run",
+            entry.id()
+        ));
+        return Ok(Ended::new(exit::SUCCESS, "no-changes"));
+    }
+    let question = format!("apply these changes to `{}`?", entry.id());
+    if !approval.confirm(&question, &format!("apply `{}`", entry.id()))? {
+        output::note("e: apply cancelled; nothing was changed");
+        return Ok(Ended::new(exit::FAILURE, "cancelled"));
     }
     let report = session
         .apply(
@@ -59,221 +112,130 @@ pub async fn run(
             &args.extra,
             args.skip_requirements,
             args.no_influences,
-            Vec::new(),
+            notes,
         )
         .await?;
-    Ok(exit_code(&report))
+    Ok(applied(ended(&report, "apply", Two::Failure)))
 }
 
-/// One module version of a stack and why it is in it.
-struct Step<'r> {
-    entry: Entry<'r>,
-    why: String,
-}
-
-/// Resolves, shows, confirms and installs the chain of requirements, then the target.
-async fn stack(
-    session: &Session<'_>,
-    target: Entry<'_>,
+/// Applies a saved plan, refusing a stale one.
+async fn saved(
+    path: &Path,
     args: &ApplyArgs,
-) -> anyhow::Result<ExitCode> {
-    let installed = session.installed()?;
-    let preferences = Preferences {
-        prefer: args.prefer.clone(),
-        installed: installed
-            .entries()
-            .iter()
-            .map(|e| (e.module.name.clone(), e.version.version.to_string()))
-            .collect(),
-    };
-    for preferred in &args.prefer {
-        if session.repository.module(preferred).is_none() {
-            anyhow::bail!(
-                "--prefer `{preferred}`: no such module in the repository\nhint: `e list` shows the modules"
-            );
-        }
-    }
-    let resolution =
-        resolve(&session.index, target, &preferences).map_err(|err| anyhow::anyhow!("{err}"))?;
-    let is_installed = |e: &Entry<'_>| {
-        installed
-            .get(&e.module.name)
-            .is_some_and(|i| i.version.version == e.version.version)
-    };
-    let steps: Vec<Step<'_>> = resolution
-        .order
-        .iter()
-        .filter(|e| !is_installed(e) || e.module.name == target.module.name)
-        .map(|entry| {
-            let why = match resolution
-                .choices
-                .iter()
-                .find(|c| c.chosen.module.name == entry.module.name)
-            {
-                None => "the module you asked for".to_owned(),
-                Some(choice) => {
-                    let mut why = format!(
-                        "satisfies `{}` of {}: {}",
-                        choice.selector,
-                        choice.owner.id(),
-                        choice.reason
-                    );
-                    if !choice.alternatives.is_empty() {
-                        let others: Vec<String> =
-                            choice.alternatives.iter().map(Entry::id).collect();
-                        why.push_str(&format!(
-                            "; also possible: {} (choose with --prefer)",
-                            others.join(", ")
-                        ));
-                    }
-                    why
-                }
-            };
-            Step { entry: *entry, why }
-        })
-        .collect();
-
-    // A stack installs what is missing; changing the version of an installed module is an
-    // upgrade, which must go through the new version's audit.
-    for step in &steps {
-        if let Some(current) = installed.get(&step.entry.module.name)
-            && step.entry.module.name != target.module.name
-        {
-            anyhow::bail!(
-                "the stack for `{}` needs `{}`, but `{}` is installed\nhint: upgrade it first with `e upgrade {} --to {}`, which audits the state before changing it",
-                target.id(),
-                step.entry.id(),
-                current.id(),
-                step.entry.module.name,
-                step.entry.version.version
-            );
-        }
-    }
-
-    let mut plan = format!(
-        "e will install {} module version(s), in this order:\n",
-        steps.len()
-    );
-    for (i, step) in steps.iter().enumerate() {
-        plan.push_str(&format!(
-            "  {}. {:<16} {}\n",
-            i + 1,
-            step.entry.id(),
-            step.why
-        ));
-    }
-    let already: Vec<String> = resolution
-        .order
-        .iter()
-        .filter(|e| is_installed(e) && e.module.name != target.module.name)
-        .map(Entry::id)
-        .collect();
-    if !already.is_empty() {
-        plan.push_str(&format!(
-            "already installed and used: {}\n",
-            already.join(", ")
-        ));
-    }
-    output::note(&plan);
-    if !args.auto_approve && !confirm(steps.len())? {
-        output::note("e: nothing was changed");
-        return Ok(ExitCode::FAILURE);
-    }
-
-    // A Ctrl-C during a method stops its container (and so the stack); one between methods
-    // is noticed here, before the next step starts.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    let listener = tokio::spawn(async move {
-        crate::interrupt::requested().await;
-        flag.store(true, Ordering::SeqCst);
-    });
-    let mut done: Vec<String> = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        if interrupted.load(Ordering::SeqCst) {
-            let not_run: Vec<String> = steps[i..].iter().map(|s| s.entry.id()).collect();
-            output::note(&format!(
-                "\ne: interrupted\n  installed: {}\n  not run:   {}",
-                if done.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    done.join(", ")
-                },
-                not_run.join(", ")
-            ));
-            listener.abort();
-            return Ok(ExitCode::from(130));
-        }
-        let is_target = step.entry.module.name == target.module.name;
-        let extra: &[String] = if is_target { &args.extra } else { &[] };
-        output::note(&format!(
-            "\ne: [{}/{}] {}",
-            i + 1,
-            steps.len(),
-            step.entry.id()
-        ));
-        let note = vec![format!("stack for {}", target.id())];
-        let init = session
-            .run(step.entry, "init", &[], false, note.clone())
-            .await?;
-        let failure = if !init.succeeded() {
-            Some(("init", init))
-        } else {
-            let plan = session
-                .run(step.entry, "plan", &[], false, note.clone())
-                .await?;
-            if !(plan.succeeded() || plan.exit_code == 2 && !plan.refused && plan.stopped.is_none())
-            {
-                Some(("plan", plan))
-            } else {
-                let apply = session
-                    .apply(step.entry, extra, false, args.no_influences, note)
-                    .await?;
-                (!apply.succeeded()).then_some(("apply", apply))
-            }
-        };
-        if let Some((method, report)) = failure {
-            let not_run: Vec<String> = steps[i + 1..].iter().map(|s| s.entry.id()).collect();
-            output::note(&format!(
-                "\ne: stopped: `{}` {method} failed (exit {}); the state is as the last successful step left it\n  installed: {}\n  failed:    {}\n  not run:   {}",
-                step.entry.id(),
-                report.exit_code,
-                if done.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    done.join(", ")
-                },
-                step.entry.id(),
-                if not_run.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    not_run.join(", ")
-                },
-            ));
-            listener.abort();
-            let code = exit_code(&report);
-            return Ok(if code == ExitCode::SUCCESS {
-                ExitCode::FAILURE
-            } else {
-                code
-            });
-        }
-        done.push(step.entry.id());
-    }
-    listener.abort();
-    output::note(&format!("\ne: installed {}", done.join(", ")));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Asks the user to type `yes`, as terraform does; without a terminal, refuses.
-fn confirm(count: usize) -> anyhow::Result<bool> {
-    if !std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "refusing to install {count} module version(s) without confirmation\nhint: review the plan above and pass `--auto-approve`"
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<Ended> {
+    if args.with_requirements || args.skip_requirements || !args.extra.is_empty() {
+        bail!(
+            "a saved plan is applied as it was made: `--with-requirements`, `--skip-requirements` and arguments after `--` cannot change it\nhint: make the plan with them: `e plan MODULE --out {}`",
+            path.display()
         );
     }
-    output::prompt("Do you want to install these? Only 'yes' will be accepted: ");
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    Ok(answer.trim() == "yes")
+    let plan = SavedPlan::read(path)?;
+    let repository = context.repository()?;
+    let shared = SharedDir::open(&context.shared_path)?;
+    let entry = repository.find(&ModuleSpec {
+        module: plan.module.clone(),
+        version: Some(plan.version.clone()),
+    })?;
+    refuse_version_change(&shared, entry)?;
+    let session = context.session(
+        &repository,
+        shared,
+        engine,
+        &format!("e apply {}", path.display()),
+        &args.run,
+    )?;
+    let mut notes = vec![format!("saved plan {}", path.display())];
+    if let Some(pinned) = check_image(&session, entry, args.allow_image_change).await? {
+        notes.push(format!("--allow-image-change: was {}", short(&pinned)));
+    }
+    let (image_id, _) = session.image_of(entry).await?;
+    let stale = plan.stale(&Basis::now(&session.shared, entry, &image_id)?);
+    if !stale.is_empty() {
+        bail!(
+            "the saved plan `{}` for `{}` is stale, nothing was applied:\n  - {}\nhint: make a new plan with `e plan {} --out {}`, review it, and apply that",
+            path.display(),
+            entry.id(),
+            stale.join("\n  - "),
+            entry.id(),
+            path.display()
+        );
+    }
+    if !plan.changes {
+        output::note(&format!(
+            "e: the saved plan of `{}` has no changes; apply was not run",
+            entry.id()
+        ));
+        return Ok(Ended::new(exit::SUCCESS, "no-changes"));
+    }
+    output::note(&format!(
+        "e: applying the saved plan `{}` of `{}` (made {}, serial {})",
+        path.display(),
+        entry.id(),
+        crate::store::time::format(plan.created),
+        plan.serial
+    ));
+    let report = session
+        .apply(entry, &plan.extra, false, args.no_influences, notes)
+        .await?;
+    Ok(applied(ended(&report, "apply", Two::Failure)))
+}
+
+/// `applied` for a successful apply.
+fn applied(ended: Ended) -> Ended {
+    if ended.code == exit::SUCCESS {
+        Ended::new(exit::SUCCESS, "applied")
+    } else {
+        ended
+    }
+}
+
+/// Applying another version of an installed module is an upgrade (or a downgrade): it goes
+/// through `e upgrade`, which first has the new version audit the state.
+fn refuse_version_change(shared: &SharedDir, entry: Entry<'_>) -> anyhow::Result<()> {
+    if let Some(installed) = shared.installed()?.get(&entry.module.name)
+        && installed.version != entry.version.version.as_str()
+    {
+        bail!(
+            "`{}@{}` is installed; applying `{}` would change its version without an audit\nhint: run `e upgrade {} --to {}`",
+            installed.module,
+            installed.version,
+            entry.id(),
+            entry.module.name,
+            entry.version.version
+        );
+    }
+    Ok(())
+}
+
+/// Refuses an installed version whose image changed since it was applied, unless `allowed`;
+/// returns the pinned image id when it changed and is allowed.
+async fn check_image(
+    session: &Session<'_>,
+    entry: Entry<'_>,
+    allowed: bool,
+) -> anyhow::Result<Option<String>> {
+    let (now, pinned) = session.image_of(entry).await?;
+    match pinned {
+        Some(pinned) if !allowed => bail!(
+            "the image behind installed `{}` changed since it was applied ({} then, {} now: `{}` was retagged or rebuilt); nothing was run\nhint: `e upgrade {} --to {}` audits the state with the new image first; `--allow-image-change` applies it as it is",
+            entry.id(),
+            short(&pinned),
+            short(&now),
+            entry.version.image,
+            entry.module.name,
+            entry.version.version
+        ),
+        Some(pinned) => {
+            output::warn(&format!(
+                "--allow-image-change: applying `{}` with image {} (applied with {})",
+                entry.id(),
+                short(&now),
+                short(&pinned)
+            ));
+            Ok(Some(pinned))
+        }
+        None => Ok(None),
+    }
 }

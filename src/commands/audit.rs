@@ -1,14 +1,17 @@
 //! `e audit MODULE` and `e audit --all`: ask modules whether the state still holds what they
-//! know; report drift (changes made by hand) with a non-zero exit.
+//! know; report drift (changes made by hand) with exit code 2.
 
 use std::process::ExitCode;
 
 use crate::Context;
-use crate::cli::AuditArgs;
-use crate::commands::method::{exit_code, pick};
+use crate::cli::{AuditArgs, Format};
+use crate::commands::ended;
+use crate::commands::method::pick;
+use crate::exit::{self, Two};
 use crate::output;
 use crate::runtime::Engine;
 use crate::store::SharedDir;
+use crate::summary::{self, Ended};
 
 /// Runs `e audit`.
 pub async fn run(
@@ -16,6 +19,22 @@ pub async fn run(
     context: &Context,
     engine: &dyn Engine,
 ) -> anyhow::Result<ExitCode> {
+    let target = args
+        .module
+        .as_ref()
+        .map_or_else(|| "--all".to_owned(), ToString::to_string);
+    let result = audit(&args, context, engine).await;
+    summary::finish(
+        "audit",
+        &target,
+        args.run.output,
+        &context.runs,
+        context.serial(),
+        result,
+    )
+}
+
+async fn audit(args: &AuditArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<Ended> {
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
     if let Some(spec) = &args.module {
@@ -30,13 +49,13 @@ pub async fn run(
         let report = session
             .run(entry, "audit", &args.extra, false, Vec::new())
             .await?;
-        return Ok(exit_code(&report));
+        return Ok(ended(&report, "audit", Two::Reported));
     }
     let session = context.session(&repository, shared, engine, "e audit --all", &args.run)?;
     let installed = session.installed()?;
     if installed.entries().is_empty() {
         output::note("e: no module is installed; nothing to audit");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Ended::new(exit::SUCCESS, "clean"));
     }
     let mut rows = Vec::new();
     let (mut drift, mut failed) = (false, false);
@@ -69,11 +88,13 @@ pub async fn run(
             result,
         ]);
     }
-    output::note("");
-    output::data(&output::table(&["MODULE", "VERSION", "AUDIT"], rows))?;
+    if args.run.output == Format::Table {
+        output::note("");
+        output::data(&output::table(&["MODULE", "VERSION", "AUDIT"], rows))?;
+    }
     Ok(match (failed, drift) {
-        (true, _) => ExitCode::FAILURE,
-        (false, true) => ExitCode::from(2),
-        (false, false) => ExitCode::SUCCESS,
+        (true, _) => Ended::new(exit::FAILURE, "failed"),
+        (false, true) => Ended::new(exit::CHANGES, "drift"),
+        (false, false) => Ended::new(exit::SUCCESS, "clean"),
     })
 }

@@ -62,6 +62,7 @@ pub async fn run(
     let options = RunOptions {
         timeout: Some(args.timeout),
         lock_timeout: std::time::Duration::ZERO,
+        output: crate::cli::Format::Table,
     };
     let mut session = context.session(
         &repository,

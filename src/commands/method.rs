@@ -1,14 +1,19 @@
 //! `e metadata|init|plan MODULE` and `e run MODULE COMMAND`: one method of one module version,
-//! in its container, with requirements checked and the shared state kept safe.
+//! in its container, with requirements checked and the shared state kept safe. `e plan
+//! --out FILE` also saves the plan for `e apply FILE` (`plan_file.rs`).
 
 use std::process::ExitCode;
 
 use crate::Context;
-use crate::cli::{MethodArgs, RunArgs};
+use crate::cli::{MethodArgs, PlanArgs, RunArgs};
+use crate::commands::ended;
+use crate::exit::two_for;
+use crate::output;
+use crate::plan_file::{Basis, SavedPlan, short};
 use crate::repository::{Entry, ModuleSpec, Repository};
-use crate::run::Report;
-use crate::runtime::{Engine, Stopped};
+use crate::runtime::Engine;
 use crate::store::SharedDir;
+use crate::summary::{self, Ended};
 
 /// Finds the version to run: the one named, else the installed one, else the default.
 pub fn pick<'r>(
@@ -28,27 +33,85 @@ pub fn pick<'r>(
     repository.find(spec)
 }
 
-/// The exit code e gives for a report: the container's, or 124 for a timeout and 130 for an
-/// interrupt (as `timeout` and shells do), or 1 when its result was refused.
-pub fn exit_code(report: &Report) -> ExitCode {
-    match report.stopped {
-        Some(Stopped::Timeout) => return ExitCode::from(124),
-        Some(Stopped::Interrupted) => return ExitCode::from(130),
-        None => {}
-    }
-    match report.exit_code {
-        0 if report.refused => ExitCode::FAILURE,
-        code => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-    }
-}
-
-/// Runs `metadata`, `init` or `plan`.
+/// Runs `metadata` or `init`.
 pub async fn run(
     method: &str,
     args: MethodArgs,
     context: &Context,
     engine: &dyn Engine,
 ) -> anyhow::Result<ExitCode> {
+    let target = args.module.to_string();
+    let format = args.run.output;
+    let result = one(
+        method,
+        &args.module,
+        &args.extra,
+        args.skip_requirements,
+        &args.run,
+        context,
+        engine,
+    )
+    .await;
+    summary::finish(
+        method,
+        &target,
+        format,
+        &context.runs,
+        context.serial(),
+        result,
+    )
+}
+
+/// Runs one method of one module version.
+async fn one(
+    method: &str,
+    spec: &ModuleSpec,
+    extra: &[String],
+    skip_requirements: bool,
+    options: &crate::cli::RunOptions,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<Ended> {
+    let repository = context.repository()?;
+    let shared = SharedDir::open(&context.shared_path)?;
+    let entry = pick(&repository, &shared, spec)?;
+    let session = context.session(
+        &repository,
+        shared,
+        engine,
+        &format!("e {method} {}", entry.id()),
+        options,
+    )?;
+    let report = session
+        .run(entry, method, extra, skip_requirements, Vec::new())
+        .await?;
+    Ok(ended(&report, method, two_for(method, false)))
+}
+
+/// Runs `plan`, saving it with `--out`.
+pub async fn plan(
+    args: PlanArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
+    let target = args.module.to_string();
+    let format = args.run.output;
+    let result = plan_and_save(&args, context, engine).await;
+    summary::finish(
+        "plan",
+        &target,
+        format,
+        &context.runs,
+        context.serial(),
+        result,
+    )
+}
+
+async fn plan_and_save(
+    args: &PlanArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<Ended> {
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
     let entry = pick(&repository, &shared, &args.module)?;
@@ -56,19 +119,53 @@ pub async fn run(
         &repository,
         shared,
         engine,
-        &format!("e {method} {}", entry.id()),
+        &format!("e plan {}", entry.id()),
         &args.run,
     )?;
+    let (image_id, pinned) = session.image_of(entry).await?;
+    if let Some(pinned) = &pinned {
+        output::note(&format!(
+            "e: the image behind `{}` is another image than the one it was applied with ({} then, {} now); `e apply` refuses it until you run `e upgrade {} --to {}` or pass `--allow-image-change`",
+            entry.id(),
+            short(pinned),
+            short(&image_id),
+            entry.module.name,
+            entry.version.version
+        ));
+    }
     let report = session
         .run(
             entry,
-            method,
+            "plan",
             &args.extra,
             args.skip_requirements,
             Vec::new(),
         )
         .await?;
-    Ok(exit_code(&report))
+    let ended = ended(&report, "plan", two_for("plan", args.detailed_exitcode));
+    if !report.answered() {
+        return Ok(ended);
+    }
+    output::note(&format!(
+        "e: `{}`: {}",
+        entry.id(),
+        if report.exit_code == 2 {
+            "the plan has changes"
+        } else {
+            "no changes"
+        }
+    ));
+    if let Some(path) = &args.out {
+        let basis = Basis::now(&session.shared, entry, &report.image_id)?;
+        SavedPlan::new(entry, basis, &args.extra, &report).write(path)?;
+        output::note(&format!(
+            "e: saved the plan to `{}`; `e show {}` prints it, `e apply {}` applies exactly it",
+            path.display(),
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(ended)
 }
 
 /// Runs any command the repository lists; `destroy` goes through `e destroy`'s checks.
@@ -81,23 +178,30 @@ pub async fn run_command(
         let destroy = crate::cli::DestroyArgs {
             module: args.module,
             force: false,
+            auto_approve: false,
             run: args.run,
             extra: args.extra,
         };
         return super::destroy::run(destroy, context, engine).await;
     }
-    let repository = context.repository()?;
-    let shared = SharedDir::open(&context.shared_path)?;
-    let entry = pick(&repository, &shared, &args.module)?;
-    let session = context.session(
-        &repository,
-        shared,
-        engine,
-        &format!("e {} {}", args.command, entry.id()),
+    let target = format!("{} {}", args.module, args.command);
+    let format = args.run.output;
+    let result = one(
+        &args.command,
+        &args.module,
+        &args.extra,
+        false,
         &args.run,
-    )?;
-    let report = session
-        .run(entry, &args.command, &args.extra, false, Vec::new())
-        .await?;
-    Ok(exit_code(&report))
+        context,
+        engine,
+    )
+    .await;
+    summary::finish(
+        "run",
+        &target,
+        format,
+        &context.runs,
+        context.serial(),
+        result,
+    )
 }

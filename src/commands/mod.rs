@@ -15,13 +15,49 @@ pub mod list;
 pub mod method;
 pub mod recover;
 pub mod search;
+pub mod show;
 pub mod state;
 pub mod status;
 pub mod upgrade;
 pub mod version;
 
+use crate::cli::Format;
+use crate::exit::Two;
+use crate::lifecycle::approve::Approval;
+use crate::output;
 use crate::repository::Entry;
+use crate::run::Report;
 use crate::selector::Labels;
+use crate::summary::Ended;
+
+/// How a command that changes things asks: `--auto-approve` does not; `-o json|yaml` cannot
+/// ask while it writes a document, so it needs `--auto-approve` (as Terraform's `-json`).
+pub fn approval(auto_approve: bool, format: Format, command: &str) -> anyhow::Result<Approval> {
+    if !auto_approve && format != Format::Table {
+        anyhow::bail!(
+            "`e {command} -o {}` cannot ask for confirmation while it writes a document\nhint: review the plan first (`e plan ... -o json`), then pass `--auto-approve`",
+            match format {
+                Format::Json => "json",
+                _ => "yaml",
+            }
+        );
+    }
+    Ok(Approval::from_flag(auto_approve))
+}
+
+/// How one method run ends the command (see `exit.rs`), saying why when the module failed
+/// (a timeout, an interrupt, a refused or kept result say so themselves).
+pub fn ended(report: &Report, method: &str, two: Two) -> Ended {
+    let ended = Ended::of(report, two);
+    let failed = !report.answered() || (report.exit_code == 2 && two == Two::Failure);
+    if failed && report.stopped.is_none() && !report.refused && report.kept.is_none() {
+        output::note(&format!(
+            "e: `{}@{}` {method} failed (exit {})",
+            report.record.module, report.record.version, report.exit_code
+        ));
+    }
+    ended
+}
 
 /// Labels that identify rather than describe, left out of one-line label summaries.
 const NAMING_LABELS: [&str; 3] = ["name", "short", "version"];

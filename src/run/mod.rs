@@ -90,6 +90,8 @@ pub struct Report {
     pub run: String,
     /// The engine's id of the image that ran.
     pub image_id: String,
+    /// The run as its history record has it (module, method, start, duration, outcome).
+    pub record: Run,
 }
 
 impl Report {
@@ -274,6 +276,7 @@ pub async fn execute(
             stderr,
             run: workspace.info.run.clone(),
             image_id: image.id,
+            record: record.clone(),
         },
         record,
         result,

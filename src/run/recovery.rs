@@ -199,5 +199,5 @@ pub fn commit_kept(shared: &SharedDir, kept: Kept, command: &str) -> anyhow::Res
         serde_json::to_string_pretty(&record)?.into_bytes(),
     );
     change.cleanup.push(kept.workspace.relative(shared));
-    shared.commit(&change, &record.run)
+    shared.commit(change, &record.run)
 }

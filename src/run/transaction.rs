@@ -39,8 +39,20 @@ pub struct Transaction<'s> {
 
 impl<'s> Transaction<'s> {
     /// Starts from the shared directory as it is now. The caller holds the lock.
+    /// A state that is not a valid state (edited by hand) is refused here, before any module
+    /// runs on it and would be blamed for it.
     pub fn begin(shared: &'s SharedDir) -> anyhow::Result<Transaction<'s>> {
         let live = shared.load_tree()?;
+        if let Some(bytes) = live.file(STATE_FILE)
+            && let Err(reason) = crate::store::parse_mapping(bytes)
+        {
+            anyhow::bail!(
+                "`{}` {reason}; no module was run\nhint: fix the file by hand, or put back the previous state with `cp {} {}`",
+                shared.state_path().display(),
+                shared.root().join(BACKUP_FILE).display(),
+                shared.state_path().display()
+            );
+        }
         Ok(Transaction {
             shared,
             work: live.clone(),
@@ -210,7 +222,7 @@ impl<'s> Transaction<'s> {
             .last()
             .map(|r| r.run.clone())
             .unwrap_or_else(super::new_run_id);
-        self.shared.commit(&change, &id)
+        self.shared.commit(change, &id)
     }
 
     /// Drops the transaction: its runs stay in the history, marked as not committed.

@@ -111,12 +111,15 @@ impl SharedDir {
 
     /// Commits `change` whole or not at all. The caller holds the lock; `id` names the commit
     /// (the run id).
-    pub fn commit(&self, change: &Change, id: &str) -> anyhow::Result<()> {
+    /// A commit that changes the directory's content raises its serial (`serial.rs`) in
+    /// the same commit.
+    pub fn commit(&self, mut change: Change, id: &str) -> anyhow::Result<()> {
         if change.is_empty() {
             return Ok(());
         }
+        self.count(&mut change)?;
         let staging = self.commit_dir().join(id);
-        let staged = self.stage(change, &staging);
+        let staged = self.stage(&change, &staging);
         if let Err(err) = staged {
             // Nothing live was touched; the staging directory must not survive either.
             let _ = fs::remove_dir_all(&staging);
@@ -322,12 +325,10 @@ mod tests {
         let (_dir, shared) = shared();
         let base = tree(&[("state.yml", "a: 1\n"), ("old/x", "x"), ("keep", "k")]);
         let change = Change::between(&Tree::default(), &base);
-        shared.commit(&change, "1").unwrap();
+        shared.commit(change.clone(), "1").unwrap();
         assert_eq!(shared.load_tree().unwrap(), base);
         let result = tree(&[("state.yml", "a: 2\n"), ("new/y", "y"), ("keep", "k")]);
-        shared
-            .commit(&Change::between(&base, &result), "2")
-            .unwrap();
+        shared.commit(Change::between(&base, &result), "2").unwrap();
         assert_eq!(shared.load_tree().unwrap(), result);
         assert!(!shared.commit_dir().join("2").exists());
     }
@@ -337,13 +338,13 @@ mod tests {
         let (_dir, shared) = shared();
         let base = tree(&[("state.yml", "a: 1\n")]);
         shared
-            .commit(&Change::between(&Tree::default(), &base), "1")
+            .commit(Change::between(&Tree::default(), &base), "1")
             .unwrap();
         // A staging directory that cannot be created stands for a full disk.
         fs::write(shared.commit_dir().join("2"), "in the way").unwrap();
         let result = tree(&[("state.yml", "a: 2\n")]);
         let err = shared
-            .commit(&Change::between(&base, &result), "2")
+            .commit(Change::between(&base, &result), "2")
             .unwrap_err();
         assert!(
             format!("{err:#}").contains("nothing was committed"),
@@ -357,7 +358,7 @@ mod tests {
         let (_dir, shared) = shared();
         let base = tree(&[("state.yml", "a: 1\n"), ("gone", "g")]);
         shared
-            .commit(&Change::between(&Tree::default(), &base), "1")
+            .commit(Change::between(&Tree::default(), &base), "1")
             .unwrap();
         let result = tree(&[("state.yml", "a: 2\n"), ("cfg.yml", "c")]);
         // Staged with its journal, but never replayed: as if e died at the commit point.
@@ -385,7 +386,7 @@ mod tests {
         let (_dir, shared) = shared();
         let base = tree(&[("state.yml", "a: 1\n"), ("b", "1")]);
         shared
-            .commit(&Change::between(&Tree::default(), &base), "1")
+            .commit(Change::between(&Tree::default(), &base), "1")
             .unwrap();
         let result = tree(&[("state.yml", "a: 2\n"), ("b", "2")]);
         let staging = shared.commit_dir().join("2");

@@ -14,6 +14,7 @@
 //! shared/state.yml.backup   the previous state.yml, after every change to it
 //! shared/<module>-config.yml
 //! shared/.e/id              this directory's id, on the labels of its containers and volumes
+//! shared/.e/serial.json     its lineage and serial (`serial.rs`)
 //! shared/.e/lock            held while e works here; says who holds it
 //! shared/.e/history/        one JSON record per run
 //! shared/.e/installed.json  the module versions e applied successfully
@@ -37,7 +38,10 @@ use serde::{Deserialize, Serialize};
 use crate::run::tree::{Limits, Refusal, Tree};
 
 pub mod commit;
+pub mod serial;
+pub mod time;
 pub use commit::Change;
+pub use serial::Serial;
 
 /// The largest state file e accepts from a module.
 pub const MAX_STATE_BYTES: u64 = 16 * 1024 * 1024;
@@ -83,6 +87,7 @@ impl SharedDir {
             }
         }
         shared.ensure_id()?;
+        shared.ensure_serial()?;
         Ok(shared)
     }
 
@@ -275,9 +280,14 @@ pub struct Installed {
     /// The engine's id of that image (`sha256:...`).
     pub image_id: String,
     /// When it was applied.
+    #[serde(with = "time")]
     pub applied: SystemTime,
     /// The command that applied it (`e apply bmk`).
     pub command: String,
+    /// Which installed module it uses for each requirement (`bindings.rs`); `None` in
+    /// records of e before bindings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindings: Option<Vec<crate::bindings::Binding>>,
 }
 
 impl SharedDir {
@@ -306,6 +316,7 @@ impl SharedDir {
 struct Holder {
     pid: u32,
     command: String,
+    #[serde(with = "time")]
     since: SystemTime,
 }
 
@@ -328,6 +339,7 @@ pub struct Run {
     /// The method or command.
     pub command: String,
     /// When it started.
+    #[serde(with = "time")]
     pub started: SystemTime,
     /// How long it took, in milliseconds.
     pub duration_ms: u64,
@@ -448,7 +460,7 @@ pub fn new_file_in(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
 }
 
 /// A new random id in hex, from the kernel's generator.
-fn random_id() -> anyhow::Result<String> {
+pub(crate) fn random_id() -> anyhow::Result<String> {
     let mut bytes = [0u8; 16];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))

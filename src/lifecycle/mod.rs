@@ -5,8 +5,12 @@
 //! Every command that runs containers (`e init`, `e apply`, `e upgrade`, `e destroy`,
 //! `e check`, stacks) goes through a [`Session`], so these rules live in one place.
 
+pub mod approve;
+pub mod stack;
+
 use std::time::{Duration, SystemTime};
 
+use crate::bindings::{self, Binding};
 use crate::graph::{Index, Relation};
 use crate::output;
 use crate::repository::{Entry, Repository};
@@ -38,6 +42,11 @@ pub struct Session<'a> {
     pub quiet: bool,
     /// How runs hand their copy to the engine; `None` lets the engine choose.
     pub transfer: Option<Transfer>,
+    /// Modules to bind to first when several installed ones satisfy a requirement
+    /// (`--prefer`).
+    pub prefer: Vec<String>,
+    /// Where every run is logged for the command's `-o json` document.
+    pub log: Option<&'a crate::summary::RunLog>,
     /// The e command, for run records.
     command: String,
     /// Set once the runs of dead e processes are settled (on first use of the engine).
@@ -65,6 +74,8 @@ impl<'a> Session<'a> {
             timeout: None,
             quiet: false,
             transfer: None,
+            prefer: Vec::new(),
+            log: None,
             command: command.to_owned(),
             settled: tokio::sync::OnceCell::new(),
             _lock: lock,
@@ -135,7 +146,23 @@ impl<'a> Session<'a> {
                 ));
             }
         }
-        Ok(requirements::File::new(entry, &statuses))
+        let bindings = self.bindings_of(entry, &statuses)?;
+        Ok(requirements::File::new(entry, &statuses, &bindings))
+    }
+
+    /// The bindings `entry` gets (see `bindings.rs`): those of its installed record that
+    /// still hold, the others chosen now.
+    fn bindings_of(
+        &self,
+        entry: Entry<'_>,
+        statuses: &[requirements::Status<'_>],
+    ) -> anyhow::Result<Vec<Binding>> {
+        let installed = self.shared.installed()?;
+        let previous = installed
+            .get(&entry.module.name)
+            .and_then(|record| record.bindings.clone())
+            .unwrap_or_default();
+        Ok(bindings::choose(statuses, &previous, &self.prefer))
     }
 
     /// Runs one method in its own transaction: requirements checked (see
@@ -190,9 +217,13 @@ impl<'a> Session<'a> {
             transfer: self.transfer,
             command: self.command.clone(),
         };
-        transaction
+        let report = transaction
             .run(self.engine, entry, method, extra, &options)
-            .await
+            .await?;
+        if let Some(log) = self.log {
+            log.push(&report);
+        }
+        Ok(report)
     }
 
     /// Applies `entry`; on success records it installed in the same commit, then (unless
@@ -234,6 +265,8 @@ impl<'a> Session<'a> {
         skip_requirements: bool,
         notes: Vec<String>,
     ) -> anyhow::Result<Report> {
+        let installed = self.installed()?;
+        let bindings = self.bindings_of(entry, &requirements::statuses(entry, &installed))?;
         let report = self
             .run_in(transaction, entry, "apply", extra, skip_requirements, notes)
             .await?;
@@ -245,9 +278,32 @@ impl<'a> Session<'a> {
                 image_id: report.image_id.clone(),
                 applied: SystemTime::now(),
                 command: format!("e apply {}", entry.id()),
+                bindings: Some(bindings),
             });
         }
         Ok(report)
+    }
+
+    /// The engine's id of the image `entry` runs now, and, when `entry` is the installed
+    /// version and was applied with another image, the id it was applied with: e pins the
+    /// image of an installed version, so that a retagged image is not applied unnoticed.
+    pub async fn image_of(&self, entry: Entry<'_>) -> anyhow::Result<(String, Option<String>)> {
+        let image = self
+            .engine
+            .ensure_image(&entry.version.image)
+            .await
+            .map_err(|err| err.context(format!("cannot run `{}`", entry.id())))?;
+        let pinned = self
+            .shared
+            .installed()?
+            .get(&entry.module.name)
+            .filter(|record| {
+                record.version == entry.version.version.as_str()
+                    && !record.image_id.is_empty()
+                    && record.image_id != image.id
+            })
+            .map(|record| record.image_id.clone());
+        Ok((image.id, pinned))
     }
 
     /// Runs `plan` of every installed module that `entry` influences, shows what would
