@@ -142,8 +142,8 @@ fn walkthrough(scene: &Scene) {
         "{}",
         scene.read("azi-config.yml")
     );
-    scene.expect(2, &["plan", "azi"]);
-    scene.expect(0, &["apply", "azi"]);
+    scene.expect(2, &["plan", "azi", "--detailed-exitcode"]);
+    scene.expect(0, &["apply", "--auto-approve", "azi"]);
     let state = scene.state();
     assert_eq!(state.matches("usedBy: unused").count(), 5, "{state}");
     assert!(
@@ -167,12 +167,12 @@ fn walkthrough(scene: &Scene) {
     assert!(!config.contains("10.0.0.3"), "{config}");
 
     // plan shows the changes (exit 2) and changes nothing.
-    let plan = scene.expect(2, &["plan", "bmk"]);
+    let plan = scene.expect(2, &["plan", "bmk", "--detailed-exitcode"]);
     assert!(stdout(&plan).contains("10.0.0.100"), "{}", text(&plan));
     assert_eq!(scene.state(), edited, "plan must not change the state");
 
     // apply marks those azi nodes used by bmk and writes the bmk section.
-    scene.expect(0, &["apply", "bmk"]);
+    scene.expect(0, &["apply", "--auto-approve", "bmk"]);
     let state = scene.state();
     assert_eq!(state.matches("usedBy: bmk").count(), 3, "{state}");
     assert_eq!(state.matches("usedBy: unused").count(), 2, "{state}");
@@ -210,17 +210,21 @@ fn walkthrough(scene: &Scene) {
     assert_eq!(
         commands,
         [
+            // `e plan`, then `e apply`, which plans again before it applies.
             "init azi",
+            "plan azi",
             "plan azi",
             "apply azi",
             "init bmk",
+            "plan bmk",
             "plan bmk",
             "apply bmk",
             "audit azi",
             "audit bmk"
         ]
     );
-    assert_eq!(runs[5]["changed_keys"], serde_json::json!(["azi", "bmk"]));
+    assert_eq!(runs[7]["command"], "apply");
+    assert_eq!(runs[7]["changed_keys"], serde_json::json!(["azi", "bmk"]));
     let left = containers_of(scene);
     assert!(left.is_empty(), "containers left behind: {left:?}");
 }
@@ -850,7 +854,12 @@ fn missing_image_and_unknown_command_are_clear_errors() {
         "version: v1\nkind: Repository\ncomponents:\n- name: ghost\n  type: docker\n  versions:\n  - version: 1.0.0\n    image: e-tests/does-not-exist:1.0.0\n    commands: [{name: apply, command: apply}]\n",
     )
     .unwrap();
-    let out = e_in(root(), &repo, &scene.shared(), &["apply", "ghost"]);
+    let out = e_in(
+        root(),
+        &repo,
+        &scene.shared(),
+        &["apply", "--auto-approve", "ghost"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         stderr(&out).contains("e-tests/does-not-exist:1.0.0"),
@@ -906,16 +915,16 @@ fn unmet_strong_requirement_is_refused_with_suggestions_before_any_container() {
 fn applying_bmk_plans_the_monitoring_it_influences() {
     let scene = Scene::new(top_repository());
     for args in [
-        ["init", "azi"],
-        ["apply", "azi"],
-        ["init", "bmm"],
-        ["apply", "bmm"],
-        ["init", "bmk"],
+        &["init", "azi"][..],
+        &["apply", "--auto-approve", "azi"],
+        &["init", "bmm"],
+        &["apply", "--auto-approve", "bmm"],
+        &["init", "bmk"],
     ] {
-        scene.expect(0, &args);
+        scene.expect(0, args);
     }
     let before = scene.state();
-    let out = scene.expect(0, &["apply", "bmk"]);
+    let out = scene.expect(0, &["apply", "--auto-approve", "bmk"]);
     let said = text(&out);
     assert!(
         stderr(&out).contains("`bmk@0.1.0` influences `bmm@0.1.0`"),
@@ -941,7 +950,7 @@ fn applying_bmk_plans_the_monitoring_it_influences() {
         "{history}"
     );
     // --no-influences skips the notification.
-    let out = scene.expect(0, &["apply", "bmk", "--no-influences"]);
+    let out = scene.expect(0, &["apply", "--auto-approve", "bmk", "--no-influences"]);
     assert!(!stderr(&out).contains("influences `bmm"), "{}", text(&out));
 }
 
@@ -987,10 +996,13 @@ fn stack_without_confirmation_changes_nothing() {
 #[test]
 fn upgrade_is_gated_by_the_new_versions_audit() {
     let scene = Scene::new(test_repository());
-    scene.expect(0, &["apply", "upgradable@1.0.0"]);
-    scene.expect(0, &["upgrade", "upgradable", "--to", "1.1.0"]);
+    scene.expect(0, &["apply", "--auto-approve", "upgradable@1.0.0"]);
+    scene.expect(
+        0,
+        &["upgrade", "--auto-approve", "upgradable", "--to", "1.1.0"],
+    );
     // Applying another version directly would skip the audit: refused, pointing at upgrade.
-    let out = scene.expect(1, &["apply", "upgradable@2.0.0"]);
+    let out = scene.expect(1, &["apply", "--auto-approve", "upgradable@2.0.0"]);
     assert!(
         stderr(&out).contains("run `e upgrade upgradable --to 2.0.0`"),
         "{}",
@@ -1002,7 +1014,10 @@ fn upgrade_is_gated_by_the_new_versions_audit() {
     // A hand change the module does not know blocks the upgrade; nothing else runs.
     let edited = format!("{}hand-edit: true\n", scene.state());
     fs::write(scene.shared().join("state.yml"), &edited).unwrap();
-    let out = scene.expect(1, &["upgrade", "upgradable", "--to", "2.0.0"]);
+    let out = scene.expect(
+        1,
+        &["upgrade", "--auto-approve", "upgradable", "--to", "2.0.0"],
+    );
     assert!(
         stdout(&out).contains("drift: a hand-edit I do not know"),
         "{}",
@@ -1024,12 +1039,16 @@ fn upgrade_is_gated_by_the_new_versions_audit() {
         edited.replace("hand-edit: true\n", ""),
     )
     .unwrap();
-    let out = scene.expect(1, &["upgrade", "upgradable", "--to", "1.0.0"]);
+    let out = scene.expect(
+        1,
+        &["upgrade", "--auto-approve", "upgradable", "--to", "1.0.0"],
+    );
     assert!(stderr(&out).contains("--allow-downgrade"), "{}", text(&out));
     scene.expect(
         0,
         &[
             "upgrade",
+            "--auto-approve",
             "upgradable",
             "--to",
             "1.0.0",
@@ -1055,11 +1074,14 @@ fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn a_failed_upgrade_leaves_every_file_as_it_was() {
     let scene = Scene::new(test_repository());
-    scene.expect(0, &["apply", "upgradable@1.0.0"]);
+    scene.expect(0, &["apply", "--auto-approve", "upgradable@1.0.0"]);
     let before = files_of(&scene.shared());
     let installed = scene.read(".e/installed.json");
     // 3.0.0's init writes its config, then its apply fails after recording its section.
-    let out = scene.expect(1, &["upgrade", "upgradable", "--to", "3.0.0"]);
+    let out = scene.expect(
+        1,
+        &["upgrade", "--auto-approve", "upgradable", "--to", "3.0.0"],
+    );
     assert!(
         stderr(&out).contains("nothing was committed"),
         "{}",
@@ -1120,38 +1142,47 @@ fn private_data_from_before_volumes_moves_into_the_volume_once() {
 #[test]
 fn destroy_is_refused_while_required() {
     let scene = Scene::new(test_repository());
-    scene.expect(0, &["apply", "chain-base"]);
+    scene.expect(0, &["apply", "--auto-approve", "chain-base"]);
     // chain-middle cannot be applied (its apply fails), so install a dependent by skipping.
-    scene.expect(0, &["apply", "good"]);
+    scene.expect(0, &["apply", "--auto-approve", "good"]);
     let installed = scene.shared().join(".e/installed.json");
     let text_before = fs::read_to_string(&installed).unwrap();
     let mut records: serde_json::Value = serde_json::from_str(&text_before).unwrap();
     let mut top = records["good"].clone();
     top["module"] = "chain-top".into();
     top["version"] = "1.0.0".into();
+    top["bindings"] = serde_json::json!([{"relation": "strong", "selector": "kind=chain-middle",
+        "module": "chain-middle", "version": "1.0.0"}]);
     records["chain-top"] = top;
     let mut middle = records["good"].clone();
     middle["module"] = "chain-middle".into();
     middle["version"] = "1.0.0".into();
+    middle["bindings"] = serde_json::json!([{"relation": "strong", "selector": "kind=chain-base",
+        "module": "chain-base", "version": "1.0.0"}]);
     records["chain-middle"] = middle;
     fs::write(&installed, serde_json::to_string(&records).unwrap()).unwrap();
 
-    let out = scene.expect(1, &["destroy", "chain-base"]);
-    assert!(stderr(&out).contains("strongly require"), "{}", text(&out));
+    let out = scene.expect(1, &["destroy", "--auto-approve", "chain-base"]);
+    assert!(
+        stderr(&out).contains("chain-middle@1.0.0 (bound for `kind=chain-base`)"),
+        "{}",
+        text(&out)
+    );
     assert!(
         stderr(&out).contains("chain-middle@1.0.0"),
         "{}",
         text(&out)
     );
-    let out = scene.expect(0, &["destroy", "chain-base", "--force"]);
+    let out = scene.expect(0, &["destroy", "--auto-approve", "chain-base", "--force"]);
     assert!(stderr(&out).contains("--force"), "{}", text(&out));
     let history = stdout(&scene.expect(0, &["history", "chain-base", "-o", "json"]));
     assert!(
-        history.contains("--force: required by chain-middle@1.0.0"),
+        history.contains("--force: used by chain-middle@1.0.0 (bound for `kind=chain-base`)"),
         "{history}"
     );
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
-    let modules: Vec<serde_json::Value> = serde_json::from_str(&status).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let modules = status["modules"].as_array().unwrap();
     let of = |name: &str| modules.iter().find(|m| m["module"] == name).cloned();
     assert_eq!(
         of("chain-base").map(|m| m["installed"].clone()),
@@ -1231,7 +1262,7 @@ fn every_example_module_passes_check() {
 fn three_level_stack_installs_from_nothing_with_one_command() {
     let scene = Scene::new(top_repository());
     // The design's flow: PostgreSQL first says what is missing.
-    let out = scene.expect(1, &["apply", "pg"]);
+    let out = scene.expect(1, &["apply", "--auto-approve", "pg"]);
     assert!(
         stderr(&out).contains("requirement `kind=persistence`"),
         "{}",
@@ -1295,7 +1326,8 @@ fn three_level_stack_installs_from_nothing_with_one_command() {
         "{file}"
     );
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
-    let modules: Vec<serde_json::Value> = serde_json::from_str(&status).unwrap();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let modules = status["modules"].as_array().unwrap();
     let installed: Vec<&str> = modules
         .iter()
         .filter(|m| m["installed"] == true)
@@ -1314,7 +1346,7 @@ fn three_level_stack_installs_from_nothing_with_one_command() {
     );
 
     // Destroying what pg stands on is refused and names pg.
-    let out = scene.expect(1, &["destroy", "rook"]);
+    let out = scene.expect(1, &["destroy", "--auto-approve", "rook"]);
     assert!(stderr(&out).contains("pg@0.1.0"), "{}", text(&out));
 }
 

@@ -262,8 +262,8 @@ fn walkthrough(site: &Site) {
         "{}",
         site.read("azi-config.yml")
     );
-    site.expect(2, &["plan", "azi"]);
-    site.expect(0, &["apply", "azi"]);
+    site.expect(2, &["plan", "azi", "--detailed-exitcode"]);
+    site.expect(0, &["apply", "--auto-approve", "azi"]);
     let state = site.read("state.yml");
     assert_eq!(state.matches("usedBy: unused").count(), 5, "{state}");
     let edited = state
@@ -277,9 +277,9 @@ fn walkthrough(site: &Site) {
         "{}",
         site.read("bmk-config.yml")
     );
-    let plan = site.expect(2, &["plan", "bmk"]);
+    let plan = site.expect(2, &["plan", "bmk", "--detailed-exitcode"]);
     assert!(stdout(&plan).contains("10.0.0.100"), "{}", text_of(&plan));
-    let apply = site.expect(0, &["apply", "bmk"]);
+    let apply = site.expect(0, &["apply", "--auto-approve", "bmk"]);
     assert_eq!(
         site.read("state.yml").matches("usedBy: bmk").count(),
         3,
@@ -793,7 +793,7 @@ fn a_state_travels_with_its_secrets_left_out() {
         .envs
         .push(("E_OFFLINE_TEST_TOKEN".to_owned(), token.to_owned()));
     source.expect(0, &["init", "azi"]);
-    source.expect(0, &["apply", "azi"]);
+    source.expect(0, &["apply", "--auto-approve", "azi"]);
     // Secrets that ended up in the shared directory, as a careless module might leave them.
     let state = source.read("state.yml");
     fs::write(

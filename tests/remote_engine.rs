@@ -459,8 +459,8 @@ fn podman_runs_modules_with_its_init_and_without_one() {
 /// in the shared directory `shared`; returns the history.
 fn walkthrough(shared: &std::path::Path, env: &[(String, String)]) -> Vec<serde_json::Value> {
     expect(0, shared, &["init", "azi"], env);
-    expect(2, shared, &["plan", "azi"], env);
-    expect(0, shared, &["apply", "azi"], env);
+    expect(2, shared, &["plan", "azi", "--detailed-exitcode"], env);
+    expect(0, shared, &["apply", "--auto-approve", "azi"], env);
     let state = fs::read_to_string(shared.join("state.yml")).expect("the local state");
     assert_eq!(state.matches("usedBy: unused").count(), 5, "{state}");
     let edited = state.replacen("privateIP: 10.0.0.1\n", "privateIP: 10.0.0.100\n", 1);
@@ -468,9 +468,9 @@ fn walkthrough(shared: &std::path::Path, env: &[(String, String)]) -> Vec<serde_
     expect(0, shared, &["init", "bmk"], env);
     let config = fs::read_to_string(shared.join("bmk-config.yml")).unwrap();
     assert!(config.contains("10.0.0.100"), "{config}");
-    expect(0, shared, &["apply", "bmk"], env);
+    expect(0, shared, &["apply", "--auto-approve", "bmk"], env);
     expect(0, shared, &["init", "bmm"], env);
-    expect(0, shared, &["apply", "bmm"], env);
+    expect(0, shared, &["apply", "--auto-approve", "bmm"], env);
     let state = fs::read_to_string(shared.join("state.yml")).unwrap();
     assert_eq!(state.matches("usedBy: bmk").count(), 3, "{state}");
     assert!(state.contains("bmm:"), "{state}");
@@ -523,7 +523,7 @@ fn the_walkthrough_passes_on_a_remote_engine_that_cannot_see_the_shared_director
     let before = fs::read_to_string(shared.join("state.yml")).unwrap();
     let mut forced = dockerd.env();
     forced.push(("E_TRANSFER".to_owned(), "bind".to_owned()));
-    let out = expect(1, &shared, &["apply", "azi"], &forced);
+    let out = expect(1, &shared, &["apply", "--auto-approve", "azi"], &forced);
     assert!(
         stderr(&out).contains("does not exist"),
         "the engine's reason is shown: {}",

@@ -146,10 +146,6 @@ async fn saved(
         &format!("e apply {}", path.display()),
         &args.run,
     )?;
-    let mut notes = vec![format!("saved plan {}", path.display())];
-    if let Some(pinned) = check_image(&session, entry, args.allow_image_change).await? {
-        notes.push(format!("--allow-image-change: was {}", short(&pinned)));
-    }
     let (image_id, _) = session.image_of(entry).await?;
     let stale = plan.stale(&Basis::now(&session.shared, entry, &image_id)?);
     if !stale.is_empty() {
@@ -161,6 +157,10 @@ async fn saved(
             entry.id(),
             path.display()
         );
+    }
+    let mut notes = vec![format!("saved plan {}", path.display())];
+    if let Some(pinned) = check_image(&session, entry, args.allow_image_change).await? {
+        notes.push(format!("--allow-image-change: was {}", short(&pinned)));
     }
     if !plan.changes {
         output::note(&format!(

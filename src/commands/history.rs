@@ -19,14 +19,23 @@ pub fn run(args: HistoryArgs, context: &Context) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if runs.is_empty() {
-        output::note("no runs recorded yet");
+        match &args.module {
+            Some(module) => output::note(&format!(
+                "no runs of `{module}` recorded in `{}`\nhint: `e history` lists every run; `e status` shows the modules of this state",
+                shared.root().display()
+            )),
+            None => output::note(&format!(
+                "no runs recorded in `{}` yet\nhint: runs appear here after `e init`, `e plan`, `e apply` and the other methods",
+                shared.root().display()
+            )),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let rows = runs
         .iter()
         .map(|r| {
             vec![
-                humantime::format_rfc3339_seconds(r.started).to_string(),
+                crate::store::time::format(r.started),
                 format!("{}@{}", r.module, r.version),
                 r.command.clone(),
                 r.exit_code

@@ -17,6 +17,12 @@ pub fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode> {
         ));
         return Ok(ExitCode::SUCCESS);
     };
+    if let Some(serial) = context.serial() {
+        output::note(&format!(
+            "# lineage {}, serial {}",
+            serial.lineage, serial.serial
+        ));
+    }
     match args.output {
         Format::Table => output::data(&String::from_utf8_lossy(&bytes))?,
         format => {

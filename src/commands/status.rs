@@ -1,5 +1,6 @@
 //! `e status`: the modules present in the state, with their installed version, their status,
-//! and whether the strong requirements of each installed module still hold.
+//! whom each installed module is bound to (`bindings.rs`) and whether its strong requirements
+//! still hold; and the state's lineage and serial.
 
 use std::process::ExitCode;
 
@@ -21,6 +22,17 @@ struct ModuleStatus {
     /// For installed modules: the strong requirements no installed module satisfies any more
     /// (empty when all hold); `None` when it cannot be told.
     unmet_requirements: Option<Vec<String>>,
+    /// For installed modules: the module it uses for each requirement (`None`: recorded
+    /// before e kept bindings).
+    bindings: Option<Vec<crate::bindings::Binding>>,
+}
+
+/// The whole answer, for `-o json` and `-o yaml`.
+#[derive(Serialize)]
+struct Status {
+    lineage: Option<String>,
+    serial: Option<u64>,
+    modules: Vec<ModuleStatus>,
 }
 
 /// Lists the modules of the state and the installed ones.
@@ -67,6 +79,7 @@ pub fn run(args: StatusArgs, context: &Context) -> anyhow::Result<ExitCode> {
                 version: record.map(|r| r.version.clone()),
                 installed: record.is_some(),
                 unmet_requirements: record.and_then(|_| unmet(&module)),
+                bindings: record.and_then(|r| r.bindings.clone()),
                 status,
                 module,
             })
@@ -80,10 +93,18 @@ pub fn run(args: StatusArgs, context: &Context) -> anyhow::Result<ExitCode> {
                 status: None,
                 installed: true,
                 unmet_requirements: unmet(module),
+                bindings: record.bindings.clone(),
             });
         }
     }
-    if let Some(text) = output::serialized(args.output, &modules)? {
+    let serial = context.serial();
+    let status = Status {
+        lineage: serial.as_ref().map(|s| s.lineage.clone()),
+        serial: serial.as_ref().map(|s| s.serial),
+        modules,
+    };
+    let modules = &status.modules;
+    if let Some(text) = output::serialized(args.output, &status)? {
         output::data(&text)?;
     } else if modules.is_empty() {
         output::note("no modules in the state yet");
@@ -103,13 +124,38 @@ pub fn run(args: StatusArgs, context: &Context) -> anyhow::Result<ExitCode> {
                         (Some(unmet), true) if unmet.is_empty() => "met".to_owned(),
                         (Some(unmet), true) => format!("UNMET: {}", unmet.join("; ")),
                     },
+                    match &m.bindings {
+                        None if m.installed => "(not recorded)".to_owned(),
+                        None => "-".to_owned(),
+                        Some(list) if list.is_empty() => "-".to_owned(),
+                        Some(list) => list
+                            .iter()
+                            .map(|b| format!("{}@{}", b.module, b.version))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    },
                 ]
             })
             .collect();
         output::data(&output::table(
-            &["MODULE", "VERSION", "STATUS", "INSTALLED", "REQUIREMENTS"],
+            &[
+                "MODULE",
+                "VERSION",
+                "STATUS",
+                "INSTALLED",
+                "REQUIREMENTS",
+                "USES",
+            ],
             rows,
         ))?;
+    }
+    if args.output == crate::cli::Format::Table
+        && let Some(serial) = &serial
+    {
+        output::note(&format!(
+            "state: lineage {}, serial {}",
+            serial.lineage, serial.serial
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

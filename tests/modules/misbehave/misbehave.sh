@@ -19,6 +19,16 @@ case "$1" in
     printf 'labels:\n  kind: %s\n' "$2" ;;
   noop)         # does nothing, successfully
     ;;
+  plan-own)     # a well-behaved plan: changes (exit 2) until its own section is there
+    if grep -q "^$E_MODULE:" "$state" 2>/dev/null; then echo "no changes"; exit 0; fi
+    echo "+ $E_MODULE: status applied"; exit 2 ;;
+  drop-own)     # a well-behaved destroy: removes its own section
+    if [ -f "$state" ]; then
+      awk -v m="$E_MODULE:" '$0 == m { skip = 1; next } skip && /^[^ ]/ { skip = 0 } !skip' \
+        "$state" > "$state.new" && mv "$state.new" "$state"
+    fi ;;
+  show-requirements) # prints the requirements file e gave it
+    cat "$E_REQUIREMENTS_FILE" ;;
   own)          # a well-behaved apply: writes its own section once
     grep -q "^$E_MODULE:" "$state" 2>/dev/null || printf '%s:\n  status: applied\n' "$E_MODULE" >> "$state" ;;
   audit-state)  # reports drift when someone wrote `hand-edit` into the state
