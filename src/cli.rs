@@ -618,8 +618,12 @@ pub enum GraphFormat {
 #[derive(Debug, Args)]
 pub struct GraphArgs {
     /// Draw only what this module version reaches (default: the whole repository).
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", conflicts_with = "installed")]
     pub module: Option<ModuleSpec>,
+
+    /// Draw the installed modules instead, and which one each uses for each requirement.
+    #[arg(long)]
+    pub installed: bool,
 
     /// How to draw it. Strong edges are solid, weak dashed, influences dotted.
     #[arg(short, long, value_enum, default_value_t = GraphFormat::Tree)]

@@ -335,6 +335,16 @@ fn destroy_is_refused_by_a_binding_although_another_module_satisfies_the_label()
     assert_eq!(db["bindings"][0]["module"], "store-a", "{status}");
     let table = stdout(&scene.expect(0, &["status"]));
     assert!(table.contains("store-a@1.0.0"), "{table}");
+    let graph = stdout(&scene.expect(0, &["graph", "--installed"]));
+    assert!(
+        graph.contains("db@1.0.0\n└── strong kind=storage -> store-a@1.0.0"),
+        "{graph}"
+    );
+    let dot = stdout(&scene.expect(0, &["graph", "--installed", "--format", "dot"]));
+    assert!(
+        dot.contains("\"db@1.0.0\" -> \"store-a@1.0.0\" [style=solid, label=\"kind=storage\"]"),
+        "{dot}"
+    );
 
     let out = scene.expect(1, &["destroy", "--auto-approve", "store-a"]);
     assert!(
@@ -352,8 +362,8 @@ fn destroy_is_refused_by_a_binding_although_another_module_satisfies_the_label()
 }
 
 /// Builds `e-tests/lifecycle-pinned:1.0.0` from the misbehave image with a label that makes
-/// it another image each round; returns its id.
-fn build_pinned(scene: &Scene, round: u32) -> String {
+/// it another image each round; returns its id and what e build said.
+fn build_pinned(scene: &Scene, round: u32) -> (String, String) {
     let context = scene.path(&format!("pinned-{round}"));
     fs::create_dir_all(&context).unwrap();
     fs::write(
@@ -364,7 +374,7 @@ fn build_pinned(scene: &Scene, round: u32) -> String {
         ),
     )
     .unwrap();
-    scene.expect(
+    let built = scene.expect(
         0,
         &[
             "build",
@@ -383,7 +393,10 @@ fn build_pinned(scene: &Scene, round: u32) -> String {
         ])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    (
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        stderr(&built),
+    )
 }
 
 /// Removes the images the pin test built, even when it fails.
@@ -402,14 +415,20 @@ impl Drop for PinnedImages {
 fn an_installed_versions_image_is_pinned_and_a_retagged_image_is_refused() {
     let scene = Scene::new();
     let mut images = PinnedImages(Vec::new());
-    let first = build_pinned(&scene, 1);
+    let (first, _) = build_pinned(&scene, 1);
     images.0.push(first.clone());
     scene.expect(0, &["apply", "--auto-approve", "pinned"]);
     let installed = fs::read_to_string(scene.shared().join(".e/installed.json")).unwrap();
     assert!(installed.contains(&first), "{installed}");
     scene.expect(0, &["plan", "pinned", "--out", "p.plan"]);
 
-    let second = build_pinned(&scene, 2);
+    let (second, said) = build_pinned(&scene, 2);
+    assert!(
+        said.contains(
+            "`pinned@1.0.0` is installed with the image `e-tests/lifecycle-pinned:1.0.0`"
+        ),
+        "{said}"
+    );
     images.0.push(second.clone());
     assert_ne!(first, second);
     let out = scene.expect(0, &["plan", "pinned"]);

@@ -1,5 +1,7 @@
 //! `e build [DIR]`: builds a module image from a folder with a Dockerfile, through the Engine
-//! API, so module authors need no docker CLI.
+//! API, so module authors need no docker CLI. It says which tag it gives the image and why,
+//! and warns when that tag is the image an installed version was applied with: e pins that
+//! image (see `e upgrade`).
 
 use std::process::ExitCode;
 
@@ -9,6 +11,7 @@ use crate::Context;
 use crate::cli::BuildArgs;
 use crate::output;
 use crate::runtime::{Engine, OutputSink, Stream};
+use crate::store::Installed;
 
 struct BuildLog;
 
@@ -19,7 +22,8 @@ impl OutputSink for BuildLog {
     }
 }
 
-/// The tag for a build: the one given, else the image of the module named like the folder.
+/// The tag for a build: the one given, else the image of the module named like the folder
+/// (its default version's), saying so.
 fn tag_for(args: &BuildArgs, context: &Context) -> anyhow::Result<String> {
     if let Some(tag) = &args.tag {
         return Ok(tag.clone());
@@ -39,7 +43,50 @@ fn tag_for(args: &BuildArgs, context: &Context) -> anyhow::Result<String> {
             "no module `{name}` in the repository to take the image tag from\nhint: pass `--tag IMAGE`, or name the folder after the module"
         )
     })?;
-    Ok(module.default_version().image.clone())
+    let version = module.default_version();
+    output::note(&format!(
+        "e: tagging the image `{}`: the image of `{name}@{}`, the default version of module `{name}`, named like the folder",
+        version.image, version.version
+    ));
+    let others: Vec<String> = module
+        .versions
+        .iter()
+        .filter(|v| v.image != version.image)
+        .map(|v| format!("{} ({})", v.version, v.image))
+        .collect();
+    if !others.is_empty() {
+        output::note(&format!(
+            "e: other versions of `{name}` name other images: {}; build them with `--tag IMAGE`",
+            others.join(", ")
+        ));
+    }
+    Ok(version.image.clone())
+}
+
+/// Warns when `tag` is the image an installed version was applied with and is now another.
+fn warn_pinned(context: &Context, tag: &str, id: &str) {
+    let path = context.shared_path.join(".e/installed.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return;
+    };
+    let Ok(records) =
+        serde_json::from_slice::<std::collections::BTreeMap<String, Installed>>(&bytes)
+    else {
+        return;
+    };
+    for record in records.values() {
+        if record.image == tag && !record.image_id.is_empty() && record.image_id != id {
+            output::warn(&format!(
+                "`{}@{}` is installed with the image `{tag}` as it was ({}); e pins it, so `e apply {}` refuses the rebuilt one until `e upgrade {} --to {}` audits the state with it",
+                record.module,
+                record.version,
+                crate::plan_file::short(&record.image_id),
+                record.module,
+                record.module,
+                record.version
+            ));
+        }
+    }
 }
 
 /// Builds the image.
@@ -57,5 +104,6 @@ pub async fn run(
     let tag = tag_for(&args, context)?;
     let image = engine.build(&args.dir, &tag, &BuildLog).await?;
     output::note(&format!("built `{tag}` ({})", image.id));
+    warn_pinned(context, &tag, &image.id);
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,9 @@ use crate::repository::Entry;
 
 /// Draws the graph.
 pub fn run(args: GraphArgs, context: &Context) -> anyhow::Result<ExitCode> {
+    if args.installed {
+        return super::graph_installed::run(args.format, context);
+    }
     let repository = context.catalog()?;
     let index = Index::new(&repository);
     let graph = Graph::build(&index);

@@ -8,6 +8,7 @@ pub mod completions;
 pub mod destroy;
 pub mod export;
 pub mod graph;
+pub mod graph_installed;
 pub mod history;
 pub mod import;
 pub mod info;
