@@ -17,9 +17,9 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show_state() { printf -- '-- %s/state.yml\n' "$E_SHARED"; "$e" state; }
 run() { printf '$ e %s\n' "$*"; "$e" "$@" || printf '(exit %s)\n' "$?"; }
 
-step "1. azi: an Azure infrastructure mock with 5 nodes"
+step "1. azi: an Azure infrastructure mock with 5 nodes (apply shows its plan first; --auto-approve answers yes)"
 run init azi
-run apply azi
+run apply --auto-approve azi
 show_state
 
 step "2. a node's IPs edited by hand (10.0.0.1 -> 10.0.0.100)"
@@ -31,11 +31,13 @@ run search --for bmk
 run init bmk
 printf -- '-- %s/bmk-config.yml\n' "$E_SHARED"; cat "$E_SHARED/bmk-config.yml"
 
-step "4. bmk plan: what apply would change (exit 2: there are changes)"
-run plan bmk
+plan="$(dirname "$E_SHARED")/bmk.plan"
+step "4. bmk plan: what apply would change, saved for review"
+run plan bmk --out "$plan"
+run show "$plan"
 
-step "5. bmk apply: nodes marked usedBy: bmk, Kafka recorded as created"
-run apply bmk
+step "5. bmk apply of the saved plan: nodes marked usedBy: bmk, Kafka recorded as created"
+run apply "$plan"
 show_state
 
 step "6. audit: azi finds the hand change it does not know (non-zero exit)"
@@ -44,7 +46,7 @@ run audit azi
 step "7. bmm (monitoring): influenced by bmk, it plans to watch the Kafka nodes"
 run init bmm
 run plan bmm
-run apply bmm
+run apply --auto-approve bmm
 show_state
 
 step "8. the design's flow: PostgreSQL needs persistence, which needs Kubernetes"
@@ -52,11 +54,13 @@ run apply pg
 run search 'kind=persistence'
 # k8s needs 3 free nodes and bmk uses 3 of azi's 5: grow azi first (it keeps the nodes it has).
 run init azi -- --size 8
-run apply azi
+run apply --auto-approve azi
 run apply pg --with-requirements --auto-approve --prefer rook
 show_state
 
-step "9. what e recorded"
+step "9. what e recorded: pg is bound to rook, so rook cannot be destroyed under it"
 run status
+run destroy --auto-approve rook
+run graph --installed
 run history
 printf '\nshared directory: %s\n' "$E_SHARED"
