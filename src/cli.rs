@@ -516,10 +516,44 @@ pub struct ImportArgs {
 
 /// Arguments of `e state`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  e state                  # state.yml exactly as the modules wrote it\n  e state list             # one line per module section\n  e state show bmk         # one section, as written\n  e state rm bmk           # forget bmk without running it (asks; --auto-approve)"
+)]
 pub struct StateArgs {
-    /// Output format; `table` prints the file exactly as the modules wrote it.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    /// What to do; without one, print the whole state.
+    #[command(subcommand)]
+    pub action: Option<StateAction>,
+
+    /// Output format; `table` prints the file (or the section) exactly as the modules wrote it.
+    #[arg(short, long, value_enum, default_value_t = Format::Table, global = true)]
     pub output: Format,
+}
+
+/// The state operations that repair things by hand (Terraform's `state list|show|rm`).
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// List the module sections of the state: status, installed version, who is bound to it.
+    List,
+    /// Print one module's section.
+    Show {
+        /// The module whose section to print.
+        module: String,
+    },
+    /// Remove one module's section and its installed record, without running the module
+    /// (what it made stays where it is). Asks first; refused while another module is bound
+    /// to it; recorded in the history.
+    Rm {
+        /// The module whose section to remove.
+        module: String,
+
+        /// Remove without asking for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+
+        /// How long to wait for another e working on the same shared directory.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s", value_name = "DURATION")]
+        lock_timeout: std::time::Duration,
+    },
 }
 
 /// Arguments of `e status`.
