@@ -21,6 +21,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod selector;
 pub mod store;
+pub mod yaml_emit;
 pub mod yaml_limits;
 
 use cli::{Cli, Command};

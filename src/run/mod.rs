@@ -8,8 +8,10 @@
 
 pub mod check;
 pub mod console;
+pub mod leaks;
 pub mod legacy;
 pub mod recovery;
+pub mod secret_files;
 pub mod transaction;
 pub mod tree;
 pub mod volumes;
@@ -26,17 +28,72 @@ use crate::runtime::{
     Confinement, Engine, LABEL_OWNER, LABEL_SHARED, LABEL_TRANSFER, Network, RunSpec, SharedCopy,
     Stopped, Transfer, labels,
 };
-use crate::secrets::{Secrets, resolve};
+use crate::secrets::{Handed, Secrets, Store, resolve};
 use crate::store::{Run, SharedDir};
 use check::{Rules, Verdict};
 use console::Console;
 use tree::{Limits, Refusal, Tree};
 use workspace::{RunInfo, Workspace};
 
+/// How long a method may run when neither `--timeout` nor its command's `timeout:` says: one
+/// hour. Generous, since an apply may create a cluster, but a module that hangs is stopped and
+/// removed in the end, and its lock released.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+/// How long a run may take, and who said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// The time the container may run.
+    pub duration: Duration,
+    /// Where it comes from.
+    pub source: DeadlineSource,
+}
+
+/// Where a run's [`Deadline`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineSource {
+    /// `--timeout`.
+    Flag,
+    /// The command's `timeout:` in the repository.
+    Repository,
+    /// [`DEFAULT_TIMEOUT`].
+    Default,
+}
+
+impl Deadline {
+    /// `--timeout` wins, then the command's `timeout:`, then [`DEFAULT_TIMEOUT`].
+    pub fn of(flag: Option<Duration>, command: Option<Duration>) -> Deadline {
+        match (flag, command) {
+            (Some(duration), _) => Deadline {
+                duration,
+                source: DeadlineSource::Flag,
+            },
+            (None, Some(duration)) => Deadline {
+                duration,
+                source: DeadlineSource::Repository,
+            },
+            (None, None) => Deadline {
+                duration: DEFAULT_TIMEOUT,
+                source: DeadlineSource::Default,
+            },
+        }
+    }
+
+    /// The deadline in words, with where it comes from: `1h (e's default timeout)`.
+    pub fn describe(&self) -> String {
+        let origin = match self.source {
+            DeadlineSource::Flag => "`--timeout`",
+            DeadlineSource::Repository => "the command's `timeout:` in the repository",
+            DeadlineSource::Default => "e's default timeout",
+        };
+        format!("{} ({origin})", humantime::format_duration(self.duration))
+    }
+}
+
 /// How to run a method, beyond what the repository says.
 #[derive(Debug, Default)]
 pub struct Options {
-    /// Stop the container after this long.
+    /// Stop the container after this long, whatever the repository says (`--timeout`).
     pub timeout: Option<Duration>,
     /// Where `${secret:NAME}` values come from.
     pub secrets: Secrets,
@@ -90,6 +147,8 @@ pub struct Report {
     pub run: String,
     /// The engine's id of the image that ran.
     pub image_id: String,
+    /// How long the container could run.
+    pub deadline: Deadline,
 }
 
 impl Report {
@@ -177,7 +236,13 @@ struct Prepared {
     given: Tree,
     requirements: Option<(String, Vec<u8>)>,
     workspace: Workspace,
-    secrets: Vec<String>,
+    /// Every value handed to the run, which must not stay in what it leaves.
+    handed: Vec<Handed>,
+    /// The secrets it may keep (`keep-secrets:`).
+    keep: Vec<String>,
+    /// Its secret files, removed when dropped.
+    files: Option<secret_files::SecretFiles>,
+    deadline: Deadline,
 }
 
 /// Runs `call` on `base` (what modules see of the shared directory) and checks what it left.
@@ -204,14 +269,27 @@ pub async fn execute(
         given,
         requirements,
         workspace,
-        secrets,
+        handed,
+        keep,
+        files,
+        deadline,
     } = prepare(shared, base, call, transfer, options)?;
 
-    let console = Console::new(secrets, options.quiet);
+    let values: Vec<String> = handed.iter().map(|h| h.value.clone()).collect();
+    let console = Console::new(values, options.quiet);
     let started = SystemTime::now();
     let clock = Instant::now();
     let result = engine.run(&spec, &console).await;
+    // The container is gone: its secret files go at once.
+    drop(files);
     let (stdout, stderr) = console.finish();
+    if console.masked() {
+        crate::output::warn(&format!(
+            "`{id}` {method} printed a secret e handed it; e showed it as `{}`, here and in the history\nhint: a module should never print its secrets: fix module `{}`",
+            crate::secrets::MASK,
+            entry.module.name
+        ));
+    }
     let mut record = Run {
         run: workspace.info.run.clone(),
         module: entry.module.name.clone(),
@@ -246,8 +324,20 @@ pub async fn execute(
         method,
         read_only: READ_ONLY_METHODS.contains(&method),
     };
+    let policy = leaks::Policy {
+        module: &entry.module.name,
+        method,
+        handed: &handed,
+        keep: &keep,
+    };
     let verdict = collect(&spec, outcome.download)
-        .and_then(|left| check::check(&given, &left, &rules).map(|v| (v, left)));
+        .and_then(|left| check::check(&given, &left, &rules).map(|v| (v, left)))
+        .and_then(|(verdict, mut left)| {
+            if let Verdict::Changed(changes) = &verdict {
+                settle_secrets(shared, &spec, &mut left, &changes.written, &policy)?;
+            }
+            Ok((verdict, left))
+        });
     let (check, result) = match verdict {
         Ok((Verdict::Unchanged, _)) => (Check::Unchanged, None),
         Ok((Verdict::Changed(changes), left)) => (
@@ -274,6 +364,7 @@ pub async fn execute(
             stderr,
             run: workspace.info.run.clone(),
             image_id: image.id,
+            deadline,
         },
         record,
         result,
@@ -312,15 +403,30 @@ fn prepare(
             }
         )
     })?;
-    let resolved = resolve(
-        &command.envs,
-        &options.secrets,
-        |k| std::env::var(k).ok(),
-        &format!("`{id}` command `{method}`"),
-    )?;
+    let what = format!("`{id}` command `{method}`");
+    // The secret store holds what modules were allowed to keep; it is read only if needed.
+    let secrets = if command
+        .secret_names()
+        .iter()
+        .any(|name| options.secrets.get(name).is_none())
+    {
+        options
+            .secrets
+            .clone()
+            .with_kept(Store::at(&shared.e_dir()).read()?)
+    } else {
+        options.secrets.clone()
+    };
+    let resolved = resolve(command, &secrets, |k| std::env::var(k).ok(), &what)?;
+    secret_files::check_transfer(&resolved.files, transfer == Transfer::Bind, &what)?;
+    let deadline = Deadline::of(options.timeout, command.timeout.map(|t| t.0));
 
     let shared_path = entry.version.shared_path().trim_end_matches('/').to_owned();
     let mut env = contract_env(entry, method);
+    env.push((
+        "E_TIMEOUT".to_owned(),
+        deadline.duration.as_secs().to_string(),
+    ));
     let mut given = base.clone();
     let mut requirements = None;
     if let Some(file) = &options.requirements {
@@ -353,6 +459,11 @@ fn prepare(
     let workspace = Workspace::create(shared, info)?;
     let confinement = container_confinement(entry);
     let owner = (confinement.user.uid, confinement.user.gid);
+    let files = if resolved.files.is_empty() {
+        None
+    } else {
+        Some(secret_files::SecretFiles::create(&resolved.files, owner)?)
+    };
     let copy = match transfer {
         Transfer::Bind => SharedCopy::Bind {
             host: workspace.fill(&given, Some(owner))?,
@@ -391,15 +502,72 @@ fn prepare(
         network: entry.version.network.unwrap_or(Network::None),
         capabilities: entry.version.capabilities.clone(),
         labels: run_labels,
-        timeout: options.timeout,
+        secret_files: files.as_ref().map(|files| files.dir().to_owned()),
+        timeout: Some(deadline.duration),
     };
     Ok(Prepared {
         spec,
         given,
         requirements,
         workspace,
-        secrets: resolved.secrets,
+        handed: resolved.handed,
+        keep: command.keep_secrets.clone(),
+        files,
+        deadline,
     })
+}
+
+/// Looks for the secrets handed to the run in the files it wrote (`leaks.rs`): a kept one is
+/// replaced by its reference, in the result and in a bind-mode copy (which is what a result
+/// kept aside is made of), and its value goes to the secret store; any other is a refusal.
+fn settle_secrets(
+    shared: &SharedDir,
+    spec: &RunSpec,
+    result: &mut Tree,
+    written: &[String],
+    policy: &leaks::Policy<'_>,
+) -> Result<(), Refusal> {
+    let before = result.clone();
+    let kept = leaks::guard(result, written, policy)?;
+    if kept.is_empty() {
+        return Ok(());
+    }
+    if let Some(bytes) = result.file(tree::STATE_FILE)
+        && before.file(tree::STATE_FILE) != Some(bytes)
+    {
+        check::parse_state(bytes).map_err(|reason| {
+            Refusal::new(
+                tree::STATE_FILE,
+                format!("{reason}, once e put the references of the secrets it keeps in place of their values"),
+            )
+        })?;
+    }
+    let store = Store::at(&shared.e_dir());
+    let refuse = |err: anyhow::Error| {
+        Refusal::new(
+            store.path().display().to_string(),
+            format!("could not keep the secrets `{}`: {err:#}", names(&kept)),
+        )
+    };
+    if let SharedCopy::Bind { host } = &spec.shared {
+        for path in written {
+            if let Some(bytes) = result.file(path)
+                && before.file(path) != Some(bytes)
+            {
+                std::fs::write(host.join(path), bytes).map_err(|err| refuse(err.into()))?;
+            }
+        }
+    }
+    store.keep(&kept).map_err(refuse)?;
+    Ok(())
+}
+
+/// `a`, `b`: the names of kept secrets.
+fn names(kept: &[(String, String)]) -> String {
+    kept.iter()
+        .map(|(name, _)| name.as_str())
+        .collect::<Vec<_>>()
+        .join("`, `")
 }
 
 /// What the run left in its copy: read from the bind-mounted directory, or from the download.

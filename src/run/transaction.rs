@@ -73,14 +73,13 @@ impl<'s> Transaction<'s> {
             extra,
         };
         let finished = execute(engine, self.shared, &self.work, call, options).await?;
-        self.settle(entry, method, options.timeout, finished)
+        self.settle(entry, method, finished)
     }
 
     fn settle(
         &mut self,
         entry: Entry<'_>,
         method: &str,
-        timeout: Option<std::time::Duration>,
         finished: Finished,
     ) -> anyhow::Result<Report> {
         let Finished {
@@ -101,12 +100,18 @@ impl<'s> Transaction<'s> {
             let why = match stopped {
                 crate::runtime::Stopped::Timeout => format!(
                     "ran longer than {}",
-                    humantime::format_duration(timeout.unwrap_or_default())
+                    report.deadline.describe()
                 ),
                 crate::runtime::Stopped::Interrupted => "was interrupted".to_owned(),
             };
+            let hint = match stopped {
+                crate::runtime::Stopped::Timeout => {
+                    "\nhint: if it needs longer, give the command a longer `timeout:` in the repository, or pass `--timeout`"
+                }
+                crate::runtime::Stopped::Interrupted => "",
+            };
             output::note(&format!(
-                "e: `{id}` {method} {why}; its container was stopped and removed"
+                "e: `{id}` {method} {why}; its container was stopped and removed{hint}"
             ));
         }
         if let super::Check::Invalid(reason) = &report.check {
