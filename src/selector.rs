@@ -676,6 +676,15 @@ impl Scalar {
     ) -> Result<Option<String>, D::Error> {
         Ok(Option::<Written>::deserialize(deserializer)?.map(|written| written.0))
     }
+
+    /// A quantity (a limit) as text: a string, or a number or boolean as it prints. Unlike a
+    /// label value it need not keep its spelling, and it reads from e's JSON cache, where
+    /// quantities are numbers.
+    pub fn deserialize_quantity<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<String, D::Error> {
+        Ok(deserializer.deserialize_any(WrittenVisitor)?.0)
+    }
 }
 
 impl<'de> Deserialize<'de> for Scalar {
@@ -695,20 +704,34 @@ struct Written(String);
 
 impl<'de> Deserialize<'de> for Written {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct WrittenVisitor;
-        impl Visitor<'_> for WrittenVisitor {
-            type Value = Written;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Written, E> {
-                Ok(Written(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Written, E> {
-                Ok(Written(v))
-            }
-        }
         deserializer.deserialize_str(WrittenVisitor)
+    }
+}
+
+struct WrittenVisitor;
+
+impl Visitor<'_> for WrittenVisitor {
+    type Value = Written;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Written, E> {
+        Ok(Written(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Written, E> {
+        Ok(Written(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Written, E> {
+        Ok(Written(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Written, E> {
+        Ok(Written(v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Written, E> {
+        Ok(Written(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Written, E> {
+        Ok(Written(v.to_string()))
     }
 }
 

@@ -8,6 +8,7 @@
 //! and the state checks use them. Nothing here builds a value or prints.
 
 use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner as yaml_scanner;
 
 /// The deepest nesting accepted, counted separately for flow collections (`[`, `{`) and for
 /// block collections (indented mappings and sequences). Both together stay within
@@ -408,29 +409,19 @@ impl std::fmt::Display for Tagged {
     }
 }
 
-/// The first tag of the text, from the parser's events; `None` when there is none or the text
-/// does not parse (the real parser reports that). Call it only on text that passed [`scan`],
-/// and only when the scan saw a `!` where a node begins ([`Scan::tags`]): the byte scan never
-/// misses a tag, and this parse tells a tag from a `!` that continues a plain scalar.
+/// The first tag of the text, from the YAML scanner's tokens; `None` when there is none (or
+/// the text stops scanning before one: the real parser reports that). Call it when [`scan`]
+/// saw a `!` where a node begins ([`Scan::tags`]): the byte scan never misses a tag, and the
+/// YAML scanner tells a tag from a `!` that continues a plain scalar.
 pub fn first_tag(source: &str) -> Option<Tagged> {
-    let mut parser = Parser::new_from_str(source);
-    loop {
-        let (event, mark) = parser.next_token().ok()?;
-        let tag = match event {
-            Event::StreamEnd => return None,
-            Event::Scalar(_, _, _, tag)
-            | Event::SequenceStart(_, tag)
-            | Event::MappingStart(_, tag) => tag,
-            _ => None,
-        };
-        if let Some(tag) = tag {
-            return Some(Tagged {
-                tag: format!("{}{}", tag.handle, tag.suffix),
-                line: mark.line(),
-                column: mark.col() + 1,
-            });
-        }
-    }
+    yaml_scanner::Scanner::new(source.chars()).find_map(|yaml_scanner::Token(mark, token)| match token {
+        yaml_scanner::TokenType::Tag(handle, suffix) => Some(Tagged {
+            tag: format!("{handle}{suffix}"),
+            line: mark.line(),
+            column: mark.col() + 1,
+        }),
+        _ => None,
+    })
 }
 
 /// Counts the nodes of a document with every alias expanded, from the parser's events, and
@@ -594,7 +585,8 @@ mod tests {
             assert!(tag.tag.starts_with('!'), "{source}: {tag:?}");
         }
         let tag = first_tag("a: 1\nimage: !Secret x\n").unwrap();
-        assert_eq!((tag.tag.as_str(), tag.line), ("!Secret", 2));
+        assert_eq!((tag.tag.as_str(), tag.line, tag.column), ("!Secret", 2, 8));
+        assert_eq!(first_tag("a: !!str 1\n").unwrap().tag, "!!str");
         for source in [
             "a: b!c\n",
             "a: '!x'\n",

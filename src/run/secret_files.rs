@@ -33,8 +33,11 @@ impl SecretFiles {
         })?;
         let root = tempfile::Builder::new()
             .prefix("e-secrets-")
+            .permissions(fs::Permissions::from_mode(0o700))
             .tempdir_in(&base)
             .with_context(|| format!("failed to create a directory in `{}`", base.display()))?;
+        // Whatever the umask made of it, no one else on this machine may enter it.
+        fs::set_permissions(root.path(), fs::Permissions::from_mode(0o700))?;
         let dir = root.path().join("secrets");
         fs::create_dir(&dir)
             .with_context(|| format!("failed to create `{}`", dir.display()))?;
