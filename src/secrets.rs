@@ -32,7 +32,7 @@ impl Secrets {
             .with_context(|| format!("failed to read the secrets file `{}`", path.display()))?;
         let values = parse(&text).map_err(|message| {
             anyhow::anyhow!(
-                "the secrets file `{}`{message}\nhint: write a YAML map of names to values, each name once, like `db-password: s3cr3t`",
+                "{}{message}\nhint: the secrets file (`--secrets`, `E_SECRETS`) is a YAML map of names to values, each name once, like `db-password: s3cr3t`",
                 path.display()
             )
         })?;
@@ -89,12 +89,39 @@ fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
         if let Some(at) = message.rfind(" at line ") {
             message.truncate(at);
         }
-        match err.location() {
-            Some(at) => format!(":{}:{}: {message}", at.line(), at.column()),
+        let position = match message.strip_prefix("secret `").and_then(|m| m.split_once('`')) {
+            // serde_yaml points at the map; the name written again is where to look.
+            Some((name, rest)) if rest.contains("written twice") => second_key(text, name),
+            _ => None,
+        }
+        .or_else(|| err.location().map(|at| (at.line(), at.column())));
+        match position {
+            Some((line, column)) => format!(":{line}:{column}: {message}"),
             None => format!(": {message}"),
         }
     })?;
     Ok(map.0)
+}
+
+/// The line and column where the top-level key `name` is written the second time.
+fn second_key(text: &str, name: &str) -> Option<(usize, usize)> {
+    use yaml_rust2::scanner::{Scanner, Token, TokenType};
+    let mut after_key = false;
+    let mut seen = 0;
+    for Token(mark, token) in Scanner::new(text.chars()) {
+        match token {
+            TokenType::Key => after_key = true,
+            TokenType::Scalar(_, key) if after_key && key == name => {
+                seen += 1;
+                if seen == 2 {
+                    return Some((mark.line(), mark.col() + 1));
+                }
+                after_key = false;
+            }
+            _ => after_key = false,
+        }
+    }
+    None
 }
 
 /// A map of secret names to values, each name once and each value as written.
@@ -469,7 +496,7 @@ mod tests {
         assert_eq!(values["quoted"], "~");
         assert!(parse("# nothing yet\n").unwrap().is_empty());
         let err = parse("db: one\napi: x\ndb: two\n").unwrap_err();
-        assert!(err.contains("secret `db` is written twice"), "{err}");
+        assert!(err.starts_with(":3:1: secret `db` is written twice"), "{err}");
         let err = parse("a: 1\ndb: !Secret x\n").unwrap_err();
         assert!(err.starts_with(":2:5: the YAML tag `!Secret`"), "{err}");
         let err = parse("db: ~\n").unwrap_err();

@@ -930,6 +930,18 @@ mod tests {
     }
 
     #[test]
+    fn semver_precedence_ignores_build_metadata() {
+        let built = labels(&[("v", "1.0.0+build.5")]);
+        assert!(expr("v", Operator::Le, &["1.0.0"]).matches(&built));
+        assert!(expr("v", Operator::Ge, &["1.0.0"]).matches(&built));
+        assert!(!expr("v", Operator::Gt, &["1.0.0"]).matches(&built));
+        assert!(!expr("v", Operator::Lt, &["1.0.0"]).matches(&built));
+        assert!(!expr("v", Operator::Gt, &["1.0.0+build.1"]).matches(&built));
+        assert!(expr("v", Operator::Semver, &["<=1.0.0"]).matches(&built));
+        assert!(!expr("v", Operator::Semver, &[">1.0.0"]).matches(&built));
+    }
+
+    #[test]
     fn operand_that_is_not_a_version_is_rejected() {
         let err =
             Expression::new("v".parse().unwrap(), Operator::Gt, vec!["latest".into()]).unwrap_err();
@@ -978,6 +990,11 @@ mod tests {
         }
         assert!(validate_key(&"a".repeat(64)).is_err());
         assert!(validate_key(&"a".repeat(63)).is_ok());
+        // Kubernetes checks the prefix as a whole (a DNS subdomain of at most 253 characters),
+        // not each of its dot-separated parts.
+        assert!(validate_key(&format!("{}/kind", "a".repeat(253))).is_ok());
+        assert!(validate_key(&format!("{}/kind", "a".repeat(254))).is_err());
+        assert!(validate_key(&format!("{}.example.com/kind", "b".repeat(100))).is_ok());
     }
 
     #[test]

@@ -140,7 +140,7 @@ fn render(view: &InfoView<'_>) -> String {
     text.push_str(&format!("capabilities:  {}\n", none(view.capabilities)));
     text.push_str(&render_confinement(&view.confinement));
     text.push_str(&format!(
-        "timeout:       {} per method (e's default), unless its command sets `timeout:` (shown below); `--timeout` replaces both\n",
+        "timeout:       {} for each method (e's default), unless its command has its own (below); `--timeout` wins\n",
         view.default_timeout
     ));
     text.push_str("\ncommands:\n");
@@ -181,6 +181,7 @@ fn render(view: &InfoView<'_>) -> String {
         text.push_str("  none\n");
     }
     for (key, value) in view.labels {
+        let value = if value.is_empty() { "\"\"" } else { value };
         text.push_str(&format!("  {key}: {value}\n"));
     }
     text.push_str("\nrequirements and influences:\n");

@@ -173,6 +173,8 @@ fn yaml_error(source: &str, file: &Path, err: &serde_yaml::Error) -> LoadError {
         "see the list of operators in docs/repository.md"
     } else if message.contains(" limit `") {
         "`limits` takes `memory` (like `512Mi`), `cpus` (like `0.5`) and `pids` (like `512`), each replacing e's default (see docs/repository.md)"
+    } else if message.contains("invalid timeout") {
+        "write `timeout` as a duration, like `30m` or `2h`; without one a method may run 1h (see docs/repository.md)"
     } else if message.contains("invalid user") {
         "write `user` in quotes, like `user: \"1000:1000\"`; without it e picks the uid (see docs/repository.md)"
     } else if message.contains("missing field") {

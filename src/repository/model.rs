@@ -426,14 +426,12 @@ impl<'de> Deserialize<'de> for Timeout {
         let text = Scalar::deserialize(deserializer)?.0;
         // The error starts with the field's name, for `load.rs` to point at the value.
         let invalid = |why: &str| {
-            de::Error::custom(format!(
-                "field `timeout`: invalid timeout `{text}`: {why}; write a duration like `90s`, `10m` or `2h`"
-            ))
+            de::Error::custom(format!("field `timeout`: invalid timeout `{text}`: {why}"))
         };
         match humantime::parse_duration(text.trim()) {
             Ok(duration) if duration.is_zero() => Err(invalid("it must be longer than zero")),
             Ok(duration) => Ok(Timeout(duration)),
-            Err(err) => Err(invalid(&err.to_string())),
+            Err(_) => Err(invalid("write a number and a unit, like `90s`, `10m` or `2h`")),
         }
     }
 }

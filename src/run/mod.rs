@@ -606,3 +606,30 @@ fn outcome_name(
         None => "failed",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_wins_then_the_command_then_the_default() {
+        let (flag, command) = (Duration::from_secs(5), Duration::from_secs(60));
+        assert_eq!(
+            Deadline::of(Some(flag), Some(command)),
+            Deadline {
+                duration: flag,
+                source: DeadlineSource::Flag
+            }
+        );
+        assert_eq!(
+            Deadline::of(None, Some(command)),
+            Deadline {
+                duration: command,
+                source: DeadlineSource::Repository
+            }
+        );
+        let default = Deadline::of(None, None);
+        assert_eq!(default.duration, Duration::from_secs(3600));
+        assert_eq!(default.describe(), "1h (e's default timeout)");
+    }
+}
