@@ -56,11 +56,11 @@ pub fn guard(
                     return Err(Refusal::new(
                         path.clone(),
                         format!(
-                            "holds, {}, the value of the {source} that e handed to `{}` {}: e never commits a secret in clear (nothing of the run is committed or kept){}",
+                            "holds, {}, the value of the {source} that e handed to `{}` {}: e never commits a secret in clear; {}",
                             place(path, bytes, needle),
                             policy.module,
                             policy.method,
-                            hint(source)
+                            remedy(source)
                         ),
                     ));
                 }
@@ -71,14 +71,12 @@ pub fn guard(
 }
 
 /// What to do about a secret found where it may not be.
-fn hint(source: &Source) -> String {
+fn remedy(source: &Source) -> String {
     match source {
         Source::Secret(name) => format!(
-            "\nhint: the module must not write the secret itself; if it must keep it, list `{name}` in the command's `keep-secrets:` and e keeps it in its secret store, with `${{secret:{name}}}` in its place"
+            "the module must not write it, or the command must list `{name}` in `keep-secrets:` (e then keeps it in its secret store and writes `${{secret:{name}}}` in its place)"
         ),
-        Source::Env(name) => format!(
-            "\nhint: the module must not write the value of `{name}`; give a value that may be stored as a plain value in `envs:`, not through `${{env:...}}`"
-        ),
+        Source::Env(_) => "the module must not write it (a value that may be stored belongs in `envs:` as it is, not through `${env:...}`)".to_owned(),
     }
 }
 
