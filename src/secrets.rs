@@ -89,7 +89,10 @@ fn parse(text: &str) -> Result<BTreeMap<String, String>, String> {
         if let Some(at) = message.rfind(" at line ") {
             message.truncate(at);
         }
-        let position = match message.strip_prefix("secret `").and_then(|m| m.split_once('`')) {
+        let position = match message
+            .strip_prefix("secret `")
+            .and_then(|m| m.split_once('`'))
+        {
             // serde_yaml points at the map; the name written again is where to look.
             Some((name, rest)) if rest.contains("written twice") => second_key(text, name),
             _ => None,
@@ -214,8 +217,9 @@ impl Store {
             .with_context(|| format!("failed to write in `{}`", self.tmp.display()))?;
         file.write_all(&serde_json::to_vec_pretty(&all)?)?;
         file.as_file().sync_all()?;
-        file.persist(&self.path)
-            .with_context(|| format!("failed to write the secret store `{}`", self.path.display()))?;
+        file.persist(&self.path).with_context(|| {
+            format!("failed to write the secret store `{}`", self.path.display())
+        })?;
         Ok(())
     }
 
@@ -485,7 +489,10 @@ mod tests {
         let err = resolve(&command(&[], &["cert"]), &Secrets::default(), |_| None, "m")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("`/run/secrets/cert` needs secret `cert`"), "{err}");
+        assert!(
+            err.contains("`/run/secrets/cert` needs secret `cert`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -496,7 +503,10 @@ mod tests {
         assert_eq!(values["quoted"], "~");
         assert!(parse("# nothing yet\n").unwrap().is_empty());
         let err = parse("db: one\napi: x\ndb: two\n").unwrap_err();
-        assert!(err.starts_with(":3:1: secret `db` is written twice"), "{err}");
+        assert!(
+            err.starts_with(":3:1: secret `db` is written twice"),
+            "{err}"
+        );
         let err = parse("a: 1\ndb: !Secret x\n").unwrap_err();
         assert!(err.starts_with(":2:5: the YAML tag `!Secret`"), "{err}");
         let err = parse("db: ~\n").unwrap_err();
@@ -513,9 +523,16 @@ mod tests {
         let store = Store::at(dir.path());
         assert!(store.read().unwrap().is_empty());
         store
-            .keep(&[("db".to_owned(), "kept".to_owned()), ("api".to_owned(), "k2".to_owned())])
+            .keep(&[
+                ("db".to_owned(), "kept".to_owned()),
+                ("api".to_owned(), "k2".to_owned()),
+            ])
             .unwrap();
-        let mode = std::fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600, "{mode:o}");
         let all = secrets("db: from-file\n").with_kept(store.read().unwrap());
         assert_eq!(all.get("db"), Some("from-file"));

@@ -246,16 +246,62 @@ mod tests {
     #[test]
     fn strings_that_readers_would_misread_are_quoted() {
         for text in [
-            "no", "yes", "on", "off", "y", "N", "~", "null", "true", "12:30", "2024-01-01",
-            "1_000", "0.1.0", "1.10", "0x1F", "1e3", "+1", "-1", ".5", ".inf", "-.inf", "<<",
-            "=", "", " lead", "trail ", "a: b", "a #b", "- x", "*x", "&x", "!x", "%x", "@x",
-            "`x", "'x", "\"x", "x:", "{x", "[x", "|", ">", "#",
+            "no",
+            "yes",
+            "on",
+            "off",
+            "y",
+            "N",
+            "~",
+            "null",
+            "true",
+            "12:30",
+            "2024-01-01",
+            "1_000",
+            "0.1.0",
+            "1.10",
+            "0x1F",
+            "1e3",
+            "+1",
+            "-1",
+            ".5",
+            ".inf",
+            "-.inf",
+            "<<",
+            "=",
+            "",
+            " lead",
+            "trail ",
+            "a: b",
+            "a #b",
+            "- x",
+            "*x",
+            "&x",
+            "!x",
+            "%x",
+            "@x",
+            "`x",
+            "'x",
+            "\"x",
+            "x:",
+            "{x",
+            "[x",
+            "|",
+            ">",
+            "#",
         ] {
             assert_ne!(string(text), text, "{text:?} must be quoted");
             let back: String = serde_yaml::from_str(&string(text)).unwrap();
             assert_eq!(back, text);
         }
-        for text in ["azure", "Bare Metal Kafka", "e-modules/azi:0.1.0", "a:b", "x.y", "v1"] {
+        for text in [
+            "azure",
+            "Bare Metal Kafka",
+            "e-modules/azi:0.1.0",
+            "a:b",
+            "x.y",
+            "v1",
+        ] {
             assert_eq!(string(text), text);
         }
         assert_eq!(string("tab\there"), "'tab\there'");
@@ -301,6 +347,9 @@ mod tests {
             let back: serde_json::Value = serde_yaml::from_str(&written).unwrap();
             assert_eq!(back, value, "{written}");
         }
-        assert_eq!(yaml(&serde_json::json!({"k": "a\nb\n"})), "k: |\n  a\n  b\n");
+        assert_eq!(
+            yaml(&serde_json::json!({"k": "a\nb\n"})),
+            "k: |\n  a\n  b\n"
+        );
     }
 }

@@ -414,13 +414,15 @@ impl std::fmt::Display for Tagged {
 /// saw a `!` where a node begins ([`Scan::tags`]): the byte scan never misses a tag, and the
 /// YAML scanner tells a tag from a `!` that continues a plain scalar.
 pub fn first_tag(source: &str) -> Option<Tagged> {
-    yaml_scanner::Scanner::new(source.chars()).find_map(|yaml_scanner::Token(mark, token)| match token {
-        yaml_scanner::TokenType::Tag(handle, suffix) => Some(Tagged {
-            tag: format!("{handle}{suffix}"),
-            line: mark.line(),
-            column: mark.col() + 1,
-        }),
-        _ => None,
+    yaml_scanner::Scanner::new(source.chars()).find_map(|yaml_scanner::Token(mark, token)| {
+        match token {
+            yaml_scanner::TokenType::Tag(handle, suffix) => Some(Tagged {
+                tag: format!("{handle}{suffix}"),
+                line: mark.line(),
+                column: mark.col() + 1,
+            }),
+            _ => None,
+        }
     })
 }
 

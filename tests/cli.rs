@@ -215,11 +215,21 @@ fn semver_comparisons_ignore_build_metadata() {
     let repository = fixture("as-written");
     snapshot!(
         "search_build_metadata_le",
-        &["--repository", &repository, "search", "provides-thing<=1.0.0"]
+        &[
+            "--repository",
+            &repository,
+            "search",
+            "provides-thing<=1.0.0"
+        ]
     );
     snapshot!(
         "search_build_metadata_gt",
-        &["--repository", &repository, "search", "provides-thing>1.0.0"]
+        &[
+            "--repository",
+            &repository,
+            "search",
+            "provides-thing>1.0.0"
+        ]
     );
 }
 
@@ -291,7 +301,10 @@ fn every_label_in_a_table_pastes_back_into_a_selector() {
                 let listed_again = found
                     .lines()
                     .any(|line| line.split_whitespace().take(2).eq(id.iter().copied()));
-                assert!(listed_again, "`e search '{item}'` does not find {id:?}:\n{found}");
+                assert!(
+                    listed_again,
+                    "`e search '{item}'` does not find {id:?}:\n{found}"
+                );
             }
         }
     }
@@ -337,7 +350,11 @@ fn stdout_of(args: &[&str]) -> String {
         .env_remove("E_REPOSITORY")
         .output()
         .expect("the e binary runs");
-    assert!(out.status.success(), "e {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "e {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 
@@ -358,8 +375,11 @@ fn yaml_output_reads_back_the_same_in_a_yaml_1_1_reader() {
         vec!["search", "--for", "spelled"],
         vec!["state"],
     ] {
-        let mut args: Vec<&str> = [&["--repository", &repository, "--shared", shared][..], &args]
-            .concat();
+        let mut args: Vec<&str> = [
+            &["--repository", &repository, "--shared", shared][..],
+            &args,
+        ]
+        .concat();
         args.extend(["-o", "json"]);
         let json: serde_json::Value = serde_json::from_str(&stdout_of(&args)).unwrap();
         *args.last_mut().unwrap() = "yaml";

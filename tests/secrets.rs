@@ -10,7 +10,9 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Volumes, containers_of, e_in_with, misbehave_image, root, stderr, stdout, test_repository, text};
+use support::{
+    Volumes, containers_of, e_in_with, misbehave_image, root, stderr, stdout, test_repository, text,
+};
 
 /// The secret value the tests hand out; it must never be found in clear anywhere e keeps.
 const SECRET: &str = "hunter2-from-the-file";
@@ -49,7 +51,13 @@ impl Scene {
     /// Runs e with these arguments and extra environment, and checks its exit code.
     fn expect_with(&self, code: i32, args: &[&str], envs: &[(&str, &str)]) -> Output {
         let out = e_in_with(root(), &test_repository(), &self.shared(), args, envs);
-        assert_eq!(out.status.code(), Some(code), "e {}:\n{}", args.join(" "), text(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "e {}:\n{}",
+            args.join(" "),
+            text(&out)
+        );
         out
     }
 
@@ -71,7 +79,11 @@ impl Scene {
     fn files_holding(&self, value: &str, except: &[&str]) -> Vec<String> {
         let mut found = Vec::new();
         walk(&self.shared(), &mut |path| {
-            let relative = path.strip_prefix(self.shared()).unwrap().display().to_string();
+            let relative = path
+                .strip_prefix(self.shared())
+                .unwrap()
+                .display()
+                .to_string();
             if !except.contains(&relative.as_str())
                 && fs::read(path).is_ok_and(|bytes| contains(&bytes, value.as_bytes()))
             {
@@ -116,7 +128,11 @@ fn secrets_reach_the_module_as_read_only_files_in_a_tmpfs_and_leave_nothing_behi
         .unwrap_or_else(|| panic!("the module does not say where its secrets come from:\n{said}"));
     let host = Path::new("/dev/shm").join(from);
     assert!(from.starts_with("e-secrets-"), "{said}");
-    assert!(!host.exists(), "the secret files are still at `{}`", host.display());
+    assert!(
+        !host.exists(),
+        "the secret files are still at `{}`",
+        host.display()
+    );
     assert_eq!(scene.files_holding(SECRET, &[]), Vec::<String>::new());
     assert!(containers_of(&scene.shared()).is_empty());
 
@@ -127,7 +143,11 @@ fn secrets_reach_the_module_as_read_only_files_in_a_tmpfs_and_leave_nothing_behi
         &["--secrets", &secrets, "run", "misbehave", "secret-file"],
         &[("E_TRANSFER", "archive")],
     );
-    assert!(stderr(&out).contains("the `archive` transfer"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("the `archive` transfer"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -148,9 +168,15 @@ fn a_secret_written_into_what_a_module_leaves_is_refused_and_kept_nowhere() {
 
     // A run that fails after writing it would have its result kept aside: not this one.
     let out = scene.run_with_secrets(1, "write-secret-then-fail");
-    assert!(stderr(&out).contains("at key `misbehave.password`"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("at key `misbehave.password`"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(scene.state(), state);
-    let kept: Vec<_> = fs::read_dir(scene.shared().join(".e/kept")).unwrap().collect();
+    let kept: Vec<_> = fs::read_dir(scene.shared().join(".e/kept"))
+        .unwrap()
+        .collect();
     assert!(kept.is_empty(), "a result was kept aside: {kept:?}");
 
     // A value from e's environment is a secret too.
@@ -159,7 +185,11 @@ fn a_secret_written_into_what_a_module_leaves_is_refused_and_kept_nowhere() {
         &["run", "misbehave", "write-env-secret"],
         &[("E_TEST_TOKEN", "token-from-the-environment")],
     );
-    assert!(stderr(&out).contains("the value of the `${env:E_TEST_TOKEN}`"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("the value of the `${env:E_TEST_TOKEN}`"),
+        "{}",
+        text(&out)
+    );
 
     // Not in the state, its backup, the runs' copies, kept results or the history.
     assert_eq!(scene.files_holding(SECRET, &[]), Vec::<String>::new());
@@ -190,7 +220,10 @@ fn a_secret_a_command_may_keep_goes_to_the_store_and_the_state_gets_its_referenc
         Vec::<String>::new()
     );
     let shown = stdout(&scene.expect(0, &["state"]));
-    assert!(shown.contains("${secret:db-password}") && !shown.contains(SECRET), "{shown}");
+    assert!(
+        shown.contains("${secret:db-password}") && !shown.contains(SECRET),
+        "{shown}"
+    );
 
     // Without the secrets file, the next run gets the kept value from the store.
     let out = scene.expect(0, &["run", "misbehave", "secret-file"]);
@@ -209,7 +242,11 @@ fn a_module_that_prints_a_secret_is_masked_and_named_once() {
         &["run", "misbehave", "leak"],
         &[("E_TEST_TOKEN", "printed-token-value")],
     );
-    assert!(!text(&out).contains("printed-token-value"), "{}", text(&out));
+    assert!(
+        !text(&out).contains("printed-token-value"),
+        "{}",
+        text(&out)
+    );
     let warnings = stderr(&out)
         .lines()
         .filter(|line| line.starts_with("warning: `misbehave@0.1.0` leak printed a secret"))
@@ -229,7 +266,11 @@ fn timeouts_default_to_an_hour_the_repository_sets_its_own_and_the_flag_wins() {
 
     let started = Instant::now();
     let out = scene.expect(124, &["run", "misbehave", "hang-2s"]);
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(
         stderr(&out).contains(
             "`misbehave@0.1.0` hang-2s ran longer than 2s (the command's `timeout:` in the repository); its container was stopped and removed"
@@ -238,7 +279,11 @@ fn timeouts_default_to_an_hour_the_repository_sets_its_own_and_the_flag_wins() {
         text(&out)
     );
     let out = scene.expect(124, &["run", "misbehave", "hang-2s", "--timeout", "1s"]);
-    assert!(stderr(&out).contains("ran longer than 1s (`--timeout`)"), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("ran longer than 1s (`--timeout`)"),
+        "{}",
+        text(&out)
+    );
     assert!(containers_of(&scene.shared()).is_empty());
 
     let info = stdout(&scene.expect(0, &["info", "misbehave"]));

@@ -166,10 +166,7 @@ fn render(view: &InfoView<'_>) -> String {
             text.push_str(&format!("  timeout {timeout}"));
         }
         if !command.secrets.is_empty() {
-            text.push_str(&format!(
-                "  secret files: {}",
-                command.secrets.join(", ")
-            ));
+            text.push_str(&format!("  secret files: {}", command.secrets.join(", ")));
         }
         if !command.keep_secrets.is_empty() {
             text.push_str(&format!("  may keep: {}", command.keep_secrets.join(", ")));

@@ -399,10 +399,7 @@ fn validate(repository: &Repository, source: &str, file: &Path) -> Result<Vec<St
 type CommandProblem<'p> = (Vec<Step<'p>>, String, &'static str);
 
 /// Checks a command's environment, secrets and what it may keep of them.
-fn check_command<'p>(
-    command: &'p Command,
-    path: &[Step<'p>],
-) -> Result<(), CommandProblem<'p>> {
+fn check_command<'p>(command: &'p Command, path: &[Step<'p>]) -> Result<(), CommandProblem<'p>> {
     let at = |steps: &[Step<'p>]| [path, steps].concat();
     for (name, value) in &command.envs {
         let problem = if name.is_empty() {

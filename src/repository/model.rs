@@ -83,7 +83,11 @@ pub struct ModuleVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
     /// Container paths backed by a per-module, per-version directory of the shared area.
-    #[serde(default, deserialize_with = "texts", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mounts: Vec<String>,
     /// Where the shared directory is mounted in the container (default `/shared`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,7 +96,11 @@ pub struct ModuleVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
     /// Linux capabilities the module needs (all are dropped by default).
-    #[serde(default, deserialize_with = "texts", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub capabilities: Vec<String>,
     /// Memory, CPU and process limits that replace e's defaults.
     #[serde(default, skip_serializing_if = "Limits::is_empty")]
@@ -375,11 +383,19 @@ pub struct Command {
     )]
     pub envs: BTreeMap<String, String>,
     /// Further arguments after `command`.
-    #[serde(default, deserialize_with = "texts", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub args: Vec<String>,
     /// Secrets of the secrets file the container gets as files, `/run/secrets/NAME`, in a
     /// tmpfs: unlike environment variables, they do not show in `docker inspect`.
-    #[serde(default, deserialize_with = "texts", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub secrets: Vec<String>,
     /// Secrets the method may leave in what it writes: e keeps each in its secret store
     /// (`.e/secrets.yml`, mode 0600) and writes `${secret:NAME}` in its place. Any other
@@ -431,7 +447,9 @@ impl<'de> Deserialize<'de> for Timeout {
         match humantime::parse_duration(text.trim()) {
             Ok(duration) if duration.is_zero() => Err(invalid("it must be longer than zero")),
             Ok(duration) => Ok(Timeout(duration)),
-            Err(_) => Err(invalid("write a number and a unit, like `90s`, `10m` or `2h`")),
+            Err(_) => Err(invalid(
+                "write a number and a unit, like `90s`, `10m` or `2h`",
+            )),
         }
     }
 }

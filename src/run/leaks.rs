@@ -206,7 +206,10 @@ mod tests {
     fn a_secret_in_the_state_is_refused_naming_the_key_never_the_value() {
         let handed = handed();
         let mut result = tree(&[
-            ("state.yml", "pg:\n  status: applied\n  users:\n    - {name: app, password: hunter2}\n"),
+            (
+                "state.yml",
+                "pg:\n  status: applied\n  users:\n    - {name: app, password: hunter2}\n",
+            ),
             ("notes.txt", "first\nthe token is tok-123\n"),
         ]);
         let paths = vec!["state.yml".to_owned()];
@@ -222,7 +225,9 @@ mod tests {
         let paths = vec!["notes.txt".to_owned()];
         let refusal = guard(&mut result, &paths, &policy(&handed, &[])).unwrap_err();
         assert!(
-            refusal.reason.starts_with("holds, on line 2, the value of the `${env:TOKEN}`"),
+            refusal
+                .reason
+                .starts_with("holds, on line 2, the value of the `${env:TOKEN}`"),
             "{refusal}"
         );
         // A file the run did not write is not looked at.
@@ -255,7 +260,10 @@ mod tests {
         let paths = vec!["state.yml".to_owned()];
         let mut result = tree(&[("state.yml", "pg:\n  hunter2: x\n")]);
         let refusal = guard(&mut result, &paths, &policy(&handed, &[])).unwrap_err();
-        assert!(refusal.reason.contains("at key `pg (one of its keys)`"), "{refusal}");
+        assert!(
+            refusal.reason.contains("at key `pg (one of its keys)`"),
+            "{refusal}"
+        );
         let mut result = tree(&[("state.yml", "pg: [\n# hunter2\n")]);
         let refusal = guard(&mut result, &paths, &policy(&handed, &[])).unwrap_err();
         assert!(refusal.reason.contains("on line 2"), "{refusal}");

@@ -39,8 +39,7 @@ impl SecretFiles {
         // Whatever the umask made of it, no one else on this machine may enter it.
         fs::set_permissions(root.path(), fs::Permissions::from_mode(0o700))?;
         let dir = root.path().join("secrets");
-        fs::create_dir(&dir)
-            .with_context(|| format!("failed to create `{}`", dir.display()))?;
+        fs::create_dir(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
         // SAFETY: geteuid cannot fail and touches no memory.
         let me = unsafe { libc::geteuid() };
         // Root gives the files to the container's user; anyone else can give them only to
@@ -48,7 +47,11 @@ impl SecretFiles {
         // owner can enter on the host.
         let give = me == 0;
         let private = give || owner.0 == me;
-        let (dir_mode, file_mode) = if private { (0o500, 0o400) } else { (0o555, 0o444) };
+        let (dir_mode, file_mode) = if private {
+            (0o500, 0o400)
+        } else {
+            (0o555, 0o444)
+        };
         for (name, content) in files {
             let path = dir.join(name);
             let mut file = fs::OpenOptions::new()
@@ -105,11 +108,15 @@ fn is_tmpfs(path: &Path) -> bool {
     let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;
     };
-    // SAFETY: statfs writes only into the struct it is given; the name is NUL-terminated.
+    // SAFETY: a zeroed statfs is a valid value of the plain C struct; statfs writes only into
+    // the struct it is given, and the name is NUL-terminated.
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
     let ok = unsafe { libc::statfs(name.as_ptr(), &mut stat) } == 0;
-    #[expect(clippy::unnecessary_cast, reason = "f_type's type differs between targets")]
-    let magic = stat.f_type as i64;
+    #[expect(
+        clippy::useless_conversion,
+        reason = "`f_type` is an i64 on this target, not on every one"
+    )]
+    let magic = i64::from(stat.f_type);
     ok && magic == TMPFS_MAGIC && path.is_dir()
 }
 
@@ -130,7 +137,9 @@ mod tests {
     #[test]
     fn files_are_written_on_a_tmpfs_and_gone_after() {
         let Some(_) = tmpfs_dir() else {
-            panic!("this machine has no tmpfs at /dev/shm or $XDG_RUNTIME_DIR: the secret files need one");
+            panic!(
+                "this machine has no tmpfs at /dev/shm or $XDG_RUNTIME_DIR: the secret files need one"
+            );
         };
         // SAFETY: getuid and getgid cannot fail and touch no memory.
         let me = unsafe { (libc::getuid(), libc::getgid()) };

@@ -98,10 +98,9 @@ impl<'s> Transaction<'s> {
         let id = entry.id();
         if let Some(stopped) = report.stopped {
             let why = match stopped {
-                crate::runtime::Stopped::Timeout => format!(
-                    "ran longer than {}",
-                    report.deadline.describe()
-                ),
+                crate::runtime::Stopped::Timeout => {
+                    format!("ran longer than {}", report.deadline.describe())
+                }
                 crate::runtime::Stopped::Interrupted => "was interrupted".to_owned(),
             };
             let hint = match stopped {

@@ -1147,9 +1147,9 @@ pub(crate) fn mounts(spec: &RunSpec) -> anyhow::Result<Vec<Mount>> {
     };
     let mut mounts = vec![shared];
     if let Some(host) = &spec.secret_files {
-        let text = host.to_str().with_context(|| {
-            format!("cannot mount `{}`: the path is not UTF-8", host.display())
-        })?;
+        let text = host
+            .to_str()
+            .with_context(|| format!("cannot mount `{}`: the path is not UTF-8", host.display()))?;
         mounts.push(Mount {
             target: Some(super::SECRETS_PATH.to_owned()),
             source: Some(text.to_owned()),
