@@ -1,13 +1,15 @@
 //! One method run: a private copy of the shared directory in, a container, a checked result
 //! out. A run never sees the live shared directory: it gets its own copy of the snapshot
 //! (`workspace.rs`), handed to the engine as a bind-mounted directory or as an archive
-//! ([`Transfer`]); what it leaves is read back as data (`tree.rs`) and checked (`check.rs`).
-//! Whether the result is committed, kept aside or dropped is decided by the transaction it
+//! ([`Transfer`]), with its secret files in a tmpfs (`secret_files.rs`); what it leaves is read
+//! back as data (`tree.rs`), checked (`check.rs`) and searched for the secrets it was handed
+//! (`leaks.rs`). Every run has a [`Deadline`]. Whether the result is committed, kept aside or dropped is decided by the transaction it
 //! runs in (`transaction.rs`); the commit itself is `store/commit.rs`. Runs of an e that died
 //! are found and settled by `recovery.rs`.
 
 pub mod check;
 pub mod console;
+mod deadline;
 pub mod leaks;
 pub mod legacy;
 pub mod recovery;
@@ -18,6 +20,8 @@ pub mod volumes;
 pub mod workspace;
 
 use std::time::{Duration, Instant, SystemTime};
+
+pub use deadline::{DEFAULT_TIMEOUT, Deadline, DeadlineSource};
 
 use anyhow::Context as _;
 
@@ -34,61 +38,6 @@ use check::{Rules, Verdict};
 use console::Console;
 use tree::{Limits, Refusal, Tree};
 use workspace::{RunInfo, Workspace};
-
-/// How long a method may run when neither `--timeout` nor its command's `timeout:` says: one
-/// hour. Generous, since an apply may create a cluster, but a module that hangs is stopped and
-/// removed in the end, and its lock released.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
-
-/// How long a run may take, and who said so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadline {
-    /// The time the container may run.
-    pub duration: Duration,
-    /// Where it comes from.
-    pub source: DeadlineSource,
-}
-
-/// Where a run's [`Deadline`] comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadlineSource {
-    /// `--timeout`.
-    Flag,
-    /// The command's `timeout:` in the repository.
-    Repository,
-    /// [`DEFAULT_TIMEOUT`].
-    Default,
-}
-
-impl Deadline {
-    /// `--timeout` wins, then the command's `timeout:`, then [`DEFAULT_TIMEOUT`].
-    pub fn of(flag: Option<Duration>, command: Option<Duration>) -> Deadline {
-        match (flag, command) {
-            (Some(duration), _) => Deadline {
-                duration,
-                source: DeadlineSource::Flag,
-            },
-            (None, Some(duration)) => Deadline {
-                duration,
-                source: DeadlineSource::Repository,
-            },
-            (None, None) => Deadline {
-                duration: DEFAULT_TIMEOUT,
-                source: DeadlineSource::Default,
-            },
-        }
-    }
-
-    /// The deadline in words, with where it comes from: `1h (e's default timeout)`.
-    pub fn describe(&self) -> String {
-        let origin = match self.source {
-            DeadlineSource::Flag => "`--timeout`",
-            DeadlineSource::Repository => "the command's `timeout:` in the repository",
-            DeadlineSource::Default => "e's default timeout",
-        };
-        format!("{} ({origin})", humantime::format_duration(self.duration))
-    }
-}
 
 /// How to run a method, beyond what the repository says.
 #[derive(Debug, Default)]
@@ -604,32 +553,5 @@ fn outcome_name(
         None if exit_code == 2 && method == "plan" => "changes",
         None if exit_code == 2 && method == "audit" => "drift",
         None => "failed",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_flag_wins_then_the_command_then_the_default() {
-        let (flag, command) = (Duration::from_secs(5), Duration::from_secs(60));
-        assert_eq!(
-            Deadline::of(Some(flag), Some(command)),
-            Deadline {
-                duration: flag,
-                source: DeadlineSource::Flag
-            }
-        );
-        assert_eq!(
-            Deadline::of(None, Some(command)),
-            Deadline {
-                duration: command,
-                source: DeadlineSource::Repository
-            }
-        );
-        let default = Deadline::of(None, None);
-        assert_eq!(default.duration, Duration::from_secs(3600));
-        assert_eq!(default.describe(), "1h (e's default timeout)");
     }
 }
