@@ -24,17 +24,22 @@ pub struct Policy<'a> {
     pub keep: &'a [String],
 }
 
+/// What [`guard`] did to a result that may be committed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Guarded {
+    /// The secrets to keep in the store: name and value.
+    pub kept: Vec<(String, String)>,
+    /// The files in which e put references in place of kept secrets.
+    pub changed: Vec<String>,
+}
+
 /// Looks for every handed value in the files at `paths` of `result` (those the run wrote).
-/// A kept secret is replaced there by `${secret:NAME}`; the names and values to store are
-/// returned. The first other secret found is a refusal.
-pub fn guard(
-    result: &mut Tree,
-    paths: &[String],
-    policy: &Policy<'_>,
-) -> Result<Vec<(String, String)>, Refusal> {
-    let mut kept: Vec<(String, String)> = Vec::new();
+/// A kept secret is replaced there by `${secret:NAME}`. The first other secret found is a
+/// refusal.
+pub fn guard(result: &mut Tree, paths: &[String], policy: &Policy<'_>) -> Result<Guarded, Refusal> {
+    let mut guarded = Guarded::default();
     if policy.handed.is_empty() {
-        return Ok(kept);
+        return Ok(guarded);
     }
     for path in paths {
         let Some(Node::File { bytes, .. }) = result.entries.get_mut(path) else {
@@ -48,8 +53,11 @@ pub fn guard(
             match &handed.source {
                 Source::Secret(name) if policy.keep.contains(name) => {
                     *bytes = replace(bytes, needle, format!("${{secret:{name}}}").as_bytes());
-                    if !kept.iter().any(|(n, _)| n == name) {
-                        kept.push((name.clone(), handed.value.clone()));
+                    if !guarded.kept.iter().any(|(n, _)| n == name) {
+                        guarded.kept.push((name.clone(), handed.value.clone()));
+                    }
+                    if !guarded.changed.contains(path) {
+                        guarded.changed.push(path.clone());
                     }
                 }
                 source => {
@@ -67,7 +75,7 @@ pub fn guard(
             }
         }
     }
-    Ok(kept)
+    Ok(guarded)
 }
 
 /// What to do about a secret found where it may not be.
@@ -231,7 +239,10 @@ mod tests {
             "{refusal}"
         );
         // A file the run did not write is not looked at.
-        assert_eq!(guard(&mut result, &[], &policy(&handed, &[])), Ok(vec![]));
+        assert_eq!(
+            guard(&mut result, &[], &policy(&handed, &[])),
+            Ok(Guarded::default())
+        );
     }
 
     #[test]
@@ -243,8 +254,9 @@ mod tests {
             "pg:\n  url: postgres://app:hunter2@db/app\n  again: hunter2\n",
         )]);
         let paths = vec!["pg-config.yml".to_owned()];
-        let kept = guard(&mut result, &paths, &policy(&handed, &keep)).unwrap();
-        assert_eq!(kept, [("db".to_owned(), "hunter2".to_owned())]);
+        let guarded = guard(&mut result, &paths, &policy(&handed, &keep)).unwrap();
+        assert_eq!(guarded.kept, [("db".to_owned(), "hunter2".to_owned())]);
+        assert_eq!(guarded.changed, ["pg-config.yml"]);
         assert_eq!(
             String::from_utf8_lossy(result.file("pg-config.yml").unwrap()),
             "pg:\n  url: postgres://app:${secret:db}@db/app\n  again: ${secret:db}\n"

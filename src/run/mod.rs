@@ -3,9 +3,9 @@
 //! (`workspace.rs`), handed to the engine as a bind-mounted directory or as an archive
 //! ([`Transfer`]), with its secret files in a tmpfs (`secret_files.rs`); what it leaves is read
 //! back as data (`tree.rs`), checked (`check.rs`) and searched for the secrets it was handed
-//! (`leaks.rs`). Every run has a [`Deadline`]. Whether the result is committed, kept aside or dropped is decided by the transaction it
-//! runs in (`transaction.rs`); the commit itself is `store/commit.rs`. Runs of an e that died
-//! are found and settled by `recovery.rs`.
+//! (`leaks.rs`). Every run has a [`Deadline`]. Whether the result is committed, kept aside or
+//! dropped is decided by the transaction it runs in (`transaction.rs`); the commit itself is
+//! `store/commit.rs`. Runs of an e that died are found and settled by `recovery.rs`.
 
 pub mod check;
 pub mod console;
@@ -21,9 +21,9 @@ pub mod workspace;
 
 use std::time::{Duration, Instant, SystemTime};
 
-pub use deadline::{DEFAULT_TIMEOUT, Deadline, DeadlineSource};
-
 use anyhow::Context as _;
+
+pub use deadline::{DEFAULT_TIMEOUT, Deadline, DeadlineSource};
 
 use crate::repository::Entry;
 use crate::requirements;
@@ -476,13 +476,12 @@ fn settle_secrets(
     written: &[String],
     policy: &leaks::Policy<'_>,
 ) -> Result<(), Refusal> {
-    let before = result.clone();
-    let kept = leaks::guard(result, written, policy)?;
+    let leaks::Guarded { kept, changed } = leaks::guard(result, written, policy)?;
     if kept.is_empty() {
         return Ok(());
     }
-    if let Some(bytes) = result.file(tree::STATE_FILE)
-        && before.file(tree::STATE_FILE) != Some(bytes)
+    if changed.iter().any(|path| path == tree::STATE_FILE)
+        && let Some(bytes) = result.file(tree::STATE_FILE)
     {
         check::parse_state(bytes).map_err(|reason| {
             Refusal::new(
@@ -499,10 +498,8 @@ fn settle_secrets(
         )
     };
     if let SharedCopy::Bind { host } = &spec.shared {
-        for path in written {
-            if let Some(bytes) = result.file(path)
-                && before.file(path) != Some(bytes)
-            {
+        for path in &changed {
+            if let Some(bytes) = result.file(path) {
                 std::fs::write(host.join(path), bytes).map_err(|err| refuse(err.into()))?;
             }
         }
