@@ -232,6 +232,26 @@ fn a_secret_a_command_may_keep_goes_to_the_store_and_the_state_gets_its_referenc
         "{}",
         text(&out)
     );
+
+    // A failed run's result is kept aside with the reference too, never the value.
+    let out = scene.run_with_secrets(1, "keep-secret-then-fail");
+    assert!(
+        stderr(&out).contains("is kept aside as run"),
+        "{}",
+        text(&out)
+    );
+    let kept = scene.shared().join(".e/kept");
+    let run = fs::read_dir(&kept)
+        .unwrap()
+        .next()
+        .expect("a kept result")
+        .unwrap();
+    let state = fs::read_to_string(run.path().join("shared/state.yml")).unwrap();
+    assert!(state.contains("password: ${secret:db-password}"), "{state}");
+    assert_eq!(
+        scene.files_holding(SECRET, &[".e/secrets.json"]),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
