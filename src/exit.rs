@@ -5,7 +5,7 @@
 //! | 0    | success; also a plan with changes, unless `--detailed-exitcode`                 |
 //! | 1    | an error: a usage error, e's own, a method that failed (the module's own code  |
 //! |      | is in the message and in `-o json`), a result e refused, an answer other than  |
-//! |      | `yes`                                                                          |
+//! |      | `yes`; `e search SELECTOR` that matches nothing (like `grep`)                  |
 //! | 2    | `e plan --detailed-exitcode`: the plan has changes; `e audit`: drift           |
 //! | 124  | a method ran past its timeout (as `timeout(1)`)                                |
 //! | 130  | interrupted (Ctrl-C, SIGTERM)                                                  |

@@ -25,6 +25,7 @@ pub mod secrets;
 pub mod selector;
 pub mod store;
 pub mod summary;
+pub mod yaml_emit;
 pub mod yaml_limits;
 
 use cli::{Cli, Command};

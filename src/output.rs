@@ -67,7 +67,7 @@ pub fn serialized<T: Serialize>(format: Format, value: &T) -> anyhow::Result<Opt
     Ok(match format {
         Format::Table => None,
         Format::Json => Some(serde_json::to_string_pretty(value)? + "\n"),
-        Format::Yaml => Some(serde_yaml::to_string(value)?),
+        Format::Yaml => Some(crate::yaml_emit::to_string(value)?),
     })
 }
 

@@ -6,6 +6,7 @@
 //! (`gt`, `ge`, `lt`, `le`, `semver`). This module is pure: it never touches the disk or the
 //! engine, so it can be tested exhaustively and used on any hot path.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -65,9 +66,10 @@ pub fn validate_key(key: &str) -> Result<(), String> {
                 "invalid label key `{key}`: the prefix before `/` must be 1 to 253 characters"
             ));
         }
+        // Kubernetes checks the prefix against its DNS-1123 subdomain pattern and total length
+        // only, not the length of each dot-separated part: so does e.
         let dns_label_ok = |label: &str| {
             !label.is_empty()
-                && label.len() <= 63
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -294,11 +296,11 @@ impl Expression {
                     return false;
                 };
                 match &self.operand {
-                    Operand::Version(operand) => match self.operator {
-                        Operator::Gt => version > *operand,
-                        Operator::Ge => version >= *operand,
-                        Operator::Lt => version < *operand,
-                        _ => version <= *operand,
+                    // Semver precedence ignores build metadata: `1.0.0+build.5` is `1.0.0`.
+                    Operand::Version(operand) => match version.cmp_precedence(operand) {
+                        Ordering::Greater => matches!(self.operator, Operator::Gt | Operator::Ge),
+                        Ordering::Equal => matches!(self.operator, Operator::Ge | Operator::Le),
+                        Ordering::Less => matches!(self.operator, Operator::Lt | Operator::Le),
                     },
                     Operand::Requirement(requirement) => requirement.matches(&version),
                     Operand::None => unreachable!("semver operators always carry an operand"),
@@ -331,7 +333,9 @@ impl fmt::Display for Expression {
     }
 }
 
-fn quote_if_needed(value: &str) -> String {
+/// A value as a selector on the command line writes it: as it is when that reads back the
+/// same, else in double quotes with `\\` and `"` escaped (`"Bare Metal Kafka"`).
+pub fn quote_if_needed(value: &str) -> String {
     let plain = !value.is_empty()
         && value
             .chars()
@@ -657,38 +661,77 @@ impl<'de> Deserialize<'de> for FieldName<'de> {
     }
 }
 
-/// A scalar written as a label value or an expression value: strings, numbers and booleans are
-/// all kept as text, so `provides-kafka: 2.5.1` and `size: 5` need no quotes.
+/// A scalar written as a label value or an expression value, kept as the text written in the
+/// file: `1.10` stays `1.10`, `0x1F`, `1e3` and `+1` stay as they are, and `true` is the text
+/// `true`. YAML would resolve them to numbers and booleans that print differently, which would
+/// change what a selector matches. A null (`~`, `null`, or nothing at all) is refused: it is no
+/// value, and `""` is the empty one.
 pub struct Scalar(pub String);
+
+impl Scalar {
+    /// Like [`Scalar`]'s `Deserialize`, but a null is `None`, for fields where it means "not set"
+    /// or "empty".
+    pub fn deserialize_nullable<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Written>::deserialize(deserializer)?.map(|written| written.0))
+    }
+
+    /// A quantity (a limit) as text: a string, or a number or boolean as it prints. Unlike a
+    /// label value it need not keep its spelling, and it reads from e's JSON cache, where
+    /// quantities are numbers.
+    pub fn deserialize_quantity<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<String, D::Error> {
+        Ok(deserializer.deserialize_any(WrittenVisitor)?.0)
+    }
+}
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ScalarVisitor;
-        impl Visitor<'_> for ScalarVisitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
-                Ok(Scalar(v))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(v.to_string()))
-            }
+        match Scalar::deserialize_nullable(deserializer)? {
+            Some(text) => Ok(Scalar(text)),
+            None => Err(de::Error::custom(
+                "a value is missing (`~`, `null` or nothing is no value); write `\"\"` for an empty one, or quote the text, like `\"null\"`",
+            )),
         }
-        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// A scalar's text as written: asked for as a string, so that serde_yaml hands over the text
+/// of the scalar instead of the number or boolean it would resolve it to.
+struct Written(String);
+
+impl<'de> Deserialize<'de> for Written {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(WrittenVisitor)
+    }
+}
+
+struct WrittenVisitor;
+
+impl Visitor<'_> for WrittenVisitor {
+    type Value = Written;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Written, E> {
+        Ok(Written(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Written, E> {
+        Ok(Written(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Written, E> {
+        Ok(Written(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Written, E> {
+        Ok(Written(v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Written, E> {
+        Ok(Written(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Written, E> {
+        Ok(Written(v.to_string()))
     }
 }
 
@@ -887,6 +930,18 @@ mod tests {
     }
 
     #[test]
+    fn semver_precedence_ignores_build_metadata() {
+        let built = labels(&[("v", "1.0.0+build.5")]);
+        assert!(expr("v", Operator::Le, &["1.0.0"]).matches(&built));
+        assert!(expr("v", Operator::Ge, &["1.0.0"]).matches(&built));
+        assert!(!expr("v", Operator::Gt, &["1.0.0"]).matches(&built));
+        assert!(!expr("v", Operator::Lt, &["1.0.0"]).matches(&built));
+        assert!(!expr("v", Operator::Gt, &["1.0.0+build.1"]).matches(&built));
+        assert!(expr("v", Operator::Semver, &["<=1.0.0"]).matches(&built));
+        assert!(!expr("v", Operator::Semver, &[">1.0.0"]).matches(&built));
+    }
+
+    #[test]
     fn operand_that_is_not_a_version_is_rejected() {
         let err =
             Expression::new("v".parse().unwrap(), Operator::Gt, vec!["latest".into()]).unwrap_err();
@@ -935,6 +990,11 @@ mod tests {
         }
         assert!(validate_key(&"a".repeat(64)).is_err());
         assert!(validate_key(&"a".repeat(63)).is_ok());
+        // Kubernetes checks the prefix as a whole (a DNS subdomain of at most 253 characters),
+        // not each of its dot-separated parts.
+        assert!(validate_key(&format!("{}/kind", "a".repeat(253))).is_ok());
+        assert!(validate_key(&format!("{}/kind", "a".repeat(254))).is_err());
+        assert!(validate_key(&format!("{}.example.com/kind", "b".repeat(100))).is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! and the state checks use them. Nothing here builds a value or prints.
 
 use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner as yaml_scanner;
 
 /// The deepest nesting accepted, counted separately for flow collections (`[`, `{`) and for
 /// block collections (indented mappings and sequences). Both together stay within
@@ -54,6 +55,9 @@ pub struct Scan {
     pub too_deep: Option<TooDeep>,
     /// Whether the text uses an alias (`*name`) anywhere before that point.
     pub aliases: bool,
+    /// Whether a `!` begins a node anywhere before that point: there may be a tag (see
+    /// [`first_tag`], which tells for sure).
+    pub tags: bool,
 }
 
 /// Where nesting first passes [`MAX_DEPTH`], if it does.
@@ -231,7 +235,11 @@ impl Scanner<'_> {
             b':' if ends || (self.flow > 0 && next.is_some_and(is_flow_indicator)) => {
                 self.i += 1;
             }
-            b'&' | b'!' => self.skip_token(),
+            b'&' => self.skip_token(),
+            b'!' => {
+                self.found.tags = true;
+                self.skip_token();
+            }
             b'*' => {
                 self.found.aliases = true;
                 self.skip_token();
@@ -379,6 +387,45 @@ fn is_flow_indicator(byte: u8) -> bool {
     matches!(byte, b',' | b'[' | b']' | b'{' | b'}')
 }
 
+/// A YAML tag (`!Secret`, `!!str`) in text e reads. e gives tags no meaning, and serde would
+/// drop one without a word (`image: !Secret rel/mod` would run `rel/mod`), so e refuses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged {
+    /// The tag as written, `!` included.
+    pub tag: String,
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub column: usize,
+}
+
+impl std::fmt::Display for Tagged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the YAML tag `{}` is not allowed: e gives tags no meaning and would read the value without it",
+            self.tag
+        )
+    }
+}
+
+/// The first tag of the text, from the YAML scanner's tokens; `None` when there is none (or
+/// the text stops scanning before one: the real parser reports that). Call it when [`scan`]
+/// saw a `!` where a node begins ([`Scan::tags`]): the byte scan never misses a tag, and the
+/// YAML scanner tells a tag from a `!` that continues a plain scalar.
+pub fn first_tag(source: &str) -> Option<Tagged> {
+    yaml_scanner::Scanner::new(source.chars()).find_map(|yaml_scanner::Token(mark, token)| {
+        match token {
+            yaml_scanner::TokenType::Tag(handle, suffix) => Some(Tagged {
+                tag: format!("{handle}{suffix}"),
+                line: mark.line(),
+                column: mark.col() + 1,
+            }),
+            _ => None,
+        }
+    })
+}
+
 /// Counts the nodes of a document with every alias expanded, from the parser's events, and
 /// fails as soon as aliases add more than [`MAX_ALIAS_NODES`]; a text that does not parse is
 /// left for the real parser to report. Call it only on text that passed [`scan`]: the event
@@ -522,6 +569,40 @@ mod tests {
         assert_eq!(scan(state), Scan::default());
         let state: serde_yaml::Value = serde_yaml::from_str(state).unwrap();
         assert!(state.is_mapping());
+    }
+
+    #[test]
+    fn tags_are_found_where_nodes_begin_and_only_there() {
+        for source in [
+            "image: !Secret rel/mod:0.1.0\n",
+            "a: [1, !!str 2]\n",
+            "- !x {a: 1}\n",
+            "--- !doc\na: 1\n",
+            "a: &anchor !t v\n",
+            "!key k: v\n",
+            "{\"a\":!t b}\n",
+        ] {
+            assert!(scan(source).tags, "{source}");
+            let tag = first_tag(source).unwrap_or_else(|| panic!("{source}"));
+            assert!(tag.tag.starts_with('!'), "{source}: {tag:?}");
+        }
+        let tag = first_tag("a: 1\nimage: !Secret x\n").unwrap();
+        assert_eq!((tag.tag.as_str(), tag.line, tag.column), ("!Secret", 2, 8));
+        assert_eq!(first_tag("a: !!str 1\n").unwrap().tag, "!!str");
+        for source in [
+            "a: b!c\n",
+            "a: '!x'\n",
+            "a: \"!x\"\n",
+            "a: 1 # !x\n",
+            "a: |\n  !x\n",
+        ] {
+            assert!(!scan(source).tags, "{source}");
+        }
+        // A plain scalar continued on a line that begins with `!`: the scan cannot tell, the
+        // parser can.
+        let continued = "a: b\n  !c\n";
+        assert!(scan(continued).tags);
+        assert_eq!(first_tag(continued), None);
     }
 
     #[test]

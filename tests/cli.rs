@@ -158,6 +158,12 @@ fn every_broken_fixture_is_an_error_that_points_at_it() {
         "alias-bomb",
         "deep",
         "not-utf8",
+        "null-image",
+        "tag",
+        "bad-env-key",
+        "bad-shared",
+        "bad-timeout",
+        "bad-keep-secrets",
     ] {
         snapshot!(
             format!("error_{name}"),
@@ -172,4 +178,212 @@ fn non_semver_version_loads_with_a_warning() {
         "warning_dev_version",
         &["--repository", &fixture("dev-version"), "list"]
     );
+}
+
+#[test]
+fn label_values_are_kept_as_written() {
+    let repository = fixture("as-written");
+    snapshot!("list_as_written", &["--repository", &repository, "list"]);
+    snapshot!(
+        "info_as_written",
+        &["--repository", &repository, "info", "spelled"]
+    );
+    // Selectors compare the text: `1.10` is not `1.1`, `0x1F` is not `31`.
+    for (selector, matches) in [
+        ("version=1.10", true),
+        ("version=1.1", false),
+        ("hex=0x1F", true),
+        ("hex=31", false),
+        ("exponent=1e3", true),
+        ("plus=+1", true),
+        ("plus=1", false),
+        ("answer=no", true),
+        ("time=12:30", true),
+        (&format!("{}/tier=gold", "a".repeat(100)), true),
+    ] {
+        let out = e(&["--repository", &repository, "search", selector]);
+        assert_eq!(
+            out.contains("spelled "),
+            matches,
+            "e search '{selector}':\n{out}"
+        );
+    }
+}
+
+#[test]
+fn semver_comparisons_ignore_build_metadata() {
+    let repository = fixture("as-written");
+    snapshot!(
+        "search_build_metadata_le",
+        &[
+            "--repository",
+            &repository,
+            "search",
+            "provides-thing<=1.0.0"
+        ]
+    );
+    snapshot!(
+        "search_build_metadata_gt",
+        &[
+            "--repository",
+            &repository,
+            "search",
+            "provides-thing>1.0.0"
+        ]
+    );
+}
+
+#[test]
+fn a_byte_order_mark_is_no_content() {
+    snapshot!("list_bom", &["--repository", &fixture("bom"), "list"]);
+}
+
+#[test]
+fn a_secrets_file_with_a_name_twice_or_a_tag_is_refused() {
+    let shared = tempfile::tempdir().unwrap();
+    let shared = shared.path().to_str().unwrap();
+    for name in ["secrets-twice", "secrets-tag"] {
+        let secrets = fixture(name);
+        snapshot!(
+            format!("error_{name}"),
+            &[
+                "--repository",
+                "tests/fixtures/e2e-repository.yaml",
+                "--shared",
+                shared,
+                "--secrets",
+                &secrets,
+                "run",
+                "misbehave",
+                "apply",
+            ]
+        );
+    }
+}
+
+/// Splits a LABELS cell into its `key=value` items: spaces separate them, except inside a
+/// double-quoted value.
+fn label_items(cell: &str) -> Vec<String> {
+    let (mut items, mut item, mut quoted, mut escaped) = (Vec::new(), String::new(), false, false);
+    for c in cell.chars() {
+        match c {
+            ' ' if !quoted => items.extend((!item.is_empty()).then(|| std::mem::take(&mut item))),
+            '"' if !escaped => {
+                quoted = !quoted;
+                item.push(c);
+            }
+            _ => item.push(c),
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    items.extend((!item.is_empty()).then_some(item));
+    items
+}
+
+#[test]
+fn every_label_in_a_table_pastes_back_into_a_selector() {
+    for repository in ["repository.yaml".to_owned(), fixture("as-written")] {
+        let listed = e(&["--repository", &repository, "list"]);
+        let header = listed.lines().nth(2).expect("a header line");
+        let column = header.find("LABELS").expect("a LABELS column");
+        let rows: Vec<&str> = listed
+            .lines()
+            .skip(3)
+            .take_while(|line| !line.starts_with("--- stderr"))
+            .collect();
+        assert!(!rows.is_empty(), "{listed}");
+        for row in rows {
+            let id: Vec<&str> = row.split_whitespace().take(2).collect();
+            let items = label_items(&row[column..]);
+            assert!(!items.is_empty(), "{row}");
+            for item in items {
+                let found = e(&["--repository", &repository, "search", &item]);
+                let listed_again = found
+                    .lines()
+                    .any(|line| line.split_whitespace().take(2).eq(id.iter().copied()));
+                assert!(
+                    listed_again,
+                    "`e search '{item}'` does not find {id:?}:\n{found}"
+                );
+            }
+        }
+    }
+    // The one label that used to be left out, with a value that has spaces.
+    let listed = e(&["list"]);
+    assert!(listed.contains("name=\"Bare Metal Kafka\""), "{listed}");
+}
+
+/// Reads YAML with PyYAML, a YAML 1.1 reader, and returns it as JSON (values of other types
+/// than JSON's, like dates, as `<type value>`, so that they show in the comparison).
+fn pyyaml(text: &str) -> serde_json::Value {
+    use std::io::Write as _;
+    let script = "import sys, json, yaml\n\
+        json.dump(yaml.safe_load(sys.stdin), sys.stdout, default=lambda o: '<%s %s>' % (type(o).__name__, o))";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs: this test needs python3 and PyYAML (tests/engine.sh installs python3-yaml)");
+    child
+        .stdin
+        .take()
+        .expect("a pipe")
+        .write_all(text.as_bytes())
+        .expect("python3 reads");
+    let out = child.wait_with_output().expect("python3 ends");
+    assert!(
+        out.status.success(),
+        "PyYAML could not read e's YAML (is python3-yaml installed? tests/engine.sh installs it):\n{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from python3")
+}
+
+/// Runs e and returns its stdout, asserting that it succeeded.
+fn stdout_of(args: &[&str]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(args)
+        .current_dir(root)
+        .env_remove("E_REPOSITORY")
+        .output()
+        .expect("the e binary runs");
+    assert!(
+        out.status.success(),
+        "e {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[test]
+fn yaml_output_reads_back_the_same_in_a_yaml_1_1_reader() {
+    let repository = fixture("as-written");
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(
+        shared.path().join("state.yml"),
+        "spelled:\n  answer: 'no'\n  at: '12:30'\n  day: '2024-01-01'\n  count: '1_000'\n  version: '0.1.0'\n  really: true\n  size: 5\n  off: 'off'\n",
+    )
+    .unwrap();
+    let shared = shared.path().to_str().unwrap();
+    for args in [
+        vec!["list"],
+        vec!["info", "spelled"],
+        vec!["search", "kind in (spelling, build)"],
+        vec!["search", "--for", "spelled"],
+        vec!["state"],
+    ] {
+        let mut args: Vec<&str> = [
+            &["--repository", &repository, "--shared", shared][..],
+            &args,
+        ]
+        .concat();
+        args.extend(["-o", "json"]);
+        let json: serde_json::Value = serde_json::from_str(&stdout_of(&args)).unwrap();
+        *args.last_mut().unwrap() = "yaml";
+        let yaml = stdout_of(&args);
+        assert_eq!(pyyaml(&yaml), json, "e {args:?} as read by PyYAML:\n{yaml}");
+    }
 }

@@ -208,6 +208,7 @@ fn spec(image: &str, run: &str, args: &[&str]) -> RunSpec {
         network: Network::None,
         capabilities: Vec::new(),
         labels: labels(MODULE, run),
+        secret_files: None,
         timeout: None,
     }
 }

@@ -41,7 +41,7 @@ pub async fn run(
     )?;
     let images = images(&entries);
     let files = files(&entries, &context.repository_path)?;
-    let subset = serde_yaml::to_string(&subset(&repository, &entries, &files))
+    let subset = crate::yaml_emit::to_string(&subset(&repository, &entries, &files))
         .context("failed to write the repository subset")?;
     let state = if args.with_state {
         Some(state(context, &entries)?)
@@ -546,16 +546,8 @@ fn walk(root: &Path, relative: &str, found: &mut Vec<String>) -> anyhow::Result<
 /// The values to keep out of an archive, longest first.
 fn secret_values(context: &Context, entries: &[Entry<'_>]) -> anyhow::Result<Vec<String>> {
     let mut values = Vec::new();
-    if let Some(path) = &context.secrets_path {
-        let text = fs::read_to_string(path)
-            .with_context(|| format!("failed to read the secrets file `{}`", path.display()))?;
-        let secrets: BTreeMap<String, String> = serde_yaml::from_str(&text).with_context(|| {
-            format!(
-                "the secrets file `{}` must be a YAML map of names to string values",
-                path.display()
-            )
-        })?;
-        values.extend(secrets.into_values());
+    if context.secrets_path.is_some() {
+        values.extend(context.secrets()?.values().map(str::to_owned));
     }
     for entry in entries {
         for command in entry.version.commands.iter() {

@@ -71,7 +71,7 @@ pub async fn run(
         None
     };
     let merge = merge(existing.as_ref(), &archived, args.force)?;
-    let merged_text = serde_yaml::to_string(&merge.repository)
+    let merged_text = crate::yaml_emit::to_string(&merge.repository)
         .context("failed to write the merged repository")?;
     repository::load::parse(&merged_text, repository_path)
         .context("the merged repository does not load; nothing was imported")?;

@@ -27,6 +27,8 @@ struct InfoView<'r> {
     capabilities: &'r [String],
     confinement: ConfinementView,
     commands: &'r [Command],
+    /// How long a command without its own `timeout:` may run.
+    default_timeout: String,
     labels: &'r Labels,
     requirements: Vec<RequirementReport<'r>>,
     influenced_by: Vec<String>,
@@ -94,6 +96,7 @@ pub fn run(args: InfoArgs, context: &Context) -> anyhow::Result<ExitCode> {
         capabilities: &version.capabilities,
         confinement: ConfinementView::new(version),
         commands: &version.commands[..],
+        default_timeout: humantime::format_duration(crate::run::DEFAULT_TIMEOUT).to_string(),
         labels: &version.labels,
         requirements: requirement_reports(&index, entry),
         influenced_by: index.influenced_by(entry).iter().map(|e| e.id()).collect(),
@@ -136,6 +139,10 @@ fn render(view: &InfoView<'_>) -> String {
     text.push_str(&format!("network:       {network}\n"));
     text.push_str(&format!("capabilities:  {}\n", none(view.capabilities)));
     text.push_str(&render_confinement(&view.confinement));
+    text.push_str(&format!(
+        "timeout:       {} for each method (e's default), unless its command has its own (below); `--timeout` wins\n",
+        view.default_timeout
+    ));
     text.push_str("\ncommands:\n");
     if view.commands.is_empty() {
         text.push_str("  none\n");
@@ -155,6 +162,15 @@ fn render(view: &InfoView<'_>) -> String {
         if !argv.is_empty() {
             text.push_str(&format!("  [{}]", argv.join(" ")));
         }
+        if let Some(timeout) = command.timeout {
+            text.push_str(&format!("  timeout {timeout}"));
+        }
+        if !command.secrets.is_empty() {
+            text.push_str(&format!("  secret files: {}", command.secrets.join(", ")));
+        }
+        if !command.keep_secrets.is_empty() {
+            text.push_str(&format!("  may keep: {}", command.keep_secrets.join(", ")));
+        }
         text.push('\n');
     }
     text.push_str("\nlabels:\n");
@@ -162,6 +178,7 @@ fn render(view: &InfoView<'_>) -> String {
         text.push_str("  none\n");
     }
     for (key, value) in view.labels {
+        let value = if value.is_empty() { "\"\"" } else { value };
         text.push_str(&format!("  {key}: {value}\n"));
     }
     text.push_str("\nrequirements and influences:\n");

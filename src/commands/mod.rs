@@ -60,17 +60,16 @@ pub fn ended(report: &Report, method: &str, two: Two) -> Ended {
     ended
 }
 
-/// Labels that identify rather than describe, left out of one-line label summaries.
-const NAMING_LABELS: [&str; 3] = ["name", "short", "version"];
-
-/// A one-line summary of labels, `kind` first, for tables.
+/// A one-line summary of every label, `kind` first, for tables. Each `key=value` reads back as
+/// a selector: a value with spaces or other special characters is quoted as a selector quotes
+/// it (`name="Bare Metal Kafka"`), so it can be pasted into `e search`.
 pub fn label_summary(labels: &Labels) -> String {
-    let kind = labels.get("kind").map(|k| format!("kind={k}"));
-    let rest = labels
-        .iter()
-        .filter(|(k, _)| k.as_str() != "kind" && !NAMING_LABELS.contains(&k.as_str()))
-        .map(|(k, v)| format!("{k}={v}"));
-    kind.into_iter().chain(rest).collect::<Vec<_>>().join(" ")
+    let kind = labels.get_key_value("kind");
+    kind.into_iter()
+        .chain(labels.iter().filter(|(k, _)| k.as_str() != "kind"))
+        .map(|(k, v)| format!("{k}={}", crate::selector::quote_if_needed(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A module version as it appears in JSON and YAML output.

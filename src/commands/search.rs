@@ -31,7 +31,12 @@ pub fn run(args: SearchArgs, context: &Context) -> anyhow::Result<ExitCode> {
                 }
                 None => output::data(&output::table(&ENTRY_HEADER, entry_rows(&found)))?,
             }
-            Ok(ExitCode::SUCCESS)
+            // Like grep: 1 when nothing matches, so scripts can test for a match.
+            Ok(if found.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         (None, None) => unreachable!("clap requires a selector or --for"),
     }

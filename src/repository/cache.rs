@@ -21,8 +21,10 @@ use super::{Command, Module, Repository};
 use std::sync::Arc;
 
 /// The layout of cache files: a header line, then two lines per module (see [`put`]). Raised
-/// with the model too: 4 added a version's `limits` and `user`, which an older cache lacks.
-const FORMAT: u32 = 4;
+/// with the model too: 4 added a version's `limits` and `user`, which an older cache lacks; 5
+/// keeps label values as written (`1.10`, not `1.1`) and adds commands' `timeout`, `secrets`
+/// and `keep-secrets`.
+const FORMAT: u32 = 5;
 
 /// Files smaller than this are parsed every time.
 pub const MIN_CACHED_BYTES: u64 = 1024 * 1024;

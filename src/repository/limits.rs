@@ -261,8 +261,7 @@ fn from_scalar<'de, D: Deserializer<'de>, T: std::str::FromStr<Err = String>>(
     deserializer: D,
     field: &str,
 ) -> Result<T, D::Error> {
-    Scalar::deserialize(deserializer)?
-        .0
+    Scalar::deserialize_quantity(deserializer)?
         .parse()
         .map_err(|err| de::Error::custom(format!("field `{field}`: {err}")))
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::locate::{Position, Step, locate, scalar_at};
-use super::model::Repository;
+use super::model::{Command, Repository};
 
 /// A repository that loaded, with what the user should know about it.
 #[derive(Debug)]
@@ -82,8 +82,11 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 
 /// Parses and validates repository text; `file` is only used to name it in messages.
 pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
+    // A byte order mark is no content: editors on Windows write one.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     // The parser's time grows with the nesting depth: refuse deep nesting before parsing.
-    if let Some(deep) = crate::yaml_limits::too_deep(source) {
+    let scan = crate::yaml_limits::scan(source);
+    if let Some(deep) = scan.too_deep {
         return Err(LoadError {
             file: file.to_owned(),
             position: Some(Position {
@@ -94,6 +97,24 @@ pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
             message: deep.to_string(),
             hint: Some(
                 "a repository never needs this; check that the file is the one you meant"
+                    .to_owned(),
+            ),
+        });
+    }
+    // serde drops tags without a word (`image: !Secret x` would run `x`): refuse them.
+    if scan.tags
+        && let Some(tag) = crate::yaml_limits::first_tag(source)
+    {
+        return Err(LoadError {
+            file: file.to_owned(),
+            position: Some(Position {
+                line: tag.line,
+                column: tag.column,
+            }),
+            place: None,
+            message: tag.to_string(),
+            hint: Some(
+                "remove the tag; write the value plainly, in quotes if it must stay text (`\"!x\"`)"
                     .to_owned(),
             ),
         });
@@ -152,6 +173,8 @@ fn yaml_error(source: &str, file: &Path, err: &serde_yaml::Error) -> LoadError {
         "see the list of operators in docs/repository.md"
     } else if message.contains(" limit `") {
         "`limits` takes `memory` (like `512Mi`), `cpus` (like `0.5`) and `pids` (like `512`), each replacing e's default (see docs/repository.md)"
+    } else if message.contains("invalid timeout") {
+        "write `timeout` as a duration, like `30m` or `2h`; without one a method may run 1h (see docs/repository.md)"
     } else if message.contains("invalid user") {
         "write `user` in quotes, like `user: \"1000:1000\"`; without it e picks the uid (see docs/repository.md)"
     } else if message.contains("missing field") {
@@ -293,6 +316,16 @@ fn validate(repository: &Repository, source: &str, file: &Path) -> Result<Vec<St
                 }
                 latest = Some(version.version.as_str());
             }
+            if let Some(shared) = &version.shared
+                && let Err(message) = check_container_path(shared)
+            {
+                return Err(error(
+                    &at("shared"),
+                    place,
+                    format!("shared path `{shared}` {message}"),
+                    "write the path inside the container, like `/shared`",
+                ));
+            }
             if version.image.trim().is_empty() {
                 return Err(error(
                     &at("image"),
@@ -313,6 +346,26 @@ fn validate(repository: &Repository, source: &str, file: &Path) -> Result<Vec<St
             }
             let mut commands = HashSet::new();
             for (c, command) in version.commands.iter().enumerate() {
+                let command_path = [at("commands").as_slice(), &[Step::Index(c)]].concat();
+                if command.name.trim().is_empty() {
+                    return Err(error(
+                        &[command_path.as_slice(), &[Step::Key("name")]].concat(),
+                        place,
+                        "a command's `name` is empty".to_owned(),
+                        "name the command after its method, like `apply`",
+                    ));
+                }
+                check_command(command, &command_path).map_err(|(path, message, hint)| {
+                    error(
+                        &path,
+                        Some(format!(
+                            "module `{}` version `{}` command `{}`",
+                            module.name, version.version, command.name
+                        )),
+                        message,
+                        hint,
+                    )
+                })?;
                 if !commands.insert(command.name.as_str()) {
                     return Err(error(
                         &[
@@ -340,6 +393,101 @@ fn validate(repository: &Repository, source: &str, file: &Path) -> Result<Vec<St
         }
     }
     Ok(warnings)
+}
+
+/// A problem with one command: where (a path into the file), what, and the hint.
+type CommandProblem<'p> = (Vec<Step<'p>>, String, &'static str);
+
+/// Checks a command's environment, secrets and what it may keep of them.
+fn check_command<'p>(command: &'p Command, path: &[Step<'p>]) -> Result<(), CommandProblem<'p>> {
+    let at = |steps: &[Step<'p>]| [path, steps].concat();
+    for (name, value) in &command.envs {
+        let problem = if name.is_empty() {
+            Some("an environment variable has an empty name".to_owned())
+        } else if name.contains('=') {
+            Some(format!(
+                "environment variable `{name}` has `=` in its name: the module would get `{name}=...`, another variable"
+            ))
+        } else if name.contains('\0') {
+            Some(format!(
+                "environment variable `{}` has a NUL byte in its name",
+                name.escape_default()
+            ))
+        } else if value.contains('\0') {
+            Some(format!(
+                "environment variable `{name}` has a NUL byte in its value"
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            return Err((
+                at(&[Step::Key("envs"), Step::Key(name)]),
+                message,
+                "an environment variable's name is letters, digits and `_`, like `LOG_LEVEL`; neither name nor value may hold `=` (in the name) or a NUL byte",
+            ));
+        }
+    }
+    let mut files = HashSet::new();
+    for (i, name) in command.secrets.iter().enumerate() {
+        let problem = if let Err(message) = check_secret_name(name) {
+            Some(message)
+        } else if !files.insert(name.as_str()) {
+            Some(format!("secret `{name}` is listed twice"))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            return Err((
+                at(&[Step::Key("secrets"), Step::Index(i)]),
+                message,
+                "list each secret of the secrets file once; it becomes the file `/run/secrets/NAME`",
+            ));
+        }
+    }
+    let handed = command.secret_names();
+    for (i, name) in command.keep_secrets.iter().enumerate() {
+        if !handed.contains(&name.as_str()) {
+            return Err((
+                at(&[Step::Key("keep-secrets"), Step::Index(i)]),
+                format!(
+                    "`keep-secrets` names `{name}`, which the command is not given (neither in `secrets:` nor as `${{secret:{name}}}` in `envs:`)"
+                ),
+                "list in `keep-secrets` only secrets the command is given",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A secret's name becomes a file name under `/run/secrets/`, so it is kept to a safe alphabet.
+pub fn check_secret_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid secret name `{name}`: use 1 to 128 letters, digits, `-`, `_` and `.`, starting with a letter or digit"
+        ))
+    }
+}
+
+/// A container path e mounts something at: absolute, without `..`, and not `/` itself.
+fn check_container_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        Err("is not an absolute container path")
+    } else if path.split('/').any(|part| part == "..") {
+        Err("must not hold `..`")
+    } else if path.split('/').all(|part| part.is_empty() || part == ".") {
+        Err("is the container's root; nothing can be mounted there")
+    } else {
+        Ok(())
+    }
 }
 
 /// Module names become state keys and file names, so they are kept to a safe alphabet.

@@ -50,6 +50,7 @@ pub enum RepositoryKind {
 #[serde(deny_unknown_fields)]
 pub struct Module {
     /// The module's name: a key of the shared state and part of file names.
+    #[serde(deserialize_with = "text")]
     pub name: String,
     /// How the module runs; only `docker` exists.
     #[serde(rename = "type")]
@@ -76,12 +77,17 @@ pub struct ModuleVersion {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub latest: bool,
     /// The container image reference.
+    #[serde(deserialize_with = "text")]
     pub image: String,
     /// The working directory inside the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
     /// Container paths backed by a per-module, per-version directory of the shared area.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mounts: Vec<String>,
     /// Where the shared directory is mounted in the container (default `/shared`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,7 +96,11 @@ pub struct ModuleVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
     /// Linux capabilities the module needs (all are dropped by default).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub capabilities: Vec<String>,
     /// Memory, CPU and process limits that replace e's defaults.
     #[serde(default, skip_serializing_if = "Limits::is_empty")]
@@ -192,7 +202,7 @@ impl Requirements {
 }
 
 fn deserialize_images<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    let images = Vec::<String>::deserialize(deserializer)?;
+    let images = texts(deserializer)?;
     if let Some(bad) = images
         .iter()
         .find(|image| image.is_empty() || image.contains(char::is_whitespace))
@@ -357,6 +367,7 @@ pub enum Network {
 #[serde(deny_unknown_fields)]
 pub struct Command {
     /// The method name (`init`, `apply`, ...).
+    #[serde(deserialize_with = "text")]
     pub name: String,
     /// What it does, for `e info`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -372,8 +383,107 @@ pub struct Command {
     )]
     pub envs: BTreeMap<String, String>,
     /// Further arguments after `command`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub args: Vec<String>,
+    /// Secrets of the secrets file the container gets as files, `/run/secrets/NAME`, in a
+    /// tmpfs: unlike environment variables, they do not show in `docker inspect`.
+    #[serde(
+        default,
+        deserialize_with = "texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub secrets: Vec<String>,
+    /// Secrets the method may leave in what it writes: e keeps each in its secret store
+    /// (`.e/secrets.yml`, mode 0600) and writes `${secret:NAME}` in its place. Any other
+    /// secret e handed the run, found in what it left, makes e refuse the result.
+    #[serde(
+        default,
+        rename = "keep-secrets",
+        deserialize_with = "texts",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub keep_secrets: Vec<String>,
+    /// How long the method may run before e stops it; `--timeout` replaces it, and without
+    /// either e stops it after [`DEFAULT_TIMEOUT`](crate::run::DEFAULT_TIMEOUT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Timeout>,
+}
+
+impl Command {
+    /// The names of the secrets this command is handed: its `secrets:` files and the
+    /// `${secret:NAME}` references of its `envs`, each once, in that order.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        for template in self.envs.values() {
+            let mut rest = template.as_str();
+            while let Some(start) = rest.find("${secret:") {
+                let after = &rest[start + "${secret:".len()..];
+                let Some(end) = after.find('}') else { break };
+                names.push(&after[..end]);
+                rest = &after[end + 1..];
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|name| seen.insert(*name));
+        names
+    }
+}
+
+/// How long a method may run, written as a duration: `90s`, `10m`, `2h`, `1h 30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for Timeout {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Scalar::deserialize(deserializer)?.0;
+        // The error starts with the field's name, for `load.rs` to point at the value.
+        let invalid = |why: &str| {
+            de::Error::custom(format!("field `timeout`: invalid timeout `{text}`: {why}"))
+        };
+        match humantime::parse_duration(text.trim()) {
+            Ok(duration) if duration.is_zero() => Err(invalid("it must be longer than zero")),
+            Ok(duration) => Ok(Timeout(duration)),
+            Err(_) => Err(invalid(
+                "write a number and a unit, like `90s`, `10m` or `2h`",
+            )),
+        }
+    }
+}
+
+impl Serialize for Timeout {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// A required string as written; a null (`~`, `null`, or nothing) is the empty string, so that
+/// `image: ~` is "`image` is empty", like `image:`, and never the image `~`.
+fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(Scalar::deserialize_nullable(deserializer)?.unwrap_or_default())
+}
+
+/// A list of strings as written, each read like [`text`].
+fn texts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct Text(String);
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            text(deserializer).map(Text)
+        }
+    }
+    Ok(Vec::<Text>::deserialize(deserializer)?
+        .into_iter()
+        .map(|text| text.0)
+        .collect())
 }
 
 fn deserialize_labels<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Labels, D::Error> {
@@ -477,7 +587,7 @@ impl fmt::Display for VersionId {
 
 impl<'de> Deserialize<'de> for VersionId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Scalar::deserialize(deserializer)?.0;
+        let raw = Scalar::deserialize_nullable(deserializer)?.unwrap_or_default();
         if raw.trim().is_empty() {
             return Err(de::Error::custom("a version must not be empty"));
         }

@@ -92,9 +92,9 @@ pub fn check(base: &Tree, result: &Tree, rules: &Rules) -> Result<Verdict, Refus
 
 /// Parses a state, bounded: at most [`Limits::DEFAULT`]'s `max_state_bytes`, UTF-8, nesting
 /// no deeper than [`yaml_limits::MAX_DEPTH`], aliases that add at most
-/// [`yaml_limits::MAX_ALIAS_NODES`] nodes, one document, a mapping. An empty document (only
-/// whitespace or comments) is an empty mapping. The error is a fragment that follows the
-/// file's name: `is not a YAML mapping of module sections`.
+/// [`yaml_limits::MAX_ALIAS_NODES`] nodes, no tags, one document (after a byte order mark, if
+/// any), a mapping. An empty document (only whitespace or comments) is an empty mapping. The
+/// error is a fragment that follows the file's name: `is not a YAML mapping of module sections`.
 pub fn parse_state(bytes: &[u8]) -> Result<serde_yaml::Mapping, String> {
     bounded(bytes).and_then(mapping)
 }
@@ -115,6 +115,8 @@ fn bounded(bytes: &[u8]) -> Result<&str, String> {
         let column = valid.len() - valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
         format!("is not valid UTF-8 (line {line}, column {column})")
     })?;
+    // A byte order mark is no content (and would read as a second document).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let scan = yaml_limits::scan(text);
     if let Some(deep) = scan.too_deep {
         return Err(format!(
@@ -124,6 +126,14 @@ fn bounded(bytes: &[u8]) -> Result<&str, String> {
     }
     if scan.aliases {
         yaml_limits::alias_expansion(text)?;
+    }
+    if scan.tags
+        && let Some(tag) = yaml_limits::first_tag(text)
+    {
+        return Err(format!(
+            "is refused: {tag} (line {}, column {})",
+            tag.line, tag.column
+        ));
     }
     Ok(text)
 }

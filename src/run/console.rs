@@ -44,6 +44,11 @@ impl Console {
         }
     }
 
+    /// Whether a secret was masked in what the container printed.
+    pub fn masked(&self) -> bool {
+        self.stdout.masked() || self.stderr.masked()
+    }
+
     /// Flushes what the maskers held back and returns everything captured: (stdout, stderr).
     pub fn finish(&self) -> (String, String) {
         self.emit(Stream::Stdout, &self.stdout.finish());

@@ -1,15 +1,19 @@
 //! One method run: a private copy of the shared directory in, a container, a checked result
 //! out. A run never sees the live shared directory: it gets its own copy of the snapshot
 //! (`workspace.rs`), handed to the engine as a bind-mounted directory or as an archive
-//! ([`Transfer`]); what it leaves is read back as data (`tree.rs`) and checked (`check.rs`).
-//! Whether the result is committed, kept aside or dropped is decided by the transaction it
-//! runs in (`transaction.rs`); the commit itself is `store/commit.rs`. Runs of an e that died
-//! are found and settled by `recovery.rs`.
+//! ([`Transfer`]), with its secret files in a tmpfs (`secret_files.rs`); what it leaves is read
+//! back as data (`tree.rs`), checked (`check.rs`) and searched for the secrets it was handed
+//! (`leaks.rs`). Every run has a [`Deadline`]. Whether the result is committed, kept aside or
+//! dropped is decided by the transaction it runs in (`transaction.rs`); the commit itself is
+//! `store/commit.rs`. Runs of an e that died are found and settled by `recovery.rs`.
 
 pub mod check;
 pub mod console;
+mod deadline;
+pub mod leaks;
 pub mod legacy;
 pub mod recovery;
+pub mod secret_files;
 pub mod transaction;
 pub mod tree;
 pub mod volumes;
@@ -19,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 
+pub use deadline::{DEFAULT_TIMEOUT, Deadline, DeadlineSource};
+
 use crate::repository::Entry;
 use crate::requirements;
 use crate::runtime::confinement;
@@ -26,7 +32,7 @@ use crate::runtime::{
     Confinement, Engine, LABEL_OWNER, LABEL_SHARED, LABEL_TRANSFER, Network, RunSpec, SharedCopy,
     Stopped, Transfer, labels,
 };
-use crate::secrets::{Secrets, resolve};
+use crate::secrets::{Handed, Secrets, Store, resolve};
 use crate::store::{Run, SharedDir};
 use check::{Rules, Verdict};
 use console::Console;
@@ -36,7 +42,7 @@ use workspace::{RunInfo, Workspace};
 /// How to run a method, beyond what the repository says.
 #[derive(Debug, Default)]
 pub struct Options {
-    /// Stop the container after this long.
+    /// Stop the container after this long, whatever the repository says (`--timeout`).
     pub timeout: Option<Duration>,
     /// Where `${secret:NAME}` values come from.
     pub secrets: Secrets,
@@ -92,6 +98,8 @@ pub struct Report {
     pub image_id: String,
     /// The run as its history record has it (module, method, start, duration, outcome).
     pub record: Run,
+    /// How long the container could run.
+    pub deadline: Deadline,
 }
 
 impl Report {
@@ -179,7 +187,13 @@ struct Prepared {
     given: Tree,
     requirements: Option<(String, Vec<u8>)>,
     workspace: Workspace,
-    secrets: Vec<String>,
+    /// Every value handed to the run, which must not stay in what it leaves.
+    handed: Vec<Handed>,
+    /// The secrets it may keep (`keep-secrets:`).
+    keep: Vec<String>,
+    /// Its secret files, removed when dropped.
+    files: Option<secret_files::SecretFiles>,
+    deadline: Deadline,
 }
 
 /// Runs `call` on `base` (what modules see of the shared directory) and checks what it left.
@@ -206,14 +220,27 @@ pub async fn execute(
         given,
         requirements,
         workspace,
-        secrets,
+        handed,
+        keep,
+        files,
+        deadline,
     } = prepare(shared, base, call, transfer, options)?;
 
-    let console = Console::new(secrets, options.quiet);
+    let values: Vec<String> = handed.iter().map(|h| h.value.clone()).collect();
+    let console = Console::new(values, options.quiet);
     let started = SystemTime::now();
     let clock = Instant::now();
     let result = engine.run(&spec, &console).await;
+    // The container is gone: its secret files go at once.
+    drop(files);
     let (stdout, stderr) = console.finish();
+    if console.masked() {
+        crate::output::warn(&format!(
+            "`{id}` {method} printed a secret e handed it; e showed it as `{}`, here and in the history\nhint: a module should never print its secrets: fix module `{}`",
+            crate::secrets::MASK,
+            entry.module.name
+        ));
+    }
     let mut record = Run {
         run: workspace.info.run.clone(),
         module: entry.module.name.clone(),
@@ -248,8 +275,20 @@ pub async fn execute(
         method,
         read_only: READ_ONLY_METHODS.contains(&method),
     };
+    let policy = leaks::Policy {
+        module: &entry.module.name,
+        method,
+        handed: &handed,
+        keep: &keep,
+    };
     let verdict = collect(&spec, outcome.download)
-        .and_then(|left| check::check(&given, &left, &rules).map(|v| (v, left)));
+        .and_then(|left| check::check(&given, &left, &rules).map(|v| (v, left)))
+        .and_then(|(verdict, mut left)| {
+            if let Verdict::Changed(changes) = &verdict {
+                settle_secrets(shared, &spec, &mut left, &changes.written, &policy)?;
+            }
+            Ok((verdict, left))
+        });
     let (check, result) = match verdict {
         Ok((Verdict::Unchanged, _)) => (Check::Unchanged, None),
         Ok((Verdict::Changed(changes), left)) => (
@@ -277,6 +316,7 @@ pub async fn execute(
             run: workspace.info.run.clone(),
             image_id: image.id,
             record: record.clone(),
+            deadline,
         },
         record,
         result,
@@ -315,15 +355,30 @@ fn prepare(
             }
         )
     })?;
-    let resolved = resolve(
-        &command.envs,
-        &options.secrets,
-        |k| std::env::var(k).ok(),
-        &format!("`{id}` command `{method}`"),
-    )?;
+    let what = format!("`{id}` command `{method}`");
+    // The secret store holds what modules were allowed to keep; it is read only if needed.
+    let secrets = if command
+        .secret_names()
+        .iter()
+        .any(|name| options.secrets.get(name).is_none())
+    {
+        options
+            .secrets
+            .clone()
+            .with_kept(Store::at(&shared.e_dir()).read()?)
+    } else {
+        options.secrets.clone()
+    };
+    let resolved = resolve(command, &secrets, |k| std::env::var(k).ok(), &what)?;
+    secret_files::check_transfer(&resolved.files, transfer == Transfer::Bind, &what)?;
+    let deadline = Deadline::of(options.timeout, command.timeout.map(|t| t.0));
 
     let shared_path = entry.version.shared_path().trim_end_matches('/').to_owned();
     let mut env = contract_env(entry, method);
+    env.push((
+        "E_TIMEOUT".to_owned(),
+        deadline.duration.as_secs().to_string(),
+    ));
     let mut given = base.clone();
     let mut requirements = None;
     if let Some(file) = &options.requirements {
@@ -356,6 +411,11 @@ fn prepare(
     let workspace = Workspace::create(shared, info)?;
     let confinement = container_confinement(entry);
     let owner = (confinement.user.uid, confinement.user.gid);
+    let files = if resolved.files.is_empty() {
+        None
+    } else {
+        Some(secret_files::SecretFiles::create(&resolved.files, owner)?)
+    };
     let copy = match transfer {
         Transfer::Bind => SharedCopy::Bind {
             host: workspace.fill(&given, Some(owner))?,
@@ -394,15 +454,69 @@ fn prepare(
         network: entry.version.network.unwrap_or(Network::None),
         capabilities: entry.version.capabilities.clone(),
         labels: run_labels,
-        timeout: options.timeout,
+        secret_files: files.as_ref().map(|files| files.dir().to_owned()),
+        timeout: Some(deadline.duration),
     };
     Ok(Prepared {
         spec,
         given,
         requirements,
         workspace,
-        secrets: resolved.secrets,
+        handed: resolved.handed,
+        keep: command.keep_secrets.clone(),
+        files,
+        deadline,
     })
+}
+
+/// Looks for the secrets handed to the run in the files it wrote (`leaks.rs`): a kept one is
+/// replaced by its reference, in the result and in a bind-mode copy (which is what a result
+/// kept aside is made of), and its value goes to the secret store; any other is a refusal.
+fn settle_secrets(
+    shared: &SharedDir,
+    spec: &RunSpec,
+    result: &mut Tree,
+    written: &[String],
+    policy: &leaks::Policy<'_>,
+) -> Result<(), Refusal> {
+    let leaks::Guarded { kept, changed } = leaks::guard(result, written, policy)?;
+    if kept.is_empty() {
+        return Ok(());
+    }
+    if changed.iter().any(|path| path == tree::STATE_FILE)
+        && let Some(bytes) = result.file(tree::STATE_FILE)
+    {
+        check::parse_state(bytes).map_err(|reason| {
+            Refusal::new(
+                tree::STATE_FILE,
+                format!("{reason}, once e put the references of the secrets it keeps in place of their values"),
+            )
+        })?;
+    }
+    let store = Store::at(&shared.e_dir());
+    let refuse = |err: anyhow::Error| {
+        Refusal::new(
+            store.path().display().to_string(),
+            format!("could not keep the secrets `{}`: {err:#}", names(&kept)),
+        )
+    };
+    if let SharedCopy::Bind { host } = &spec.shared {
+        for path in &changed {
+            if let Some(bytes) = result.file(path) {
+                std::fs::write(host.join(path), bytes).map_err(|err| refuse(err.into()))?;
+            }
+        }
+    }
+    store.keep(&kept).map_err(refuse)?;
+    Ok(())
+}
+
+/// `a`, `b`: the names of kept secrets.
+fn names(kept: &[(String, String)]) -> String {
+    kept.iter()
+        .map(|(name, _)| name.as_str())
+        .collect::<Vec<_>>()
+        .join("`, `")
 }
 
 /// What the run left in its copy: read from the bind-mounted directory, or from the download.

@@ -85,14 +85,13 @@ impl<'s> Transaction<'s> {
             extra,
         };
         let finished = execute(engine, self.shared, &self.work, call, options).await?;
-        self.settle(entry, method, options.timeout, finished)
+        self.settle(entry, method, finished)
     }
 
     fn settle(
         &mut self,
         entry: Entry<'_>,
         method: &str,
-        timeout: Option<std::time::Duration>,
         finished: Finished,
     ) -> anyhow::Result<Report> {
         let Finished {
@@ -111,14 +110,19 @@ impl<'s> Transaction<'s> {
         let id = entry.id();
         if let Some(stopped) = report.stopped {
             let why = match stopped {
-                crate::runtime::Stopped::Timeout => format!(
-                    "ran longer than {}",
-                    humantime::format_duration(timeout.unwrap_or_default())
-                ),
+                crate::runtime::Stopped::Timeout => {
+                    format!("ran longer than {}", report.deadline.describe())
+                }
                 crate::runtime::Stopped::Interrupted => "was interrupted".to_owned(),
             };
+            let hint = match stopped {
+                crate::runtime::Stopped::Timeout => {
+                    "\nhint: if it needs longer, give the command a longer `timeout:` in the repository, or pass `--timeout`"
+                }
+                crate::runtime::Stopped::Interrupted => "",
+            };
             output::note(&format!(
-                "e: `{id}` {method} {why}; its container was stopped and removed"
+                "e: `{id}` {method} {why}; its container was stopped and removed{hint}"
             ));
         }
         if let super::Check::Invalid(reason) = &report.check {

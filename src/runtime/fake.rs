@@ -394,6 +394,7 @@ mod tests {
             network: Network::None,
             capabilities: Vec::new(),
             labels: labels("web", "r1"),
+            secret_files: None,
             timeout: None,
         }
     }

@@ -38,6 +38,9 @@ pub const LABEL_MOUNT: &str = "e.mount";
 /// Label with the run's [`Transfer`].
 pub const LABEL_TRANSFER: &str = "e.transfer";
 
+/// Where a run's secret files appear in its container (Docker's convention).
+pub const SECRETS_PATH: &str = "/run/secrets";
+
 /// The labels e puts on a container it starts.
 pub fn labels(module: &str, run: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -129,6 +132,9 @@ pub struct RunSpec {
     pub capabilities: Vec<String>,
     /// Labels for the container (see [`labels`]).
     pub labels: BTreeMap<String, String>,
+    /// A host directory of secret files, bind-mounted read-only at `/run/secrets` (it is on
+    /// a tmpfs of e's machine: see `run/secret_files.rs`).
+    pub secret_files: Option<PathBuf>,
     /// Stop the container (then kill it) after this long.
     pub timeout: Option<Duration>,
 }
@@ -151,7 +157,7 @@ pub trait OutputSink: Send + Sync {
 /// Why a container was stopped before it exited by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopped {
-    /// `--timeout` passed.
+    /// Its timeout passed (`--timeout`, the command's `timeout:`, or e's default).
     Timeout,
     /// The user pressed Ctrl-C.
     Interrupted,

@@ -263,6 +263,20 @@ fn parse_state_bounds_size_and_keeps_empty_documents_empty() {
 }
 
 #[test]
+fn a_byte_order_mark_is_no_content_and_a_tag_is_refused() {
+    let marked = parse_state("\u{feff}azi:\n  status: applied\n".as_bytes()).unwrap();
+    assert_eq!(marked.len(), 1);
+    let err = parse_state(b"azi:\n  size: !!int 3\n").unwrap_err();
+    assert!(
+        err.starts_with("is refused: the YAML tag `!!int` is not allowed")
+            && err.ends_with("(line 2, column 9)"),
+        "{err}"
+    );
+    // A `!` that only continues a plain scalar is no tag.
+    assert!(parse_state(b"azi:\n  note: it works\n    !really\n").is_ok());
+}
+
+#[test]
 fn large_states_are_checked_the_same_on_two_threads() {
     let mut big = String::from(BASE_STATE);
     big.push_str("k8s:\n  nodes:\n");

@@ -1112,7 +1112,8 @@ fn container_config(
 }
 
 /// The container's mounts: the private copy at the shared path (a bind of e's own directory,
-/// or an anonymous volume the copy is uploaded into), then the module's named volumes.
+/// or an anonymous volume the copy is uploaded into), the secret files, then the module's
+/// named volumes.
 pub(crate) fn mounts(spec: &RunSpec) -> anyhow::Result<Vec<Mount>> {
     if !spec.shared_path.starts_with('/') {
         bail!(
@@ -1145,6 +1146,18 @@ pub(crate) fn mounts(spec: &RunSpec) -> anyhow::Result<Vec<Mount>> {
         },
     };
     let mut mounts = vec![shared];
+    if let Some(host) = &spec.secret_files {
+        let text = host
+            .to_str()
+            .with_context(|| format!("cannot mount `{}`: the path is not UTF-8", host.display()))?;
+        mounts.push(Mount {
+            target: Some(super::SECRETS_PATH.to_owned()),
+            source: Some(text.to_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     for volume in &spec.volumes {
         if !volume.container.starts_with('/') {
             bail!(
@@ -1537,6 +1550,7 @@ mod tests {
             network: Network::None,
             capabilities: vec!["NET_ADMIN".to_owned()],
             labels: super::super::labels("web", "r1"),
+            secret_files: None,
             timeout: None,
         }
     }

@@ -80,6 +80,23 @@ case "$1" in
   leak)         # prints the secret it was given, and writes it to its config
     echo "token is $TOKEN"
     echo "token on stderr: $TOKEN" >&2 ;;
+  secret-file)  # says how it sees the secret file named by the argument, never its value
+    f="/run/secrets/$2"
+    [ -r "$f" ] && echo "secret file readable: $(wc -c < "$f") bytes" || echo "secret file unreadable"
+    awk '$2 == "/run/secrets" { split($4, o, ","); print "mounted: " $3 " " o[1] }' /proc/mounts
+    awk '$5 == "/run/secrets" { print "from: " $4 }' /proc/self/mountinfo
+    ( echo x > "$f" ) 2>/dev/null && echo "secret file writable" || echo "secret file read-only"
+    env | grep -qF -- "$(cat "$f")" && echo "secret in env" || echo "secret not in env"
+    ;;
+  write-secret) # writes the secret it was given (file db-password, else $SECRET) into its state
+    value="$(cat /run/secrets/db-password 2>/dev/null || printf '%s' "$SECRET")"
+    set_own_section "status: applied" "url: postgres://app:$value@db/app" ;;
+  write-secret-then-fail) # the same, then fails
+    value="$(cat /run/secrets/db-password 2>/dev/null || printf '%s' "$SECRET")"
+    set_own_section "status: half-applied" "password: $value"
+    exit 1 ;;
+  timeout-seen) # says how long e lets it run
+    echo "E_TIMEOUT=$E_TIMEOUT" ;;
   whoami)       # says who and where it runs
     echo "uid=$(id -u) gid=$(id -g)"
     echo "args=$*"
