@@ -624,3 +624,49 @@ fn history_of_a_module_without_runs_says_so() {
     );
     assert!(stderr(&out).contains("hint:"), "{}", text(&out));
 }
+
+#[test]
+fn state_list_show_and_rm_repair_the_state_without_opening_the_yaml() {
+    let scene = Scene::new();
+    scene.expect(0, &["apply", "--auto-approve", "store-a"]);
+    scene.expect(0, &["apply", "--auto-approve", "db"]);
+    let listed = stdout(&scene.expect(0, &["state", "list"]));
+    assert!(
+        listed.contains("store-a") && listed.contains("db@1.0.0"),
+        "{listed}"
+    );
+    let shown = stdout(&scene.expect(0, &["state", "show", "db"]));
+    assert_eq!(shown, "db:\n  status: applied\n");
+    let out = scene.expect(1, &["state", "show", "nothing"]);
+    assert!(
+        stderr(&out).contains("no section `nothing`"),
+        "{}",
+        text(&out)
+    );
+
+    // Bound to by db: refused.
+    let out = scene.expect(1, &["state", "rm", "store-a", "--auto-approve"]);
+    assert!(
+        stderr(&out).contains("db@1.0.0 (bound for `kind=storage`)"),
+        "{}",
+        text(&out)
+    );
+    // Asks; only yes removes.
+    let out = scene.piped(&["state", "rm", "db"], "no\n");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(scene.state().contains("db:"));
+    let before = scene.state();
+    scene.expect(0, &["state", "rm", "db", "--auto-approve"]);
+    assert_eq!(
+        scene.state(),
+        before.replace("db:\n  status: applied\n", "")
+    );
+    let backup = fs::read_to_string(scene.shared().join("state.yml.backup")).unwrap();
+    assert_eq!(backup, before);
+    let installed = fs::read_to_string(scene.shared().join(".e/installed.json")).unwrap();
+    assert!(!installed.contains("\"db\""), "{installed}");
+    assert!(scene.history().contains(&"state rm db".to_owned()));
+    // Nobody is bound to store-a now.
+    scene.expect(0, &["state", "rm", "store-a", "--auto-approve"]);
+    assert!(!scene.state().contains("store-a:"));
+}
