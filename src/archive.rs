@@ -147,7 +147,8 @@ pub fn check_entry_path(path: &str) -> anyhow::Result<()> {
 }
 
 /// The shared directory's files an archive may hold, relative to the directory: the state, its
-/// backup, module configs, and e's records (installed modules, history, mount directories).
+/// backup, module configs, and e's records (installed modules, lineage and serial, history,
+/// mount directories).
 /// Never the lock, the snapshot or temporary files.
 pub fn is_shared_file(relative: &str) -> bool {
     match relative.split_once('/') {
@@ -157,7 +158,10 @@ pub fn is_shared_file(relative: &str) -> bool {
                 || relative.ends_with("-config.yml")
         }
         Some((".e", rest)) => {
-            rest == "installed.json" || rest.starts_with("history/") || rest.starts_with("mounts/")
+            rest == "installed.json"
+                || rest == "serial.json"
+                || rest.starts_with("history/")
+                || rest.starts_with("mounts/")
         }
         Some(_) => false,
     }

@@ -503,9 +503,13 @@ pub struct ImportArgs {
     pub file: PathBuf,
 
     /// Replace module versions the repository defines differently, and write an archived state
-    /// into a shared directory that already holds one.
+    /// into a shared directory that already holds one (after asking).
     #[arg(long)]
     pub force: bool,
+
+    /// With `--force`, replace a state without asking for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
 
     /// Refuse the archive unless its manifest has this sha256 (`e export` prints it): the
     /// manifest pins every entry, so this one hash, passed on apart from the archive, shows

@@ -896,8 +896,22 @@ fn a_state_travels_with_its_secrets_left_out() {
         text_of(&out)
     );
     fs::write(target.shared().join("state.yml"), "mine: true\n").unwrap();
-    target.expect(1, &["import", archive_arg]);
+    let out = target.expect(1, &["import", archive_arg]);
+    assert!(
+        stderr(&out).contains("of another environment (lineage"),
+        "{}",
+        text_of(&out)
+    );
     assert_eq!(target.read("state.yml"), "mine: true\n");
-    target.expect(0, &["import", archive_arg, "--force"]);
+    // --force replaces it only after a yes (none on a closed stdin) or --auto-approve.
+    let out = target.expect(1, &["import", archive_arg, "--force"]);
+    assert!(stderr(&out).contains("--auto-approve"), "{}", text_of(&out));
+    assert_eq!(target.read("state.yml"), "mine: true\n");
+    target.expect(0, &["import", archive_arg, "--force", "--auto-approve"]);
     assert_eq!(target.read("state.yml"), archived_state);
+    // The imported state keeps the lineage it was exported with.
+    assert_eq!(
+        target.read(".e/serial.json").into_bytes(),
+        entry_bytes(&archive, "shared/.e/serial.json")
+    );
 }

@@ -471,6 +471,7 @@ fn state(context: &Context, entries: &[Entry<'_>]) -> anyhow::Result<State> {
         }
     }
     relatives.push(format!("{E_DIR}/installed.json"));
+    relatives.push(format!("{E_DIR}/serial.json"));
     walk(root, &format!("{E_DIR}/history"), &mut relatives)?;
     walk(root, &format!("{E_DIR}/mounts"), &mut relatives)?;
     relatives.sort();

@@ -77,12 +77,24 @@ pub async fn run(
         .context("the merged repository does not load; nothing was imported")?;
 
     let shared_path = &context.shared_path;
-    if manifest.state && shared_path.join(STATE_FILE).exists() && !args.force {
-        bail!(
-            "the shared directory `{}` already holds a state; nothing was imported\n\
-             hint: import into an empty shared directory (`--shared DIR`), or pass `--force` to overwrite its files",
+    if manifest.state && shared_path.join(STATE_FILE).exists() {
+        let versions = lineages(&verified, context);
+        if !args.force {
+            bail!(
+                "the shared directory `{}` already holds a state{versions}; nothing was imported\n\
+                 hint: import into an empty shared directory (`--shared DIR`), or pass `--force` to overwrite its files",
+                shared_path.display()
+            );
+        }
+        output::note(&format!(
+            "e: the archive's state will replace the state of `{}`{versions}",
             shared_path.display()
-        );
+        ));
+        let approval = crate::lifecycle::approve::Approval::from_flag(args.auto_approve);
+        if !approval.confirm("replace that state?", "replace the state")? {
+            output::note("e: nothing was imported");
+            return Ok(ExitCode::FAILURE);
+        }
     }
 
     // From here on, things change.
@@ -410,6 +422,34 @@ fn put_file(verified: &Verified, path: &str, target: &Path) -> anyhow::Result<&'
     temp.persist(target)
         .with_context(|| format!("failed to write `{}`", target.display()))?;
     Ok("added")
+}
+
+/// How the state in the shared directory and the archived one relate, by lineage and serial
+/// (empty when either has none): another environment, or an older or newer one of the same.
+fn lineages(verified: &Verified, context: &Context) -> String {
+    let path = format!("{SHARED_DIR}/{}", crate::store::serial::SERIAL_FILE);
+    let archived: Option<crate::store::Serial> = verified.entries.contains_key(&path).then(|| {
+        let mut bytes = Vec::new();
+        verified.open(&path).ok()?.read_to_end(&mut bytes).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }).flatten();
+    match (context.serial(), archived) {
+        (Some(here), Some(there)) if here.lineage != there.lineage => format!(
+            " of another environment (lineage {} here, {} in the archive)",
+            here.lineage, there.lineage
+        ),
+        (Some(here), Some(there)) => format!(
+            " of the same environment, {} (serial {} here, {} in the archive)",
+            match there.serial.cmp(&here.serial) {
+                std::cmp::Ordering::Less => "older in the archive",
+                std::cmp::Ordering::Equal => "at the same serial",
+                std::cmp::Ordering::Greater => "newer in the archive",
+            },
+            here.serial,
+            there.serial
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Writes one file of the archived shared directory, creating its folders one at a time and
