@@ -106,6 +106,14 @@ pub fn bound_to<'i>(
         .collect()
 }
 
+/// `db@1.0.0 (bound for `kind=storage`)`: a binding to a module, as messages name it.
+pub fn describe(owner: &Installed, binding: &Binding) -> String {
+    format!(
+        "{}@{} (bound for `{}`)",
+        owner.module, owner.version, binding.selector
+    )
+}
+
 /// Installed records made before e recorded bindings: their users are found by labels.
 pub fn unrecorded(installed: &BTreeMap<String, Installed>) -> Vec<&Installed> {
     installed

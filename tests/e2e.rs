@@ -93,15 +93,7 @@ impl Scene {
 
     /// Runs e and asserts its exit code, showing everything it said when it differs.
     fn expect(&self, code: i32, args: &[&str]) -> Output {
-        let out = self.e(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "e {}:\n{}",
-            args.join(" "),
-            text(&out)
-        );
-        out
+        support::exited(code, args, self.e(args))
     }
 
     fn state(&self) -> String {

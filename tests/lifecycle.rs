@@ -43,15 +43,7 @@ impl Scene {
     }
 
     fn expect(&self, code: i32, args: &[&str]) -> Output {
-        let out = self.e(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "e {}:\n{}",
-            args.join(" "),
-            text(&out)
-        );
-        out
+        support::exited(code, args, self.e(args))
     }
 
     /// `e ARGS` as a command, to run on a terminal or with a pipe.

@@ -50,15 +50,11 @@ impl Scene {
 
     /// Runs e with these arguments and extra environment, and checks its exit code.
     fn expect_with(&self, code: i32, args: &[&str], envs: &[(&str, &str)]) -> Output {
-        let out = e_in_with(root(), &test_repository(), &self.shared(), args, envs);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "e {}:\n{}",
-            args.join(" "),
-            text(&out)
-        );
-        out
+        support::exited(
+            code,
+            args,
+            e_in_with(root(), &test_repository(), &self.shared(), args, envs),
+        )
     }
 
     fn expect(&self, code: i32, args: &[&str]) -> Output {

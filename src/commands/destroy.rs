@@ -55,10 +55,7 @@ fn users(
         weak: Vec::new(),
     };
     for (record, binding) in bindings::bound_to(module, records) {
-        let line = format!(
-            "{}@{} (bound for `{}`)",
-            record.module, record.version, binding.selector
-        );
+        let line = bindings::describe(record, binding);
         match binding.relation {
             BindingKind::Strong => users.strong.push(line),
             BindingKind::Weak => users.weak.push(line),

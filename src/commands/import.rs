@@ -428,11 +428,15 @@ fn put_file(verified: &Verified, path: &str, target: &Path) -> anyhow::Result<&'
 /// (empty when either has none): another environment, or an older or newer one of the same.
 fn lineages(verified: &Verified, context: &Context) -> String {
     let path = format!("{SHARED_DIR}/{}", crate::store::serial::SERIAL_FILE);
-    let archived: Option<crate::store::Serial> = verified.entries.contains_key(&path).then(|| {
-        let mut bytes = Vec::new();
-        verified.open(&path).ok()?.read_to_end(&mut bytes).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }).flatten();
+    let archived: Option<crate::store::Serial> = verified
+        .entries
+        .contains_key(&path)
+        .then(|| {
+            let mut bytes = Vec::new();
+            verified.open(&path).ok()?.read_to_end(&mut bytes).ok()?;
+            serde_json::from_slice(&bytes).ok()
+        })
+        .flatten();
     match (context.serial(), archived) {
         (Some(here), Some(there)) if here.lineage != there.lineage => format!(
             " of another environment (lineage {} here, {} in the archive)",

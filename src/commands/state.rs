@@ -159,12 +159,7 @@ fn remove(
     if !bound.is_empty() {
         let users: Vec<String> = bound
             .iter()
-            .map(|(owner, b)| {
-                format!(
-                    "{}@{} (bound for `{}`)",
-                    owner.module, owner.version, b.selector
-                )
-            })
+            .map(|(owner, b)| bindings::describe(owner, b))
             .collect();
         bail!(
             "cannot remove `{module}` from the state: installed modules are bound to it:\n  {}\nhint: remove or destroy them first",

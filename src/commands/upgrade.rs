@@ -75,12 +75,7 @@ async fn upgrade(
     if !broken.is_empty() {
         let lines: Vec<String> = broken
             .iter()
-            .map(|(owner, b)| {
-                format!(
-                    "{}@{} (bound for `{}`)",
-                    owner.module, owner.version, b.selector
-                )
-            })
+            .map(|(owner, b)| bindings::describe(owner, b))
             .collect();
         bail!(
             "cannot upgrade `{}` to {}: the new version no longer satisfies modules bound to it:\n  {}\nhint: `e info {}` shows its labels; upgrade or destroy those modules first",

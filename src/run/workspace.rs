@@ -36,6 +36,7 @@ pub struct RunInfo {
     /// The process id of that e.
     pub pid: u32,
     /// When it started.
+    #[serde(with = "crate::store::time")]
     pub started: SystemTime,
     /// The digest of the shared directory (what modules see) when the run's transaction
     /// began, set when the result is kept: it can be committed only onto that same content.

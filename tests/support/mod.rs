@@ -44,6 +44,18 @@ pub fn e_in_with(
     command.output().expect("the e binary runs")
 }
 
+/// Asserts that `e ARGS` exited with `code`, showing everything it said when it did not.
+pub fn exited(code: i32, args: &[&str], out: Output) -> Output {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "e {}:\n{}",
+        args.join(" "),
+        text(&out)
+    );
+    out
+}
+
 /// Everything a run said, for assertion messages.
 pub fn text(out: &Output) -> String {
     format!(
