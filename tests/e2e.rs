@@ -1,5 +1,6 @@
 //! End-to-end tests on the real Docker engine, with real images built from `modules/` (and
-//! `tests/modules/misbehave`, a module that breaks the contract on purpose) through `e build`.
+//! `tests/modules/misbehave`, a module that breaks the contract on purpose, and
+//! `tests/modules/noncompliant`, the subjects of `e check`) through `e build`.
 //!
 //! Each test has its own temporary shared directory. Containers carry e's labels and are
 //! removed by e itself; tests check that none is left behind.
@@ -56,6 +57,7 @@ fn images() {
             );
         }
         support::misbehave_image();
+        support::noncompliant_image();
     });
 }
 
@@ -1202,50 +1204,209 @@ fn destroy_is_refused_while_required() {
     );
 }
 
+/// The rows of `e check MODULE -o json` and its exit code.
+fn check_rows(scene: &Scene, module: &str) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = scene.e(&["check", module, "-o", "json"]);
+    let rows = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|err| panic!("{module}: not JSON rows ({err}):\n{}", text(&out)));
+    (out.status.code(), rows)
+}
+
+/// The names of the rows whose result is `result` (`pass`, `fail`, `skip`).
+fn rows_with(rows: &[serde_json::Value], result: &str) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r["result"] == result)
+        .map(|r| r["check"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[test]
-fn check_passes_good_modules_and_names_the_failing_row() {
+fn check_passes_a_module_that_keeps_the_contract() {
     let scene = Scene::new(test_repository());
-    let out = scene.expect(0, &["check", "good"]);
-    assert!(!stdout(&out).contains("FAIL"), "{}", text(&out));
-    let rows = |module: &str| -> Vec<(String, bool)> {
-        let out = scene.expect(1, &["check", module, "-o", "json"]);
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = scene.expect(0, &["check", "compliant"]);
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("check_compliant", stdout(&out));
+    });
+    assert!(
+        stderr(&out).contains("e: `compliant@1.0.0` follows the module contract"),
+        "{}",
+        text(&out)
+    );
+    let (code, rows) = check_rows(&scene, "compliant");
+    assert_eq!(code, Some(0));
+    assert_eq!(rows.len(), 13, "{rows:#?}");
+    assert!(
         rows.iter()
-            .map(|r| {
-                (
-                    r["check"].as_str().unwrap().to_owned(),
-                    r["passed"].as_bool().unwrap(),
-                )
-            })
-            .collect()
-    };
-    let failing = |module: &str| -> Vec<String> {
-        rows(module)
-            .into_iter()
-            .filter(|(_, p)| !p)
-            .map(|(c, _)| c)
-            .collect()
-    };
+            .all(|r| r["result"] == "pass" && r["passed"] == true && r["hint"] == ""),
+        "{rows:#?}"
+    );
+}
+
+/// Each subject breaks one promise of the contract (tests/modules/noncompliant): `e check`
+/// fails that row and no other, skips the rows that build on a failed step, and says what
+/// failed and how to fix it.
+#[test]
+fn check_fails_exactly_the_row_of_each_broken_promise() {
+    let scene = Scene::new(test_repository());
+    let after_apply = [
+        "apply writes its own `apply-fails` section with `status: applied`",
+        "plan after apply reports no changes (exit 0)",
+        "a second apply changes nothing",
+        "audit after apply reports no drift (exit 0)",
+        "destroy removes the `apply-fails` section",
+    ];
+    // (module, the failing row, the skipped rows, a word its detail must hold)
+    let subjects: [(&str, &str, &[&str], &str); 11] = [
+        (
+            "wrong-metadata",
+            "metadata equals the repository's labels, requires, influences",
+            &[],
+            "kind: expected `check-subject`, printed `something-else`",
+        ),
+        (
+            "no-config",
+            "init writes `no-config-config.yml`",
+            &[],
+            "no `no-config-config.yml` after init",
+        ),
+        (
+            "plan-no-changes",
+            "plan before apply reports changes (exit 2)",
+            &[],
+            "exit 0 (no changes), although nothing is applied yet",
+        ),
+        (
+            "plan-writes-state",
+            "metadata, plan and audit change nothing",
+            &[],
+            "plan before apply: `state.yml`",
+        ),
+        (
+            "apply-fails",
+            "apply exits 0 with a valid state",
+            &after_apply,
+            "exit 1: error: the provider did not answer",
+        ),
+        (
+            "not-applied",
+            "apply writes its own `not-applied` section with `status: applied`",
+            &[],
+            "`not-applied.status` is `pending`, not `applied`",
+        ),
+        (
+            "record-beside-state",
+            "apply writes its own `record-beside-state` section with `status: applied`",
+            &[],
+            "no `state.yml` after apply",
+        ),
+        (
+            "never-converges",
+            "plan after apply reports no changes (exit 0)",
+            &[],
+            "exit 2 (changes) right after its own apply: + never-converges (size 1)",
+        ),
+        (
+            "counts-applies",
+            "a second apply changes nothing",
+            &[],
+            "the second apply changed `state.yml` (sections `counts-applies`)",
+        ),
+        (
+            "always-drifts",
+            "audit after apply reports no drift (exit 0)",
+            &[],
+            "exit 2 (drift) right after its own apply: drift: always-drifts.size: 1 -> 2",
+        ),
+        (
+            "keeps-section",
+            "destroy removes the `keeps-section` section",
+            &[],
+            "`state.yml` still has the `keeps-section` section",
+        ),
+    ];
+    // The subjects are checked side by side: each `e check` has its own throwaway directory.
+    let results: Vec<(Option<i32>, Vec<serde_json::Value>)> = std::thread::scope(|threads| {
+        let handles: Vec<_> = subjects
+            .iter()
+            .map(|(module, ..)| threads.spawn(|| check_rows(&scene, module)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((module, failing, skipped, detail), (code, rows)) in subjects.iter().zip(results) {
+        assert_eq!(code, Some(1), "{module}: {rows:#?}");
+        assert_eq!(rows_with(&rows, "fail"), [*failing], "{module}: {rows:#?}");
+        assert_eq!(rows_with(&rows, "skip"), *skipped, "{module}: {rows:#?}");
+        // The same rows, in the same order, whatever broke.
+        assert_eq!(rows.len(), 13, "{module}: {rows:#?}");
+        let row = rows.iter().find(|r| r["check"] == *failing).unwrap();
+        assert_eq!(row["passed"], false, "{module}: {row:#?}");
+        assert!(
+            row["detail"].as_str().unwrap().contains(detail),
+            "{module}: the detail says what failed: {row:#?}"
+        );
+        assert!(
+            !row["hint"].as_str().unwrap().is_empty(),
+            "{module}: the row says how to fix it: {row:#?}"
+        );
+    }
+}
+
+/// The table a module author reads: the failing row, its detail and its hint.
+#[test]
+fn check_table_names_the_broken_promise_and_how_to_fix_it() {
+    let scene = Scene::new(test_repository());
+    let out = scene.expect(1, &["check", "never-converges"]);
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("check_never_converges", stdout(&out));
+    });
+    assert!(
+        stderr(&out).contains("e: `never-converges@1.0.0` fails 1 of 13 checks"),
+        "{}",
+        text(&out)
+    );
+    let out = scene.expect(1, &["check", "apply-fails"]);
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("check_apply_fails", stdout(&out));
+    });
+    assert!(
+        stderr(&out).contains("e: `apply-fails@1.0.0` fails 1 of 13 checks (5 skipped)"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A version without the required methods: the missing ones are named, and what depends on
+/// them is skipped rather than failed (chain-middle declares no metadata or audit, and its
+/// apply fails once its requirement, chain-base, is installed).
+#[test]
+fn check_names_missing_methods_and_installs_strong_requirements_first() {
+    let scene = Scene::new(test_repository());
+    let (code, rows) = check_rows(&scene, "chain-middle");
+    assert_eq!(code, Some(1), "{rows:#?}");
     assert_eq!(
-        failing("broken-metadata"),
-        ["metadata equals the repository's labels, requires, influences"]
+        rows_with(&rows, "pass"),
+        [
+            "setup: install chain-base@1.0.0",
+            "init exits 0",
+            "metadata, plan and audit change nothing"
+        ],
+        "{rows:#?}"
     );
     assert_eq!(
-        failing("broken-plan"),
-        ["plan exits 0 or 2 and leaves the state unchanged"]
-    );
-    assert_eq!(
-        failing("broken-apply"),
-        ["apply writes its own `broken-apply` section"]
-    );
-    // chain-middle declares no metadata or audit, and its apply fails.
-    assert_eq!(
-        failing("chain-middle"),
+        rows_with(&rows, "fail"),
         [
             "declares metadata, init, plan, apply, audit",
+            "init writes `chain-middle-config.yml`",
+            "plan before apply reports changes (exit 2)",
             "apply exits 0 with a valid state",
-            "apply writes its own `chain-middle` section"
-        ]
+        ],
+        "{rows:#?}"
+    );
+    let missing = &rows[0]["detail"];
+    assert_eq!(missing, "missing: metadata, audit", "{rows:#?}");
+    assert!(
+        rows_with(&rows, "skip").contains(&"metadata exits 0".to_owned()),
+        "{rows:#?}"
     );
 }
 

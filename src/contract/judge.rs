@@ -138,14 +138,16 @@ fn metadata_difference(printed: &Metadata, expected: &Metadata) -> String {
     parts.join(", ")
 }
 
-/// `init` exits 0 with a result e accepts.
-pub fn init_exit(report: &Report) -> Verdict {
+/// `init` of `module` exits 0 with a result e accepts.
+pub fn init_exit(module: &str, report: &Report) -> Verdict {
     if report.succeeded() {
         Verdict::Pass(String::new())
     } else {
         fail(
             ending(report),
-            "`init` writes `$E_CONFIG_FILE` from the state and exits 0; run `e init MODULE` in a shared directory of your own to see all it says",
+            format!(
+                "`init` writes `$E_CONFIG_FILE` from the state and exits 0; `e init {module}` in a shared directory of your own shows all it says"
+            ),
         )
     }
 }
@@ -196,7 +198,7 @@ fn key_text(key: &serde_yaml::Value) -> String {
 /// `plan` before the first apply reports changes: exit 2.
 pub fn plan_before(report: &Report) -> Verdict {
     if exited(report, 2) {
-        Verdict::Pass(first_line(&report.stdout).to_owned())
+        Verdict::Pass(String::new())
     } else if exited(report, 0) {
         fail(
             "exit 0 (no changes), although nothing is applied yet",
@@ -210,15 +212,17 @@ pub fn plan_before(report: &Report) -> Verdict {
     }
 }
 
-/// `apply` exits 0 with a result e accepts.
-pub fn apply_exit(report: &Report) -> Verdict {
+/// `apply` of `module` exits 0 with a result e accepts.
+pub fn apply_exit(module: &str, report: &Report) -> Verdict {
     if report.succeeded() {
         return Verdict::Pass(String::new());
     }
     let hint = if report.refused {
-        "`apply` writes its own section and may change another's where it means to, but never deletes another module's section, empties the state or writes under `.e/` (docs/modules.md, \"The state\")"
+        "`apply` writes its own section and may change another's where it means to, but never deletes another module's section, empties the state or writes under `.e/` (docs/modules.md, \"The state\")".to_owned()
     } else {
-        "`apply` exits 0 when it succeeds; run `e apply MODULE` in a shared directory of your own to see all it says"
+        format!(
+            "`apply` exits 0 when it succeeds; `e apply {module}` in a shared directory of your own shows all it says"
+        )
     };
     fail(ending(report), hint)
 }
@@ -518,7 +522,7 @@ mod tests {
     fn plan_changes_before_apply_and_none_after() {
         assert_eq!(
             plan_before(&report(2, "+ m\n", "")),
-            Verdict::Pass("+ m".to_owned())
+            Verdict::Pass(String::new())
         );
         assert_eq!(
             detail(&plan_before(&report(0, "", ""))),

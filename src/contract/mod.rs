@@ -238,7 +238,7 @@ impl Walk<'_, '_, '_> {
         let config = judge::config_file(self.module());
         let checks = ["init exits 0".to_owned(), format!("init writes `{config}`")];
         if let Some(report) = self.run("init", &checks).await? {
-            self.judge(checks[0].clone(), judge::init_exit(&report));
+            self.judge(checks[0].clone(), judge::init_exit(self.module(), &report));
             if report.succeeded() {
                 let verdict = judge::config(self.module(), &self.shared()?);
                 self.judge(checks[1].clone(), verdict);
@@ -264,7 +264,7 @@ impl Walk<'_, '_, '_> {
             format!("apply writes its own `{module}` section with `status: applied`"),
         ];
         if let Some(report) = self.run("apply", &checks).await? {
-            self.judge(checks[0].clone(), judge::apply_exit(&report));
+            self.judge(checks[0].clone(), judge::apply_exit(&module, &report));
             if report.succeeded() {
                 let verdict = judge::section(&module, &self.shared()?);
                 self.judge(checks[1].clone(), verdict);
