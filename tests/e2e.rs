@@ -1410,13 +1410,35 @@ fn check_names_missing_methods_and_installs_strong_requirements_first() {
     );
 }
 
+/// Every example module keeps every promise `e check` checks: none is failed or skipped (each
+/// declares `destroy`), its strong requirements installed first.
 #[test]
 fn every_example_module_passes_check() {
     let scene = Scene::new(top_repository());
-    for module in EXAMPLE_MODULES {
-        let out = scene.expect(0, &["check", module]);
-        assert!(!stdout(&out).contains("FAIL"), "{module}: {}", text(&out));
+    let results: Vec<(Option<i32>, Vec<serde_json::Value>)> = std::thread::scope(|threads| {
+        let handles: Vec<_> = EXAMPLE_MODULES
+            .iter()
+            .map(|module| threads.spawn(|| check_rows(&scene, module)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (module, (code, rows)) in EXAMPLE_MODULES.iter().zip(&results) {
+        assert_eq!(*code, Some(0), "{module}: {rows:#?}");
+        let not_passed: Vec<&serde_json::Value> =
+            rows.iter().filter(|r| r["result"] != "pass").collect();
+        assert!(not_passed.is_empty(), "{module}: {not_passed:#?}");
+        assert!(rows.len() >= 13, "{module}: {rows:#?}");
     }
+    let pg = &results[EXAMPLE_MODULES.iter().position(|m| *m == "pg").unwrap()].1;
+    assert_eq!(
+        rows_with(pg, "pass")[1..4],
+        [
+            "setup: install azi@0.1.0",
+            "setup: install k8s@0.1.0",
+            "setup: install nfs@0.1.0"
+        ],
+        "pg's strong requirements are installed first: {pg:#?}"
+    );
 }
 
 #[test]
