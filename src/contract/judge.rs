@@ -419,6 +419,19 @@ mod tests {
             stderr: stderr.to_owned(),
             run: "run".to_owned(),
             image_id: "sha256:0".to_owned(),
+            record: crate::store::Run {
+                run: "run".to_owned(),
+                module: "m".to_owned(),
+                version: "1.0.0".to_owned(),
+                command: "apply".to_owned(),
+                started: std::time::SystemTime::UNIX_EPOCH,
+                duration_ms: 0,
+                exit_code: Some(exit_code),
+                outcome: String::new(),
+                changed_keys: Vec::new(),
+                notes: Vec::new(),
+                transfer: None,
+            },
         }
     }
 
