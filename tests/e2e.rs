@@ -1375,6 +1375,108 @@ fn check_table_names_the_broken_promise_and_how_to_fix_it() {
     );
 }
 
+/// What the engine holds with the label `key=value`: `docker ps -a` or `docker volume ls`
+/// ids, with the `--format` given.
+fn engine_objects(kind: &str, label: &str, format: &str) -> Vec<String> {
+    let mut args = vec![kind];
+    args.extend(if kind == "volume" {
+        ["ls", "-q"].as_slice()
+    } else {
+        ["ps", "-a", "--no-trunc"].as_slice()
+    });
+    let filter = format!("label={label}");
+    let format = format!("--format={format}");
+    args.extend(["--filter", &filter, &format]);
+    let out = Command::new("docker").args(&args).output().expect("docker runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A stop signal during `e check` stops the method's container, skips the checks left and
+/// exits 130; the throwaway directory's volumes go with it.
+#[test]
+fn check_stops_at_a_stop_signal_and_leaves_nothing() {
+    let scene = Scene::new(test_repository());
+    let module = "e.module=hangs-in-apply";
+    assert!(
+        engine_objects("volume", module, "{{.Name}}").is_empty(),
+        "a volume of an earlier run is left"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(["check", "hangs-in-apply", "-o", "json"])
+        .current_dir(root())
+        .env("E_REPOSITORY", &scene.repository)
+        .env("E_SHARED", scene.shared())
+        .env_remove("E_SECRETS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the container of apply (metadata, init and plan run before it).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !engine_objects("container", module, "{{.Command}}")
+        .iter()
+        .any(|c| c.contains("apply"))
+    {
+        if Instant::now() > deadline {
+            // Stopped the way the test means to, so that it cleans up.
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+            panic!("apply never started");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let volumes_during = engine_objects("volume", module, "{{.Name}}");
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(volumes_during.len(), 1, "apply runs with its private volume");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let apply = rows
+        .iter()
+        .find(|r| r["check"] == "apply exits 0 with a valid state")
+        .unwrap();
+    assert_eq!(apply["detail"], "interrupted", "{rows:#?}");
+    assert_eq!(
+        rows_with(&rows, "skip"),
+        [
+            "apply writes its own `hangs-in-apply` section with `status: applied`",
+            "plan after apply reports no changes (exit 0)",
+            "a second apply changes nothing",
+            "audit after apply reports no drift (exit 0)",
+            "destroy removes the `hangs-in-apply` section",
+        ],
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r["result"] == "skip")
+            .all(|r| r["detail"] == "interrupted" || r["detail"] == "apply failed"),
+        "{rows:#?}"
+    );
+    assert!(
+        stderr(&out).contains("e: interrupted; the remaining checks were skipped"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        engine_objects("container", module, "{{.ID}}").is_empty(),
+        "the container is removed"
+    );
+    assert!(
+        engine_objects("volume", module, "{{.Name}}").is_empty(),
+        "the volumes of the throwaway directory are removed"
+    );
+}
+
 /// A version without the required methods: the missing ones are named, and what depends on
 /// them is skipped rather than failed (chain-middle declares no metadata or audit, and its
 /// apply fails once its requirement, chain-base, is installed).

@@ -1,14 +1,15 @@
 //! `e check MODULE[@VERSION]`: the design's "check required methods implementation", for
 //! module authors' CI. It opens a session on a throwaway shared directory, has `contract/`
 //! walk the module's lifecycle in it, and prints one row per promise of the module contract
-//! (a table, or `-o json`/`-o yaml`); it exits 1 when any row fails.
+//! (a table, or `-o json`/`-o yaml`); it exits 1 when any row fails. The directory and the
+//! engine volumes of its modules are removed afterwards.
 
 use std::process::ExitCode;
 
 use crate::Context;
 use crate::cli::{CheckArgs, RunOptions};
 use crate::contract::{self, Outcome, Row};
-use crate::output;
+use crate::{exit, output};
 use crate::runtime::Engine;
 use crate::store::SharedDir;
 
@@ -35,7 +36,19 @@ pub async fn run(
         &options,
     )?;
     session.quiet = true;
-    let rows = contract::check(&session, target).await?;
+    let checked = contract::check(&session, target).await;
+    // The modules' private volumes go with the throwaway directory, whatever the checks found.
+    match session.shared.id() {
+        Ok(id) => {
+            if let Err(err) = engine.remove_volumes(&id).await {
+                output::warn(&format!(
+                    "{err:#}\nhint: remove them with `docker volume rm $(docker volume ls -q --filter label=e.shared={id})`"
+                ));
+            }
+        }
+        Err(err) => output::warn(&format!("{err:#}; the volumes of the check are left")),
+    }
+    let contract::Checked { rows, interrupted } = checked?;
     let failed = rows.iter().filter(|r| r.result == Outcome::Fail).count();
     if let Some(text) = output::serialized(args.output, &rows)? {
         output::data(&text)?;
@@ -56,11 +69,14 @@ pub async fn run(
             )
         });
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
+    Ok(ExitCode::from(if interrupted {
+        output::note("e: interrupted; the remaining checks were skipped");
+        exit::INTERRUPTED
+    } else if failed == 0 {
+        exit::SUCCESS
     } else {
-        ExitCode::FAILURE
-    })
+        exit::FAILURE
+    }))
 }
 
 /// The rows as a table: CHECK, RESULT, DETAIL, with a failure's hint under its detail.

@@ -13,6 +13,9 @@
 
 pub mod judge;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde::Serialize;
 
 use crate::graph::{Preferences, resolve};
@@ -69,16 +72,46 @@ impl Row {
     }
 }
 
+/// What `e check` found.
+#[derive(Debug)]
+pub struct Checked {
+    /// One row per promise, in the order of the walk.
+    pub rows: Vec<Row>,
+    /// Whether a stop signal (Ctrl-C, SIGTERM, SIGHUP) ended the walk early; the rows after
+    /// it are skipped.
+    pub interrupted: bool,
+}
+
 /// Checks `target` in `session`, whose shared directory must be a throwaway one: every method
 /// of the module runs in it, `apply` twice and `destroy` last.
-pub async fn check(session: &Session<'_>, target: Entry<'_>) -> anyhow::Result<Vec<Row>> {
+pub async fn check(session: &Session<'_>, target: Entry<'_>) -> anyhow::Result<Checked> {
+    // A stop signal during a method stops its container; one between methods is noticed
+    // before the next starts.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    let listener = tokio::spawn(async move {
+        crate::interrupt::requested().await;
+        flag.store(true, Ordering::SeqCst);
+    });
     let mut walk = Walk {
         session,
         target,
         rows: Vec::new(),
         blocked: None,
         read_only: Vec::new(),
+        interrupted,
     };
+    let checked = walk_all(&mut walk, target).await;
+    listener.abort();
+    checked?;
+    let interrupted = walk.interrupted.load(Ordering::SeqCst);
+    Ok(Checked {
+        rows: walk.rows,
+        interrupted,
+    })
+}
+
+async fn walk_all(walk: &mut Walk<'_, '_, '_>, target: Entry<'_>) -> anyhow::Result<()> {
     let missing: Vec<&str> = REQUIRED_METHODS
         .iter()
         .copied()
@@ -95,7 +128,7 @@ pub async fn check(session: &Session<'_>, target: Entry<'_>) -> anyhow::Result<V
     walk.destroy().await?;
     let verdict = judge::read_only(&walk.read_only);
     walk.judge("metadata, plan and audit change nothing", verdict);
-    Ok(walk.rows)
+    Ok(())
 }
 
 /// The walk through one module's lifecycle, and what it found so far.
@@ -107,6 +140,8 @@ struct Walk<'s, 'a, 'e> {
     blocked: Option<String>,
     /// The runs of read-only methods, named for the report, for the last row.
     read_only: Vec<(&'static str, Report)>,
+    /// Set when a stop signal arrives.
+    interrupted: Arc<AtomicBool>,
 }
 
 impl Walk<'_, '_, '_> {
@@ -133,6 +168,9 @@ impl Walk<'_, '_, '_> {
     /// planned), unless the walk is blocked or the version lacks it: then the rows named
     /// `checks`, which depend on this run, are skipped and saying why.
     async fn run(&mut self, method: &str, checks: &[String]) -> anyhow::Result<Option<Report>> {
+        if self.interrupted.load(Ordering::SeqCst) {
+            self.blocked = Some("interrupted".to_owned());
+        }
         if let Some(why) = self.blocked.clone() {
             self.skip(checks, &why);
             return Ok(None);
@@ -179,6 +217,10 @@ impl Walk<'_, '_, '_> {
             .iter()
             .filter(|e| e.module.name != self.target.module.name)
         {
+            if self.interrupted.load(Ordering::SeqCst) {
+                self.blocked = Some("interrupted".to_owned());
+                return Ok(());
+            }
             let mut failed = None;
             for method in ["init", "plan", "apply"] {
                 let report = if method == "apply" {

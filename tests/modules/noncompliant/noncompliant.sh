@@ -79,6 +79,9 @@ case "$method $flag" in
   "apply --fails")
     echo "error: the provider did not answer" >&2
     exit 1 ;;
+  "apply --hangs")
+    # Never ends: for the tests that stop `e check` midway.
+    sleep 600 ;;
   "apply --counts-applies")
     count=$(applies)
     write_section applied "size: 1" "applies: $((${count:-0} + 1))" ;;
