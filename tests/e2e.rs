@@ -1387,7 +1387,10 @@ fn engine_objects(kind: &str, label: &str, format: &str) -> Vec<String> {
     let filter = format!("label={label}");
     let format = format!("--format={format}");
     args.extend(["--filter", &filter, &format]);
-    let out = Command::new("docker").args(&args).output().expect("docker runs");
+    let out = Command::new("docker")
+        .args(&args)
+        .output()
+        .expect("docker runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
@@ -1437,7 +1440,11 @@ fn check_stops_at_a_stop_signal_and_leaves_nothing() {
         .unwrap();
     assert!(sent.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(volumes_during.len(), 1, "apply runs with its private volume");
+    assert_eq!(
+        volumes_during.len(),
+        1,
+        "apply runs with its private volume"
+    );
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let apply = rows

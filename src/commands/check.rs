@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use crate::Context;
 use crate::cli::{CheckArgs, RunOptions};
 use crate::contract::{self, Outcome, Row};
-use crate::{exit, output};
 use crate::runtime::Engine;
 use crate::store::SharedDir;
+use crate::{exit, output};
 
 /// Runs the checks.
 pub async fn run(

@@ -55,7 +55,10 @@ pub fn ending(report: &Report) -> String {
         (Some(Stopped::Timeout), _) => "stopped by the timeout".to_owned(),
         (Some(Stopped::Interrupted), _) => "interrupted".to_owned(),
         (None, Check::Invalid(reason)) => {
-            format!("exit {}, and e refused what it left: {reason}", report.exit_code)
+            format!(
+                "exit {}, and e refused what it left: {reason}",
+                report.exit_code
+            )
         }
         (None, _) => format!("exit {}", report.exit_code),
     };
@@ -250,10 +253,7 @@ pub fn section(module: &str, shared: &Tree) -> Verdict {
             Verdict::Pass(String::new())
         }
         Some(other) => fail(
-            format!(
-                "`{module}.status` is `{}`, not `applied`",
-                key_text(other)
-            ),
+            format!("`{module}.status` is `{}`, not `applied`", key_text(other)),
             hint,
         ),
         None => fail(format!("the `{module}` section has no `status`"), hint),
@@ -562,7 +562,10 @@ mod tests {
 
     #[test]
     fn audit_after_apply_is_clean() {
-        assert_eq!(audit_after(&report(0, "", "")), Verdict::Pass(String::new()));
+        assert_eq!(
+            audit_after(&report(0, "", "")),
+            Verdict::Pass(String::new())
+        );
         assert_eq!(
             detail(&audit_after(&report(2, "drift: m.size\n", ""))),
             "exit 2 (drift) right after its own apply: drift: m.size"
@@ -571,7 +574,10 @@ mod tests {
 
     #[test]
     fn second_apply_names_what_it_changed() {
-        let before = tree(&[("state.yml", "m:\n  count: 1\n"), ("m-config.yml", "m: {}\n")]);
+        let before = tree(&[
+            ("state.yml", "m:\n  count: 1\n"),
+            ("m-config.yml", "m: {}\n"),
+        ]);
         assert_eq!(
             second_apply(&report(0, "", ""), &before, &before.clone()),
             Verdict::Pass(String::new())
@@ -628,9 +634,6 @@ mod tests {
             ])),
             "plan before apply: `state.yml` was changed"
         );
-        assert_eq!(
-            read_only(&[]),
-            Verdict::Skip("none of them ran".to_owned())
-        );
+        assert_eq!(read_only(&[]), Verdict::Skip("none of them ran".to_owned()));
     }
 }

@@ -197,7 +197,12 @@ impl Walk<'_, '_, '_> {
         let resolution = match resolve(&session.index, self.target, &Preferences::default()) {
             Ok(resolution) => resolution,
             Err(err) => {
-                let first = err.to_string().lines().next().unwrap_or_default().to_owned();
+                let first = err
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
                 self.judge(
                     "strong requirements can be installed",
                     Verdict::Fail {
