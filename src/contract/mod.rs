@@ -101,7 +101,7 @@ pub async fn check(session: &Session<'_>, target: Entry<'_>) -> anyhow::Result<C
         read_only: Vec::new(),
         interrupted,
     };
-    let checked = walk_all(&mut walk, target).await;
+    let checked = walk.all().await;
     listener.abort();
     checked?;
     let interrupted = walk.interrupted.load(Ordering::SeqCst);
@@ -109,26 +109,6 @@ pub async fn check(session: &Session<'_>, target: Entry<'_>) -> anyhow::Result<C
         rows: walk.rows,
         interrupted,
     })
-}
-
-async fn walk_all(walk: &mut Walk<'_, '_, '_>, target: Entry<'_>) -> anyhow::Result<()> {
-    let missing: Vec<&str> = REQUIRED_METHODS
-        .iter()
-        .copied()
-        .filter(|m| target.version.command(m).is_none())
-        .collect();
-    walk.judge(
-        format!("declares {}", REQUIRED_METHODS.join(", ")),
-        judge::declared(&missing),
-    );
-    walk.setup().await?;
-    walk.metadata().await?;
-    walk.init().await?;
-    walk.lifecycle().await?;
-    walk.destroy().await?;
-    let verdict = judge::read_only(&walk.read_only);
-    walk.judge("metadata, plan and audit change nothing", verdict);
-    Ok(())
 }
 
 /// The walk through one module's lifecycle, and what it found so far.
@@ -145,6 +125,27 @@ struct Walk<'s, 'a, 'e> {
 }
 
 impl Walk<'_, '_, '_> {
+    /// Every step, in order, then the row of the read-only methods.
+    async fn all(&mut self) -> anyhow::Result<()> {
+        let missing: Vec<&str> = REQUIRED_METHODS
+            .iter()
+            .copied()
+            .filter(|m| self.target.version.command(m).is_none())
+            .collect();
+        self.judge(
+            format!("declares {}", REQUIRED_METHODS.join(", ")),
+            judge::declared(&missing),
+        );
+        self.setup().await?;
+        self.metadata().await?;
+        self.init().await?;
+        self.lifecycle().await?;
+        self.destroy().await?;
+        let verdict = judge::read_only(&self.read_only);
+        self.judge("metadata, plan and audit change nothing", verdict);
+        Ok(())
+    }
+
     fn judge(&mut self, check: impl Into<String>, verdict: Verdict) {
         self.rows.push(Row::new(check.into(), verdict));
     }
