@@ -1484,37 +1484,85 @@ fn check_stops_at_a_stop_signal_and_leaves_nothing() {
     );
 }
 
-/// A version without the required methods: the missing ones are named, and what depends on
-/// them is skipped rather than failed (chain-middle declares no metadata or audit, and its
-/// apply fails once its requirement, chain-base, is installed).
+/// A version without some required methods: the missing ones are named, and the rows that
+/// need them are skipped, not failed; its strong requirement is installed first.
 #[test]
 fn check_names_missing_methods_and_installs_strong_requirements_first() {
     let scene = Scene::new(test_repository());
-    let (code, rows) = check_rows(&scene, "chain-middle");
+    let (code, rows) = check_rows(&scene, "partial");
+    assert_eq!(code, Some(1), "{rows:#?}");
+    assert_eq!(
+        rows_with(&rows, "fail"),
+        ["declares metadata, init, plan, apply, audit"],
+        "{rows:#?}"
+    );
+    assert_eq!(rows[0]["detail"], "missing: audit", "{rows:#?}");
+    assert_eq!(
+        rows[1]["check"], "setup: install chain-base@1.0.0",
+        "{rows:#?}"
+    );
+    assert_eq!(rows[1]["result"], "pass", "{rows:#?}");
+    assert_eq!(
+        rows_with(&rows, "skip"),
+        [
+            "audit after apply reports no drift (exit 0)",
+            "destroy removes the `partial` section"
+        ],
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r["result"] == "skip")
+            .all(|r| r["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("the version declares no `")),
+        "{rows:#?}"
+    );
+}
+
+/// A strong requirement that does not install: its row fails, naming the method, and nothing
+/// of the module itself is run.
+#[test]
+fn check_stops_when_a_strong_requirement_does_not_install() {
+    let scene = Scene::new(test_repository());
+    let (code, rows) = check_rows(&scene, "on-a-failing-base");
     assert_eq!(code, Some(1), "{rows:#?}");
     assert_eq!(
         rows_with(&rows, "pass"),
         [
-            "setup: install chain-base@1.0.0",
-            "init exits 0",
-            "metadata, plan and audit change nothing"
+            "declares metadata, init, plan, apply, audit",
+            "setup: install chain-base@1.0.0"
         ],
         "{rows:#?}"
     );
     assert_eq!(
         rows_with(&rows, "fail"),
-        [
-            "declares metadata, init, plan, apply, audit",
-            "init writes `chain-middle-config.yml`",
-            "plan before apply reports changes (exit 2)",
-            "apply exits 0 with a valid state",
-        ],
+        ["setup: install chain-middle@1.0.0"],
         "{rows:#?}"
     );
-    let missing = &rows[0]["detail"];
-    assert_eq!(missing, "missing: metadata, audit", "{rows:#?}");
+    let failed = &rows[2];
     assert!(
-        rows_with(&rows, "skip").contains(&"metadata exits 0".to_owned()),
+        failed["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("apply: exit 1"),
+        "{rows:#?}"
+    );
+    assert!(
+        failed["hint"]
+            .as_str()
+            .unwrap()
+            .contains("`e check chain-middle@1.0.0`"),
+        "{rows:#?}"
+    );
+    let skipped = rows_with(&rows, "skip");
+    assert_eq!(skipped.len(), rows.len() - 3, "{rows:#?}");
+    assert!(
+        rows[3..]
+            .iter()
+            .take(skipped.len() - 1)
+            .all(|r| r["detail"] == "`chain-middle@1.0.0` did not install"),
         "{rows:#?}"
     );
 }

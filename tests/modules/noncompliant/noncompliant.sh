@@ -47,8 +47,13 @@ applies() {
 }
 
 case "$method $flag" in
-  "metadata ")
-    printf 'labels:\n  kind: check-subject\n' ;;
+  "metadata "|"metadata requires="*)
+    # `requires=KIND`: the version strongly requires `kind=KIND` (not a broken promise).
+    printf 'labels:\n  kind: check-subject\n'
+    case "$flag" in
+      requires=*)
+        printf 'requires:\n  strong:\n    - - key: kind\n        operator: eq\n        values: [%s]\n' "${flag#requires=}" ;;
+    esac ;;
   "metadata --wrong-kind")
     printf 'labels:\n  kind: something-else\n' ;;
 
