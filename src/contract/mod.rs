@@ -167,7 +167,7 @@ impl Walk<'_, '_, '_> {
 
     /// Runs `method` of the target (`apply` as an apply: recorded installed, influences not
     /// planned), unless the walk is blocked or the version lacks it: then the rows named
-    /// `checks`, which depend on this run, are skipped and saying why.
+    /// `checks`, which depend on this run, are skipped, saying why.
     async fn run(&mut self, method: &str, checks: &[String]) -> anyhow::Result<Option<Report>> {
         if self.interrupted.load(Ordering::SeqCst) {
             self.blocked = Some("interrupted".to_owned());
