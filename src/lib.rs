@@ -11,6 +11,7 @@ pub mod archive;
 pub mod bindings;
 pub mod cli;
 pub mod commands;
+pub mod contract;
 pub mod exit;
 pub mod graph;
 pub mod interrupt;

@@ -1,5 +1,6 @@
 //! End-to-end tests on the real Docker engine, with real images built from `modules/` (and
-//! `tests/modules/misbehave`, a module that breaks the contract on purpose) through `e build`.
+//! `tests/modules/misbehave`, a module that breaks the contract on purpose, and
+//! `tests/modules/noncompliant`, the subjects of `e check`) through `e build`.
 //!
 //! Each test has its own temporary shared directory. Containers carry e's labels and are
 //! removed by e itself; tests check that none is left behind.
@@ -56,6 +57,7 @@ fn images() {
             );
         }
         support::misbehave_image();
+        support::noncompliant_image();
     });
 }
 
@@ -1194,60 +1196,398 @@ fn destroy_is_refused_while_required() {
     );
 }
 
-#[test]
-fn check_passes_good_modules_and_names_the_failing_row() {
-    let scene = Scene::new(test_repository());
-    let out = scene.expect(0, &["check", "good"]);
-    assert!(!stdout(&out).contains("FAIL"), "{}", text(&out));
-    let rows = |module: &str| -> Vec<(String, bool)> {
-        let out = scene.expect(1, &["check", module, "-o", "json"]);
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-        rows.iter()
-            .map(|r| {
-                (
-                    r["check"].as_str().unwrap().to_owned(),
-                    r["passed"].as_bool().unwrap(),
-                )
-            })
-            .collect()
-    };
-    let failing = |module: &str| -> Vec<String> {
-        rows(module)
-            .into_iter()
-            .filter(|(_, p)| !p)
-            .map(|(c, _)| c)
-            .collect()
-    };
-    assert_eq!(
-        failing("broken-metadata"),
-        ["metadata equals the repository's labels, requires, influences"]
-    );
-    assert_eq!(
-        failing("broken-plan"),
-        ["plan exits 0 or 2 and leaves the state unchanged"]
-    );
-    assert_eq!(
-        failing("broken-apply"),
-        ["apply writes its own `broken-apply` section"]
-    );
-    // chain-middle declares no metadata or audit, and its apply fails.
-    assert_eq!(
-        failing("chain-middle"),
-        [
-            "declares metadata, init, plan, apply, audit",
-            "apply exits 0 with a valid state",
-            "apply writes its own `chain-middle` section"
-        ]
-    );
+/// The rows of `e check MODULE -o json` and its exit code.
+fn check_rows(scene: &Scene, module: &str) -> (Option<i32>, Vec<serde_json::Value>) {
+    let out = scene.e(&["check", module, "-o", "json"]);
+    let rows = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|err| panic!("{module}: not JSON rows ({err}):\n{}", text(&out)));
+    (out.status.code(), rows)
+}
+
+/// The names of the rows whose result is `result` (`pass`, `fail`, `skip`).
+fn rows_with(rows: &[serde_json::Value], result: &str) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r["result"] == result)
+        .map(|r| r["check"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
+fn check_passes_a_module_that_keeps_the_contract() {
+    let scene = Scene::new(test_repository());
+    let out = scene.expect(0, &["check", "compliant"]);
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("check_compliant", stdout(&out));
+    });
+    assert!(
+        stderr(&out).contains("e: `compliant@1.0.0` follows the module contract"),
+        "{}",
+        text(&out)
+    );
+    let (code, rows) = check_rows(&scene, "compliant");
+    assert_eq!(code, Some(0));
+    assert_eq!(rows.len(), 13, "{rows:#?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["result"] == "pass" && r["passed"] == true && r["hint"] == ""),
+        "{rows:#?}"
+    );
+}
+
+/// Each subject breaks one promise of the contract (tests/modules/noncompliant): `e check`
+/// fails that row and no other, skips the rows that build on a failed step, and says what
+/// failed and how to fix it.
+#[test]
+fn check_fails_exactly_the_row_of_each_broken_promise() {
+    let scene = Scene::new(test_repository());
+    let after_apply = [
+        "apply writes its own `apply-fails` section with `status: applied`",
+        "plan after apply reports no changes (exit 0)",
+        "a second apply changes nothing",
+        "audit after apply reports no drift (exit 0)",
+        "destroy removes the `apply-fails` section",
+    ];
+    // (module, the failing row, the skipped rows, a word its detail must hold)
+    let subjects: [(&str, &str, &[&str], &str); 11] = [
+        (
+            "wrong-metadata",
+            "metadata equals the repository's labels, requires, influences",
+            &[],
+            "kind: expected `check-subject`, printed `something-else`",
+        ),
+        (
+            "no-config",
+            "init writes `no-config-config.yml`",
+            &[],
+            "no `no-config-config.yml` after init",
+        ),
+        (
+            "plan-no-changes",
+            "plan before apply reports changes (exit 2)",
+            &[],
+            "exit 0 (no changes), although nothing is applied yet",
+        ),
+        (
+            "plan-writes-state",
+            "metadata, plan and audit change nothing",
+            &[],
+            "plan before apply: `state.yml`",
+        ),
+        (
+            "apply-fails",
+            "apply exits 0 with a valid state",
+            &after_apply,
+            "exit 1: error: the provider did not answer",
+        ),
+        (
+            "not-applied",
+            "apply writes its own `not-applied` section with `status: applied`",
+            &[],
+            "`not-applied.status` is `pending`, not `applied`",
+        ),
+        (
+            "record-beside-state",
+            "apply writes its own `record-beside-state` section with `status: applied`",
+            &[],
+            "no `state.yml` after apply",
+        ),
+        (
+            "never-converges",
+            "plan after apply reports no changes (exit 0)",
+            &[],
+            "exit 2 (changes) right after its own apply: + never-converges (size 1)",
+        ),
+        (
+            "counts-applies",
+            "a second apply changes nothing",
+            &[],
+            "the second apply changed `state.yml` (sections `counts-applies`)",
+        ),
+        (
+            "always-drifts",
+            "audit after apply reports no drift (exit 0)",
+            &[],
+            "exit 2 (drift) right after its own apply: drift: always-drifts.size: 1 -> 2",
+        ),
+        (
+            "keeps-section",
+            "destroy removes the `keeps-section` section",
+            &[],
+            "`state.yml` still has the `keeps-section` section",
+        ),
+    ];
+    // The subjects are checked side by side: each `e check` has its own throwaway directory.
+    let results: Vec<(Option<i32>, Vec<serde_json::Value>)> = std::thread::scope(|threads| {
+        let handles: Vec<_> = subjects
+            .iter()
+            .map(|(module, ..)| threads.spawn(|| check_rows(&scene, module)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for ((module, failing, skipped, detail), (code, rows)) in subjects.iter().zip(results) {
+        assert_eq!(code, Some(1), "{module}: {rows:#?}");
+        assert_eq!(rows_with(&rows, "fail"), [*failing], "{module}: {rows:#?}");
+        assert_eq!(rows_with(&rows, "skip"), *skipped, "{module}: {rows:#?}");
+        // The same rows, in the same order, whatever broke.
+        assert_eq!(rows.len(), 13, "{module}: {rows:#?}");
+        let row = rows.iter().find(|r| r["check"] == *failing).unwrap();
+        assert_eq!(row["passed"], false, "{module}: {row:#?}");
+        assert!(
+            row["detail"].as_str().unwrap().contains(detail),
+            "{module}: the detail says what failed: {row:#?}"
+        );
+        assert!(
+            !row["hint"].as_str().unwrap().is_empty(),
+            "{module}: the row says how to fix it: {row:#?}"
+        );
+    }
+}
+
+/// The table a module author reads: the failing row, its detail and its hint.
+#[test]
+fn check_table_names_the_broken_promise_and_how_to_fix_it() {
+    let scene = Scene::new(test_repository());
+    let out = scene.expect(1, &["check", "never-converges"]);
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("check_never_converges", stdout(&out));
+    });
+    assert!(
+        stderr(&out).contains("e: `never-converges@1.0.0` fails 1 of 13 checks"),
+        "{}",
+        text(&out)
+    );
+    let out = scene.expect(1, &["check", "apply-fails"]);
+    insta::with_settings!({ prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!("check_apply_fails", stdout(&out));
+    });
+    assert!(
+        stderr(&out).contains("e: `apply-fails@1.0.0` fails 1 of 13 checks (5 skipped)"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// What the engine holds with the label `key=value`: `docker ps -a` or `docker volume ls`
+/// ids, with the `--format` given.
+fn engine_objects(kind: &str, label: &str, format: &str) -> Vec<String> {
+    let mut args = vec![kind];
+    args.extend(if kind == "volume" {
+        ["ls", "-q"].as_slice()
+    } else {
+        ["ps", "-a", "--no-trunc"].as_slice()
+    });
+    let filter = format!("label={label}");
+    let format = format!("--format={format}");
+    args.extend(["--filter", &filter, &format]);
+    let out = Command::new("docker")
+        .args(&args)
+        .output()
+        .expect("docker runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A stop signal during `e check` stops the method's container, skips the checks left and
+/// exits 130; the throwaway directory's volumes go with it.
+#[test]
+fn check_stops_at_a_stop_signal_and_leaves_nothing() {
+    let scene = Scene::new(test_repository());
+    let module = "e.module=hangs-in-apply";
+    assert!(
+        engine_objects("volume", module, "{{.Name}}").is_empty(),
+        "a volume of an earlier run is left"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(["check", "hangs-in-apply", "-o", "json"])
+        .current_dir(root())
+        .env("E_REPOSITORY", &scene.repository)
+        .env("E_SHARED", scene.shared())
+        .env_remove("E_SECRETS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the container of apply (metadata, init and plan run before it).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !engine_objects("container", module, "{{.Command}}")
+        .iter()
+        .any(|c| c.contains("apply"))
+    {
+        if Instant::now() > deadline {
+            // Stopped the way the test means to, so that it cleans up.
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+            panic!("apply never started");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let volumes_during = engine_objects("volume", module, "{{.Name}}");
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        volumes_during.len(),
+        1,
+        "apply runs with its private volume"
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let apply = rows
+        .iter()
+        .find(|r| r["check"] == "apply exits 0 with a valid state")
+        .unwrap();
+    assert_eq!(apply["detail"], "interrupted", "{rows:#?}");
+    assert_eq!(
+        rows_with(&rows, "skip"),
+        [
+            "apply writes its own `hangs-in-apply` section with `status: applied`",
+            "plan after apply reports no changes (exit 0)",
+            "a second apply changes nothing",
+            "audit after apply reports no drift (exit 0)",
+            "destroy removes the `hangs-in-apply` section",
+        ],
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r["result"] == "skip")
+            .all(|r| r["detail"] == "interrupted" || r["detail"] == "apply failed"),
+        "{rows:#?}"
+    );
+    assert!(
+        stderr(&out).contains("e: interrupted; the remaining checks were skipped"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        engine_objects("container", module, "{{.ID}}").is_empty(),
+        "the container is removed"
+    );
+    assert!(
+        engine_objects("volume", module, "{{.Name}}").is_empty(),
+        "the volumes of the throwaway directory are removed"
+    );
+}
+
+/// A version without some required methods: the missing ones are named, and the rows that
+/// need them are skipped, not failed; its strong requirement is installed first.
+#[test]
+fn check_names_missing_methods_and_installs_strong_requirements_first() {
+    let scene = Scene::new(test_repository());
+    let (code, rows) = check_rows(&scene, "partial");
+    assert_eq!(code, Some(1), "{rows:#?}");
+    assert_eq!(
+        rows_with(&rows, "fail"),
+        ["declares metadata, init, plan, apply, audit"],
+        "{rows:#?}"
+    );
+    assert_eq!(rows[0]["detail"], "missing: audit", "{rows:#?}");
+    assert_eq!(
+        rows[1]["check"], "setup: install chain-base@1.0.0",
+        "{rows:#?}"
+    );
+    assert_eq!(rows[1]["result"], "pass", "{rows:#?}");
+    assert_eq!(
+        rows_with(&rows, "skip"),
+        [
+            "audit after apply reports no drift (exit 0)",
+            "destroy removes the `partial` section"
+        ],
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .filter(|r| r["result"] == "skip")
+            .all(|r| r["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("the version declares no `")),
+        "{rows:#?}"
+    );
+}
+
+/// A strong requirement that does not install: its row fails, naming the method, and nothing
+/// of the module itself is run.
+#[test]
+fn check_stops_when_a_strong_requirement_does_not_install() {
+    let scene = Scene::new(test_repository());
+    let (code, rows) = check_rows(&scene, "on-a-failing-base");
+    assert_eq!(code, Some(1), "{rows:#?}");
+    assert_eq!(
+        rows_with(&rows, "pass"),
+        [
+            "declares metadata, init, plan, apply, audit",
+            "setup: install chain-base@1.0.0"
+        ],
+        "{rows:#?}"
+    );
+    assert_eq!(
+        rows_with(&rows, "fail"),
+        ["setup: install chain-middle@1.0.0"],
+        "{rows:#?}"
+    );
+    let failed = &rows[2];
+    assert!(
+        failed["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("apply: exit 1"),
+        "{rows:#?}"
+    );
+    assert!(
+        failed["hint"]
+            .as_str()
+            .unwrap()
+            .contains("`e check chain-middle@1.0.0`"),
+        "{rows:#?}"
+    );
+    let skipped = rows_with(&rows, "skip");
+    assert_eq!(skipped.len(), rows.len() - 3, "{rows:#?}");
+    assert!(
+        rows[3..]
+            .iter()
+            .take(skipped.len() - 1)
+            .all(|r| r["detail"] == "`chain-middle@1.0.0` did not install"),
+        "{rows:#?}"
+    );
+}
+
+/// Every example module keeps every promise `e check` checks: none is failed or skipped (each
+/// declares `destroy`), its strong requirements installed first.
+#[test]
 fn every_example_module_passes_check() {
     let scene = Scene::new(top_repository());
-    for module in EXAMPLE_MODULES {
-        let out = scene.expect(0, &["check", module]);
-        assert!(!stdout(&out).contains("FAIL"), "{module}: {}", text(&out));
+    let results: Vec<(Option<i32>, Vec<serde_json::Value>)> = std::thread::scope(|threads| {
+        let handles: Vec<_> = EXAMPLE_MODULES
+            .iter()
+            .map(|module| threads.spawn(|| check_rows(&scene, module)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (module, (code, rows)) in EXAMPLE_MODULES.iter().zip(&results) {
+        assert_eq!(*code, Some(0), "{module}: {rows:#?}");
+        let not_passed: Vec<&serde_json::Value> =
+            rows.iter().filter(|r| r["result"] != "pass").collect();
+        assert!(not_passed.is_empty(), "{module}: {not_passed:#?}");
+        assert!(rows.len() >= 13, "{module}: {rows:#?}");
     }
+    let pg = &results[EXAMPLE_MODULES.iter().position(|m| *m == "pg").unwrap()].1;
+    assert_eq!(
+        rows_with(pg, "pass")[1..4],
+        [
+            "setup: install azi@0.1.0",
+            "setup: install k8s@0.1.0",
+            "setup: install nfs@0.1.0"
+        ],
+        "pg's strong requirements are installed first: {pg:#?}"
+    );
 }
 
 #[test]

@@ -266,6 +266,11 @@ impl Engine for FakeEngine {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    fn remove_volumes<'a>(&'a self, _shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<usize>> {
+        // The fake engine keeps no volumes.
+        Box::pin(async { Ok(0) })
+    }
+
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         Box::pin(async move { self.find_image(image) })
     }

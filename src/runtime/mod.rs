@@ -224,6 +224,11 @@ pub trait Engine: Send + Sync {
     /// no run of that directory can be alive.
     fn reap<'a>(&'a self, shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<Reaped>>>;
 
+    /// Removes every volume of the shared directory `shared_id` (label `e.shared`): the
+    /// modules' private volumes and any a run left. Only for a shared directory that is being
+    /// thrown away (`e check`'s); returns how many went.
+    fn remove_volumes<'a>(&'a self, shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<usize>>;
+
     /// Builds an image from a directory holding a Dockerfile, tagging it `tag`, streaming the
     /// build log to `sink`.
     fn build<'a>(

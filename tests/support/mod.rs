@@ -84,30 +84,39 @@ pub fn test_repository() -> PathBuf {
 /// Builds `e-tests/misbehave:0.1.0` from `tests/modules/misbehave` (once per test binary).
 pub fn misbehave_image() {
     static READY: OnceLock<()> = OnceLock::new();
-    READY.get_or_init(|| {
-        let context = tempfile::tempdir().unwrap();
-        for file in ["Dockerfile", "misbehave.sh"] {
-            std::fs::copy(
-                root().join("tests/modules/misbehave").join(file),
-                context.path().join(file),
-            )
-            .unwrap();
-        }
-        std::fs::copy("/bin/busybox", context.path().join("busybox"))
-            .expect("busybox-static is installed");
-        let dir = context.path().to_str().unwrap();
-        let out = e_in(
-            root(),
-            &test_repository(),
-            &root().join("shared-unused"),
-            &["build", dir, "--tag", "e-tests/misbehave:0.1.0"],
-        );
-        assert!(
-            out.status.success(),
-            "building the misbehave image failed:\n{}",
-            text(&out)
-        );
-    });
+    READY.get_or_init(|| build_test_module("misbehave"));
+}
+
+/// Builds `e-tests/noncompliant:0.1.0` from `tests/modules/noncompliant`, the subjects of the
+/// `e check` tests (once per test binary).
+pub fn noncompliant_image() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| build_test_module("noncompliant"));
+}
+
+/// Builds `e-tests/NAME:0.1.0` from `tests/modules/NAME` (a Dockerfile and a busybox shell
+/// script `NAME.sh`), with the static busybox beside them.
+fn build_test_module(name: &str) {
+    let context = tempfile::tempdir().unwrap();
+    let folder = root().join("tests/modules").join(name);
+    for file in ["Dockerfile".to_owned(), format!("{name}.sh")] {
+        std::fs::copy(folder.join(&file), context.path().join(&file))
+            .unwrap_or_else(|err| panic!("{}: {err}", folder.join(&file).display()));
+    }
+    std::fs::copy("/bin/busybox", context.path().join("busybox"))
+        .expect("busybox-static is installed");
+    let dir = context.path().to_str().unwrap();
+    let out = e_in(
+        root(),
+        &test_repository(),
+        &root().join("shared-unused"),
+        &["build", dir, "--tag", &format!("e-tests/{name}:0.1.0")],
+    );
+    assert!(
+        out.status.success(),
+        "building the {name} image failed:\n{}",
+        text(&out)
+    );
 }
 
 /// The engine volumes of the shared directory `shared` (label `e.shared`).

@@ -886,6 +886,10 @@ impl Engine for DockerEngine {
         self.reap_containers(shared_id).boxed()
     }
 
+    fn remove_volumes<'a>(&'a self, shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<usize>> {
+        self.remove_shared_volumes(shared_id).boxed()
+    }
+
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {
         self.ensure_present(image).boxed()
     }
@@ -943,6 +947,10 @@ impl Engine for LazyDocker {
 
     fn reap<'a>(&'a self, shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<Vec<Reaped>>> {
         async move { self.get().await?.reap(shared_id).await }.boxed()
+    }
+
+    fn remove_volumes<'a>(&'a self, shared_id: &'a str) -> BoxFuture<'a, anyhow::Result<usize>> {
+        async move { self.get().await?.remove_volumes(shared_id).await }.boxed()
     }
 
     fn ensure_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, anyhow::Result<ImageInfo>> {

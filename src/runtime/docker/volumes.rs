@@ -18,6 +18,23 @@ impl DockerEngine {
         }
     }
 
+    /// [`Engine::remove_volumes`]: every volume labelled `e.shared=<shared_id>`.
+    pub(super) async fn remove_shared_volumes(&self, shared_id: &str) -> anyhow::Result<usize> {
+        let filters = HashMap::from([("label", vec![format!("{LABEL_SHARED}={shared_id}")])]);
+        let volumes = self
+            .docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .engine_context(|| "failed to list the volumes of the shared directory".to_owned())?;
+        let volumes = volumes.volumes.unwrap_or_default();
+        for volume in &volumes {
+            self.remove_volume(&volume.name).await?;
+        }
+        Ok(volumes.len())
+    }
+
     /// Reads the tar of `path` out of a stopped container, refusing more than `limit` bytes.
     pub(super) async fn download_copy(
         &self,
