@@ -419,6 +419,7 @@ mod tests {
             stderr: stderr.to_owned(),
             run: "run".to_owned(),
             image_id: "sha256:0".to_owned(),
+            deadline: crate::run::Deadline::of(None, None),
             record: crate::store::Run {
                 run: "run".to_owned(),
                 module: "m".to_owned(),
