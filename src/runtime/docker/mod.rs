@@ -526,12 +526,12 @@ impl DockerEngine {
             );
         }
         if let Ok(Outcome {
-            exit_code: 1..,
+            exit_code: code @ 1..,
             stopped: None,
             ..
         }) = &result
         {
-            self.explain_failure(&id, spec).await;
+            self.explain_failure(&id, spec, *code).await;
         }
         let removal = guard.remove().await;
         match (result, removal) {
@@ -560,8 +560,10 @@ impl DockerEngine {
 
     /// Says so when a failed container ran out of memory: the engine killed one of its
     /// processes (SIGKILL, exit 137 if it was the module's own), which says nothing by itself,
-    /// and the user needs to know which limit to raise.
-    async fn explain_failure(&self, id: &str, spec: &RunSpec) {
+    /// and the user needs to know which limit to raise. The engine's flag for it is not always
+    /// set (cgroup v2 engines miss the event at times), so a SIGKILL that e did not send (exit
+    /// 137) is said to be the likely cause.
+    async fn explain_failure(&self, id: &str, spec: &RunSpec, exit_code: i64) {
         let inspected = self
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -570,13 +572,18 @@ impl DockerEngine {
             .ok()
             .and_then(|container| container.state?.oom_killed)
             .unwrap_or(false);
-        if oom {
-            output::note(&format!(
-                "e: {} ran out of memory: the engine killed a process of it at its limit of {}\nhint: raise `limits.memory` of its version in the repository (`e info` shows the limits)",
-                describe(spec),
-                Memory::from_bytes(spec.confinement.memory_bytes)
-            ));
-        }
+        let how = if oom {
+            ""
+        } else if exit_code == 137 {
+            "was killed by SIGKILL (exit 137), which e did not send: it most likely "
+        } else {
+            return;
+        };
+        output::note(&format!(
+            "e: {} {how}ran out of memory: the engine killed a process of it at its limit of {}\nhint: raise `limits.memory` of its version in the repository (`e info` shows the limits)",
+            describe(spec),
+            Memory::from_bytes(spec.confinement.memory_bytes)
+        ));
     }
 
     /// Creates the container, named `e-<module>-<run>` when the labels allow it.
