@@ -133,7 +133,7 @@ fn main() {
     let e_run = |dir: &Path, transfer: &str| {
         let mut command = Command::new(&e);
         command
-            .args(["apply", "noop", "--no-influences"])
+            .args(["run", "noop", "apply"])
             .env("E_REPOSITORY", &repository)
             .env("E_SHARED", dir)
             .env("E_TRANSFER", transfer);
@@ -198,19 +198,19 @@ fn main() {
     };
     let mut rows: Vec<(String, Box<dyn Fn() -> Command + '_>)> = vec![
         (
-            "e apply noop, bind, example (20 KB)".to_owned(),
+            "e run noop apply, bind, example (20 KB)".to_owned(),
             Box::new(|| e_run(&shared, "bind")),
         ),
         (
-            "e apply noop, archive, example (20 KB)".to_owned(),
+            "e run noop apply, archive, example (20 KB)".to_owned(),
             Box::new(|| e_run(&shared, "archive")),
         ),
         (
-            "e apply noop, bind, 10 MB".to_owned(),
+            "e run noop apply, bind, 10 MB".to_owned(),
             Box::new(|| e_run(&large, "bind")),
         ),
         (
-            "e apply noop, archive, 10 MB".to_owned(),
+            "e run noop apply, archive, 10 MB".to_owned(),
             Box::new(|| e_run(&large, "archive")),
         ),
         (
