@@ -423,7 +423,7 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
                      LEFT JOIN {holders} h ON h.environment = $1 AND h.backend_pid = l.pid
                      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
                        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                       AND l.classid = ($2::int8 >> 32)::oid AND l.objid = ($2::int8 & 4294967295)::oid
+                       AND l.classid = (($2::int8 >> 32) & 4294967295)::oid AND l.objid = ($2::int8 & 4294967295)::oid
                      LIMIT 1"
                 ),
                 &[&self.settings.environment, &self.lock_key],
@@ -495,7 +495,7 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
                 &format!(
                     "SELECT lineage, serial, EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
                        AND l.granted AND l.pid = pg_backend_pid() AND l.objsubid = 1
-                       AND l.classid = ($2::int8 >> 32)::oid AND l.objid = ($2::int8 & 4294967295)::oid)
+                       AND l.classid = (($2::int8 >> 32) & 4294967295)::oid AND l.objid = ($2::int8 & 4294967295)::oid)
                      FROM {environments} WHERE name = $1 FOR UPDATE"
                 ),
                 &[&environment, &self.lock_key],
