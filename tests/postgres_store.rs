@@ -489,3 +489,66 @@ async fn figures_of_lock_load_and_commit() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_push_is_refused_for_another_lineage_or_an_older_serial_unless_forced() {
+    if !Server::available() {
+        return;
+    }
+    let server = Server::start();
+    let mut backend = connect(&server, "?env=push").await;
+    backend
+        .lock("e state push", Duration::ZERO, |_| {})
+        .await
+        .unwrap();
+    let start = backend.load().await.unwrap();
+    let one = backend
+        .commit(&start.serial, &state_change(&start.tree, "a: 1\n"))
+        .await
+        .unwrap();
+    let now = backend.load().await.unwrap();
+    let two = backend
+        .commit(&one, &state_change(&now.tree, "a: 2\n"))
+        .await
+        .unwrap();
+
+    // A snapshot pulled at serial 1, pushed after serial 2: older.
+    let mut old = Tree::default();
+    old.insert_file("state.yml", b"a: 1\n".to_vec(), 0o644);
+    old.insert_file(".e/runs/r1/record.json", b"{}".to_vec(), 0o644);
+    let older = Snapshot {
+        serial: one.clone(),
+        tree: e::store::postgres::portable(&old),
+    };
+    let err = format!("{:#}", backend.push(&older, false).await.unwrap_err());
+    assert!(err.contains("older than the environment `push`"), "{err}");
+    assert!(err.contains("nothing was pushed"), "{err}");
+    let foreign = Snapshot {
+        serial: e::store::Serial {
+            lineage: "f".repeat(32),
+            serial: 9,
+        },
+        tree: older.tree.clone(),
+    };
+    let err = format!("{:#}", backend.push(&foreign, false).await.unwrap_err());
+    assert!(err.contains("different environments"), "{err}");
+    assert_eq!(backend.load().await.unwrap().serial, two, "nothing moved");
+
+    // The current lineage at a serial no older is taken; the serial moves past both.
+    let mut newer = older.clone();
+    newer.serial.serial = two.serial;
+    newer
+        .tree
+        .insert_file("state.yml", b"a: 3\n".to_vec(), 0o644);
+    let after = backend.push(&newer, false).await.unwrap();
+    assert_eq!(after.serial, two.serial + 1);
+    let loaded = backend.load().await.unwrap();
+    assert_eq!(loaded.tree, newer.tree);
+    assert!(loaded.tree.subtree(".e/runs").entries.is_empty());
+
+    // Forced, another lineage replaces it all.
+    let forced = backend.push(&foreign, true).await.unwrap();
+    assert_eq!(forced.lineage, foreign.serial.lineage);
+    assert_eq!(forced.serial, 10);
+    assert_eq!(backend.load().await.unwrap().tree, foreign.tree);
+}

@@ -30,7 +30,9 @@ use super::{Change, E_DIR, Serial};
 use crate::run::tree::{Node, Tree};
 
 mod lock;
+mod push;
 pub mod settings;
+pub use push::portable;
 pub use settings::Settings;
 
 /// The version of the schema this e writes; a database with a higher one was set up by a
@@ -404,50 +406,9 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
         let raises = raises_serial(&transaction, &entries, &environment, change)
             .await
             .with_context(failed)?;
-        let mut removes: Vec<&str> = change.removes.iter().map(String::as_str).collect();
-        removes.extend(change.cleanup.iter().map(String::as_str));
-        if !removes.is_empty() {
-            transaction
-                .execute(
-                    &format!(
-                        "DELETE FROM {entries} WHERE environment = $1 AND (path = ANY($2)
-                           OR EXISTS (SELECT 1 FROM unnest($2::text[]) AS r(p) WHERE starts_with(path, r.p || '/')))"
-                    ),
-                    &[&environment, &removes],
-                )
-                .await
-                .with_context(failed)?;
-        }
-        let mut paths: Vec<&str> = Vec::new();
-        let mut kinds: Vec<&str> = Vec::new();
-        let mut modes: Vec<i32> = Vec::new();
-        let mut contents: Vec<Option<&[u8]>> = Vec::new();
-        for (path, mode) in &change.dirs {
-            paths.push(path);
-            kinds.push("d");
-            modes.push((*mode & 0o777) as i32);
-            contents.push(None);
-        }
-        for (path, bytes, mode) in &change.files {
-            paths.push(path);
-            kinds.push("f");
-            modes.push((*mode & 0o777) as i32);
-            contents.push(Some(bytes));
-        }
-        if !paths.is_empty() {
-            transaction
-                .execute(
-                    &format!(
-                        "INSERT INTO {entries} (environment, path, kind, mode, bytes)
-                         SELECT $1, p, k, m, b FROM unnest($2::text[], $3::text[], $4::int[], $5::bytea[]) AS t(p, k, m, b)
-                         ON CONFLICT (environment, path) DO UPDATE
-                           SET kind = EXCLUDED.kind, mode = EXCLUDED.mode, bytes = EXCLUDED.bytes"
-                    ),
-                    &[&environment, &paths, &kinds, &modes, &contents],
-                )
-                .await
-                .with_context(failed)?;
-        }
+        apply(&transaction, &entries, &environment, change)
+            .await
+            .with_context(failed)?;
         let mut after = found;
         if raises {
             after.serial += 1;
@@ -469,6 +430,59 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
         })?;
         Ok(after)
     }
+}
+
+/// Writes `change` into the entries of `environment`, inside the caller's transaction: removes
+/// first (a removed directory takes what it holds), then directories and files.
+pub(super) async fn apply(
+    transaction: &tokio_postgres::Transaction<'_>,
+    entries: &str,
+    environment: &str,
+    change: &Change,
+) -> Result<(), tokio_postgres::Error> {
+    let mut removes: Vec<&str> = change.removes.iter().map(String::as_str).collect();
+    removes.extend(change.cleanup.iter().map(String::as_str));
+    if !removes.is_empty() {
+        transaction
+                .execute(
+                    &format!(
+                        "DELETE FROM {entries} WHERE environment = $1 AND (path = ANY($2)
+                           OR EXISTS (SELECT 1 FROM unnest($2::text[]) AS r(p) WHERE starts_with(path, r.p || '/')))"
+                    ),
+                    &[&environment, &removes],
+                )
+                .await?;
+    }
+    let mut paths: Vec<&str> = Vec::new();
+    let mut kinds: Vec<&str> = Vec::new();
+    let mut modes: Vec<i32> = Vec::new();
+    let mut contents: Vec<Option<&[u8]>> = Vec::new();
+    for (path, mode) in &change.dirs {
+        paths.push(path);
+        kinds.push("d");
+        modes.push((*mode & 0o777) as i32);
+        contents.push(None);
+    }
+    for (path, bytes, mode) in &change.files {
+        paths.push(path);
+        kinds.push("f");
+        modes.push((*mode & 0o777) as i32);
+        contents.push(Some(bytes));
+    }
+    if !paths.is_empty() {
+        transaction
+                .execute(
+                    &format!(
+                        "INSERT INTO {entries} (environment, path, kind, mode, bytes)
+                         SELECT $1, p, k, m, b FROM unnest($2::text[], $3::text[], $4::int[], $5::bytea[]) AS t(p, k, m, b)
+                         ON CONFLICT (environment, path) DO UPDATE
+                           SET kind = EXCLUDED.kind, mode = EXCLUDED.mode, bytes = EXCLUDED.bytes"
+                    ),
+                    &[&environment, &paths, &kinds, &modes, &contents],
+                )
+                .await?;
+    }
+    Ok(())
 }
 
 /// Whether `change` raises the serial: it touches what modules see, or changes the bytes of
