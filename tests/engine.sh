@@ -5,8 +5,9 @@
 # remote-engine tests (tests/remote_engine.rs) openssh-server (a test sshd), podman with
 # catatonit (its init for containers) and openssl (test certificates), and python3-yaml (PyYAML,
 # a YAML 1.1 reader, reads e's YAML output back in tests/cli.rs), and postgresql (the state
-# backend tests, tests/postgres_store.rs, start their own server on loopback). It also gives Podman the
-# ulimits this machine allows, and starts the engine in the background if it is not running.
+# backend tests, tests/postgres_store.rs, start their own server on loopback). It also gives
+# Podman the ulimits this machine allows, and starts the engine in the background if it is not
+# running.
 # Sourced by tests/demo.sh and tests/all.sh.
 set -euo pipefail
 
