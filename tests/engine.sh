@@ -4,8 +4,10 @@
 # images need it), docker-registry (the pull test serves it on loopback), and for the
 # remote-engine tests (tests/remote_engine.rs) openssh-server (a test sshd), podman with
 # catatonit (its init for containers) and openssl (test certificates), and python3-yaml (PyYAML,
-# a YAML 1.1 reader, reads e's YAML output back in tests/cli.rs). It also gives Podman the
-# ulimits this machine allows, and starts the engine in the background if it is not running.
+# a YAML 1.1 reader, reads e's YAML output back in tests/cli.rs), and postgresql (the state
+# backend tests, tests/postgres_store.rs, start their own server on loopback). It also gives
+# Podman the ulimits this machine allows, and starts the engine in the background if it is not
+# running.
 # Sourced by tests/demo.sh and tests/all.sh.
 set -euo pipefail
 
@@ -18,6 +20,7 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "e: installing ${missing[*]} from the distribution's packages" >&2

@@ -54,9 +54,15 @@ pub struct Port {
 impl Port {
     /// Reserves a free port, waiting for one for up to a minute.
     pub fn reserve() -> Port {
+        Port::reserve_in(PORTS)
+    }
+
+    /// Reserves a free port of `ports` (another test file's own range), waiting for one for up
+    /// to a minute.
+    pub fn reserve_in(ports: std::ops::RangeInclusive<u16>) -> Port {
         let started = Instant::now();
         loop {
-            for number in PORTS {
+            for number in ports.clone() {
                 let path = std::env::temp_dir().join(format!("e-test-port-{number}.lock"));
                 let Ok(lock) = File::options().create(true).append(true).open(&path) else {
                     continue;
@@ -74,7 +80,7 @@ impl Port {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
-                "no free port in {PORTS:?} for a minute"
+                "no free port in {ports:?} for a minute"
             );
             std::thread::sleep(Duration::from_millis(200));
         }

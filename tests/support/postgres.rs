@@ -1,0 +1,240 @@
+//! A real PostgreSQL 15 server that a test starts for itself, on loopback, and stops by its PID
+//! when dropped, even when the test fails: Debian's `postgresql` package (tests/engine.sh
+//! installs it), `initdb` into a temporary directory and `pg_ctl start` on a port of
+//! 23780-23799. Both run as `nobody` (`initdb` refuses root) through `runuser`.
+//!
+//! The server asks TCP clients for a password (scram-sha-256), so the tests exercise real
+//! credentials; its superuser is [`Postgres::USER`] with [`Postgres::PASSWORD`]. Local socket
+//! connections are trusted, for the test's own administration.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use super::engines::{Port, available};
+
+/// The ports PostgreSQL servers of tests listen on.
+const PORTS: std::ops::RangeInclusive<u16> = 23780..=23799;
+
+/// Where Debian puts the server's programs.
+const BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// How long a fast shutdown may take before the server is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running PostgreSQL server, stopped when dropped.
+pub struct Postgres {
+    port: Port,
+    dir: tempfile::TempDir,
+    /// How long `pg_ctl start` took until the server answered.
+    pub started_in: Duration,
+}
+
+impl Postgres {
+    /// The superuser's name.
+    pub const USER: &'static str = "e_test";
+    /// The superuser's password.
+    pub const PASSWORD: &'static str = "s3cret-Pa55";
+
+    /// Whether the server's programs are installed; if not, prints why the test is skipped.
+    pub fn available() -> bool {
+        available(&format!("{BIN}/initdb"), "postgresql") && available("runuser", "util-linux")
+    }
+
+    /// Initializes a new cluster and starts it, failing the test with the log if it cannot.
+    pub fn start() -> Postgres {
+        let port = Port::reserve_in(PORTS);
+        let dir = tempfile::Builder::new()
+            .prefix("e-pg-")
+            .tempdir_in("/tmp")
+            .expect("a temporary directory in /tmp");
+        let nobody = must("id", &["-u", "nobody"]);
+        let uid: u32 = String::from_utf8_lossy(&nobody.stdout)
+            .trim()
+            .parse()
+            .expect("the uid of `nobody`");
+        std::os::unix::fs::chown(dir.path(), Some(uid), None).expect("chown to nobody");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+        let pwfile = dir.path().join("pwfile");
+        fs::write(&pwfile, Postgres::PASSWORD).expect("write the password file");
+        std::os::unix::fs::chown(&pwfile, Some(uid), None).expect("chown to nobody");
+        let data = dir.path().join("data");
+        as_nobody(
+            &format!("{BIN}/initdb"),
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                Postgres::USER,
+                "--pwfile",
+                &pwfile.display().to_string(),
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        let options = format!(
+            "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
+            dir.path().display(),
+            port.number
+        );
+        let started = Instant::now();
+        let mut postgres = Postgres {
+            port,
+            dir,
+            started_in: Duration::ZERO,
+        };
+        as_nobody(
+            &format!("{BIN}/pg_ctl"),
+            &[
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                &data.display().to_string(),
+                "-l",
+                &postgres.log().display().to_string(),
+                "-o",
+                &options,
+            ],
+        );
+        postgres.started_in = started.elapsed();
+        postgres
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port.number
+    }
+
+    /// A backend URL for `e`, with the password when `password` is set.
+    pub fn url(&self, password: bool, query: &str) -> String {
+        let secret = if password {
+            format!(":{}", Postgres::PASSWORD)
+        } else {
+            String::new()
+        };
+        format!(
+            "postgres://{}{secret}@127.0.0.1:{}/postgres{query}",
+            Postgres::USER,
+            self.port.number
+        )
+    }
+
+    /// The server's log file.
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("log")
+    }
+
+    /// The end of its log.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(self.log()).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// The postmaster's PID, from `postmaster.pid`; `None` once it is gone.
+    pub fn pid(&self) -> Option<u32> {
+        let text = fs::read_to_string(self.dir.path().join("data/postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Runs SQL through `psql` on the local socket (trusted), failing the test if it fails;
+    /// returns what it printed (unaligned, tuples only).
+    pub fn sql(&self, statement: &str) -> String {
+        let out = as_nobody(
+            &format!("{BIN}/psql"),
+            &[
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &self.dir.path().display().to_string(),
+                "-p",
+                &self.port.number.to_string(),
+                "-U",
+                Postgres::USER,
+                "-d",
+                "postgres",
+                "-c",
+                statement,
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Stops it by its PID: SIGINT (a fast shutdown), then SIGKILL if it lingers.
+    pub fn stop(&mut self) {
+        let Some(pid) = self.pid() else {
+            return;
+        };
+        signal(pid, "INT");
+        let started = Instant::now();
+        while started.elapsed() < STOP_TIMEOUT {
+            if !alive(pid) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal(pid, "KILL");
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Whether a process with this PID exists.
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')))
+}
+
+/// Sends a signal to one process by its PID.
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Runs a program as `nobody` in `/tmp`, failing the test with its output if it fails.
+fn as_nobody(program: &str, args: &[&str]) -> Output {
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--", program])
+        .args(args)
+        .current_dir("/tmp")
+        .output()
+        .unwrap_or_else(|err| panic!("`runuser` cannot run: {err}"));
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a program that must succeed.
+fn must(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|err| panic!("`{program}` cannot run: {err}"));
+    assert!(out.status.success(), "`{program}` failed");
+    out
+}
