@@ -241,4 +241,13 @@ pub trait Engine: Send + Sync {
         &self,
         source: Box<dyn Read + Send>,
     ) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
+
+    /// Tags the present image `image` as `target` (`REGISTRY/PATH:TAG`) and pushes it to that
+    /// registry with the credentials the docker CLI would use; returns the digest the registry
+    /// gave it. The tag stays in the engine.
+    fn push_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<String>>;
 }
