@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::registry::Registry;
 use crate::repository::ModuleSpec;
 use crate::selector::Selector;
 
@@ -56,6 +57,10 @@ pub struct Cli {
         default_value_t = TransferChoice::Auto
     )]
     pub transfer: TransferChoice,
+
+    /// Print nothing in color (also: a non-empty `NO_COLOR`).
+    #[arg(long, global = true)]
+    pub no_color: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -116,6 +121,12 @@ pub enum Command {
     Export(ExportArgs),
     /// Load an archive of `e export`: images into the engine, modules into the repository.
     Import(ImportArgs),
+    /// Push the images of module versions into a registry, named under it.
+    Push(PushArgs),
+    /// Check the repository (and the shared state, if any) without an engine.
+    Validate(ValidateArgs),
+    /// Write a new module folder: Dockerfile, an implementation of every method, metadata.
+    New(NewArgs),
     /// Show the versions of e and of the engine it uses, and how it reaches that engine.
     Version(VersionArgs),
     /// Inspect, commit or drop the results of runs that failed or whose e stopped midway.
@@ -359,7 +370,7 @@ pub struct BuildArgs {
 /// Arguments of `e export`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  e export bmk -o bmk.tar              bmk, azi (its strong requirement), their images\n  e export bmk --with-weak -o bmk.tar  and bmm, which bmk uses when present\n  e export --all -o everything.tar\n  e export azi bmk --dry-run           what would go in, with sizes\n  e export azi bmk --with-state -o site.tar\nOn the machine without internet: e import bmk.tar"
+    after_help = "Examples:\n  e export bmk --out bmk.tar              bmk, azi (its strong requirement), their images\n  e export bmk --with-weak --out bmk.tar  and bmm, which bmk uses when present\n  e export --all --out everything.tar\n  e export azi bmk --dry-run              what would go in, with sizes\n  e export azi bmk --with-state --out site.tar\nOn the machine without internet: e import bmk.tar"
 )]
 pub struct ExportArgs {
     /// The modules, each with its strong requirements (default version: `latest`, else the
@@ -380,8 +391,12 @@ pub struct ExportArgs {
     pub with_weak: bool,
 
     /// The archive to write (a tar file).
-    #[arg(short, long, value_name = "FILE", required_unless_present = "dry_run")]
-    pub output: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", required_unless_present = "dry_run")]
+    pub out: Option<PathBuf>,
+
+    /// Output format of the report (the archive's path is `--out FILE`).
+    #[arg(short, long, value_parser = export_format, default_value = "table", value_name = "FORMAT")]
+    pub output: Format,
 
     /// Overwrite FILE if it exists.
     #[arg(long)]
@@ -412,11 +427,75 @@ pub struct ImportArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// Also push every image into this registry (`HOST:PORT`), named under it, and write the
+    /// imported modules with those names, so that every machine using the repository pulls
+    /// them from there.
+    #[arg(long, value_name = "REGISTRY")]
+    pub push: Option<Registry>,
+
     /// Refuse the archive unless its manifest has this sha256 (`e export` prints it): the
     /// manifest pins every entry, so this one hash, passed on apart from the archive, shows
     /// the archive is the one exported.
     #[arg(long, value_name = "SHA256")]
     pub expect_sha256: Option<String>,
+}
+
+/// Arguments of `e push`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each image is tagged REGISTRY/PATH:TAG (its path without the registry it came from) and\npushed with the credentials `docker login REGISTRY` stored (credential helpers included).\nExample:\n  e push azi bmk@0.1.0 127.0.0.1:5000"
+)]
+pub struct PushArgs {
+    /// The module versions whose images (their own and their bills of materials') to push.
+    #[arg(value_name = "MODULE[@VERSION]", required = true, num_args = 1..)]
+    pub modules: Vec<ModuleSpec>,
+
+    /// The registry, `HOST[:PORT][/PATH]`.
+    #[arg(value_name = "REGISTRY")]
+    pub registry: Registry,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Arguments of `e validate`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes, as `terraform validate`: 0 valid (warnings may be printed), 1 invalid."
+)]
+pub struct ValidateArgs {
+    /// Output format; `json` prints `{valid, error_count, warning_count, diagnostics}`.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// The language of a new module's implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Template {
+    /// A busybox shell script in a `FROM scratch` image (no toolchain needed).
+    Shell,
+    /// A Rust program, built in the image, like the example modules azi and bmk.
+    Rust,
+}
+
+/// Arguments of `e new`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  e new cache && e build cache --tag e-modules/cache:0.1.0\n  (paste cache/repository-entry.yaml into repository.yaml)\n  e check cache"
+)]
+pub struct NewArgs {
+    /// The module's name: lowercase letters, digits and `-`; the folder it is written to.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// What the module's methods are written in.
+    #[arg(long, value_enum, default_value_t = Template::Shell)]
+    pub template: Template,
+
+    /// The folder to create (default: NAME).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Arguments of `e state`.
@@ -456,6 +535,16 @@ pub struct HistoryArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+}
+
+/// Parses `e export -o`: a format, with a clear error for the old spelling `-o FILE`.
+fn export_format(text: &str) -> Result<Format, String> {
+    match Format::from_str(text, true) {
+        Ok(format) => Ok(format),
+        Err(_) => Err(format!(
+            "`-o` is the output format (table, json, yaml); the archive is written with `--out {text}`"
+        )),
+    }
 }
 
 /// Output formats for data.

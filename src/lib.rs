@@ -14,6 +14,7 @@ pub mod graph;
 pub mod interrupt;
 pub mod lifecycle;
 pub mod output;
+pub mod registry;
 pub mod repository;
 pub mod requirements;
 pub mod run;
@@ -125,6 +126,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => commands::history::run(args, &context),
         Command::Export(args) => commands::export::run(args, &context, &engine).await,
         Command::Import(args) => commands::import::run(args, &context, &engine).await,
+        Command::Push(args) => commands::push::run(args, &context, &engine).await,
+        Command::Validate(args) => commands::validate::run(args, &context),
+        Command::New(args) => commands::new::run(args, &context),
         Command::Recover(args) => commands::recover::run(args, &context, &engine).await,
         Command::Version(args) => commands::version::run(args, &context).await,
     }

@@ -3,7 +3,8 @@
 # all from the distribution's packages in one apt-get: docker.io, busybox-static (the example
 # images need it), docker-registry (the pull test serves it on loopback), and for the
 # remote-engine tests (tests/remote_engine.rs) openssh-server (a test sshd), podman with
-# catatonit (its init for containers) and openssl (test certificates). It also gives Podman the
+# catatonit (its init for containers) and openssl (test certificates), apache2-utils (htpasswd,
+# for the registry tests' password file) and graphviz (`dot` checks `e graph --format dot`). It also gives Podman the
 # ulimits this machine allows, and starts the engine in the background if it is not running.
 # Sourced by tests/demo.sh and tests/all.sh.
 set -euo pipefail
@@ -16,6 +17,8 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v podman >/dev/null 2>&1 || missing+=(podman)
 [ -x /usr/libexec/podman/catatonit ] || missing+=(catatonit)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "e: installing ${missing[*]} from the distribution's packages" >&2

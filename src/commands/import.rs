@@ -53,6 +53,11 @@ pub async fn run(
     // The archived repository must load, and describe exactly the modules the manifest lists.
     let archived_name = PathBuf::from(format!("{}:{}", args.file.display(), archive::REPOSITORY));
     let archived = repository::load::parse(&verified.repository, &archived_name)?.repository;
+    // With --push, the modules are written with their images' names in the registry.
+    let archived = match &args.push {
+        Some(registry) => registry.rewrite(archived),
+        None => archived,
+    };
     let mut archived_ids: Vec<String> = archived.entries().map(|e| e.id()).collect();
     let mut listed = manifest.modules.clone();
     archived_ids.sort();
@@ -116,12 +121,24 @@ pub async fn run(
                 ));
             }
         }
-        rows.extend(
-            manifest
-                .images
-                .iter()
-                .map(|image| vec!["image".to_owned(), image.clone(), "loaded".to_owned()]),
-        );
+        match &args.push {
+            Some(registry) => {
+                let pushed = super::push::push_all(engine, registry, &manifest.images).await?;
+                rows.extend(pushed.into_iter().map(|p| {
+                    vec![
+                        "image".to_owned(),
+                        p.image,
+                        format!("loaded, pushed as `{}` ({})", p.pushed_as, p.digest),
+                    ]
+                }));
+            }
+            None => rows.extend(
+                manifest
+                    .images
+                    .iter()
+                    .map(|image| vec!["image".to_owned(), image.clone(), "loaded".to_owned()]),
+            ),
+        }
     }
 
     let base = repository_path

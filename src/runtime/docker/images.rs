@@ -81,9 +81,7 @@ impl DockerEngine {
             .push_image(repository, Some(options), credentials);
         let mut digest = None;
         while let Some(message) = stream.next().await {
-            let message = message.map_err(|err| {
-                anyhow!("failed to push image `{target}`: {:#}", registry_error(&target, &err))
-            })?;
+            let message = message.map_err(|err| registry_error(&target, &err))?;
             let Some(status) = message.status else {
                 continue;
             };
