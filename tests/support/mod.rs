@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod engines;
+pub mod registry;
 
 /// The project's root directory.
 pub fn root() -> &'static Path {
