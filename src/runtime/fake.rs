@@ -309,6 +309,21 @@ impl Engine for FakeEngine {
         Box::pin(async move { self.load_stream(source) })
     }
 
+    fn inspect_image<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<ImageInfo>>> {
+        Box::pin(async move { Ok(self.find_image(image).ok()) })
+    }
+
+    fn tag_image<'a>(&'a self, image: &'a str, target: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let info = self.find_image(image)?;
+            self.state().images.insert(with_default_tag(target), info);
+            Ok(())
+        })
+    }
+
     fn push_image<'a>(
         &'a self,
         image: &'a str,

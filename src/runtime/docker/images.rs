@@ -19,7 +19,7 @@ impl DockerEngine {
 
 
     /// Inspects an image; `None` when the engine does not have it.
-    async fn inspect_image(&self, image: &str) -> anyhow::Result<Option<ImageInfo>> {
+    pub(super) async fn inspect(&self, image: &str) -> anyhow::Result<Option<ImageInfo>> {
         match self.docker.inspect_image(image).await {
             Ok(inspect) => Ok(Some(image_info(image, inspect)?)),
             Err(err) if is_not_found(&err) => Ok(None),
@@ -29,13 +29,13 @@ impl DockerEngine {
 
     /// [`Engine::ensure_image`]: inspect, else pull.
     pub(super) async fn ensure_present(&self, image: &str) -> anyhow::Result<ImageInfo> {
-        if let Some(info) = self.inspect_image(image).await? {
+        if let Some(info) = self.inspect(image).await? {
             return Ok(info);
         }
         if let Err(err) = self.pull(image).await {
             return Err(missing_image_error(image, &format!("{err:#}")));
         }
-        self.inspect_image(image)
+        self.inspect(image)
             .await?
             .ok_or_else(|| missing_image_error(image, "the engine pulled it but does not list it"))
     }
@@ -62,17 +62,24 @@ impl DockerEngine {
         Ok(())
     }
 
-    /// [`Engine::push_image`]: tags `image` as `target` (the tag stays, as `docker tag` leaves
-    /// it) and pushes `target` with the credentials of its registry, noting the push's
-    /// summary lines on stderr; returns the digest the registry gave it.
-    pub(super) async fn push(&self, image: &str, target: &str) -> anyhow::Result<String> {
+    /// [`Engine::tag_image`].
+    pub(super) async fn tag(&self, image: &str, target: &str) -> anyhow::Result<()> {
         let target = with_default_tag(target);
         let (repository, tag) = split_tag(&target);
         let options = TagImageOptionsBuilder::new().repo(repository).tag(tag).build();
         self.docker
             .tag_image(image, Some(options))
             .await
-            .engine_context(|| format!("failed to tag image `{image}` as `{target}`"))?;
+            .engine_context(|| format!("failed to tag image `{image}` as `{target}`"))
+    }
+
+    /// [`Engine::push_image`]: tags `image` as `target` (the tag stays, as `docker tag` leaves
+    /// it) and pushes `target` with the credentials of its registry, noting the push's
+    /// summary lines on stderr; returns the digest the registry gave it.
+    pub(super) async fn push(&self, image: &str, target: &str) -> anyhow::Result<String> {
+        self.tag(image, target).await?;
+        let target = with_default_tag(target);
+        let (repository, tag) = split_tag(&target);
         let credentials = credentials::for_reference(&target).await;
         output::note(&format!("pushing image `{target}`"));
         let options = PushImageOptionsBuilder::new().tag(tag).build();
@@ -93,7 +100,7 @@ impl DockerEngine {
         match digest {
             Some(digest) => Ok(digest),
             None => self
-                .inspect_image(&target)
+                .inspect(&target)
                 .await?
                 .and_then(|info| {
                     info.digests
@@ -154,7 +161,7 @@ impl DockerEngine {
                 logged = true;
             }
         }
-        self.inspect_image(tag).await?.ok_or_else(|| {
+        self.inspect(tag).await?.ok_or_else(|| {
             anyhow!("the engine built image `{tag}` from `{dir}` but does not list it")
         })
     }
@@ -208,11 +215,19 @@ impl DockerEngine {
                 Ok(message) => {
                     let text = message.stream.unwrap_or_default();
                     for line in text.lines() {
-                        if let Some(image) = line
+                        // Docker says one image a line; Podman all on one, joined by `,`
+                        // (which a reference cannot hold).
+                        if let Some(images) = line
                             .strip_prefix("Loaded image: ")
                             .or_else(|| line.strip_prefix("Loaded image ID: "))
                         {
-                            loaded.push(image.trim().to_owned());
+                            loaded.extend(
+                                images
+                                    .split(',')
+                                    .map(str::trim)
+                                    .filter(|image| !image.is_empty())
+                                    .map(str::to_owned),
+                            );
                         }
                     }
                 }

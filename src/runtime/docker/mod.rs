@@ -746,6 +746,17 @@ impl Engine for DockerEngine {
     ) -> BoxFuture<'a, anyhow::Result<String>> {
         self.push(image, target).boxed()
     }
+
+    fn tag_image<'a>(&'a self, image: &'a str, target: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.tag(image, target).boxed()
+    }
+
+    fn inspect_image<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<ImageInfo>>> {
+        self.inspect(image).boxed()
+    }
 }
 
 /// The Docker engine, connected on first use: a command that stops before it needs the
@@ -812,6 +823,17 @@ impl Engine for LazyDocker {
         target: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<String>> {
         async move { self.get().await?.push_image(image, target).await }.boxed()
+    }
+
+    fn tag_image<'a>(&'a self, image: &'a str, target: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+        async move { self.get().await?.tag_image(image, target).await }.boxed()
+    }
+
+    fn inspect_image<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<ImageInfo>>> {
+        async move { self.get().await?.inspect_image(image).await }.boxed()
     }
 }
 
