@@ -105,6 +105,11 @@ pub struct EngineVersion {
     pub kernel: String,
 }
 
+/// The newest Engine API version this e speaks.
+pub fn client_api_version() -> String {
+    API_DEFAULT_VERSION.to_string()
+}
+
 /// Connects to the engine the docker CLI would use (`DOCKER_HOST`, `DOCKER_CONTEXT`, the
 /// current context of `config.json`, else the default socket) and checks that it answers, so
 /// that an absent engine is reported here and not in the middle of a plan.
@@ -333,6 +338,11 @@ impl DockerEngine {
     /// Which engine this is, how it is reached, and what chose it.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// The Engine API version e speaks with this engine: the engine's, when older than e's.
+    pub fn api_version(&self) -> String {
+        self.docker.client_version().to_string()
     }
 
     /// What the engine said of itself when e connected.
