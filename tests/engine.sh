@@ -57,3 +57,18 @@ if ! docker version >/dev/null 2>&1; then
   done
   docker version >/dev/null 2>&1 || { echo "e: dockerd did not start; see /tmp/e-dockerd.log" >&2; tail -20 /tmp/e-dockerd.log >&2; exit 1; }
 fi
+
+# Mermaid's own parser (npm's `mermaid`, with `jsdom` for the DOM it wants), for the test that
+# checks `e graph --format mermaid` (tests/toolbox.rs), in a folder of its own: node and npm
+# come with this machine; the versions are pinned so that the check does not move under us.
+mermaid_dir="${E_TEST_MERMAID:-/var/cache/e-tests/mermaid}"
+if [ ! -f "$mermaid_dir/node_modules/mermaid/dist/mermaid.core.mjs" ] || [ ! -d "$mermaid_dir/node_modules/jsdom" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "e: installing Mermaid's parser from npm into $mermaid_dir" >&2
+    mkdir -p "$mermaid_dir"
+    [ -f "$mermaid_dir/package.json" ] || echo '{"name": "e-test-mermaid", "private": true}' >"$mermaid_dir/package.json"
+    npm install --prefix "$mermaid_dir" --no-audit --no-fund --silent mermaid@11.17.2 jsdom@29.1.1 >/dev/null
+  else
+    echo "e: npm is missing: the Mermaid check of tests/toolbox.rs will fail" >&2
+  fi
+fi

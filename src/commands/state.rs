@@ -9,7 +9,7 @@ use crate::store::{SharedDir, parse_mapping};
 
 /// Prints the state.
 pub fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let shared = SharedDir::open(&context.shared_path)?;
+    let shared = SharedDir::open_read_only(&context.shared_path)?;
     let Some(bytes) = shared.read_state()? else {
         output::note(&format!(
             "no state yet: `{}` does not exist",

@@ -1,0 +1,353 @@
+//! The commands and conventions people reach for on day one, through the binary: read-only
+//! commands that leave the disk alone, a lock that says whom it waits for, `--no-color` and
+//! `NO_COLOR`, `-o` as the output format everywhere, the graph checked by the real tools
+//! (Graphviz's `dot`, Mermaid's own parser), `e validate`, `e new` and shell completion.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod support;
+use support::{root, stderr, stdout, text};
+
+/// `e ARGS` in `cwd`, with nothing of the caller's E_ variables.
+fn e(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("E_REPOSITORY")
+        .env_remove("E_SHARED")
+        .env_remove("E_SECRETS")
+        .env_remove("E_PROGRESS")
+        .env_remove("NO_COLOR");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("the e binary runs")
+}
+
+/// The project's repository, as an argument.
+fn repository() -> String {
+    root().join("repository.yaml").display().to_string()
+}
+
+/// Asserts the exit code of a run, showing everything it said when it differs.
+fn assert_code(out: &Output, code: i32, what: &str) {
+    assert_eq!(out.status.code(), Some(code), "{what}:\n{}", text(out));
+}
+
+/// Pipes `input` through a program and returns its output.
+fn pipe(program: &str, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("`{program}` runs: {err}"));
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input)
+        .expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn read_only_commands_never_create_the_shared_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = repository();
+    for args in [
+        vec!["status"],
+        vec!["status", "-o", "json"],
+        vec!["state"],
+        vec!["state", "-o", "yaml"],
+        vec!["history"],
+        vec!["history", "-o", "json"],
+        vec!["list"],
+        vec!["graph"],
+        vec!["validate"],
+    ] {
+        let mut full = vec!["--repository", repository.as_str()];
+        full.extend(&args);
+        let out = e(dir.path(), &full, &[]);
+        assert_code(&out, 0, &args.join(" "));
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "e {} left {left:?}", args.join(" "));
+    }
+    let out = e(
+        dir.path(),
+        &["--repository", &repository, "history", "-o", "json"],
+        &[],
+    );
+    assert_eq!(stdout(&out), "[]\n");
+}
+
+#[test]
+fn waiting_for_the_lock_says_for_whom_then_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    fs::create_dir_all(shared.join(".e")).unwrap();
+    let lock = shared.join(".e/lock");
+    fs::write(
+        &lock,
+        r#"{"pid": 4242, "command": "e apply bmk", "since": {"secs_since_epoch": 1767225600, "nanos_since_epoch": 0}}"#,
+    )
+    .unwrap();
+    // Another process holds the lock (flock(2), as e takes it) for two seconds.
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "2"])
+        .spawn()
+        .expect("flock runs (util-linux)");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let out = e(
+        dir.path(),
+        &[
+            "--repository",
+            &repository(),
+            "--shared",
+            shared.to_str().unwrap(),
+            "recover",
+            "--lock-timeout",
+            "30s",
+        ],
+        &[],
+    );
+    let _ = holder.wait();
+    assert_code(&out, 0, "e recover --lock-timeout 30s");
+    assert!(started.elapsed() >= Duration::from_secs(1), "{}", text(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains(&format!(
+            "waiting up to 30s for the lock of `{}`, held by e (pid 4242) running `e apply bmk` since 2026-01-01T00:00:00Z",
+            shared.canonicalize().unwrap().display()
+        )),
+        "{said}"
+    );
+    assert!(said.contains("got the lock of"), "{said}");
+
+    // Without a timeout it says who holds it and stops at once.
+    fs::write(
+        &lock,
+        r#"{"pid": 4343, "command": "e destroy azi", "since": {"secs_since_epoch": 1767225600, "nanos_since_epoch": 0}}"#,
+    )
+    .unwrap();
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "2"])
+        .spawn()
+        .expect("flock runs");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = e(
+        dir.path(),
+        &["--shared", shared.to_str().unwrap(), "recover"],
+        &[],
+    );
+    let _ = holder.wait();
+    assert_code(&out, 1, "e recover");
+    assert!(
+        stderr(&out).contains("is locked by e (pid 4343) running `e destroy azi`"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn no_color_is_accepted_everywhere_and_turns_color_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = repository();
+    for args in [
+        vec!["--no-color", "list"],
+        vec!["list", "--no-color"],
+        vec!["info", "bmk", "--no-color"],
+        vec!["graph", "--format", "dot", "--no-color"],
+        vec!["version", "--no-color", "-o", "json"],
+    ] {
+        let mut full = vec!["--repository", repository.as_str()];
+        full.extend(&args);
+        let out = e(dir.path(), &full, &[]);
+        assert!(
+            out.status.code() == Some(0) || args.contains(&"version"),
+            "{}",
+            text(&out)
+        );
+        assert!(
+            !stderr(&out).contains("unexpected argument"),
+            "{}",
+            text(&out)
+        );
+    }
+    // clap colors its errors when told to (CLICOLOR_FORCE); --no-color and NO_COLOR win.
+    let colored = e(dir.path(), &["lsit"], &[("CLICOLOR_FORCE", "1")]);
+    assert!(stderr(&colored).contains('\x1b'), "{}", text(&colored));
+    for (args, env) in [
+        (vec!["--no-color", "lsit"], vec![("CLICOLOR_FORCE", "1")]),
+        (vec!["lsit"], vec![("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]),
+    ] {
+        let plain = e(dir.path(), &args, &env);
+        assert_code(&plain, 2, "a typo");
+        assert!(!stderr(&plain).contains('\x1b'), "{}", text(&plain));
+        assert!(
+            stderr(&plain).contains("unrecognized subcommand 'lsit'"),
+            "{}",
+            text(&plain)
+        );
+    }
+}
+
+#[test]
+fn export_takes_o_for_the_format_and_names_the_old_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = e(
+        dir.path(),
+        &["--repository", &repository(), "export", "bmk", "-o", "bmk.tar"],
+        &[],
+    );
+    assert_code(&out, 2, "e export -o bmk.tar");
+    assert!(
+        stderr(&out).contains(
+            "`-o` is the output format (table, json, yaml); the archive is written with `--out bmk.tar`"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.path().join("bmk.tar").exists());
+    assert!(!dir.path().join("json").exists());
+}
+
+/// A repository whose requirement nothing satisfies, with quotes, a backslash and a comma in
+/// the selector, for the graph's escaping.
+fn awkward_repository(dir: &Path) -> PathBuf {
+    let path = dir.join("awkward.yaml");
+    fs::write(
+        &path,
+        r#"version: v1
+kind: Repository
+components:
+- name: app
+  type: docker
+  versions:
+  - version: 0.1.0
+    latest: true
+    image: e-tests/app:0.1.0
+    labels: {kind: application, name: "The \"App\""}
+    requires:
+      strong:
+      - - {key: kind, operator: in, values: [database, store]}
+        - {key: name, operator: eq, values: ['Big \ "Quoted" DB']}
+      weak:
+      - - {key: kind, operator: eq, values: [monitoring]}
+    commands: []
+- name: mon
+  type: docker
+  versions:
+  - version: 0.1.0
+    latest: true
+    image: e-tests/mon:0.1.0
+    labels: {kind: monitoring}
+    influences:
+    - - {key: kind, operator: eq, values: [application]}
+    commands: []
+"#,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_dot_graph_is_read_by_graphviz_with_its_line_breaks() {
+    assert!(
+        support::engines::available("dot", "graphviz"),
+        "tests/engine.sh installs graphviz"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for repository in [PathBuf::from(repository()), awkward_repository(dir.path())] {
+        let out = e(
+            dir.path(),
+            &[
+                "--repository",
+                repository.to_str().unwrap(),
+                "graph",
+                "--format",
+                "dot",
+            ],
+            &[],
+        );
+        assert_code(&out, 0, "e graph --format dot");
+        let svg = pipe("dot", &["-Tsvg"], &out.stdout);
+        assert!(
+            svg.status.success(),
+            "dot refused:\n{}\n{}",
+            String::from_utf8_lossy(&svg.stderr),
+            stdout(&out)
+        );
+        let svg = String::from_utf8_lossy(&svg.stdout);
+        // A line break is two <text> lines; a literal `\n` would be one with a backslash.
+        assert!(svg.contains(">nothing satisfies</text>"), "{svg}");
+        assert!(!svg.contains("\\n"), "{svg}");
+    }
+    let awkward = awkward_repository(dir.path());
+    let out = e(
+        dir.path(),
+        &["--repository", awkward.to_str().unwrap(), "graph", "--format", "dot"],
+        &[],
+    );
+    let svg = pipe("dot", &["-Tsvg"], &out.stdout);
+    let svg = String::from_utf8_lossy(&svg.stdout);
+    // The selector's own quotes and backslash come through as text.
+    assert!(svg.contains("Big \\\\ \\&quot;Quoted\\&quot; DB"), "{svg}");
+}
+
+#[test]
+fn the_mermaid_graph_is_read_by_mermaids_own_parser() {
+    let modules = std::env::var("E_TEST_MERMAID")
+        .unwrap_or_else(|_| "/var/cache/e-tests/mermaid".to_owned());
+    assert!(
+        Path::new(&modules).join("node_modules/mermaid").is_dir(),
+        "Mermaid's parser is not in `{modules}`: run tests/engine.sh, which installs it from npm"
+    );
+    let script = root().join("tests/support/mermaid-parse.mjs");
+    let dir = tempfile::tempdir().unwrap();
+    for repository in [PathBuf::from(repository()), awkward_repository(dir.path())] {
+        let out = e(
+            dir.path(),
+            &[
+                "--repository",
+                repository.to_str().unwrap(),
+                "graph",
+                "--format",
+                "mermaid",
+            ],
+            &[],
+        );
+        assert_code(&out, 0, "e graph --format mermaid");
+        let parsed = pipe(
+            "node",
+            &[script.to_str().unwrap(), &modules],
+            &out.stdout,
+        );
+        assert!(
+            parsed.status.success(),
+            "Mermaid refused:\n{}\n{}",
+            String::from_utf8_lossy(&parsed.stderr),
+            stdout(&out)
+        );
+        assert_eq!(String::from_utf8_lossy(&parsed.stdout), "flowchart-v2\n");
+    }
+    // The parser does refuse what is not Mermaid: the check can fail.
+    let refused = pipe(
+        "node",
+        &[script.to_str().unwrap(), &modules],
+        b"flowchart LR\n  a -->|x|\n",
+    );
+    assert!(!refused.status.success());
+}
