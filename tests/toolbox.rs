@@ -351,3 +351,116 @@ fn the_mermaid_graph_is_read_by_mermaids_own_parser() {
     );
     assert!(!refused.status.success());
 }
+
+/// A module version in a repository file, with the labels and strong requirement given.
+fn version_yaml(name: &str, kind: &str, requires: Option<&str>) -> String {
+    let requires = requires.map_or(String::new(), |kind| {
+        format!(
+            "    requires:\n      strong:\n      - - {{key: kind, operator: eq, values: [{kind}]}}\n"
+        )
+    });
+    format!(
+        "- name: {name}\n  type: docker\n  versions:\n  - version: 0.1.0\n    latest: true\n    image: e-tests/{name}:0.1.0\n    labels: {{kind: {kind}}}\n{requires}    commands: []\n"
+    )
+}
+
+#[test]
+fn validate_checks_repository_and_state_without_an_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    // No engine answers there: validate must not need one.
+    let no_engine = [("DOCKER_HOST", "tcp://127.0.0.1:1")];
+    let out = e(dir.path(), &["--repository", &repository(), "validate"], &no_engine);
+    assert_code(&out, 0, "e validate");
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "valid: the repository `{}` (7 module(s), 7 version(s))\n",
+            repository()
+        )
+    );
+
+    let broken = root().join("tests/fixtures/unknown-field.yaml");
+    let out = e(
+        dir.path(),
+        &["--repository", broken.to_str().unwrap(), "validate", "-o", "json"],
+        &no_engine,
+    );
+    assert_code(&out, 1, "e validate on a broken repository");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], false, "{report}");
+    assert_eq!(report["error_count"], 1, "{report}");
+    assert!(
+        report["diagnostics"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}:", broken.display())),
+        "{report}"
+    );
+
+    // A cycle (an error), a requirement nothing satisfies (a warning), a damaged state (an
+    // error) and an installed version the repository lacks (a warning).
+    let repository = dir.path().join("repository.yaml");
+    fs::write(
+        &repository,
+        format!(
+            "version: v1\nkind: Repository\ncomponents:\n{}{}{}",
+            version_yaml("a", "ka", Some("kb")),
+            version_yaml("b", "kb", Some("ka")),
+            version_yaml("c", "kc", Some("nothing-is-this")),
+        ),
+    )
+    .unwrap();
+    let shared = dir.path().join("shared");
+    fs::create_dir_all(shared.join(".e")).unwrap();
+    fs::write(shared.join("state.yml"), "a: [unclosed\n").unwrap();
+    fs::write(
+        shared.join(".e/installed.json"),
+        r#"{"gone": {"module": "gone", "version": "9.9.9", "image": "x", "image_id": "sha256:00", "applied": {"secs_since_epoch": 0, "nanos_since_epoch": 0}, "command": "e apply gone"}}"#,
+    )
+    .unwrap();
+    let out = e(
+        dir.path(),
+        &["--repository", repository.to_str().unwrap(), "validate", "-o", "json"],
+        &no_engine,
+    );
+    assert_code(&out, 1, "e validate on a repository with a cycle");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<(String, String)> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["severity"].as_str().unwrap().to_owned(),
+                d["summary"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let has = |severity: &str, needle: &str| {
+        found
+            .iter()
+            .any(|(s, summary)| s == severity && summary.contains(needle))
+    };
+    assert!(has("error", "strong requirements form a cycle"), "{found:?}");
+    assert!(
+        has("warning", "`c@0.1.0` cannot be applied without `--skip-requirements`"),
+        "{found:?}"
+    );
+    assert!(has("error", "state.yml"), "{found:?}");
+    assert!(has("warning", "module `gone@9.9.9` is installed"), "{found:?}");
+    assert_eq!(report["error_count"], 2, "{report}");
+    assert_eq!(report["warning_count"], 2, "{report}");
+    // The table format says the same on stderr, and nothing was written.
+    let out = e(
+        dir.path(),
+        &["--repository", repository.to_str().unwrap(), "validate"],
+        &no_engine,
+    );
+    assert_code(&out, 1, "e validate");
+    assert!(
+        stderr(&out).contains("invalid: 2 error(s), 2 warning(s)"),
+        "{}",
+        text(&out)
+    );
+    assert!(!shared.join(".e/id").exists());
+}
