@@ -464,3 +464,108 @@ fn validate_checks_repository_and_state_without_an_engine() {
     );
     assert!(!shared.join(".e/id").exists());
 }
+
+/// Removes what a test made in the local engine for a module when dropped: its image and the
+/// volumes of its mounts (`e check` leaves those of its throwaway shared directory).
+struct ModuleLeftovers {
+    module: String,
+    image: String,
+}
+
+impl Drop for ModuleLeftovers {
+    fn drop(&mut self) {
+        let docker = |args: &[&str]| {
+            Command::new("docker")
+                .env_remove("DOCKER_HOST")
+                .env_remove("DOCKER_CONTEXT")
+                .args(args)
+                .output()
+        };
+        let label = format!("label=e.module={}", self.module);
+        if let Ok(out) = docker(&["volume", "ls", "-q", "--filter", &label]) {
+            for volume in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = docker(&["volume", "rm", volume]);
+            }
+        }
+        let _ = docker(&["rmi", &self.image]);
+    }
+}
+
+/// `e new NAME [--template TEMPLATE]` in a fresh folder, the entry pasted into a repository,
+/// then (for Rust) the program built, `e build` and `e check`, which must pass.
+fn new_module_passes_check(name: &str, template: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let _leftovers = ModuleLeftovers {
+        module: name.to_owned(),
+        image: format!("e-modules/{name}:0.1.0"),
+    };
+    let out = e(dir.path(), &["new", name, "--template", template], &[]);
+    assert_code(&out, 0, "e new");
+    assert!(
+        stdout(&out).contains(&format!("e check {name}")),
+        "{}",
+        text(&out)
+    );
+    let entry = fs::read_to_string(dir.path().join(name).join("repository-entry.yaml")).unwrap();
+    fs::write(
+        dir.path().join("repository.yaml"),
+        format!("version: v1\nkind: Repository\ncomponents:\n{entry}"),
+    )
+    .unwrap();
+    if template == "rust" {
+        let built = Command::new(dir.path().join(name).join("build.sh"))
+            .env("CARGO_TARGET_DIR", dir.path().join("target"))
+            .output()
+            .expect("build.sh runs");
+        assert!(built.status.success(), "build.sh:\n{}", text(&built));
+    }
+    let out = e(dir.path(), &["build", name], &[]);
+    assert_code(&out, 0, "e build");
+    let out = e(dir.path(), &["check", name], &[]);
+    assert_code(&out, 0, "e check");
+    assert!(
+        stderr(&out).contains(&format!("e: `{name}@0.1.0` follows the module contract")),
+        "{}",
+        text(&out)
+    );
+    // The whole life of the module works too, audit finding a hand change.
+    for (args, code) in [
+        (vec!["init", name], 0),
+        (vec!["plan", name], 2),
+        (vec!["apply", name], 0),
+        (vec!["plan", name], 0),
+        (vec!["audit", name], 0),
+    ] {
+        let out = e(dir.path(), &args, &[]);
+        assert_code(&out, code, &args.join(" "));
+    }
+    let state = dir.path().join("shared/state.yml");
+    let text_of_state = fs::read_to_string(&state).unwrap();
+    assert_eq!(
+        text_of_state,
+        format!("{name}:\n  status: applied\n  replicas: 1\n")
+    );
+    fs::write(&state, text_of_state.replace("replicas: 1", "replicas: 4")).unwrap();
+    let out = e(dir.path(), &["audit", name], &[]);
+    assert_code(&out, 2, "audit after a hand change");
+    assert!(
+        stdout(&out).contains("replicas: 1 -> 4 (changed by hand)"),
+        "{}",
+        text(&out)
+    );
+    let out = e(dir.path(), &["destroy", name], &[]);
+    assert_code(&out, 0, "destroy");
+    // Refused into a folder that has files.
+    let out = e(dir.path(), &["new", name], &[]);
+    assert_code(&out, 1, "e new into a folder with files");
+}
+
+#[test]
+fn a_new_shell_module_builds_and_passes_check_as_it_is() {
+    new_module_passes_check("scaffold-shell", "shell");
+}
+
+#[test]
+fn a_new_rust_module_builds_and_passes_check_as_it_is() {
+    new_module_passes_check("scaffold-rust", "rust");
+}
