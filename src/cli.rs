@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
+
+use crate::completion;
 
 use crate::registry::Registry;
 use crate::repository::ModuleSpec;
@@ -194,7 +197,7 @@ pub struct RunOptions {
 #[command(after_help = "Arguments after `--` go to the module: e init azi -- --size 7")]
 pub struct MethodArgs {
     /// The module; the version defaults to the installed one, else `latest`.
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// Run even if strong requirements are not met (recorded in the history).
@@ -217,7 +220,7 @@ pub struct MethodArgs {
 )]
 pub struct ApplyArgs {
     /// The module; the version defaults to the installed one, else `latest`.
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// First install, in dependency order, the modules its unmet strong requirements need
@@ -226,7 +229,7 @@ pub struct ApplyArgs {
     pub with_requirements: bool,
 
     /// With --with-requirements: choose this module when several satisfy a requirement.
-    #[arg(long, value_name = "MODULE", requires = "with_requirements")]
+    #[arg(long, value_name = "MODULE", requires = "with_requirements", add = ArgValueCompleter::new(completion::module_name))]
     pub prefer: Vec<String>,
 
     /// With --with-requirements: do not ask for confirmation.
@@ -257,7 +260,8 @@ pub struct AuditArgs {
     #[arg(
         value_name = "MODULE[@VERSION]",
         required_unless_present = "all",
-        conflicts_with = "all"
+        conflicts_with = "all",
+        add = ArgValueCompleter::new(completion::module_spec)
     )]
     pub module: Option<ModuleSpec>,
 
@@ -278,6 +282,7 @@ pub struct AuditArgs {
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
     /// The installed module to upgrade.
+    #[arg(add = ArgValueCompleter::new(completion::module_name))]
     pub module: String,
 
     /// The version to upgrade to.
@@ -301,7 +306,7 @@ pub struct UpgradeArgs {
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
     /// The module; the version defaults to the installed one.
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// Destroy even though installed modules strongly require it (recorded in the history).
@@ -321,7 +326,7 @@ pub struct DestroyArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The module version to check (default: its latest).
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// Stop each method after this long.
@@ -337,10 +342,11 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The module; the version defaults to the installed one, else `latest`.
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// The command, as the repository names it (`e info MODULE` lists them).
+    #[arg(add = ArgValueCompleter::new(completion::module_command))]
     pub command: String,
 
     /// Options of the run.
@@ -378,7 +384,8 @@ pub struct ExportArgs {
     #[arg(
         value_name = "MODULE[@VERSION]",
         required_unless_present = "all",
-        conflicts_with = "all"
+        conflicts_with = "all",
+        add = ArgValueCompleter::new(completion::module_spec)
     )]
     pub modules: Vec<ModuleSpec>,
 
@@ -447,7 +454,8 @@ pub struct ImportArgs {
 )]
 pub struct PushArgs {
     /// The module versions whose images (their own and their bills of materials') to push.
-    #[arg(value_name = "MODULE[@VERSION]", required = true, num_args = 1..)]
+    #[arg(value_name = "MODULE[@VERSION]", required = true, num_args = 1..,
+        add = ArgValueCompleter::new(completion::module_spec))]
     pub modules: Vec<ModuleSpec>,
 
     /// The registry, `HOST[:PORT][/PATH]`.
@@ -529,7 +537,7 @@ pub struct VersionArgs {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Only the runs of this module.
-    #[arg(value_name = "MODULE")]
+    #[arg(value_name = "MODULE", add = ArgValueCompleter::new(completion::module_name))]
     pub module: Option<String>,
 
     /// Output format.
@@ -577,7 +585,7 @@ pub struct SearchArgs {
     pub selector: Option<Selector>,
 
     /// Show, for each requirement of this module, what satisfies it and what comes close.
-    #[arg(long = "for", value_name = "MODULE[@VERSION]")]
+    #[arg(long = "for", value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub for_module: Option<ModuleSpec>,
 
     /// Output format.
@@ -589,7 +597,7 @@ pub struct SearchArgs {
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// The module, optionally with a version (default: its `latest`, else highest version).
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// Output format.
@@ -612,7 +620,7 @@ pub enum GraphFormat {
 #[derive(Debug, Args)]
 pub struct GraphArgs {
     /// Draw only what this module version reaches (default: the whole repository).
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: Option<ModuleSpec>,
 
     /// How to draw it. Strong edges are solid, weak dashed, influences dotted.
@@ -622,6 +630,9 @@ pub struct GraphArgs {
 
 /// Arguments of `e completions`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "The script asks e for what to complete (module names, MODULE@VERSION, a module's commands\nfor `e run`, options), so it follows the repository. Install it by loading it anew in\nevery shell, so that it matches the e you run:\n  bash:        echo 'source <(e completions bash)' >> ~/.bashrc\n  zsh:         echo 'source <(e completions zsh)' >> ~/.zshrc\n  fish:        echo 'e completions fish | source' >> ~/.config/fish/config.fish\n  elvish:      echo 'eval (e completions elvish | slurp)' >> ~/.config/elvish/rc.elv\n  PowerShell:  Add-Content $PROFILE 'e completions powershell | Out-String | Invoke-Expression'\nThen open a new shell and try: e run <TAB>"
+)]
 pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]

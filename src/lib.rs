@@ -10,6 +10,7 @@ use std::process::ExitCode;
 pub mod archive;
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod graph;
 pub mod interrupt;
 pub mod lifecycle;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
+    // A shell asking what to complete (`COMPLETE=bash e -- e run ...`) is answered here.
+    clap_complete::CompleteEnv::with_factory(e::cli::Cli::command).complete();
     let mut command = e::cli::Cli::command();
     if e::output::no_color_requested() {
         command = command.color(clap::ColorChoice::Never);

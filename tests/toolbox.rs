@@ -569,3 +569,74 @@ fn a_new_shell_module_builds_and_passes_check_as_it_is() {
 fn a_new_rust_module_builds_and_passes_check_as_it_is() {
     new_module_passes_check("scaffold-rust", "rust");
 }
+
+/// What bash completes for `line` (the cursor at its end), with e's completion script loaded
+/// the way `e completions --help` says, and the e under test first on PATH.
+fn bash_completes(cwd: &Path, line: &str) -> Vec<String> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_e")).parent().unwrap();
+    let script = r#"
+source <(e completions bash)
+COMP_LINE="$1"; COMP_POINT=${#COMP_LINE}
+read -ra COMP_WORDS <<< "$COMP_LINE"
+if [[ "$COMP_LINE" == *" " ]]; then COMP_WORDS+=(""); fi
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+COMP_TYPE=9
+_clap_complete_e e "${COMP_WORDS[$COMP_CWORD]}" "${COMP_WORDS[$COMP_CWORD-1]}"
+printf '%s\n' "${COMPREPLY[@]}"
+"#;
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg("bash")
+        .arg(line)
+        .current_dir(cwd)
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+        )
+        .env_remove("E_REPOSITORY")
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "{}", text(&out));
+    stdout(&out)
+        .lines()
+        .filter(|line| !line.starts_with('-'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_shell_completes_modules_versions_and_a_modules_commands() {
+    let out = e(root(), &["completions", "--help"], &[]);
+    assert_code(&out, 0, "e completions --help");
+    for line in [
+        "echo 'source <(e completions bash)' >> ~/.bashrc",
+        "echo 'source <(e completions zsh)' >> ~/.zshrc",
+        "e completions fish | source",
+    ] {
+        assert!(stdout(&out).contains(line), "{}", text(&out));
+    }
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = e(root(), &["completions", shell], &[]);
+        assert_code(&out, 0, shell);
+        assert!(stdout(&out).contains("COMPLETE"), "{shell}: {}", text(&out));
+    }
+
+    let modules = ["azi", "bmk", "bmm", "k8s", "rook", "nfs", "pg"];
+    assert_eq!(bash_completes(root(), "e run "), modules);
+    assert_eq!(bash_completes(root(), "e apply b"), ["bmk", "bmm"]);
+    assert_eq!(bash_completes(root(), "e info azi@"), ["azi@0.1.0"]);
+    assert_eq!(
+        bash_completes(root(), "e run bmk "),
+        ["metadata", "init", "plan", "apply", "audit", "destroy"]
+    );
+    assert_eq!(bash_completes(root(), "e run --timeout 5m bmk pl"), ["plan"]);
+    // The repository named on the line is the one completed from.
+    let compat = root().join("tests/fixtures/compat-e-cli-v1.yaml");
+    let line = format!("e --repository {} info ", compat.display());
+    let from_compat = bash_completes(root(), &line);
+    assert!(!from_compat.is_empty() && from_compat != modules, "{from_compat:?}");
+    // Without a repository, nothing is offered, and nothing is printed into the prompt.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(bash_completes(empty.path(), "e run ").is_empty());
+}
