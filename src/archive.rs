@@ -833,10 +833,16 @@ mod tests {
 
     #[test]
     fn podman_names_are_the_same_images() {
-        assert!(same_image("e-modules/azi:0.1.0", "localhost/e-modules/azi:0.1.0"));
+        assert!(same_image(
+            "e-modules/azi:0.1.0",
+            "localhost/e-modules/azi:0.1.0"
+        ));
         assert!(same_image("busybox", "docker.io/library/busybox:latest"));
         assert!(!same_image("e-modules/azi:0.1.0", "e-modules/azi:0.2.0"));
-        assert!(!same_image("e-modules/azi:0.1.0", "127.0.0.1:5000/e-modules/azi:0.1.0"));
+        assert!(!same_image(
+            "e-modules/azi:0.1.0",
+            "127.0.0.1:5000/e-modules/azi:0.1.0"
+        ));
     }
 
     #[test]

@@ -140,7 +140,15 @@ fn run_module(words: &[OsString]) -> Option<ModuleSpec> {
     let mut rest = words[run + 1..].iter();
     while let Some(word) = rest.next() {
         let word = word.to_str()?;
-        if matches!(word, "--timeout" | "--lock-timeout" | "--repository" | "--shared" | "--secrets" | "--transfer") {
+        if matches!(
+            word,
+            "--timeout"
+                | "--lock-timeout"
+                | "--repository"
+                | "--shared"
+                | "--secrets"
+                | "--transfer"
+        ) {
             rest.next();
         } else if !word.starts_with('-') {
             return word.parse().ok();

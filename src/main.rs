@@ -11,7 +11,8 @@ fn main() -> ExitCode {
     if e::output::no_color_requested() {
         command = command.color(clap::ColorChoice::Never);
     }
-    let cli = e::cli::Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit());
+    let cli =
+        e::cli::Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit());
     // One thread: e waits on the engine, it does not compute; worker threads cost more to
     // start than they save (CPU-heavy steps, such as parsing a large state, use threads of
     // their own).

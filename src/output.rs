@@ -187,10 +187,15 @@ impl Progress {
 
     /// The live line: done of the total, the rate since the first byte, and the time left.
     fn line(&self) -> String {
-        let elapsed = self.first.map_or(0.0, |first| first.elapsed().as_secs_f64());
+        let elapsed = self
+            .first
+            .map_or(0.0, |first| first.elapsed().as_secs_f64());
         // Under a second of data says little about the rate; no estimate until then.
         let rate = (elapsed >= 1.0).then(|| self.done as f64 / elapsed);
-        let rate_text = rate.map_or_else(|| "--".to_owned(), |rate| format!("{}/s", size(rate as u64)));
+        let rate_text = rate.map_or_else(
+            || "--".to_owned(),
+            |rate| format!("{}/s", size(rate as u64)),
+        );
         match self.total {
             Some(total) => {
                 let total = total.max(self.done);

@@ -114,7 +114,10 @@ mod tests {
             "registry.example.com/e/mirror"
         );
         let err = "http://127.0.0.1:5000".parse::<Registry>().unwrap_err();
-        assert!(err.contains("registries are named without one: `127.0.0.1:5000`"), "{err}");
+        assert!(
+            err.contains("registries are named without one: `127.0.0.1:5000`"),
+            "{err}"
+        );
         let err = "myregistry".parse::<Registry>().unwrap_err();
         assert!(err.contains("must be a host"), "{err}");
         let err = "127.0.0.1:5000/Big".parse::<Registry>().unwrap_err();

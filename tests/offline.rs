@@ -370,7 +370,14 @@ fn damaged_archives_are_refused_with_nothing_changed() {
     let good = temp.path().join("good.tar");
     let out = source.expect(
         0,
-        &["export", "azi", "bmk", "bmm", "--out", good.to_str().unwrap()],
+        &[
+            "export",
+            "azi",
+            "bmk",
+            "bmm",
+            "--out",
+            good.to_str().unwrap(),
+        ],
     );
     let manifest_sha256 = stdout(&out).split("manifest sha256: ").nth(1).unwrap()[..64].to_owned();
     let bytes = fs::read(&good).unwrap();

@@ -169,7 +169,12 @@ fn a_registry_with_a_password_takes_the_credentials_of_docker_login_and_of_helpe
         base64("e-user:e-secret")
     ));
     let login_env = env(&[("DOCKER_CONFIG", login.path().to_str().unwrap())]);
-    let out = expect(0, &shared, &["push", "azi", &address, "-o", "json"], &login_env);
+    let out = expect(
+        0,
+        &shared,
+        &["push", "azi", &address, "-o", "json"],
+        &login_env,
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report[0]["pushed_as"], pushed.as_str(), "{report}");
     assert!(
@@ -241,7 +246,12 @@ fn a_broken_helper_is_a_warning_and_the_pull_goes_on_anonymously() {
     let shared = dir.path().join("shared");
     let absent = docker_config(r#"{"credsStore": "e-test-absent"}"#);
     let absent_env = env(&[("DOCKER_CONFIG", absent.path().to_str().unwrap())]);
-    let out = expect(0, &shared, &["push", "azi", &registry.address()], &absent_env);
+    let out = expect(
+        0,
+        &shared,
+        &["push", "azi", &registry.address()],
+        &absent_env,
+    );
     assert!(
         stderr(&out).contains(&format!(
             "warning: the credential helper that `config.json` names for `{}` cannot be run; going on without credentials",
@@ -257,7 +267,12 @@ fn a_broken_helper_is_a_warning_and_the_pull_goes_on_anonymously() {
     let out = expect(
         0,
         &shared,
-        &["--repository", repository.to_str().unwrap(), "metadata", "azi"],
+        &[
+            "--repository",
+            repository.to_str().unwrap(),
+            "metadata",
+            "azi",
+        ],
         &absent_env,
     );
     assert!(

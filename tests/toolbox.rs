@@ -124,7 +124,11 @@ fn waiting_for_the_lock_says_for_whom_then_goes_on() {
     );
     let _ = holder.wait();
     assert_code(&out, 0, "e recover --lock-timeout 30s");
-    assert!(started.elapsed() >= Duration::from_secs(1), "{}", text(&out));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{}",
+        text(&out)
+    );
     let said = stderr(&out);
     assert!(
         said.contains(&format!(
@@ -191,7 +195,10 @@ fn no_color_is_accepted_everywhere_and_turns_color_off() {
     assert!(stderr(&colored).contains('\x1b'), "{}", text(&colored));
     for (args, env) in [
         (vec!["--no-color", "lsit"], vec![("CLICOLOR_FORCE", "1")]),
-        (vec!["lsit"], vec![("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]),
+        (
+            vec!["lsit"],
+            vec![("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+        ),
     ] {
         let plain = e(dir.path(), &args, &env);
         assert_code(&plain, 2, "a typo");
@@ -209,7 +216,14 @@ fn export_takes_o_for_the_format_and_names_the_old_spelling() {
     let dir = tempfile::tempdir().unwrap();
     let out = e(
         dir.path(),
-        &["--repository", &repository(), "export", "bmk", "-o", "bmk.tar"],
+        &[
+            "--repository",
+            &repository(),
+            "export",
+            "bmk",
+            "-o",
+            "bmk.tar",
+        ],
         &[],
     );
     assert_code(&out, 2, "e export -o bmk.tar");
@@ -298,7 +312,13 @@ fn the_dot_graph_is_read_by_graphviz_with_its_line_breaks() {
     let awkward = awkward_repository(dir.path());
     let out = e(
         dir.path(),
-        &["--repository", awkward.to_str().unwrap(), "graph", "--format", "dot"],
+        &[
+            "--repository",
+            awkward.to_str().unwrap(),
+            "graph",
+            "--format",
+            "dot",
+        ],
         &[],
     );
     let svg = pipe("dot", &["-Tsvg"], &out.stdout);
@@ -309,8 +329,8 @@ fn the_dot_graph_is_read_by_graphviz_with_its_line_breaks() {
 
 #[test]
 fn the_mermaid_graph_is_read_by_mermaids_own_parser() {
-    let modules = std::env::var("E_TEST_MERMAID")
-        .unwrap_or_else(|_| "/var/cache/e-tests/mermaid".to_owned());
+    let modules =
+        std::env::var("E_TEST_MERMAID").unwrap_or_else(|_| "/var/cache/e-tests/mermaid".to_owned());
     assert!(
         Path::new(&modules).join("node_modules/mermaid").is_dir(),
         "Mermaid's parser is not in `{modules}`: run tests/engine.sh, which installs it from npm"
@@ -330,11 +350,7 @@ fn the_mermaid_graph_is_read_by_mermaids_own_parser() {
             &[],
         );
         assert_code(&out, 0, "e graph --format mermaid");
-        let parsed = pipe(
-            "node",
-            &[script.to_str().unwrap(), &modules],
-            &out.stdout,
-        );
+        let parsed = pipe("node", &[script.to_str().unwrap(), &modules], &out.stdout);
         assert!(
             parsed.status.success(),
             "Mermaid refused:\n{}\n{}",
@@ -369,7 +385,11 @@ fn validate_checks_repository_and_state_without_an_engine() {
     let dir = tempfile::tempdir().unwrap();
     // No engine answers there: validate must not need one.
     let no_engine = [("DOCKER_HOST", "tcp://127.0.0.1:1")];
-    let out = e(dir.path(), &["--repository", &repository(), "validate"], &no_engine);
+    let out = e(
+        dir.path(),
+        &["--repository", &repository(), "validate"],
+        &no_engine,
+    );
     assert_code(&out, 0, "e validate");
     assert_eq!(
         stdout(&out),
@@ -382,7 +402,13 @@ fn validate_checks_repository_and_state_without_an_engine() {
     let broken = root().join("tests/fixtures/unknown-field.yaml");
     let out = e(
         dir.path(),
-        &["--repository", broken.to_str().unwrap(), "validate", "-o", "json"],
+        &[
+            "--repository",
+            broken.to_str().unwrap(),
+            "validate",
+            "-o",
+            "json",
+        ],
         &no_engine,
     );
     assert_code(&out, 1, "e validate on a broken repository");
@@ -420,7 +446,13 @@ fn validate_checks_repository_and_state_without_an_engine() {
     .unwrap();
     let out = e(
         dir.path(),
-        &["--repository", repository.to_str().unwrap(), "validate", "-o", "json"],
+        &[
+            "--repository",
+            repository.to_str().unwrap(),
+            "validate",
+            "-o",
+            "json",
+        ],
         &no_engine,
     );
     assert_code(&out, 1, "e validate on a repository with a cycle");
@@ -441,13 +473,22 @@ fn validate_checks_repository_and_state_without_an_engine() {
             .iter()
             .any(|(s, summary)| s == severity && summary.contains(needle))
     };
-    assert!(has("error", "strong requirements form a cycle"), "{found:?}");
     assert!(
-        has("warning", "`c@0.1.0` cannot be applied without `--skip-requirements`"),
+        has("error", "strong requirements form a cycle"),
+        "{found:?}"
+    );
+    assert!(
+        has(
+            "warning",
+            "`c@0.1.0` cannot be applied without `--skip-requirements`"
+        ),
         "{found:?}"
     );
     assert!(has("error", "state.yml"), "{found:?}");
-    assert!(has("warning", "module `gone@9.9.9` is installed"), "{found:?}");
+    assert!(
+        has("warning", "module `gone@9.9.9` is installed"),
+        "{found:?}"
+    );
     assert_eq!(report["error_count"], 2, "{report}");
     assert_eq!(report["warning_count"], 2, "{report}");
     // The table format says the same on stderr, and nothing was written.
@@ -592,7 +633,11 @@ printf '%s\n' "${COMPREPLY[@]}"
         .current_dir(cwd)
         .env(
             "PATH",
-            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
         )
         .env_remove("E_REPOSITORY")
         .output()
@@ -630,12 +675,18 @@ fn the_shell_completes_modules_versions_and_a_modules_commands() {
         bash_completes(root(), "e run bmk "),
         ["metadata", "init", "plan", "apply", "audit", "destroy"]
     );
-    assert_eq!(bash_completes(root(), "e run --timeout 5m bmk pl"), ["plan"]);
+    assert_eq!(
+        bash_completes(root(), "e run --timeout 5m bmk pl"),
+        ["plan"]
+    );
     // The repository named on the line is the one completed from.
     let compat = root().join("tests/fixtures/compat-e-cli-v1.yaml");
     let line = format!("e --repository {} info ", compat.display());
     let from_compat = bash_completes(root(), &line);
-    assert!(!from_compat.is_empty() && from_compat != modules, "{from_compat:?}");
+    assert!(
+        !from_compat.is_empty() && from_compat != modules,
+        "{from_compat:?}"
+    );
     // Without a repository, nothing is offered, and nothing is printed into the prompt.
     let empty = tempfile::tempdir().unwrap();
     assert!(bash_completes(empty.path(), "e run ").is_empty());

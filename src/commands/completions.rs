@@ -21,7 +21,9 @@ pub fn run(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
         clap_complete::Shell::Fish => &Fish,
         clap_complete::Shell::Elvish => &Elvish,
         clap_complete::Shell::PowerShell => &Powershell,
-        other => anyhow::bail!("e cannot complete for `{other}` yet\nhint: e completes for bash, zsh, fish, elvish and powershell"),
+        other => anyhow::bail!(
+            "e cannot complete for `{other}` yet\nhint: e completes for bash, zsh, fish, elvish and powershell"
+        ),
     };
     let mut script = Vec::new();
     // The script runs `e` from PATH, as the user does.

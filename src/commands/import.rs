@@ -122,7 +122,10 @@ pub async fn run(
                     rows.push(vec![
                         "image".to_owned(),
                         pushed.image,
-                        format!("{result}, pushed as `{}` ({})", pushed.pushed_as, pushed.digest),
+                        format!(
+                            "{result}, pushed as `{}` ({})",
+                            pushed.pushed_as, pushed.digest
+                        ),
                     ]);
                 }
             }
@@ -225,7 +228,11 @@ pub async fn run(
 /// Makes sure a loaded image answers to the name the repository gives it, and says how: an
 /// image that Podman saved, or that Podman loaded, is named `localhost/NAME`, which Docker does
 /// not take for `NAME`, so that name is added.
-async fn name_loaded(engine: &dyn Engine, image: &str, loaded: &[String]) -> anyhow::Result<String> {
+async fn name_loaded(
+    engine: &dyn Engine,
+    image: &str,
+    loaded: &[String],
+) -> anyhow::Result<String> {
     let Some(name) = loaded.iter().find(|name| archive::same_image(name, image)) else {
         output::warn(&format!(
             "the engine did not report loading image `{image}`; the modules that use it may not find it\nhint: list the engine's images (`docker images`), and load `images.tar` of the archive by hand if it is missing"

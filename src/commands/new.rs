@@ -79,7 +79,10 @@ const RUST: &[TemplateFile] = &[
 /// Runs `e new`.
 pub fn run(args: NewArgs, _context: &Context) -> anyhow::Result<ExitCode> {
     check_name(&args.name)?;
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
     let has_files = fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some());
     if has_files {
         bail!(
@@ -241,7 +244,11 @@ fn static_busybox(path: &Path) -> Result<(), String> {
         .take(64 * 1024)
         .read_to_end(&mut bytes)
         .map_err(|err| format!("`{}`: {err}", path.display()))?;
-    let read_u16 = |at: usize| bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let read_u16 = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     let read_u64 = |at: usize| {
         bytes
             .get(at..at + 8)

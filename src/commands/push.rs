@@ -24,7 +24,11 @@ pub struct Pushed {
 }
 
 /// Runs `e push`.
-pub async fn run(args: PushArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    args: PushArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let mut images: Vec<String> = Vec::new();
     for spec in &args.modules {

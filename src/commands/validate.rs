@@ -195,9 +195,9 @@ fn check_state(
         }
     };
     for record in installed.values() {
-        let known = repository
-            .entries()
-            .any(|e| e.module.name == record.module && e.version.version.as_str() == record.version);
+        let known = repository.entries().any(|e| {
+            e.module.name == record.module && e.version.version.as_str() == record.version
+        });
         if !known {
             diagnostics.push(Diagnostic::new(
                 Severity::Warning,

@@ -316,7 +316,11 @@ impl Engine for FakeEngine {
         Box::pin(async move { Ok(self.find_image(image).ok()) })
     }
 
-    fn tag_image<'a>(&'a self, image: &'a str, target: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let info = self.find_image(image)?;
             self.state().images.insert(with_default_tag(target), info);

@@ -144,7 +144,10 @@ pub fn arg(dir: &Path, name: &str) -> String {
 pub fn repository_with_image(dir: &Path, from: &str, to: &str) -> PathBuf {
     let text = fs::read_to_string(super::root().join("repository.yaml")).expect("read");
     let path = dir.join("repository.yaml");
-    fs::write(&path, text.replace(&format!("image: {from}"), &format!("image: {to}")))
-        .expect("write");
+    fs::write(
+        &path,
+        text.replace(&format!("image: {from}"), &format!("image: {to}")),
+    )
+    .expect("write");
     path
 }

@@ -239,7 +239,9 @@ mod tests {
         });
         let warning = interpret("ghcr.io", broken).unwrap_err();
         assert!(
-            warning.contains("`docker-credential-pass` failed for `ghcr.io` (it said: gpg: decryption failed)"),
+            warning.contains(
+                "`docker-credential-pass` failed for `ghcr.io` (it said: gpg: decryption failed)"
+            ),
             "{warning}"
         );
     }

@@ -17,7 +17,6 @@ impl DockerEngine {
         }
     }
 
-
     /// Inspects an image; `None` when the engine does not have it.
     pub(super) async fn inspect(&self, image: &str) -> anyhow::Result<Option<ImageInfo>> {
         match self.docker.inspect_image(image).await {
@@ -66,7 +65,10 @@ impl DockerEngine {
     pub(super) async fn tag(&self, image: &str, target: &str) -> anyhow::Result<()> {
         let target = with_default_tag(target);
         let (repository, tag) = split_tag(&target);
-        let options = TagImageOptionsBuilder::new().repo(repository).tag(tag).build();
+        let options = TagImageOptionsBuilder::new()
+            .repo(repository)
+            .tag(tag)
+            .build();
         self.docker
             .tag_image(image, Some(options))
             .await
@@ -167,7 +169,11 @@ impl DockerEngine {
     }
 
     /// [`Engine::save_images`]: one `GET /images/get` for all of them, streamed to `out`.
-    pub(super) async fn save(&self, images: &[String], out: &mut (dyn Write + Send)) -> anyhow::Result<u64> {
+    pub(super) async fn save(
+        &self,
+        images: &[String],
+        out: &mut (dyn Write + Send),
+    ) -> anyhow::Result<u64> {
         let names: Vec<&str> = images.iter().map(String::as_str).collect();
         let what = || format!("failed to save the images `{}`", images.join("`, `"));
         let mut chunks = self.streaming.export_images(&names);
@@ -303,7 +309,6 @@ pub(crate) fn with_default_tag(image: &str) -> String {
     }
 }
 
-
 /// Tars a build context, keeping file modes (executable bits matter) and symlinks as they are.
 fn archive_context(dir: &Path) -> anyhow::Result<Vec<u8>> {
     let failed = || format!("failed to archive the build context `{}`", dir.display());
@@ -375,7 +380,10 @@ mod tests {
             split_tag("127.0.0.1:5000/e-modules/azi:0.1.0"),
             ("127.0.0.1:5000/e-modules/azi", "0.1.0")
         );
-        assert_eq!(split_tag("localhost:5000/e"), ("localhost:5000/e", "latest"));
+        assert_eq!(
+            split_tag("localhost:5000/e"),
+            ("localhost:5000/e", "latest")
+        );
         assert_eq!(
             pushed_digest("0.1.0: digest: sha256:0123abcd size: 527").as_deref(),
             Some("sha256:0123abcd")

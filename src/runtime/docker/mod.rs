@@ -28,9 +28,10 @@ use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ImportImageOptionsBuilder,
     InspectContainerOptions, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListVolumesOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    RemoveVolumeOptions, StartContainerOptions, StopContainerOptionsBuilder,
-    TagImageOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptions,
+    ListVolumesOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RemoveVolumeOptions, StartContainerOptions,
+    StopContainerOptionsBuilder, TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
+    WaitContainerOptions,
 };
 use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::future::BoxFuture;
@@ -757,7 +758,11 @@ impl Engine for DockerEngine {
         self.push(image, target).boxed()
     }
 
-    fn tag_image<'a>(&'a self, image: &'a str, target: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
         self.tag(image, target).boxed()
     }
 
@@ -835,7 +840,11 @@ impl Engine for LazyDocker {
         async move { self.get().await?.push_image(image, target).await }.boxed()
     }
 
-    fn tag_image<'a>(&'a self, image: &'a str, target: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
         async move { self.get().await?.tag_image(image, target).await }.boxed()
     }
 
@@ -1049,8 +1058,6 @@ fn engine_name(text: &str) -> String {
         .collect()
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1115,10 +1122,6 @@ mod tests {
         );
         assert!(!lacks_init(&anyhow!("no such image")));
     }
-
-
-
-
 
     #[test]
     fn container_names_come_from_labels() {
@@ -1241,6 +1244,4 @@ mod tests {
             "unknown: left to the engine"
         );
     }
-
-
 }
