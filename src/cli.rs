@@ -624,7 +624,15 @@ pub struct GraphArgs {
     pub module: Option<ModuleSpec>,
 
     /// How to draw it. Strong edges are solid, weak dashed, influences dotted.
-    #[arg(short, long, value_enum, default_value_t = GraphFormat::Tree)]
+    /// (`-o`, like every command's output format; `--format`/`-f` are the older spelling.)
+    #[arg(
+        short = 'o',
+        long = "output",
+        visible_alias = "format",
+        short_alias = 'f',
+        value_enum,
+        default_value_t = GraphFormat::Tree
+    )]
     pub format: GraphFormat,
 }
 
