@@ -251,3 +251,34 @@ impl Progress {
         let _ = written.and_then(|()| err.flush());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started_ago(seconds: u64) -> Option<Instant> {
+        Instant::now().checked_sub(Duration::from_secs(seconds))
+    }
+
+    #[test]
+    fn progress_counts_bytes_and_rates_from_the_first_byte() {
+        // A wait before the first byte (the engine preparing a save) is no part of the rate.
+        let mut export = Progress::unbounded("exporting");
+        export.started = started_ago(5).expect("a clock that has run 5 s");
+        assert_eq!(export.line(), "exporting: 0 B written (--)");
+        export.done = 5_000_000;
+        export.first = started_ago(2);
+        assert_eq!(export.line(), "exporting: 5.0 MB written (2.5 MB/s)");
+
+        let mut load = Progress::new("loading images", 10_000_000);
+        load.done = 5_000_000;
+        load.first = started_ago(2);
+        assert_eq!(
+            load.line(),
+            "loading images: 5.0 MB / 10.0 MB (2.5 MB/s, 2 s left)"
+        );
+        // Under a second of data, no estimate.
+        load.first = Some(Instant::now());
+        assert_eq!(load.line(), "loading images: 5.0 MB / 10.0 MB (--, --)");
+    }
+}
