@@ -104,7 +104,7 @@ fn main() {
             } else {
                 let mut e_export = e(binary, &repository, directory.path());
                 e_export
-                    .args(["export", "--all", "--force", "-o"])
+                    .args(["export", "--all", "--force", "--out"])
                     .arg(&e_tar);
                 export.push(timed(&mut e_export).0);
             }

@@ -681,11 +681,11 @@ fn check_images(manifest: &Manifest, tags: &[String], present: bool) -> Result<(
             None => Ok(()),
         };
     }
-    let tags: BTreeSet<String> = tags.iter().map(|tag| with_tag(tag)).collect();
+    let tags: BTreeSet<String> = tags.iter().map(|tag| local_name(tag)).collect();
     match manifest
         .images
         .iter()
-        .find(|image| !tags.contains(&with_tag(image)))
+        .find(|image| !tags.contains(&local_name(image)))
     {
         Some(image) => Err(format!(
             "`{IMAGES}` does not hold image `{image}` the manifest lists"
@@ -706,6 +706,22 @@ pub fn with_tag(image: &str) -> String {
     } else {
         format!("{reference}:latest")
     }
+}
+
+/// An image's name as engines compare local images: with its tag, and without the
+/// `localhost/` that Podman gives every image that came from no registry (Podman saves and
+/// loads `e-modules/azi:0.1.0` as `localhost/e-modules/azi:0.1.0`).
+fn local_name(image: &str) -> String {
+    let tagged = with_tag(image);
+    match tagged.strip_prefix("localhost/") {
+        Some(rest) => rest.to_owned(),
+        None => tagged,
+    }
+}
+
+/// Whether two references name the same local image, in Docker's or Podman's spelling.
+pub fn same_image(a: &str, b: &str) -> bool {
+    local_name(a) == local_name(b)
 }
 
 /// The tags in the `manifest.json` of a `docker save` stream; empty if there is none. Reads
@@ -817,6 +833,20 @@ mod tests {
             redacted: vec![],
             entries: vec![],
         }
+    }
+
+    #[test]
+    fn podman_names_are_the_same_images() {
+        assert!(same_image(
+            "e-modules/azi:0.1.0",
+            "localhost/e-modules/azi:0.1.0"
+        ));
+        assert!(same_image("busybox", "docker.io/library/busybox:latest"));
+        assert!(!same_image("e-modules/azi:0.1.0", "e-modules/azi:0.2.0"));
+        assert!(!same_image(
+            "e-modules/azi:0.1.0",
+            "127.0.0.1:5000/e-modules/azi:0.1.0"
+        ));
     }
 
     #[test]

@@ -4,7 +4,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::ArgValueCompleter;
 
+use crate::completion;
+
+use crate::registry::Registry;
 use crate::repository::ModuleSpec;
 use crate::selector::Selector;
 
@@ -56,6 +60,10 @@ pub struct Cli {
         default_value_t = TransferChoice::Auto
     )]
     pub transfer: TransferChoice,
+
+    /// Print nothing in color (also: a non-empty `NO_COLOR`).
+    #[arg(long, global = true)]
+    pub no_color: bool,
 
     /// What to do.
     #[command(subcommand)]
@@ -141,6 +149,12 @@ pub enum Command {
     Export(ExportArgs),
     /// Load an archive of `e export`: images into the engine, modules into the repository.
     Import(ImportArgs),
+    /// Push the images of module versions into a registry, named under it.
+    Push(PushArgs),
+    /// Check the repository (and the shared state, if any) without an engine.
+    Validate(ValidateArgs),
+    /// Write a new module folder: Dockerfile, an implementation of every method, metadata.
+    New(NewArgs),
     /// Show the versions of e and of the engine it uses, and how it reaches that engine.
     Version(VersionArgs),
     /// Inspect, commit or drop the results of runs that failed or whose e stopped midway.
@@ -252,7 +266,7 @@ pub struct PlanArgs {
 #[command(after_help = "Arguments after `--` go to the module: e init azi -- --size 7")]
 pub struct MethodArgs {
     /// The module; the version defaults to the installed one, else `latest`.
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// Run even if strong requirements are not met (recorded in the history).
@@ -276,7 +290,7 @@ pub struct MethodArgs {
 pub struct ApplyArgs {
     /// The module (the version defaults to the installed one, else `latest`), or a plan file
     /// saved by `e plan --out`, applied as it is without asking.
-    #[arg(value_name = "MODULE[@VERSION]|PLAN")]
+    #[arg(value_name = "MODULE[@VERSION]|PLAN", add = ArgValueCompleter::new(completion::module_spec))]
     pub target: crate::plan_file::ApplyTarget,
 
     /// First install, in dependency order, the modules its unmet strong requirements need
@@ -285,7 +299,7 @@ pub struct ApplyArgs {
     pub with_requirements: bool,
 
     /// With --with-requirements: choose this module when several satisfy a requirement.
-    #[arg(long, value_name = "MODULE", requires = "with_requirements")]
+    #[arg(long, value_name = "MODULE", requires = "with_requirements", add = ArgValueCompleter::new(completion::module_name))]
     pub prefer: Vec<String>,
 
     /// Apply without asking for confirmation.
@@ -321,7 +335,8 @@ pub struct AuditArgs {
     #[arg(
         value_name = "MODULE[@VERSION]",
         required_unless_present = "all",
-        conflicts_with = "all"
+        conflicts_with = "all",
+        add = ArgValueCompleter::new(completion::module_spec)
     )]
     pub module: Option<ModuleSpec>,
 
@@ -342,6 +357,7 @@ pub struct AuditArgs {
 #[derive(Debug, Args)]
 pub struct UpgradeArgs {
     /// The installed module to upgrade.
+    #[arg(add = ArgValueCompleter::new(completion::module_name))]
     pub module: String,
 
     /// The version to upgrade to.
@@ -369,7 +385,7 @@ pub struct UpgradeArgs {
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
     /// The module; the version defaults to the installed one.
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// Destroy even though installed modules are bound to it (recorded in the history).
@@ -405,7 +421,7 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The module version to check (default: its latest).
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// Stop each method after this long.
@@ -421,10 +437,11 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The module; the version defaults to the installed one, else `latest`.
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// The command, as the repository names it (`e info MODULE` lists them).
+    #[arg(add = ArgValueCompleter::new(completion::module_command))]
     pub command: String,
 
     /// Options of the run.
@@ -454,7 +471,7 @@ pub struct BuildArgs {
 /// Arguments of `e export`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  e export bmk -o bmk.tar              bmk, azi (its strong requirement), their images\n  e export bmk --with-weak -o bmk.tar  and bmm, which bmk uses when present\n  e export --all -o everything.tar\n  e export azi bmk --dry-run           what would go in, with sizes\n  e export azi bmk --with-state -o site.tar\nOn the machine without internet: e import bmk.tar"
+    after_help = "Examples:\n  e export bmk --out bmk.tar              bmk, azi (its strong requirement), their images\n  e export bmk --with-weak --out bmk.tar  and bmm, which bmk uses when present\n  e export --all --out everything.tar\n  e export azi bmk --dry-run              what would go in, with sizes\n  e export azi bmk --with-state --out site.tar\nOn the machine without internet: e import bmk.tar"
 )]
 pub struct ExportArgs {
     /// The modules, each with its strong requirements (default version: `latest`, else the
@@ -462,7 +479,8 @@ pub struct ExportArgs {
     #[arg(
         value_name = "MODULE[@VERSION]",
         required_unless_present = "all",
-        conflicts_with = "all"
+        conflicts_with = "all",
+        add = ArgValueCompleter::new(completion::module_spec)
     )]
     pub modules: Vec<ModuleSpec>,
 
@@ -475,8 +493,12 @@ pub struct ExportArgs {
     pub with_weak: bool,
 
     /// The archive to write (a tar file).
-    #[arg(short, long, value_name = "FILE", required_unless_present = "dry_run")]
-    pub output: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", required_unless_present = "dry_run")]
+    pub out: Option<PathBuf>,
+
+    /// Output format of the report (the archive's path is `--out FILE`).
+    #[arg(short, long, value_parser = export_format, default_value = "table", value_name = "FORMAT")]
+    pub output: Format,
 
     /// Overwrite FILE if it exists.
     #[arg(long)]
@@ -511,11 +533,76 @@ pub struct ImportArgs {
     #[arg(long)]
     pub auto_approve: bool,
 
+    /// Also push every image into this registry (`HOST:PORT`), named under it, and write the
+    /// imported modules with those names, so that every machine using the repository pulls
+    /// them from there.
+    #[arg(long, value_name = "REGISTRY")]
+    pub push: Option<Registry>,
+
     /// Refuse the archive unless its manifest has this sha256 (`e export` prints it): the
     /// manifest pins every entry, so this one hash, passed on apart from the archive, shows
     /// the archive is the one exported.
     #[arg(long, value_name = "SHA256")]
     pub expect_sha256: Option<String>,
+}
+
+/// Arguments of `e push`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each image is tagged REGISTRY/PATH:TAG (its path without the registry it came from) and\npushed with the credentials `docker login REGISTRY` stored (credential helpers included).\nExample:\n  e push azi bmk@0.1.0 127.0.0.1:5000"
+)]
+pub struct PushArgs {
+    /// The module versions whose images (their own and their bills of materials') to push.
+    #[arg(value_name = "MODULE[@VERSION]", required = true, num_args = 1..,
+        add = ArgValueCompleter::new(completion::module_spec))]
+    pub modules: Vec<ModuleSpec>,
+
+    /// The registry, `HOST[:PORT][/PATH]`.
+    #[arg(value_name = "REGISTRY")]
+    pub registry: Registry,
+
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Arguments of `e validate`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Exit codes, as `terraform validate`: 0 valid (warnings may be printed), 1 invalid."
+)]
+pub struct ValidateArgs {
+    /// Output format; `json` prints `{valid, error_count, warning_count, diagnostics}`.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// The language of a new module's implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Template {
+    /// A busybox shell script in a `FROM scratch` image (no toolchain needed).
+    Shell,
+    /// A Rust program, built in the image, like the example modules azi and bmk.
+    Rust,
+}
+
+/// Arguments of `e new`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  e new cache && e build cache --tag e-modules/cache:0.1.0\n  (paste cache/repository-entry.yaml into repository.yaml)\n  e check cache"
+)]
+pub struct NewArgs {
+    /// The module's name: lowercase letters, digits and `-`; the folder it is written to.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// What the module's methods are written in.
+    #[arg(long, value_enum, default_value_t = Template::Shell)]
+    pub template: Template,
+
+    /// The folder to create (default: NAME).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Arguments of `e state`.
@@ -583,12 +670,22 @@ pub struct VersionArgs {
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Only the runs of this module.
-    #[arg(value_name = "MODULE")]
+    #[arg(value_name = "MODULE", add = ArgValueCompleter::new(completion::module_name))]
     pub module: Option<String>,
 
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
+}
+
+/// Parses `e export -o`: a format, with a clear error for the old spelling `-o FILE`.
+fn export_format(text: &str) -> Result<Format, String> {
+    match Format::from_str(text, true) {
+        Ok(format) => Ok(format),
+        Err(_) => Err(format!(
+            "`-o` is the output format (table, json, yaml); the archive is written with `--out {text}`"
+        )),
+    }
 }
 
 /// Output formats for data.
@@ -621,7 +718,7 @@ pub struct SearchArgs {
     pub selector: Option<Selector>,
 
     /// Show, for each requirement of this module, what satisfies it and what comes close.
-    #[arg(long = "for", value_name = "MODULE[@VERSION]")]
+    #[arg(long = "for", value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub for_module: Option<ModuleSpec>,
 
     /// Output format.
@@ -633,7 +730,7 @@ pub struct SearchArgs {
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// The module, optionally with a version (default: its `latest`, else highest version).
-    #[arg(value_name = "MODULE[@VERSION]")]
+    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: ModuleSpec,
 
     /// Output format.
@@ -656,7 +753,7 @@ pub enum GraphFormat {
 #[derive(Debug, Args)]
 pub struct GraphArgs {
     /// Draw only what this module version reaches (default: the whole repository).
-    #[arg(value_name = "MODULE[@VERSION]", conflicts_with = "installed")]
+    #[arg(value_name = "MODULE[@VERSION]", conflicts_with = "installed", add = ArgValueCompleter::new(completion::module_spec))]
     pub module: Option<ModuleSpec>,
 
     /// Draw the installed modules instead, and which one each uses for each requirement.
@@ -664,12 +761,23 @@ pub struct GraphArgs {
     pub installed: bool,
 
     /// How to draw it. Strong edges are solid, weak dashed, influences dotted.
-    #[arg(short, long, value_enum, default_value_t = GraphFormat::Tree)]
+    /// (`-o`, like every command's output format; `--format`/`-f` are the older spelling.)
+    #[arg(
+        short = 'o',
+        long = "output",
+        visible_alias = "format",
+        short_alias = 'f',
+        value_enum,
+        default_value_t = GraphFormat::Tree
+    )]
     pub format: GraphFormat,
 }
 
 /// Arguments of `e completions`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "The script asks e for what to complete (module names, MODULE@VERSION, a module's commands\nfor `e run`, options), so it follows the repository. Install it by loading it anew in\nevery shell, so that it matches the e you run:\n  bash:        echo 'source <(e completions bash)' >> ~/.bashrc\n  zsh:         echo 'source <(e completions zsh)' >> ~/.zshrc\n  fish:        echo 'e completions fish | source' >> ~/.config/fish/config.fish\n  elvish:      echo 'eval (e completions elvish | slurp)' >> ~/.config/elvish/rc.elv\n  PowerShell:  Add-Content $PROFILE 'e completions powershell | Out-String | Invoke-Expression'\nThen open a new shell and try: e run <TAB>"
+)]
 pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod bindings;
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod contract;
 pub mod exit;
 pub mod graph;
@@ -18,6 +19,7 @@ pub mod interrupt;
 pub mod lifecycle;
 pub mod output;
 pub mod plan_file;
+pub mod registry;
 pub mod repository;
 pub mod requirements;
 pub mod run;
@@ -143,6 +145,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => commands::history::run(args, &context),
         Command::Export(args) => commands::export::run(args, &context, &engine).await,
         Command::Import(args) => commands::import::run(args, &context, &engine).await,
+        Command::Push(args) => commands::push::run(args, &context, &engine).await,
+        Command::Validate(args) => commands::validate::run(args, &context),
+        Command::New(args) => commands::new::run(args, &context),
         Command::Recover(args) => commands::recover::run(args, &context, &engine).await,
         Command::Version(args) => commands::version::run(args, &context).await,
     }

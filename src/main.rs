@@ -2,10 +2,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
-    let cli = match e::cli::Cli::try_parse_from(e::cli::normalize(std::env::args_os())) {
+    // A shell asking what to complete (`COMPLETE=bash e -- e run ...`) is answered here.
+    clap_complete::CompleteEnv::with_factory(e::cli::Cli::command).complete();
+    let mut command = e::cli::Cli::command();
+    if e::output::no_color_requested() {
+        command = command.color(clap::ColorChoice::Never);
+    }
+    let parsed = command
+        .try_get_matches_from(e::cli::normalize(std::env::args_os()))
+        .and_then(|matches| e::cli::Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         // `--help` and `--version` print and succeed; a usage error is an error like any
         // other (exit 1, as Terraform), never 2, which means "changes" (see `exit.rs`).

@@ -9,6 +9,17 @@ use tabled::settings::Style;
 
 use crate::cli::Format;
 
+/// Whether color is turned off: `--no-color` before any `--` on the command line, or a
+/// non-empty `NO_COLOR` (no-color.org). Read before the arguments are parsed, since clap
+/// colors its own errors and help.
+pub fn no_color_requested() -> bool {
+    let flag = std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--no-color");
+    flag || std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty())
+}
+
 /// Writes data to stdout. A closed pipe (`e list | head`) is not an error.
 pub fn data(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
@@ -115,9 +126,12 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub struct Progress {
     label: String,
-    total: u64,
+    /// The bytes there will be, when known in advance.
+    total: Option<u64>,
     done: u64,
     started: Instant,
+    /// When the first byte came: the rate counts from there, not from a wait before it.
+    first: Option<Instant>,
     drawn: Option<Instant>,
     live: bool,
     terminal: bool,
@@ -126,6 +140,15 @@ pub struct Progress {
 impl Progress {
     /// Starts the progress of `label` (`exporting`, `loading images`) towards `total` bytes.
     pub fn new(label: &str, total: u64) -> Progress {
+        Progress::with_total(label, Some(total))
+    }
+
+    /// Starts a progress whose total is not known: it shows the bytes done and the rate.
+    pub fn unbounded(label: &str) -> Progress {
+        Progress::with_total(label, None)
+    }
+
+    fn with_total(label: &str, total: Option<u64>) -> Progress {
         let terminal = std::io::stderr().is_terminal();
         let live = match std::env::var("E_PROGRESS").as_deref() {
             Ok("1") => true,
@@ -137,6 +160,7 @@ impl Progress {
             total,
             done: 0,
             started: Instant::now(),
+            first: None,
             drawn: None,
             live,
             terminal,
@@ -145,6 +169,9 @@ impl Progress {
 
     /// Counts `bytes` more done, redrawing the line when it is due.
     pub fn advance(&mut self, bytes: u64) {
+        if bytes > 0 && self.first.is_none() {
+            self.first = Some(Instant::now());
+        }
         self.done += bytes;
         if !self.live
             || self
@@ -154,26 +181,39 @@ impl Progress {
             return;
         }
         self.drawn = Some(Instant::now());
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let rate = if elapsed > 0.0 {
-            self.done as f64 / elapsed
-        } else {
-            0.0
-        };
-        let total = self.total.max(self.done);
-        let left = if rate > 0.0 {
-            format!("{:.0} s left", (total - self.done) as f64 / rate)
-        } else {
-            "--".to_owned()
-        };
-        let line = format!(
-            "{}: {} / {} ({}/s, {left})",
-            self.label,
-            size(self.done),
-            size(total),
-            size(rate as u64)
-        );
+        let line = self.line();
         self.draw(&line);
+    }
+
+    /// The live line: done of the total, the rate since the first byte, and the time left.
+    fn line(&self) -> String {
+        let elapsed = self
+            .first
+            .map_or(0.0, |first| first.elapsed().as_secs_f64());
+        // Under a second of data says little about the rate; no estimate until then.
+        let rate = (elapsed >= 1.0).then(|| self.done as f64 / elapsed);
+        let rate_text = rate.map_or_else(
+            || "--".to_owned(),
+            |rate| format!("{}/s", size(rate as u64)),
+        );
+        match self.total {
+            Some(total) => {
+                let total = total.max(self.done);
+                let left = match rate {
+                    Some(rate) if rate > 0.0 => {
+                        format!("{:.0} s left", (total - self.done) as f64 / rate)
+                    }
+                    _ => "--".to_owned(),
+                };
+                format!(
+                    "{}: {} / {} ({rate_text}, {left})",
+                    self.label,
+                    size(self.done),
+                    size(total)
+                )
+            }
+            None => format!("{}: {} written ({rate_text})", self.label, size(self.done)),
+        }
     }
 
     /// Bytes counted so far.
@@ -209,5 +249,36 @@ impl Progress {
             writeln!(err, "{line}")
         };
         let _ = written.and_then(|()| err.flush());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started_ago(seconds: u64) -> Option<Instant> {
+        Instant::now().checked_sub(Duration::from_secs(seconds))
+    }
+
+    #[test]
+    fn progress_counts_bytes_and_rates_from_the_first_byte() {
+        // A wait before the first byte (the engine preparing a save) is no part of the rate.
+        let mut export = Progress::unbounded("exporting");
+        export.started = started_ago(5).expect("a clock that has run 5 s");
+        assert_eq!(export.line(), "exporting: 0 B written (--)");
+        export.done = 5_000_000;
+        export.first = started_ago(2);
+        assert_eq!(export.line(), "exporting: 5.0 MB written (2.5 MB/s)");
+
+        let mut load = Progress::new("loading images", 10_000_000);
+        load.done = 5_000_000;
+        load.first = started_ago(2);
+        assert_eq!(
+            load.line(),
+            "loading images: 5.0 MB / 10.0 MB (2.5 MB/s, 2 s left)"
+        );
+        // Under a second of data, no estimate.
+        load.first = Some(Instant::now());
+        assert_eq!(load.line(), "loading images: 5.0 MB / 10.0 MB (--, --)");
     }
 }

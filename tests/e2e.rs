@@ -1682,61 +1682,11 @@ fn three_level_stack_installs_from_nothing_with_one_command() {
     assert!(stderr(&out).contains("pg@0.1.0"), "{}", text(&out));
 }
 
-/// A local image registry on loopback (Debian's docker-registry), stopped when dropped.
-struct Registry {
-    child: std::process::Child,
-    address: String,
-    _storage: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let storage = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let config = storage.path().join("config.yml");
-        let root = storage.path().join("data");
-        fs::write(&config, format!("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n", root.display())).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed (tests/engine.sh installs it)");
-        let registry = Registry {
-            child,
-            address,
-            _storage: storage,
-        };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(&registry.address).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the registry did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        registry
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_missing_image_is_pulled_from_a_registry_with_progress() {
     let scene = Scene::new(test_repository());
-    let registry = Registry::start();
-    let image = format!("{}/e-tests/pulled:1", registry.address);
+    let registry = support::registry::Registry::start();
+    let image = format!("{}/e-tests/pulled:1", registry.address());
     let docker = |args: &[&str]| {
         let out = Command::new("docker").args(args).output().unwrap();
         assert!(

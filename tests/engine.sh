@@ -3,11 +3,12 @@
 # all from the distribution's packages in one apt-get: docker.io, busybox-static (the example
 # images need it), docker-registry (the pull test serves it on loopback), and for the
 # remote-engine tests (tests/remote_engine.rs) openssh-server (a test sshd), podman with
-# catatonit (its init for containers) and openssl (test certificates), and python3-yaml (PyYAML,
-# a YAML 1.1 reader, reads e's YAML output back in tests/cli.rs), and postgresql (the state
-# backend tests, tests/postgres_store.rs, start their own server on loopback). It also gives
-# Podman the ulimits this machine allows, and starts the engine in the background if it is not
-# running.
+# catatonit (its init for containers) and openssl (test certificates), apache2-utils (htpasswd,
+# for the registry tests' password file), graphviz (`dot` checks `e graph --format dot`),
+# python3-yaml (PyYAML, a YAML 1.1 reader, reads e's YAML output back in tests/cli.rs), and
+# postgresql (the state backend tests, tests/postgres_store.rs, start their own server on
+# loopback). It also gives Podman the ulimits this machine allows, and starts the engine in the
+# background if it is not running.
 # Sourced by tests/demo.sh and tests/all.sh.
 set -euo pipefail
 
@@ -21,6 +22,8 @@ command -v podman >/dev/null 2>&1 || missing+=(podman)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "e: installing ${missing[*]} from the distribution's packages" >&2
@@ -58,4 +61,19 @@ if ! docker version >/dev/null 2>&1; then
     sleep 1
   done
   docker version >/dev/null 2>&1 || { echo "e: dockerd did not start; see /tmp/e-dockerd.log" >&2; tail -20 /tmp/e-dockerd.log >&2; exit 1; }
+fi
+
+# Mermaid's own parser (npm's `mermaid`, with `jsdom` for the DOM it wants), for the test that
+# checks `e graph --format mermaid` (tests/toolbox.rs), in a folder of its own: node and npm
+# come with this machine; the versions are pinned so that the check does not move under us.
+mermaid_dir="${E_TEST_MERMAID:-/var/cache/e-tests/mermaid}"
+if [ ! -f "$mermaid_dir/node_modules/mermaid/dist/mermaid.core.mjs" ] || [ ! -d "$mermaid_dir/node_modules/jsdom" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "e: installing Mermaid's parser from npm into $mermaid_dir" >&2
+    mkdir -p "$mermaid_dir"
+    [ -f "$mermaid_dir/package.json" ] || echo '{"name": "e-test-mermaid", "private": true}' >"$mermaid_dir/package.json"
+    npm install --prefix "$mermaid_dir" --no-audit --no-fund --silent mermaid@11.17.2 jsdom@29.1.1 >/dev/null
+  else
+    echo "e: npm is missing: the Mermaid check of tests/toolbox.rs will fail" >&2
+  fi
 fi

@@ -310,7 +310,7 @@ fn the_example_stack_runs_from_an_archive_alone() {
     let archive = temp.path().join("stack.tar");
     let archive_arg = archive.to_str().unwrap();
 
-    let out = source.expect(0, &["export", "azi", "bmk", "bmm", "-o", archive_arg]);
+    let out = source.expect(0, &["export", "azi", "bmk", "bmm", "--out", archive_arg]);
     assert!(
         stdout(&out).contains("3 module version(s), 3 image(s)"),
         "{}",
@@ -370,7 +370,14 @@ fn damaged_archives_are_refused_with_nothing_changed() {
     let good = temp.path().join("good.tar");
     let out = source.expect(
         0,
-        &["export", "azi", "bmk", "bmm", "-o", good.to_str().unwrap()],
+        &[
+            "export",
+            "azi",
+            "bmk",
+            "bmm",
+            "--out",
+            good.to_str().unwrap(),
+        ],
     );
     let manifest_sha256 = stdout(&out).split("manifest sha256: ").nth(1).unwrap()[..64].to_owned();
     let bytes = fs::read(&good).unwrap();
@@ -553,7 +560,7 @@ fn a_different_definition_is_refused_unless_forced_and_an_identical_one_skipped(
     let source = Site::new(temp.path(), "online", Some(&test_repository_text()));
     let archive = temp.path().join("stack.tar");
     let archive_arg = archive.to_str().unwrap();
-    source.expect(0, &["export", "azi", "bmk", "bmm", "-o", archive_arg]);
+    source.expect(0, &["export", "azi", "bmk", "bmm", "--out", archive_arg]);
 
     let local = test_repository_text().replace("provides-kafka: 2.5.1", "provides-kafka: 2.6.0");
     let target = Site::new(temp.path(), "offline", Some(&local));
@@ -658,7 +665,7 @@ fn bills_of_materials_are_listed_carried_and_checked() {
     // --dry-run: every entry with its size, and nothing written.
     let archive = temp.path().join("bmk.tar");
     let archive_arg = archive.to_str().unwrap();
-    let out = source.expect(0, &["export", "bmk", "--dry-run", "-o", archive_arg]);
+    let out = source.expect(0, &["export", "bmk", "--dry-run", "--out", archive_arg]);
     let listing = rows(&out);
     for row in [
         "KIND NAME SIZE",
@@ -698,7 +705,7 @@ fn bills_of_materials_are_listed_carried_and_checked() {
     );
 
     // The files travel with the archive and land next to the repository file.
-    source.expect(0, &["export", "bmk", "-o", archive_arg]);
+    source.expect(0, &["export", "bmk", "--out", archive_arg]);
     let target = Site::new(temp.path(), "offline", None);
     let out = target.expect(0, &["import", archive_arg]);
     assert!(
@@ -721,7 +728,7 @@ fn bills_of_materials_are_listed_carried_and_checked() {
 
     // A file that is not the one the repository pins stops the export, naming both hashes.
     fs::write(source.dir.join("tools/tool.txt"), "another tool\n").unwrap();
-    let out = source.expect(1, &["export", "bmk", "-o", archive_arg, "--force"]);
+    let out = source.expect(1, &["export", "bmk", "--out", archive_arg, "--force"]);
     let message = stderr(&out);
     assert!(
         message.contains("module `bmk@0.1.0` file `tool.txt`"),
@@ -814,7 +821,7 @@ fn a_state_travels_with_its_secrets_left_out() {
             "export",
             "azi",
             "--with-state",
-            "-o",
+            "--out",
             archive_arg,
         ],
     );

@@ -67,6 +67,12 @@ fn a_second_dockerd_over_tcp_runs_modules_and_cannot_see_the_hidden_folder() {
         docker_server_version(&dockerd.docker(&["version", "--format", "{{.Server.Version}}"]));
     assert_eq!(report["engine"]["version"], docker.as_str());
     assert_eq!(report["engine"]["product"], "Docker Engine");
+    // e speaks the older of its API version and the engine's, as the docker CLI does.
+    let api = dockerd.docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(
+        report["client"]["api_version"],
+        String::from_utf8_lossy(&api.stdout).trim()
+    );
 
     // The harness's promise: what the test puts in the hidden folder, the engine cannot see.
     let hidden = dockerd.hidden_dir().join("probe");

@@ -1,4 +1,4 @@
-//! `e export MODULE... | --all -o FILE`: one archive holding everything the modules need on a
+//! `e export MODULE... | --all --out FILE`: one archive holding everything the modules need on a
 //! machine without internet: their images and the images of their bills of materials (one
 //! `docker save` stream, each layer once), the files of their bills of materials, the
 //! repository subset that describes them, and with `--with-state` the shared directory with
@@ -78,17 +78,13 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     let target = args
-        .output
+        .out
         .as_deref()
-        .context("`--output FILE` is required unless `--dry-run`")?;
+        .context("`--out FILE` is required unless `--dry-run`")?;
 
-    let total = image_sizes.iter().sum::<u64>()
-        + files.iter().map(|f| f.size).sum::<u64>()
-        + subset.len() as u64
-        + state
-            .as_ref()
-            .map_or(0, |s| s.files.iter().map(|f| f.bytes.len() as u64).sum());
-    let mut progress = Progress::new("exporting", total);
+    // What the engine streams for the images is known only once it has: the progress counts
+    // the bytes really written, without a total or a time left that it would have to invent.
+    let mut progress = Progress::unbounded("exporting");
     let mut writer = ArchiveWriter::create(target, args.force)?;
     // Files first: a file whose sha256 is wrong stops the export before the long part.
     for file in &files {
@@ -103,6 +99,10 @@ pub async fn run(
         check_hash(file, &actual)?;
     }
     if !images.is_empty() {
+        output::note(&format!(
+            "exporting: asking the engine for {} image(s); it prepares them before the first byte",
+            images.len()
+        ));
         let mut stream = writer.begin_stream(IMAGES)?;
         let mut counted = Counted {
             inner: &mut stream,
@@ -141,35 +141,65 @@ pub async fn run(
     let written = writer.finish(manifest)?;
     progress.finish();
 
-    let mut report = format!(
-        "wrote `{}` ({}): {} module version(s), {} image(s), {} file(s){}\n",
-        target.display(),
-        output::size(written.size),
-        entries.len(),
-        images.len(),
-        files.len(),
-        match &state {
-            Some(state) => format!(", the shared directory ({} file(s))", state.files.len()),
-            None => String::new(),
-        }
-    );
-    report.push_str(&format!(
-        "  modules:  {}\n",
-        entries.iter().map(Entry::id).collect::<Vec<_>>().join(", ")
-    ));
-    report.push_str(&format!("  images:   {}\n", images.join(", ")));
-    if !redacted.is_empty() {
-        report.push_str(&format!(
-            "  secret values replaced by `{MASK}` in: {}\n",
-            redacted.join(", ")
-        ));
+    let report = Report {
+        archive: target.display().to_string(),
+        size: written.size,
+        modules: entries.iter().map(Entry::id).collect(),
+        images,
+        files: files.len(),
+        state_files: state.as_ref().map(|s| s.files.len()),
+        redacted,
+        manifest_sha256: written.manifest_sha256,
+    };
+    if let Some(text) = output::serialized(args.output, &report)? {
+        output::data(&text)?;
+    } else {
+        output::data(&report.text())?;
     }
-    report.push_str(&format!(
-        "  manifest sha256: {}  (`e import` shows it too: compare them)\n",
-        written.manifest_sha256
-    ));
-    output::data(&report)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `e export` wrote, for people or (`-o json`) for scripts.
+#[derive(Debug, serde::Serialize)]
+struct Report {
+    archive: String,
+    size: u64,
+    modules: Vec<String>,
+    images: Vec<String>,
+    files: usize,
+    state_files: Option<usize>,
+    redacted: Vec<String>,
+    manifest_sha256: String,
+}
+
+impl Report {
+    fn text(&self) -> String {
+        let mut report = format!(
+            "wrote `{}` ({}): {} module version(s), {} image(s), {} file(s){}\n",
+            self.archive,
+            output::size(self.size),
+            self.modules.len(),
+            self.images.len(),
+            self.files,
+            match self.state_files {
+                Some(count) => format!(", the shared directory ({count} file(s))"),
+                None => String::new(),
+            }
+        );
+        report.push_str(&format!("  modules:  {}\n", self.modules.join(", ")));
+        report.push_str(&format!("  images:   {}\n", self.images.join(", ")));
+        if !self.redacted.is_empty() {
+            report.push_str(&format!(
+                "  secret values replaced by `{MASK}` in: {}\n",
+                self.redacted.join(", ")
+            ));
+        }
+        report.push_str(&format!(
+            "  manifest sha256: {}  (`e import` shows it too: compare them)\n",
+            self.manifest_sha256
+        ));
+        report
+    }
 }
 
 /// Installed versions from the shared directory, read without creating anything there.

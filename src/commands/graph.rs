@@ -135,7 +135,16 @@ fn branch(
 }
 
 fn quoted(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    quoted_lines(&[text])
+}
+
+/// A DOT string of several lines: each escaped, joined by DOT's `\n` line break.
+fn quoted_lines(lines: &[&str]) -> String {
+    let escaped: Vec<String> = lines
+        .iter()
+        .map(|line| line.replace('\\', "\\\\").replace('"', "\\\""))
+        .collect();
+    format!("\"{}\"", escaped.join("\\n"))
 }
 
 fn dot(graph: &Graph<'_>, nodes: &BTreeSet<NodeIndex>) -> String {
@@ -171,7 +180,7 @@ fn dot(graph: &Graph<'_>, nodes: &BTreeSet<NodeIndex>) -> String {
         let selector = requirement_selector(graph, *node, edge.relation, edge.index);
         text.push_str(&format!(
             "  unsatisfied{i} [shape=note, color=red, label={}];\n  {} -> unsatisfied{i} [style=dashed, color=red, label={}];\n",
-            quoted(&format!("nothing satisfies\\n{selector}")),
+            quoted_lines(&["nothing satisfies", &selector]),
             quoted(&graph.graph[*node].id()),
             quoted(&requirement_label(edge.relation, edge.index)),
         ));

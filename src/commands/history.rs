@@ -9,7 +9,7 @@ use crate::store::SharedDir;
 
 /// Shows the history.
 pub fn run(args: HistoryArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let shared = SharedDir::open(&context.shared_path)?;
+    let shared = SharedDir::open_read_only(&context.shared_path)?;
     let mut runs = shared.history()?;
     if let Some(module) = &args.module {
         runs.retain(|r| &r.module == module);

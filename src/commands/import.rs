@@ -53,6 +53,11 @@ pub async fn run(
     // The archived repository must load, and describe exactly the modules the manifest lists.
     let archived_name = PathBuf::from(format!("{}:{}", args.file.display(), archive::REPOSITORY));
     let archived = repository::load::parse(&verified.repository, &archived_name)?.repository;
+    // With --push, the modules are written with their images' names in the registry.
+    let archived = match &args.push {
+        Some(registry) => registry.rewrite(archived),
+        None => archived,
+    };
     let mut archived_ids: Vec<String> = archived.entries().map(|e| e.id()).collect();
     let mut listed = manifest.modules.clone();
     archived_ids.sort();
@@ -118,22 +123,32 @@ pub async fn run(
             .load_images(Box::new(source))
             .await
             .with_context(|| format!("failed to load the images of `{}`", args.file.display()))?;
+        let mut results = Vec::new();
         for image in &manifest.images {
-            if !loaded
-                .iter()
-                .any(|l| archive::with_tag(l) == archive::with_tag(image))
-            {
-                output::warn(&format!(
-                    "the engine did not report loading image `{image}`"
-                ));
-            }
+            results.push(name_loaded(engine, image, &loaded).await?);
         }
-        rows.extend(
-            manifest
-                .images
-                .iter()
-                .map(|image| vec!["image".to_owned(), image.clone(), "loaded".to_owned()]),
-        );
+        match &args.push {
+            Some(registry) => {
+                let pushed = super::push::push_all(engine, registry, &manifest.images).await?;
+                for (pushed, result) in pushed.into_iter().zip(&results) {
+                    rows.push(vec![
+                        "image".to_owned(),
+                        pushed.image,
+                        format!(
+                            "{result}, pushed as `{}` ({})",
+                            pushed.pushed_as, pushed.digest
+                        ),
+                    ]);
+                }
+            }
+            None => rows.extend(
+                manifest
+                    .images
+                    .iter()
+                    .zip(results)
+                    .map(|(image, result)| vec!["image".to_owned(), image.clone(), result]),
+            ),
+        }
     }
 
     let base = repository_path
@@ -220,6 +235,37 @@ pub async fn run(
         None => output::note(&format!("e: `{}` is unchanged", repository_path.display())),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Makes sure a loaded image answers to the name the repository gives it, and says how: an
+/// image that Podman saved, or that Podman loaded, is named `localhost/NAME`, which Docker does
+/// not take for `NAME`, so that name is added.
+async fn name_loaded(
+    engine: &dyn Engine,
+    image: &str,
+    loaded: &[String],
+) -> anyhow::Result<String> {
+    let Some(name) = loaded.iter().find(|name| archive::same_image(name, image)) else {
+        output::warn(&format!(
+            "the engine did not report loading image `{image}`; the modules that use it may not find it\nhint: list the engine's images (`docker images`), and load `images.tar` of the archive by hand if it is missing"
+        ));
+        return Ok("not reported loaded".to_owned());
+    };
+    if archive::with_tag(name) == archive::with_tag(image) {
+        return Ok("loaded".to_owned());
+    }
+    // Podman finds `localhost/NAME` when asked for `NAME`; Docker does not, or finds another
+    // image of that name, which the tag then moves, as `docker load` would.
+    let loaded_id = engine.inspect_image(name).await?.map(|info| info.id);
+    let found_id = engine.inspect_image(image).await?.map(|info| info.id);
+    if loaded_id.is_some() && found_id == loaded_id {
+        return Ok(format!("loaded (the engine names it `{name}`)"));
+    }
+    engine
+        .tag_image(name, image)
+        .await
+        .with_context(|| format!("failed to name the loaded image `{name}` `{image}`"))?;
+    Ok(format!("loaded as `{name}`, tagged `{image}`"))
 }
 
 /// The merged repository and what the merge did, per module version.

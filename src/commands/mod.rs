@@ -14,12 +14,15 @@ pub mod import;
 pub mod info;
 pub mod list;
 pub mod method;
+pub mod new;
+pub mod push;
 pub mod recover;
 pub mod search;
 pub mod show;
 pub mod state;
 pub mod status;
 pub mod upgrade;
+pub mod validate;
 pub mod version;
 
 use crate::cli::Format;

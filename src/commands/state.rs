@@ -19,16 +19,22 @@ use crate::store::{BACKUP_FILE, Change, Run, STATE_FILE, SharedDir, parse_mappin
 
 /// Runs `e state` and its subcommands.
 pub fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let shared = SharedDir::open(&context.shared_path)?;
+    // Only `rm` writes; the others never create the shared directory.
+    let read_only = || SharedDir::open_read_only(&context.shared_path);
     match args.action {
-        None => print(&shared, context, args.output),
-        Some(StateAction::List) => list(&shared, args.output),
-        Some(StateAction::Show { module }) => show(&shared, &module, args.output),
+        None => print(&read_only()?, context, args.output),
+        Some(StateAction::List) => list(&read_only()?, args.output),
+        Some(StateAction::Show { module }) => show(&read_only()?, &module, args.output),
         Some(StateAction::Rm {
             module,
             auto_approve,
             lock_timeout,
-        }) => remove(&shared, &module, auto_approve, lock_timeout),
+        }) => remove(
+            &SharedDir::open(&context.shared_path)?,
+            &module,
+            auto_approve,
+            lock_timeout,
+        ),
     }
 }
 

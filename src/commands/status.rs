@@ -37,7 +37,7 @@ struct Status {
 
 /// Lists the modules of the state and the installed ones.
 pub fn run(args: StatusArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let shared = SharedDir::open(&context.shared_path)?;
+    let shared = SharedDir::open_read_only(&context.shared_path)?;
     let installed = shared.installed()?;
     let state = match shared.read_state()? {
         Some(bytes) => parse_mapping(&bytes)

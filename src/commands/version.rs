@@ -1,7 +1,7 @@
 //! `e version`: e's own version, the engine it uses (context, address, how it is reached) and
-//! what that engine says of itself, like `docker version`. When the engine cannot be reached,
-//! the client part is printed and then the error (exit 1), so a user sees which engine e
-//! tried.
+//! what that engine says of itself, like `docker version`, with the API version they agreed on.
+//! When the engine cannot be reached, the client part is printed and then the error (exit 1),
+//! so a user sees which engine e tried.
 
 use std::process::ExitCode;
 
@@ -26,6 +26,11 @@ struct Report {
 #[derive(Serialize)]
 struct Client {
     version: &'static str,
+    /// The Engine API version e speaks: the newest it knows until it reached the engine, then
+    /// the one agreed with it (the engine's, when older).
+    api_version: String,
+    /// The newest Engine API version e knows.
+    max_api_version: String,
     /// `None` when the endpoint could not be resolved (an unknown context).
     context: Option<String>,
     chosen_by: Option<String>,
@@ -39,6 +44,8 @@ impl Client {
     fn new(endpoint: Option<&Endpoint>, forced: Option<Transfer>) -> Client {
         Client {
             version: env!("CARGO_PKG_VERSION"),
+            api_version: docker::client_api_version(),
+            max_api_version: docker::client_api_version(),
             context: endpoint.map(|e| e.context.clone()),
             chosen_by: endpoint.map(|e| e.chosen_by.to_string()),
             host: endpoint.map(|e| e.host.clone()),
@@ -52,7 +59,18 @@ impl Client {
 
     /// The `Client:` block of the table format.
     fn text(&self) -> String {
-        let mut text = format!("Client:\n Version:      {}\n", self.version);
+        let api = if self.api_version == self.max_api_version {
+            self.api_version.clone()
+        } else {
+            format!(
+                "{} (downgraded from {})",
+                self.api_version, self.max_api_version
+            )
+        };
+        let mut text = format!(
+            "Client:\n Version:      {}\n API version:  {api}\n",
+            self.version
+        );
         if let (Some(context), Some(chosen_by), Some(host), Some(transport), Some(transfer)) = (
             &self.context,
             &self.chosen_by,
@@ -90,18 +108,20 @@ fn engine_text(engine: &EngineVersion) -> String {
 pub async fn run(args: VersionArgs, context: &Context) -> anyhow::Result<ExitCode> {
     let format = args.output;
     let resolved = endpoint::from_environment();
-    let client = Client::new(resolved.as_ref().ok(), context.transfer);
-    // The table's client part comes first, so that it shows even while the engine is slow.
-    if format == Format::Table {
-        output::data(&client.text())?;
-    }
+    let mut client = Client::new(resolved.as_ref().ok(), context.transfer);
     let answered = match resolved {
-        Ok(endpoint) => engine_version(endpoint).await,
+        Ok(endpoint) => docker::connect_to(endpoint).await,
         Err(err) => Err(err),
     };
     let engine = match answered {
-        Ok(engine) => engine,
+        Ok(engine) => {
+            client.api_version = engine.api_version();
+            engine.version().clone()
+        }
         Err(err) => {
+            if format == Format::Table {
+                output::data(&client.text())?;
+            }
             let report = Report {
                 client,
                 engine: None,
@@ -112,20 +132,14 @@ pub async fn run(args: VersionArgs, context: &Context) -> anyhow::Result<ExitCod
             return Err(err);
         }
     };
-    match output::serialized(
-        format,
-        &Report {
-            client,
-            engine: Some(engine.clone()),
-        },
-    )? {
-        Some(text) => output::data(&text)?,
-        None => output::data(&engine_text(&engine))?,
+    let text = client.text() + &engine_text(&engine);
+    let report = Report {
+        client,
+        engine: Some(engine),
+    };
+    match output::serialized(format, &report)? {
+        Some(serialized) => output::data(&serialized)?,
+        None => output::data(&text)?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Connects to the engine, which answers with its version.
-async fn engine_version(endpoint: Endpoint) -> anyhow::Result<EngineVersion> {
-    Ok(docker::connect_to(endpoint).await?.version().clone())
 }

@@ -43,6 +43,8 @@ struct State {
     runs: Vec<RunSpec>,
     /// Every `(context, tag)` `build` received, in order.
     builds: Vec<(PathBuf, String)>,
+    /// Every `(image, target)` `push_image` received, in order.
+    pushes: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for FakeEngine {
@@ -96,6 +98,11 @@ impl FakeEngine {
     /// Every `(context, tag)` `build` received, in order.
     pub fn builds(&self) -> Vec<(PathBuf, String)> {
         self.state().builds.clone()
+    }
+
+    /// Every `(image, target)` pushed, in order.
+    pub fn pushes(&self) -> Vec<(String, String)> {
+        self.state().pushes.clone()
     }
 
     /// The references of the present images, sorted, each with a tag.
@@ -305,6 +312,40 @@ impl Engine for FakeEngine {
         source: Box<dyn Read + Send>,
     ) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
         Box::pin(async move { self.load_stream(source) })
+    }
+
+    fn inspect_image<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<ImageInfo>>> {
+        Box::pin(async move { Ok(self.find_image(image).ok()) })
+    }
+
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let info = self.find_image(image)?;
+            self.state().images.insert(with_default_tag(target), info);
+            Ok(())
+        })
+    }
+
+    fn push_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<String>> {
+        Box::pin(async move {
+            let info = self.find_image(image)?;
+            self.state().images.insert(with_default_tag(target), info);
+            self.state()
+                .pushes
+                .push((image.to_owned(), target.to_owned()));
+            Ok(fake_image_id(&with_default_tag(target)))
+        })
     }
 }
 

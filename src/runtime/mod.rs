@@ -252,4 +252,26 @@ pub trait Engine: Send + Sync {
         &self,
         source: Box<dyn Read + Send>,
     ) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
+
+    /// What the engine knows of an image it has, without pulling; `None` when it has none.
+    fn inspect_image<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<ImageInfo>>>;
+
+    /// Gives the present image `image` the further name `target`.
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Tags the present image `image` as `target` (`REGISTRY/PATH:TAG`) and pushes it to that
+    /// registry with the credentials the docker CLI would use; returns the digest the registry
+    /// gave it. The tag stays in the engine.
+    fn push_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<String>>;
 }

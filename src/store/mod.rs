@@ -93,6 +93,32 @@ impl SharedDir {
         Ok(shared)
     }
 
+    /// Opens the shared directory for reading only, for commands that show what is there
+    /// (`status`, `state`, `history`): nothing is created, and a directory that does not exist
+    /// reads as empty (no state, no history, nothing installed).
+    pub fn open_read_only(path: &Path) -> anyhow::Result<SharedDir> {
+        let root = match path.canonicalize() {
+            Ok(root) => root,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::path::absolute(path)
+                .with_context(|| {
+                    format!(
+                        "failed to resolve the shared directory `{}`",
+                        path.display()
+                    )
+                })?,
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "failed to resolve the shared directory `{}`",
+                        path.display()
+                    )
+                });
+            }
+        };
+        refuse_system_directory(&root)?;
+        Ok(SharedDir { root })
+    }
+
     /// This shared directory's id, fixed when e first opened it: containers and volumes e
     /// creates for it carry it, so that e finds them again from any machine.
     pub fn id(&self) -> anyhow::Result<String> {
@@ -173,25 +199,24 @@ impl SharedDir {
             .open(&path)
             .with_context(|| format!("failed to open the lock file `{}`", path.display()))?;
         let started = Instant::now();
+        let mut waiting = false;
         loop {
             match file.try_lock() {
                 Ok(()) => break,
                 Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < timeout => {
+                    if !waiting {
+                        waiting = true;
+                        crate::output::note(&format!(
+                            "waiting up to {} for the lock of `{}`, held by {}",
+                            humantime::format_duration(timeout),
+                            self.root.display(),
+                            holder_of(&mut file)
+                        ));
+                    }
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    let mut holder = String::new();
-                    let _ = file.read_to_string(&mut holder);
-                    let holder: Option<Holder> = serde_json::from_str(&holder).ok();
-                    let who = match holder {
-                        Some(h) => format!(
-                            "e (pid {}) running `{}` since {}",
-                            h.pid,
-                            h.command,
-                            humantime::format_rfc3339_seconds(h.since)
-                        ),
-                        None => "another e".to_owned(),
-                    };
+                    let who = holder_of(&mut file);
                     bail!(
                         "the shared directory `{}` is locked by {who}\nhint: wait for it to finish, or pass `--lock-timeout 5m` to wait longer",
                         self.root.display()
@@ -203,12 +228,21 @@ impl SharedDir {
                 }
             }
         }
+        if waiting {
+            crate::output::note(&format!(
+                "got the lock of `{}` after {:.1} s",
+                self.root.display(),
+                started.elapsed().as_secs_f64()
+            ));
+        }
         let holder = Holder {
             pid: std::process::id(),
             command: command.to_owned(),
             since: SystemTime::now(),
         };
         file.set_len(0)?;
+        // Reading who held it moved the file's position; the new holder starts at 0.
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(0))?;
         file.write_all(serde_json::to_string(&holder)?.as_bytes())?;
         file.flush()?;
         // A commit that a crash cut short is finished (or dropped) before anyone reads.
@@ -252,8 +286,12 @@ impl SharedDir {
     /// Every recorded run, oldest first.
     pub fn history(&self) -> anyhow::Result<Vec<Run>> {
         let dir = self.e_dir().join("history");
-        let mut names: Vec<PathBuf> = fs::read_dir(&dir)
-            .with_context(|| format!("failed to read `{}`", dir.display()))?
+        let entries = match fs::read_dir(&dir) {
+            // A shared directory opened read-only may have none yet.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            entries => entries.with_context(|| format!("failed to read `{}`", dir.display()))?,
+        };
+        let mut names: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
@@ -310,6 +348,24 @@ impl SharedDir {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
             Err(err) => Err(err).with_context(|| format!("failed to read `{}`", path.display())),
         }
+    }
+}
+
+/// Who holds the lock, as its lock file says: `e (pid N) running `COMMAND` since TIME`.
+fn holder_of(file: &mut File) -> String {
+    use std::io::Seek as _;
+    let mut holder = String::new();
+    let _ = file
+        .seek(std::io::SeekFrom::Start(0))
+        .and_then(|_| file.read_to_string(&mut holder));
+    match serde_json::from_str::<Holder>(&holder) {
+        Ok(h) => format!(
+            "e (pid {}) running `{}` since {}",
+            h.pid,
+            h.command,
+            humantime::format_rfc3339_seconds(h.since)
+        ),
+        Err(_) => "another e".to_owned(),
     }
 }
 

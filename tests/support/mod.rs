@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 pub mod engines;
 pub mod postgres;
 pub mod pty;
+pub mod registry;
 
 /// The project's root directory.
 pub fn root() -> &'static Path {

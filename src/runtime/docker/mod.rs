@@ -18,7 +18,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use bollard::auth::DockerCredentials;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -29,14 +28,17 @@ use bollard::query_parameters::{
     AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptions,
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, ImportImageOptionsBuilder,
     InspectContainerOptions, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    RemoveVolumeOptions, StartContainerOptions, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder, WaitContainerOptions,
+    ListVolumesOptionsBuilder, PushImageOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RemoveVolumeOptions, StartContainerOptions,
+    StopContainerOptionsBuilder, TagImageOptionsBuilder, UploadToContainerOptionsBuilder,
+    WaitContainerOptions,
 };
 use bollard::{API_DEFAULT_VERSION, ClientVersion, Docker};
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt as _, StreamExt as _};
 
+mod credentials;
+mod images;
 mod volumes;
 
 use super::connect;
@@ -47,6 +49,7 @@ use super::{
 };
 use crate::output;
 use crate::repository::model::Memory;
+pub(crate) use images::with_default_tag;
 use volumes::run_volume;
 
 /// How long `connect` waits for the engine to answer.
@@ -101,6 +104,11 @@ pub struct EngineVersion {
     pub arch: String,
     /// The kernel the engine runs on.
     pub kernel: String,
+}
+
+/// The newest Engine API version this e speaks.
+pub fn client_api_version() -> String {
+    API_DEFAULT_VERSION.to_string()
 }
 
 /// Connects to the engine the docker CLI would use (`DOCKER_HOST`, `DOCKER_CONTEXT`, the
@@ -333,6 +341,11 @@ impl DockerEngine {
         &self.endpoint
     }
 
+    /// The Engine API version e speaks with this engine: the engine's, when older than e's.
+    pub fn api_version(&self) -> String {
+        self.docker.client_version().to_string()
+    }
+
     /// What the engine said of itself when e connected.
     pub fn version(&self) -> &EngineVersion {
         &self.version
@@ -368,18 +381,6 @@ impl DockerEngine {
         }
     }
 
-    /// Removes an image (forcing, so that tags and stopped containers do not keep it); an image
-    /// that is already gone is not an error.
-    pub async fn remove_image(&self, image: &str) -> anyhow::Result<()> {
-        let options = RemoveImageOptionsBuilder::new().force(true).build();
-        match self.docker.remove_image(image, Some(options), None).await {
-            Err(err) if is_not_found(&err) => Ok(()),
-            result => result
-                .map(drop)
-                .engine_context(|| format!("failed to remove image `{image}`")),
-        }
-    }
-
     /// The names of all containers e created (label `e.managed-by=e`) in any state; the
     /// names are `e-<module>-<run>` for containers started with e's labels.
     pub async fn list_managed_containers(&self) -> anyhow::Result<Vec<String>> {
@@ -403,49 +404,6 @@ impl DockerEngine {
                 name.or(container.id)
             })
             .collect())
-    }
-
-    /// Inspects an image; `None` when the engine does not have it.
-    async fn inspect_image(&self, image: &str) -> anyhow::Result<Option<ImageInfo>> {
-        match self.docker.inspect_image(image).await {
-            Ok(inspect) => Ok(Some(image_info(image, inspect)?)),
-            Err(err) if is_not_found(&err) => Ok(None),
-            Err(err) => Err(err).engine_context(|| format!("failed to inspect image `{image}`")),
-        }
-    }
-
-    /// [`Engine::ensure_image`]: inspect, else pull.
-    async fn ensure_present(&self, image: &str) -> anyhow::Result<ImageInfo> {
-        if let Some(info) = self.inspect_image(image).await? {
-            return Ok(info);
-        }
-        if let Err(err) = self.pull(image).await {
-            return Err(missing_image_error(image, &format!("{err:#}")));
-        }
-        self.inspect_image(image)
-            .await?
-            .ok_or_else(|| missing_image_error(image, "the engine pulled it but does not list it"))
-    }
-
-    /// Pulls an image, with a line of progress on stderr each time a layer changes state.
-    async fn pull(&self, image: &str) -> anyhow::Result<()> {
-        let reference = with_default_tag(image);
-        let options = CreateImageOptionsBuilder::new()
-            .from_image(&reference)
-            .build();
-        let credentials = registry_credentials(&reference);
-        output::note(&format!("pulling image `{reference}`"));
-        let mut stream = self
-            .streaming
-            .create_image(Some(options), None, credentials);
-        let mut progress = PullProgress::default();
-        while let Some(message) = stream.next().await {
-            let message = message.map_err(|err| anyhow!(engine_message(&err)))?;
-            if let Some(line) = progress.line(&message) {
-                output::note(&line);
-            }
-        }
-        Ok(())
     }
 
     /// [`Engine::run`]: for an archive-mode run, its copy goes into a volume of its own first,
@@ -750,137 +708,7 @@ impl DockerEngine {
             .await
             .engine_context(|| format!("failed to stop the container of {}", describe(spec)))
     }
-
-    /// [`Engine::build`]: tar the directory, build, stream the log, inspect the tag.
-    async fn build_image(
-        &self,
-        context: &Path,
-        tag: &str,
-        sink: &dyn OutputSink,
-    ) -> anyhow::Result<ImageInfo> {
-        let dir = context.display();
-        if !context.join("Dockerfile").is_file() {
-            return Err(no_dockerfile_error(context, tag));
-        }
-        let owned: PathBuf = context.to_owned();
-        let archive = tokio::task::spawn_blocking(move || archive_context(&owned))
-            .await
-            .context("the task that archives the build context failed")??;
-        let options = BuildImageOptionsBuilder::new()
-            .dockerfile("Dockerfile")
-            .t(tag)
-            .rm(true)
-            .forcerm(true)
-            .build();
-        let mut messages =
-            self.streaming
-                .build_image(options, None, Some(bollard::body_full(archive.into())));
-        let mut logged = false;
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|err| {
-                let hint = if logged {
-                    "the build log above shows the step that failed".to_owned()
-                } else {
-                    format!("check `{}`", context.join("Dockerfile").display())
-                };
-                anyhow!(
-                    "failed to build image `{tag}` from `{dir}`: {}\nhint: {hint}",
-                    engine_message(&err)
-                )
-            })?;
-            if let Some(text) = message.stream {
-                sink.write(Stream::Stdout, text.as_bytes());
-                logged = true;
-            }
-            if let Some(status) = message.status {
-                // Status lines come from pulls of base images during the build.
-                sink.write(Stream::Stdout, format!("{status}\n").as_bytes());
-                logged = true;
-            }
-        }
-        self.inspect_image(tag).await?.ok_or_else(|| {
-            anyhow!("the engine built image `{tag}` from `{dir}` but does not list it")
-        })
-    }
 }
-
-impl DockerEngine {
-    /// [`Engine::save_images`]: one `GET /images/get` for all of them, streamed to `out`.
-    async fn save(&self, images: &[String], out: &mut (dyn Write + Send)) -> anyhow::Result<u64> {
-        let names: Vec<&str> = images.iter().map(String::as_str).collect();
-        let what = || format!("failed to save the images `{}`", images.join("`, `"));
-        let mut chunks = self.streaming.export_images(&names);
-        let mut written = 0u64;
-        while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.engine_context(what)?;
-            out.write_all(&chunk).with_context(what)?;
-            written += chunk.len() as u64;
-        }
-        Ok(written)
-    }
-
-    /// [`Engine::load_images`]: `POST /images/load` with the stream read from `source` on a
-    /// blocking thread, a megabyte at a time, so the whole stream is never in memory.
-    async fn load(&self, source: Box<dyn Read + Send>) -> anyhow::Result<Vec<String>> {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
-        let reader = tokio::task::spawn_blocking(move || {
-            let mut source = source;
-            loop {
-                let mut buffer = vec![0u8; LOAD_CHUNK];
-                let item = match source.read(&mut buffer) {
-                    Ok(0) => return,
-                    Ok(read) => {
-                        buffer.truncate(read);
-                        Ok(buffer)
-                    }
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(err) => Err(err),
-                };
-                let failed = item.is_err();
-                // A closed channel means the engine stopped reading; it says why.
-                if sender.blocking_send(item).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        let body = futures_util::stream::poll_fn(move |context| receiver.poll_recv(context))
-            .map(|chunk| chunk.map(Into::into));
-        let options = ImportImageOptionsBuilder::new().quiet(true).build();
-        let mut messages = self.streaming.import_image_stream(options, body, None);
-        let mut loaded = Vec::new();
-        let mut failure = None;
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(message) => {
-                    let text = message.stream.unwrap_or_default();
-                    for line in text.lines() {
-                        if let Some(image) = line
-                            .strip_prefix("Loaded image: ")
-                            .or_else(|| line.strip_prefix("Loaded image ID: "))
-                        {
-                            loaded.push(image.trim().to_owned());
-                        }
-                    }
-                }
-                Err(err) => {
-                    failure = Some(engine_message(&err));
-                    break;
-                }
-            }
-        }
-        drop(messages);
-        reader
-            .await
-            .context("the task that reads the images for the engine failed")?;
-        match failure {
-            Some(cause) => bail!("the engine failed to load the images: {cause}"),
-            None => Ok(loaded),
-        }
-    }
-}
-
-/// How much of an image stream `load` reads at a time.
-const LOAD_CHUNK: usize = 1 << 20;
 
 impl Engine for DockerEngine {
     fn transfer(&self) -> BoxFuture<'_, anyhow::Result<Transfer>> {
@@ -931,6 +759,29 @@ impl Engine for DockerEngine {
         source: Box<dyn Read + Send>,
     ) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
         self.load(source).boxed()
+    }
+
+    fn push_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<String>> {
+        self.push(image, target).boxed()
+    }
+
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.tag(image, target).boxed()
+    }
+
+    fn inspect_image<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<ImageInfo>>> {
+        self.inspect(image).boxed()
     }
 }
 
@@ -994,6 +845,29 @@ impl Engine for LazyDocker {
         source: Box<dyn Read + Send>,
     ) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
         async move { self.get().await?.load_images(source).await }.boxed()
+    }
+
+    fn push_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<String>> {
+        async move { self.get().await?.push_image(image, target).await }.boxed()
+    }
+
+    fn tag_image<'a>(
+        &'a self,
+        image: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        async move { self.get().await?.tag_image(image, target).await }.boxed()
+    }
+
+    fn inspect_image<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, anyhow::Result<Option<ImageInfo>>> {
+        async move { self.get().await?.inspect_image(image).await }.boxed()
     }
 }
 
@@ -1212,174 +1086,6 @@ fn engine_name(text: &str) -> String {
         .collect()
 }
 
-/// Our view of an inspected image.
-fn image_info(image: &str, inspect: ImageInspect) -> anyhow::Result<ImageInfo> {
-    let id = inspect
-        .id
-        .with_context(|| format!("the engine returned no id for image `{image}`"))?;
-    Ok(ImageInfo {
-        id,
-        digests: inspect.repo_digests.unwrap_or_default(),
-        size: inspect
-            .size
-            .and_then(|size| u64::try_from(size).ok())
-            .unwrap_or(0),
-    })
-}
-
-/// Adds `:latest` to a reference without tag or digest: a pull without a tag pulls every tag.
-pub(crate) fn with_default_tag(image: &str) -> String {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if last.contains(':') || image.contains('@') {
-        image.to_owned()
-    } else {
-        format!("{image}:latest")
-    }
-}
-
-/// The registry host of an image reference, as the engine resolves it.
-fn registry_host(reference: &str) -> String {
-    match reference.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => {
-            normalize_registry(first)
-        }
-        _ => normalize_registry("docker.io"),
-    }
-}
-
-/// A registry address from `config.json` (`https://index.docker.io/v1/`) or a reference
-/// (`docker.io`) reduced to a comparable host.
-fn normalize_registry(address: &str) -> String {
-    let host = address
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    match host {
-        "docker.io" | "registry-1.docker.io" | "index.docker.io" => "index.docker.io".to_owned(),
-        other => other.to_owned(),
-    }
-}
-
-/// Credentials for the registry of `reference` from `~/.docker/config.json` (or
-/// `$DOCKER_CONFIG/config.json`), when they are stored there in the clear. Credential helpers
-/// are not consulted: without credentials the pull is anonymous.
-fn registry_credentials(reference: &str) -> Option<DockerCredentials> {
-    let directory = match std::env::var_os("DOCKER_CONFIG") {
-        Some(directory) => PathBuf::from(directory),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".docker"),
-    };
-    let text = std::fs::read_to_string(directory.join("config.json")).ok()?;
-    credentials_from_config(&text, reference)
-}
-
-/// Finds the `auths` entry for the registry of `reference` in the text of a `config.json`.
-fn credentials_from_config(config: &str, reference: &str) -> Option<DockerCredentials> {
-    let config: serde_json::Value = serde_json::from_str(config).ok()?;
-    let wanted = registry_host(reference);
-    let (address, entry) = config
-        .get("auths")?
-        .as_object()?
-        .iter()
-        .find(|(address, _)| normalize_registry(address) == wanted)?;
-    let identitytoken = entry
-        .get("identitytoken")
-        .and_then(|token| token.as_str())
-        .map(str::to_owned);
-    // The engine wants the user and password apart; config.json holds base64("user:pass").
-    let decoded = entry
-        .get("auth")
-        .and_then(|auth| auth.as_str())
-        .and_then(decode_base64)
-        .and_then(|bytes| String::from_utf8(bytes).ok());
-    let (username, password) = match decoded.as_deref().and_then(|pair| pair.split_once(':')) {
-        Some((username, password)) => (Some(username.to_owned()), Some(password.to_owned())),
-        None => (None, None),
-    };
-    if username.is_none() && identitytoken.is_none() {
-        return None;
-    }
-    Some(DockerCredentials {
-        username,
-        password,
-        identitytoken,
-        serveraddress: Some(address.clone()),
-        ..Default::default()
-    })
-}
-
-/// Decodes standard base64 (padding optional); `None` on anything else.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let mut bytes = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.trim().trim_end_matches('=').bytes() {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        buffer = (buffer << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    Some(bytes)
-}
-
-/// Tars a build context, keeping file modes (executable bits matter) and symlinks as they are.
-fn archive_context(dir: &Path) -> anyhow::Result<Vec<u8>> {
-    let failed = || format!("failed to archive the build context `{}`", dir.display());
-    let mut builder = tar::Builder::new(Vec::new());
-    builder.follow_symlinks(false);
-    builder.mode(tar::HeaderMode::Complete);
-    builder.append_dir_all("", dir).with_context(failed)?;
-    builder.into_inner().with_context(failed)
-}
-
-/// Turns the messages of a pull into lines: one when a layer changes state, and one per
-/// quarter of a download or extraction.
-#[derive(Debug, Default)]
-struct PullProgress {
-    /// The last state and quarter reported per layer.
-    layers: HashMap<String, (String, i64)>,
-}
-
-impl PullProgress {
-    /// The line to print for a message, if it says something new.
-    fn line(&mut self, message: &CreateImageInfo) -> Option<String> {
-        let status = message.status.as_deref()?;
-        let Some(layer) = message.id.as_deref() else {
-            return Some(status.to_owned());
-        };
-        let detail = message.progress_detail.as_ref();
-        let quarter = match detail.and_then(|d| Some((d.current?, d.total?))) {
-            Some((current, total)) if total > 0 => current * 4 / total,
-            _ => -1,
-        };
-        let current = (status.to_owned(), quarter);
-        if self.layers.get(layer) == Some(&current) {
-            return None;
-        }
-        self.layers.insert(layer.to_owned(), current);
-        let size = detail.and_then(|d| d.total).filter(|total| *total > 0);
-        Some(match size {
-            Some(total) => format!(
-                "{layer}: {status} {}% of {:.1} MB",
-                quarter.clamp(0, 4) * 25,
-                total as f64 / 1e6
-            ),
-            None => format!("{layer}: {status}"),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1443,63 +1149,6 @@ mod tests {
              stat /usr/libexec/podman/catatonit: no such file or directory"
         );
         assert!(!lacks_init(&anyhow!("no such image")));
-    }
-
-    #[test]
-    fn references_without_tag_get_latest() {
-        assert_eq!(with_default_tag("busybox"), "busybox:latest");
-        assert_eq!(with_default_tag("busybox:1.36"), "busybox:1.36");
-        assert_eq!(
-            with_default_tag("localhost:5000/tools/e"),
-            "localhost:5000/tools/e:latest"
-        );
-        assert_eq!(
-            with_default_tag("registry.example.com/e@sha256:abc"),
-            "registry.example.com/e@sha256:abc"
-        );
-    }
-
-    #[test]
-    fn registry_hosts_are_resolved_like_the_engine_does() {
-        assert_eq!(registry_host("busybox:latest"), "index.docker.io");
-        assert_eq!(registry_host("library/busybox"), "index.docker.io");
-        assert_eq!(registry_host("ghcr.io/org/e:1"), "ghcr.io");
-        assert_eq!(registry_host("localhost:5000/e"), "localhost:5000");
-        assert_eq!(
-            normalize_registry("https://index.docker.io/v1/"),
-            "index.docker.io"
-        );
-    }
-
-    #[test]
-    fn credentials_come_from_auths() {
-        // base64("user:secret")
-        let config = r#"{"auths": {
-            "https://index.docker.io/v1/": {"auth": "dXNlcjpzZWNyZXQ="},
-            "ghcr.io": {"identitytoken": "token"}
-        }}"#;
-        let hub = credentials_from_config(config, "busybox:latest").expect("hub credentials");
-        assert_eq!(hub.username.as_deref(), Some("user"));
-        assert_eq!(hub.password.as_deref(), Some("secret"));
-        assert_eq!(
-            hub.serveraddress.as_deref(),
-            Some("https://index.docker.io/v1/")
-        );
-        let ghcr = credentials_from_config(config, "ghcr.io/org/e:1").expect("ghcr credentials");
-        assert_eq!(ghcr.identitytoken.as_deref(), Some("token"));
-        assert_eq!(credentials_from_config(config, "quay.io/org/e:1"), None);
-        assert_eq!(credentials_from_config("not json", "busybox"), None);
-    }
-
-    #[test]
-    fn base64_decodes_with_and_without_padding() {
-        assert_eq!(
-            decode_base64("dXNlcjpzZWNyZXQ="),
-            Some(b"user:secret".to_vec())
-        );
-        assert_eq!(decode_base64("YQ"), Some(b"a".to_vec()));
-        assert_eq!(decode_base64("YWI="), Some(b"ab".to_vec()));
-        assert_eq!(decode_base64("not base64!"), None);
     }
 
     #[test]
@@ -1623,80 +1272,5 @@ mod tests {
             Some(8_000_000_000),
             "unknown: left to the engine"
         );
-    }
-
-    #[test]
-    fn pull_progress_reports_changes_only() {
-        let message = |id: Option<&str>, status: &str, current: Option<i64>| CreateImageInfo {
-            id: id.map(str::to_owned),
-            status: Some(status.to_owned()),
-            progress_detail: current.map(|current| bollard::models::ProgressDetail {
-                current: Some(current),
-                total: Some(4_000_000),
-            }),
-            ..Default::default()
-        };
-        let mut progress = PullProgress::default();
-        let lines: Vec<_> = [
-            message(None, "Pulling from library/busybox", None),
-            message(Some("abc"), "Pulling fs layer", None),
-            message(Some("abc"), "Downloading", Some(100)),
-            message(Some("abc"), "Downloading", Some(200)),
-            message(Some("abc"), "Downloading", Some(2_100_000)),
-            message(Some("abc"), "Pull complete", None),
-        ]
-        .iter()
-        .filter_map(|message| progress.line(message))
-        .collect();
-        assert_eq!(
-            lines,
-            [
-                "Pulling from library/busybox",
-                "abc: Pulling fs layer",
-                "abc: Downloading 0% of 4.0 MB",
-                "abc: Downloading 50% of 4.0 MB",
-                "abc: Pull complete",
-            ]
-        );
-    }
-
-    #[test]
-    fn archives_keep_modes_and_symlinks() {
-        use std::os::unix::fs::PermissionsExt as _;
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").expect("write");
-        std::fs::create_dir(dir.path().join("bin")).expect("mkdir");
-        let tool = dir.path().join("bin/tool");
-        std::fs::write(&tool, "#!/bin/sh\n").expect("write");
-        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        std::os::unix::fs::symlink("bin/tool", dir.path().join("link")).expect("symlink");
-
-        let archive = archive_context(dir.path()).expect("archive");
-        let mut archive = tar::Archive::new(archive.as_slice());
-        let mut entries: Vec<(String, u32, bool)> = archive
-            .entries()
-            .expect("entries")
-            .map(|entry| {
-                let entry = entry.expect("entry");
-                let header = entry.header();
-                (
-                    entry.path().expect("path").display().to_string(),
-                    header.mode().expect("mode") & 0o777,
-                    header.entry_type().is_symlink(),
-                )
-            })
-            .collect();
-        entries.sort();
-        let tool_entry = entries
-            .iter()
-            .find(|(path, ..)| path == "bin/tool")
-            .expect("bin/tool archived");
-        assert_eq!(tool_entry.1, 0o755);
-        assert!(
-            entries
-                .iter()
-                .any(|(path, _, link)| path == "link" && *link)
-        );
-        assert!(entries.iter().any(|(path, ..)| path == "Dockerfile"));
     }
 }
