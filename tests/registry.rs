@@ -92,7 +92,12 @@ fn an_imported_archive_is_pushed_and_a_second_engine_pulls_it_from_the_registry(
         text(&out)
     );
     let written = fs::read_to_string(&repository).unwrap();
-    assert!(written.contains(&format!("image: {pushed}")), "{written}");
+    let parsed: serde_yaml::Value = serde_yaml::from_str(&written).unwrap();
+    assert_eq!(
+        parsed["components"][0]["versions"][0]["image"].as_str(),
+        Some(pushed.as_str()),
+        "{written}"
+    );
 
     // A machine of the cluster: an engine without the image, the machine's repository.
     let second = Dockerd::start();

@@ -201,7 +201,8 @@ fn no_color_is_accepted_everywhere_and_turns_color_off() {
         ),
     ] {
         let plain = e(dir.path(), &args, &env);
-        assert_code(&plain, 2, "a typo");
+        // A usage error is 1, as every error (2 means changes: see src/exit.rs).
+        assert_code(&plain, 1, "a typo");
         assert!(!stderr(&plain).contains('\x1b'), "{}", text(&plain));
         assert!(
             stderr(&plain).contains("unrecognized subcommand 'lsit'"),
@@ -226,7 +227,7 @@ fn export_takes_o_for_the_format_and_names_the_old_spelling() {
         ],
         &[],
     );
-    assert_code(&out, 2, "e export -o bmk.tar");
+    assert_code(&out, 1, "e export -o bmk.tar");
     assert!(
         stderr(&out).contains(
             "`-o` is the output format (table, json, yaml); the archive is written with `--out bmk.tar`"
@@ -572,9 +573,9 @@ fn new_module_passes_check(name: &str, template: &str) {
     // The whole life of the module works too, audit finding a hand change.
     for (args, code) in [
         (vec!["init", name], 0),
-        (vec!["plan", name], 2),
-        (vec!["apply", name], 0),
-        (vec!["plan", name], 0),
+        (vec!["plan", name, "--detailed-exitcode"], 2),
+        (vec!["apply", name, "--auto-approve"], 0),
+        (vec!["plan", name, "--detailed-exitcode"], 0),
         (vec!["audit", name], 0),
     ] {
         let out = e(dir.path(), &args, &[]);
@@ -594,7 +595,7 @@ fn new_module_passes_check(name: &str, template: &str) {
         "{}",
         text(&out)
     );
-    let out = e(dir.path(), &["destroy", name], &[]);
+    let out = e(dir.path(), &["destroy", name, "--auto-approve"], &[]);
     assert_code(&out, 0, "destroy");
     // Refused into a folder that has files.
     let out = e(dir.path(), &["new", name], &[]);
