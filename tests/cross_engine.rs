@@ -4,24 +4,11 @@
 //! a load on one line. The import must say what happened, and the modules must run there.
 
 use std::fs;
-use std::process::Output;
 
 mod support;
-use support::engines::{self, Dockerd, Podman, e_at};
+use support::engines::expect_at as expect;
+use support::engines::{self, Dockerd, Podman};
 use support::{stderr, stdout, text};
-
-/// Runs e and asserts its exit code, showing everything it said when it differs.
-fn expect(code: i32, shared: &std::path::Path, args: &[&str], env: &[(String, String)]) -> Output {
-    let out = e_at(shared, args, env);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "e {} with {env:?}:\n{}",
-        args.join(" "),
-        text(&out)
-    );
-    out
-}
 
 /// Imports `archive` into the engine of `env` with a repository of its own, checks that the
 /// import warned of nothing and that azi runs there, and returns the import's stdout.

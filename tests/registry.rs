@@ -6,27 +6,15 @@
 //! removes the tags it made.
 
 use std::fs;
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod support;
-use support::engines::{self, Dockerd, e_at};
+use support::engines::expect_at as expect;
+use support::engines::{self, Dockerd};
 use support::registry::{
     CredentialHelper, LocalTags, Registry, arg, docker_config, repository_with_image,
 };
 use support::{stderr, stdout, text};
-
-/// Runs e and asserts its exit code, showing everything it said when it differs.
-fn expect(code: i32, shared: &std::path::Path, args: &[&str], env: &[(String, String)]) -> Output {
-    let out = e_at(shared, args, env);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "e {} with {env:?}:\n{}",
-        args.join(" "),
-        text(&out)
-    );
-    out
-}
 
 /// The environment as `(name, value)` pairs of owned strings.
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -9,7 +9,8 @@ use std::process::{Output, Stdio};
 use std::time::Instant;
 
 mod support;
-use support::engines::{self, Certificates, Dockerd, Podman, Sshd, e_at};
+use support::engines::expect_at as expect;
+use support::engines::{self, Certificates, Dockerd, Podman, Sshd};
 use support::{stderr, stdout, text};
 
 /// The environment as `(name, value)` pairs of owned strings.
@@ -18,19 +19,6 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
         .collect()
-}
-
-/// Runs e and asserts its exit code, showing everything it said when it differs.
-fn expect(code: i32, shared: &std::path::Path, args: &[&str], env: &[(String, String)]) -> Output {
-    let out = e_at(shared, args, env);
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "e {} with {env:?}:\n{}",
-        args.join(" "),
-        text(&out)
-    );
-    out
 }
 
 /// `e version -o json`, parsed, which must succeed.

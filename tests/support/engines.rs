@@ -721,6 +721,19 @@ impl Drop for Podman {
     }
 }
 
+/// [`e_at`], asserting its exit code and showing everything it said when it differs.
+pub fn expect_at(code: i32, shared: &Path, args: &[&str], env: &[(String, String)]) -> Output {
+    let out = e_at(shared, args, env);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "e {} with {env:?}:\n{}",
+        args.join(" "),
+        super::text(&out)
+    );
+    out
+}
+
 /// Runs `e ARGS` against the engine that `env` names, with the example repository and this
 /// shared directory, and nothing of the caller's docker configuration: DOCKER_CONFIG is an
 /// empty directory unless `env` gives one, and no other DOCKER_ variable passes through.
