@@ -645,6 +645,34 @@ pub enum StateAction {
         #[arg(long, value_parser = humantime::parse_duration, default_value = "0s", value_name = "DURATION")]
         lock_timeout: std::time::Duration,
     },
+    /// Write the current snapshot of a backend's environment into a new directory: a shared
+    /// directory with its lineage and serial, to inspect or to push back.
+    Pull {
+        /// The directory to write (it must not exist, or be empty).
+        dir: PathBuf,
+
+        /// The backend: `postgres://USER@HOST:PORT/DB?schema=NAME&env=NAME` (docs/backends.md).
+        #[arg(long, env = "E_BACKEND", value_name = "URL")]
+        backend: String,
+    },
+    /// Make a shared directory the content of a backend's environment, under its lock.
+    /// Refused when the directory has another lineage or an older serial, unless `--force`.
+    Push {
+        /// The shared directory to push.
+        dir: PathBuf,
+
+        /// The backend: `postgres://USER@HOST:PORT/DB?schema=NAME&env=NAME` (docs/backends.md).
+        #[arg(long, env = "E_BACKEND", value_name = "URL")]
+        backend: String,
+
+        /// Push even over another lineage or a newer serial.
+        #[arg(long)]
+        force: bool,
+
+        /// How long to wait for whoever holds the environment's lock.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s", value_name = "DURATION")]
+        lock_timeout: std::time::Duration,
+    },
 }
 
 /// Arguments of `e status`.

@@ -140,7 +140,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Destroy(args) => commands::destroy::run(args, &context, &engine).await,
         Command::Check(args) => commands::check::run(args, &context, &engine).await,
         Command::Build(args) => commands::build::run(args, &context, &engine).await,
-        Command::State(args) => commands::state::run(args, &context),
+        Command::State(args) => commands::state::run(args, &context).await,
         Command::Status(args) => commands::status::run(args, &context),
         Command::History(args) => commands::history::run(args, &context),
         Command::Export(args) => commands::export::run(args, &context, &engine).await,

@@ -46,9 +46,10 @@ fn refusal(err: &anyhow::Error) -> &Refusal {
 
 #[tokio::test]
 async fn the_lock_names_its_holder_and_a_waiter_gets_it_when_released() {
-    if !Server::available() {
-        return;
-    }
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
     let server = Server::start();
     let mut holder = connect(&server, "?schema=team&env=prod").await;
     let mut other = connect(&server, "?schema=team&env=prod").await;
@@ -140,9 +141,10 @@ impl Drop for Holder {
 
 #[tokio::test]
 async fn a_killed_holder_frees_the_lock_at_once() {
-    if !Server::available() {
-        return;
-    }
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
     let server = Server::start();
     let url = server.url(true, "?env=killed");
     let mut backend = connect(&server, "?env=killed").await;
@@ -197,9 +199,10 @@ async fn a_killed_holder_frees_the_lock_at_once() {
 
 #[tokio::test]
 async fn of_two_commits_from_one_serial_exactly_one_wins() {
-    if !Server::available() {
-        return;
-    }
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
     let server = Server::start();
     let mut first = connect(&server, "?env=race").await;
     let mut second = connect(&server, "?env=race").await;
@@ -238,9 +241,10 @@ async fn of_two_commits_from_one_serial_exactly_one_wins() {
 
 #[tokio::test]
 async fn a_holder_cut_off_by_the_server_commits_nothing_and_the_next_run_proceeds() {
-    if !Server::available() {
-        return;
-    }
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
     let server = Server::start();
     let mut run = connect(&server, "?env=cut").await;
     run.lock("e apply bmk", Duration::ZERO, |_| {})
@@ -277,9 +281,10 @@ async fn a_holder_cut_off_by_the_server_commits_nothing_and_the_next_run_proceed
 
 #[tokio::test]
 async fn a_snapshot_round_trips_and_the_serial_counts_content_only() {
-    if !Server::available() {
-        return;
-    }
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
     let server = Server::start();
     let mut backend = connect(&server, "?schema=trip").await;
     backend
@@ -337,9 +342,10 @@ async fn a_snapshot_round_trips_and_the_serial_counts_content_only() {
 
 #[tokio::test]
 async fn credentials_come_from_the_url_the_environment_or_pgpass_and_are_never_shown() {
-    if !Server::available() {
-        return;
-    }
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
     let server = Server::start();
     let wrong = format!(
         "postgres://{}:not-it@127.0.0.1:{}/postgres",
@@ -397,9 +403,10 @@ async fn credentials_come_from_the_url_the_environment_or_pgpass_and_are_never_s
 
 #[tokio::test]
 async fn many_first_uses_at_once_make_one_schema_and_a_newer_schema_is_refused() {
-    if !Server::available() {
-        return;
-    }
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
     let server = Server::start();
     let url = server.url(true, "?schema=fresh");
     let connects = (0..8).map(|_| Postgres::connect(settings(&url)));
@@ -425,9 +432,10 @@ async fn many_first_uses_at_once_make_one_schema_and_a_newer_schema_is_refused()
 
 #[tokio::test]
 async fn figures_of_lock_load_and_commit() {
-    if !Server::available() {
-        return;
-    }
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
     let server = Server::start();
     eprintln!("figure: PostgreSQL started in {:?}", server.started_in);
     let started = Instant::now();
@@ -492,9 +500,10 @@ async fn figures_of_lock_load_and_commit() {
 
 #[tokio::test]
 async fn a_push_is_refused_for_another_lineage_or_an_older_serial_unless_forced() {
-    if !Server::available() {
-        return;
-    }
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
     let server = Server::start();
     let mut backend = connect(&server, "?env=push").await;
     backend
@@ -551,4 +560,108 @@ async fn a_push_is_refused_for_another_lineage_or_an_older_serial_unless_forced(
     assert_eq!(forced.lineage, foreign.serial.lineage);
     assert_eq!(forced.serial, 10);
     assert_eq!(backend.load().await.unwrap().tree, foreign.tree);
+}
+
+/// Runs the `e` binary with these arguments and asserts its exit code.
+fn e_cli(code: i32, args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_e"))
+        .args(args)
+        .env_remove("E_BACKEND")
+        .env("PGPASSFILE", "/nonexistent")
+        .output()
+        .expect("the e binary runs");
+    support::exited(code, args, out)
+}
+
+#[test]
+fn state_push_and_pull_move_a_shared_directory_through_the_backend_checked_by_lineage() {
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
+    let server = Server::start();
+    let url = server.url(true, "?schema=team&env=prod");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("shared");
+    e::store::SharedDir::open(&local).unwrap();
+    std::fs::write(local.join("state.yml"), "azi:\n  status: applied\n").unwrap();
+    std::fs::write(local.join("azi-config.yml"), "azi:\n  size: 5\n").unwrap();
+    let lineage = e::store::SharedDir::open(&local)
+        .unwrap()
+        .serial()
+        .unwrap()
+        .lineage;
+
+    // An environment never written has its own lineage: a push over it needs --force.
+    let out = e_cli(
+        1,
+        &["state", "push", local.to_str().unwrap(), "--backend", &url],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lineage"),
+        "{}",
+        support::text(&out)
+    );
+    e_cli(
+        0,
+        &[
+            "state",
+            "push",
+            local.to_str().unwrap(),
+            "--backend",
+            &url,
+            "--force",
+        ],
+    );
+
+    let pulled = dir.path().join("pulled");
+    let out = e_cli(
+        0,
+        &["state", "pull", pulled.to_str().unwrap(), "--backend", &url],
+    );
+    assert!(
+        !support::stderr(&out).contains(e_password()),
+        "the password is never printed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(pulled.join("state.yml")).unwrap(),
+        "azi:\n  status: applied\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(pulled.join("azi-config.yml")).unwrap(),
+        "azi:\n  size: 5\n"
+    );
+    let serial = e::store::SharedDir::open_read_only(&pulled)
+        .unwrap()
+        .serial()
+        .unwrap();
+    assert_eq!(
+        serial.lineage, lineage,
+        "a forced push takes the pushed lineage"
+    );
+    // The pulled directory is current: pushing it back is accepted; the first, now older, is
+    // refused without --force.
+    e_cli(
+        0,
+        &["state", "push", pulled.to_str().unwrap(), "--backend", &url],
+    );
+    let out = e_cli(
+        1,
+        &["state", "push", local.to_str().unwrap(), "--backend", &url],
+    );
+    assert!(
+        support::stderr(&out).contains("serial"),
+        "{}",
+        support::text(&out)
+    );
+    // Pulling into a directory that holds something is refused.
+    e_cli(
+        1,
+        &["state", "pull", pulled.to_str().unwrap(), "--backend", &url],
+    );
+}
+
+/// The test server's password, which e must never print.
+fn e_password() -> &'static str {
+    Server::PASSWORD
 }

@@ -20,6 +20,7 @@ pub mod recover;
 pub mod search;
 pub mod show;
 pub mod state;
+pub mod state_backend;
 pub mod status;
 pub mod upgrade;
 pub mod validate;

@@ -18,7 +18,7 @@ use crate::store::sections::{section_text, without_section};
 use crate::store::{BACKUP_FILE, Change, Run, STATE_FILE, SharedDir, parse_mapping};
 
 /// Runs `e state` and its subcommands.
-pub fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode> {
+pub async fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode> {
     // Only `rm` writes; the others never create the shared directory.
     let read_only = || SharedDir::open_read_only(&context.shared_path);
     match args.action {
@@ -35,6 +35,15 @@ pub fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode> {
             auto_approve,
             lock_timeout,
         ),
+        Some(StateAction::Pull { dir, backend }) => {
+            super::state_backend::pull(&dir, &backend).await
+        }
+        Some(StateAction::Push {
+            dir,
+            backend,
+            force,
+            lock_timeout,
+        }) => super::state_backend::push(&dir, &backend, force, lock_timeout).await,
     }
 }
 

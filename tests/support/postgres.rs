@@ -38,7 +38,8 @@ impl Postgres {
     /// The superuser's password.
     pub const PASSWORD: &'static str = "s3cret-Pa55";
 
-    /// Whether the server's programs are installed; if not, prints why the test is skipped.
+    /// Whether the server's programs are installed; if not, says what is missing (the tests
+    /// then fail: tests/engine.sh installs them).
     pub fn available() -> bool {
         available(&format!("{BIN}/initdb"), "postgresql") && available("runuser", "util-linux")
     }
