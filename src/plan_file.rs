@@ -33,11 +33,10 @@ pub enum ApplyTarget {
 impl FromStr for ApplyTarget {
     type Err = String;
 
-    /// A path (it has a `/`, or a `.` without an `@`, or names a file) is a plan file;
-    /// anything else a module.
+    /// A path (it has a `/`, or names a file here) is a plan file; anything else a module
+    /// (module names may hold dots: `kafka.v2`).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let looks_like_path = text.contains('/') || (!text.contains('@') && text.contains('.'));
-        if looks_like_path || Path::new(text).is_file() {
+        if text.contains('/') || Path::new(text).is_file() {
             return Ok(ApplyTarget::Plan(PathBuf::from(text)));
         }
         text.parse().map(ApplyTarget::Module)
@@ -320,8 +319,21 @@ mod tests {
             ApplyTarget::Module("azi@0.1.0".parse().unwrap())
         );
         assert_eq!(
-            "azi.plan".parse::<ApplyTarget>().unwrap(),
-            ApplyTarget::Plan("azi.plan".into())
+            "kafka.v2".parse::<ApplyTarget>().unwrap(),
+            ApplyTarget::Module("kafka.v2".parse().unwrap())
+        );
+        // A file of that name here is a plan (what `e plan --out azi.plan` wrote).
+        let file = tempfile::NamedTempFile::new_in(".").unwrap();
+        let name = file
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            name.parse::<ApplyTarget>().unwrap(),
+            ApplyTarget::Plan(name.into())
         );
         assert_eq!(
             "plans/azi".parse::<ApplyTarget>().unwrap(),
