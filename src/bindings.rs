@@ -144,16 +144,10 @@ mod tests {
     use super::*;
     use crate::repository::{Repository, load};
     use crate::requirements::{InstalledSet, statuses};
-    use std::path::Path;
     use std::time::SystemTime;
 
     fn repository() -> Repository {
-        let text =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("repository.yaml"))
-                .unwrap();
-        load::parse(&text, Path::new("repository.yaml"))
-            .unwrap()
-            .repository
+        load::example()
     }
 
     fn record(module: &str, bindings: Option<Vec<Binding>>) -> Installed {

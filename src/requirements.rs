@@ -302,16 +302,10 @@ impl File {
 mod tests {
     use super::*;
     use crate::repository::load;
-    use std::path::Path;
     use std::time::SystemTime;
 
     fn repository() -> Repository {
-        let text =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("repository.yaml"))
-                .unwrap();
-        load::parse(&text, Path::new("repository.yaml"))
-            .unwrap()
-            .repository
+        load::example()
     }
 
     fn installed(modules: &[&str]) -> BTreeMap<String, Installed> {

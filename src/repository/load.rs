@@ -506,3 +506,13 @@ fn check_module_name(name: &str) -> Result<(), String> {
         ))
     }
 }
+
+/// The project's own `repository.yaml` (the example modules), for unit tests elsewhere.
+#[cfg(test)]
+pub fn example() -> Repository {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("repository.yaml");
+    let text = std::fs::read_to_string(&path).expect("the example repository is readable");
+    parse(&text, Path::new("repository.yaml"))
+        .expect("the example repository loads")
+        .repository
+}
