@@ -94,6 +94,18 @@ impl Context {
         Ok(session)
     }
 
+    /// Ends a run command: its `-o json|yaml` document from this command's runs and the
+    /// shared directory's serial after them (`summary.rs`), and its exit code.
+    pub fn finish(
+        &self,
+        command: &str,
+        target: &str,
+        format: cli::Format,
+        result: anyhow::Result<summary::Ended>,
+    ) -> anyhow::Result<std::process::ExitCode> {
+        summary::finish(command, target, format, &self.runs, self.serial(), result)
+    }
+
     /// The shared directory's lineage and serial, if it has them (never creates anything).
     pub fn serial(&self) -> Option<store::Serial> {
         let bytes = std::fs::read(self.shared_path.join(store::serial::SERIAL_FILE)).ok()?;

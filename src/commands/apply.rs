@@ -20,7 +20,7 @@ use crate::plan_file::{ApplyTarget, Basis, SavedPlan, short};
 use crate::repository::{Entry, ModuleSpec};
 use crate::runtime::Engine;
 use crate::store::SharedDir;
-use crate::summary::{self, Ended};
+use crate::summary::Ended;
 
 /// Runs `e apply`.
 pub async fn run(
@@ -33,14 +33,7 @@ pub async fn run(
         ApplyTarget::Module(spec) => module(spec, &args, context, engine).await,
         ApplyTarget::Plan(path) => saved(path, &args, context, engine).await,
     };
-    summary::finish(
-        "apply",
-        &target,
-        args.run.output,
-        &context.runs,
-        context.serial(),
-        result,
-    )
+    context.finish("apply", &target, args.run.output, result)
 }
 
 /// Plans, asks and applies one module (or a stack).

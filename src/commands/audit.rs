@@ -11,7 +11,7 @@ use crate::exit::{self, Two};
 use crate::output;
 use crate::runtime::Engine;
 use crate::store::SharedDir;
-use crate::summary::{self, Ended};
+use crate::summary::Ended;
 
 /// Runs `e audit`.
 pub async fn run(
@@ -24,14 +24,7 @@ pub async fn run(
         .as_ref()
         .map_or_else(|| "--all".to_owned(), ToString::to_string);
     let result = audit(&args, context, engine).await;
-    summary::finish(
-        "audit",
-        &target,
-        args.run.output,
-        &context.runs,
-        context.serial(),
-        result,
-    )
+    context.finish("audit", &target, args.run.output, result)
 }
 
 async fn audit(args: &AuditArgs, context: &Context, engine: &dyn Engine) -> anyhow::Result<Ended> {

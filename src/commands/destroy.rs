@@ -17,7 +17,7 @@ use crate::repository::Entry;
 use crate::requirements::dependents;
 use crate::runtime::Engine;
 use crate::store::SharedDir;
-use crate::summary::{self, Ended};
+use crate::summary::Ended;
 
 /// Runs `e destroy`.
 pub async fn run(
@@ -27,14 +27,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let target = args.module.to_string();
     let result = destroy(&args, context, engine).await;
-    summary::finish(
-        "destroy",
-        &target,
-        args.run.output,
-        &context.runs,
-        context.serial(),
-        result,
-    )
+    context.finish("destroy", &target, args.run.output, result)
 }
 
 /// Who uses a module: `module (for `selector`)` lines, strong and weak.

@@ -13,7 +13,7 @@ use crate::plan_file::{Basis, SavedPlan, short};
 use crate::repository::{Entry, ModuleSpec, Repository};
 use crate::runtime::Engine;
 use crate::store::SharedDir;
-use crate::summary::{self, Ended};
+use crate::summary::Ended;
 
 /// Finds the version to run: the one named, else the installed one, else the default.
 pub fn pick<'r>(
@@ -52,14 +52,7 @@ pub async fn run(
         engine,
     )
     .await;
-    summary::finish(
-        method,
-        &target,
-        format,
-        &context.runs,
-        context.serial(),
-        result,
-    )
+    context.finish(method, &target, format, result)
 }
 
 /// Runs one method of one module version.
@@ -97,14 +90,7 @@ pub async fn plan(
     let target = args.module.to_string();
     let format = args.run.output;
     let result = plan_and_save(&args, context, engine).await;
-    summary::finish(
-        "plan",
-        &target,
-        format,
-        &context.runs,
-        context.serial(),
-        result,
-    )
+    context.finish("plan", &target, format, result)
 }
 
 async fn plan_and_save(
@@ -196,12 +182,5 @@ pub async fn run_command(
         engine,
     )
     .await;
-    summary::finish(
-        "run",
-        &target,
-        format,
-        &context.runs,
-        context.serial(),
-        result,
-    )
+    context.finish("run", &target, format, result)
 }

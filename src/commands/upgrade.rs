@@ -19,7 +19,7 @@ use crate::plan_file::short;
 use crate::repository::ModuleSpec;
 use crate::runtime::Engine;
 use crate::store::SharedDir;
-use crate::summary::{self, Ended};
+use crate::summary::Ended;
 
 /// Runs `e upgrade`.
 pub async fn run(
@@ -29,14 +29,7 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let target = format!("{}@{}", args.module, args.to);
     let result = upgrade(&args, context, engine).await;
-    summary::finish(
-        "upgrade",
-        &target,
-        args.run.output,
-        &context.runs,
-        context.serial(),
-        result,
-    )
+    context.finish("upgrade", &target, args.run.output, result)
 }
 
 async fn upgrade(
