@@ -13,7 +13,6 @@ use crate::cli::ApplyArgs;
 use crate::commands::method::pick;
 use crate::commands::{approval, ended};
 use crate::exit::{self, Two};
-use crate::lifecycle::Session;
 use crate::lifecycle::stack::{self, StackArgs};
 use crate::output;
 use crate::plan_file::{ApplyTarget, Basis, SavedPlan, short};
@@ -68,7 +67,8 @@ async fn module(
         return stack::apply(&session, entry, &stack_args, approval).await;
     }
     let mut notes = Vec::new();
-    if let Some(pinned) = check_image(&session, entry, args.allow_image_change).await? {
+    let (now, pinned) = session.image_of(entry).await?;
+    if let Some(pinned) = check_image(entry, &now, pinned, args.allow_image_change)? {
         notes.push(format!("--allow-image-change: was {}", short(&pinned)));
     }
     let plan = session
@@ -139,7 +139,7 @@ async fn saved(
         &format!("e apply {}", path.display()),
         &args.run,
     )?;
-    let (image_id, _) = session.image_of(entry).await?;
+    let (image_id, pinned) = session.image_of(entry).await?;
     let stale = plan.stale(&Basis::now(&session.shared, entry, &image_id)?);
     if !stale.is_empty() {
         bail!(
@@ -152,7 +152,7 @@ async fn saved(
         );
     }
     let mut notes = vec![format!("saved plan {}", path.display())];
-    if let Some(pinned) = check_image(&session, entry, args.allow_image_change).await? {
+    if let Some(pinned) = check_image(entry, &image_id, pinned, args.allow_image_change)? {
         notes.push(format!("--allow-image-change: was {}", short(&pinned)));
     }
     if !plan.changes {
@@ -204,18 +204,19 @@ fn refuse_version_change(shared: &SharedDir, entry: Entry<'_>) -> anyhow::Result
 
 /// Refuses an installed version whose image changed since it was applied, unless `allowed`;
 /// returns the pinned image id when it changed and is allowed.
-async fn check_image(
-    session: &Session<'_>,
+/// `now` and `pinned` are what `Session::image_of` says.
+fn check_image(
     entry: Entry<'_>,
+    now: &str,
+    pinned: Option<String>,
     allowed: bool,
 ) -> anyhow::Result<Option<String>> {
-    let (now, pinned) = session.image_of(entry).await?;
     match pinned {
         Some(pinned) if !allowed => bail!(
             "the image behind installed `{}` changed since it was applied ({} then, {} now: `{}` was retagged or rebuilt); nothing was run\nhint: `e upgrade {} --to {}` audits the state with the new image first; `--allow-image-change` applies it as it is",
             entry.id(),
             short(&pinned),
-            short(&now),
+            short(now),
             entry.version.image,
             entry.module.name,
             entry.version.version
@@ -224,7 +225,7 @@ async fn check_image(
             output::warn(&format!(
                 "--allow-image-change: applying `{}` with image {} (applied with {})",
                 entry.id(),
-                short(&now),
+                short(now),
                 short(&pinned)
             ));
             Ok(Some(pinned))
