@@ -7,7 +7,7 @@
 # for the registry tests' password file), graphviz (`dot` checks `e graph --format dot`),
 # python3-yaml (PyYAML, a YAML 1.1 reader, reads e's YAML output back in tests/cli.rs), and
 # postgresql (the state backend tests, tests/postgres_store.rs, start their own server on
-# loopback). It also gives Podman the ulimits this machine allows, and starts the engine in the
+# loopback), and debootstrap (modules/kits/debian/base.sh makes the kits' Debian base image). It also gives Podman the ulimits this machine allows, and starts the engine in the
 # background if it is not running.
 # Sourced by tests/demo.sh and tests/all.sh.
 set -euo pipefail
@@ -24,6 +24,7 @@ python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "e: installing ${missing[*]} from the distribution's packages" >&2
