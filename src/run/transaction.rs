@@ -14,6 +14,7 @@
 use crate::output;
 use crate::repository::Entry;
 use crate::runtime::Engine;
+use crate::store::merge::{Conflict, Merge, merge};
 use crate::store::{BACKUP_FILE, Change, Installed, Run, STATE_FILE, SharedDir};
 
 use super::tree::Tree;
@@ -29,7 +30,9 @@ enum InstalledChange {
 /// Runs on a working copy, committed whole by [`Transaction::commit`].
 pub struct Transaction<'s> {
     shared: &'s SharedDir,
+    /// The content the transaction started from, and its serial.
     live: Tree,
+    serial: u64,
     work: Tree,
     records: Vec<Run>,
     installed: Vec<InstalledChange>,
@@ -55,6 +58,7 @@ impl<'s> Transaction<'s> {
         }
         Ok(Transaction {
             shared,
+            serial: shared.serial()?.serial,
             work: live.clone(),
             live,
             records: Vec::new(),
@@ -186,13 +190,32 @@ impl<'s> Transaction<'s> {
             .push(InstalledChange::Uninstall(module.to_owned()));
     }
 
-    /// Commits the working copy, e's records and the history of its runs, whole.
-    pub fn commit(self) -> anyhow::Result<()> {
-        let mut change = Change::between(&self.live, &self.work);
-        if self.live.file(STATE_FILE) != self.work.file(STATE_FILE)
-            && let Some(before) = self.live.file(STATE_FILE)
+    /// Commits the working copy, e's records and the history of its runs, whole. When other
+    /// runs of this e committed since the transaction began (the modules of a stack run side
+    /// by side), the working copy is merged onto what they left (`store/merge.rs`); a
+    /// [`Conflict`] commits nothing, and its runs stay in the history marked so.
+    pub fn commit(mut self) -> anyhow::Result<()> {
+        let (before, after) = if self.shared.serial()?.serial == self.serial {
+            (
+                std::mem::take(&mut self.live),
+                std::mem::take(&mut self.work),
+            )
+        } else {
+            let now = self.shared.load_tree()?;
+            match merge(&self.live, &self.work, &now) {
+                Merge::Merged(merged) => (now, merged),
+                Merge::Conflict(units) => {
+                    let conflict = Conflict { units };
+                    self.abandon(&conflict.to_string())?;
+                    return Err(conflict.into());
+                }
+            }
+        };
+        let mut change = Change::between(&before, &after);
+        if before.file(STATE_FILE) != after.file(STATE_FILE)
+            && let Some(previous) = before.file(STATE_FILE)
         {
-            change.write(BACKUP_FILE, before.to_vec());
+            change.write(BACKUP_FILE, previous.to_vec());
         }
         if !self.installed.is_empty() {
             let mut all = self.shared.installed()?;

@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::run::tree::{Limits, Refusal, Tree};
 
 pub mod commit;
+pub mod merge;
 pub mod postgres;
 pub mod sections;
 pub mod serial;

@@ -62,6 +62,37 @@ pub fn without_section(state: &[u8], module: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// `state` with `key`'s section replaced by `section` (a block as [`section_text`] gives it),
+/// or with `section` added at the end when `state` has none; every other byte kept. `None`
+/// when the old section cannot be found as text although the key is there.
+pub fn with_section(state: &str, key: &str, section: &str) -> Option<String> {
+    let mut result = String::with_capacity(state.len() + section.len() + 1);
+    match range(state, key) {
+        Some((start, end)) => {
+            result.push_str(&state[..start]);
+            result.push_str(section);
+            if !section.ends_with('\n') && end < state.len() {
+                result.push('\n');
+            }
+            result.push_str(&state[end..]);
+        }
+        None => {
+            let present = parse_mapping(state.as_bytes())
+                .map(|m| m.contains_key(serde_yaml::Value::String(key.to_owned())))
+                .unwrap_or(true);
+            if present {
+                return None;
+            }
+            result.push_str(state);
+            if !state.is_empty() && !state.ends_with('\n') {
+                result.push('\n');
+            }
+            result.push_str(section);
+        }
+    }
+    Some(result)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +115,19 @@ mod tests {
             section_text(STATE, "bmk"),
             Some("bmk:\n  status: applied # kept\n")
         );
+    }
+
+    #[test]
+    fn a_section_is_replaced_or_added_as_text() {
+        assert_eq!(
+            with_section(STATE, "bmk", "bmk:\n  status: planned\n").unwrap(),
+            "# made by azi\nazi:\n  status: applied\n  nodes:\n    - a\n\nbmk:\n  status: planned\nbmk-extra: 1\n"
+        );
+        assert_eq!(
+            with_section("azi: 1", "k8s", "k8s:\n  a: 1\n").unwrap(),
+            "azi: 1\nk8s:\n  a: 1\n"
+        );
+        assert_eq!(with_section("{azi: 1}\n", "azi", "azi: 2\n"), None);
     }
 
     #[test]
