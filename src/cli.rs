@@ -302,6 +302,11 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "MODULE", requires = "with_requirements", add = ArgValueCompleter::new(completion::module_name))]
     pub prefer: Vec<String>,
 
+    /// With --with-requirements: run at most N modules at a time. Modules with no requirement
+    /// between them run side by side; 1 runs the stack one module after the other.
+    #[arg(long, value_name = "N", default_value_t = crate::lifecycle::schedule::DEFAULT_PARALLELISM, requires = "with_requirements", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+
     /// Apply without asking for confirmation.
     #[arg(long)]
     pub auto_approve: bool,

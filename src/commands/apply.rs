@@ -63,8 +63,9 @@ async fn module(
             prefer: &args.prefer,
             extra: &args.extra,
             no_influences: args.no_influences,
+            parallelism: usize::from(args.parallelism),
         };
-        return stack::apply(&session, entry, &stack_args, approval).await;
+        return stack::apply(&mut session, entry, &stack_args, approval).await;
     }
     let mut notes = Vec::new();
     let (now, pinned) = session.image_of(entry).await?;

@@ -6,6 +6,7 @@
 //! `e check`, stacks) goes through a [`Session`], so these rules live in one place.
 
 pub mod approve;
+pub mod schedule;
 pub mod stack;
 
 use std::time::{Duration, SystemTime};
@@ -19,7 +20,12 @@ use crate::run::transaction::Transaction;
 use crate::run::{Options, Report, recovery};
 use crate::runtime::{Engine, Transfer};
 use crate::secrets::Secrets;
+use crate::store::merge::Conflict;
 use crate::store::{Installed, Lock, SharedDir};
+
+/// How many times a run whose result conflicts with a concurrent commit is run in all: the
+/// second run has the shared directory to itself, so it cannot conflict again.
+pub const ATTEMPTS: u32 = 2;
 
 /// The methods whose strong requirements must be met before they run.
 pub const GUARDED_METHODS: [&str; 3] = ["init", "plan", "apply"];
@@ -47,11 +53,22 @@ pub struct Session<'a> {
     pub prefer: Vec<String>,
     /// Where every run is logged for the command's `-o json` document.
     pub log: Option<&'a crate::summary::RunLog>,
+    /// Prefix each line of module output with the module's name (modules run side by side).
+    pub prefix_output: bool,
     /// The e command, for run records.
     command: String,
     /// Set once the runs of dead e processes are settled (on first use of the engine).
     settled: tokio::sync::OnceCell<()>,
+    /// Runs side by side share it; a run again after a conflict has it alone, so that nothing
+    /// commits beside it.
+    turns: tokio::sync::RwLock<()>,
     _lock: Lock,
+}
+
+/// A run's share of the session (see `Session::turns`), held from its start to its commit.
+struct Turn<'s> {
+    _shared: Option<tokio::sync::RwLockReadGuard<'s, ()>>,
+    _alone: Option<tokio::sync::RwLockWriteGuard<'s, ()>>,
 }
 
 impl<'a> Session<'a> {
@@ -76,8 +93,10 @@ impl<'a> Session<'a> {
             transfer: None,
             prefer: Vec::new(),
             log: None,
+            prefix_output: false,
             command: command.to_owned(),
             settled: tokio::sync::OnceCell::new(),
+            turns: tokio::sync::RwLock::new(()),
             _lock: lock,
         })
     }
@@ -176,21 +195,71 @@ impl<'a> Session<'a> {
         skip_requirements: bool,
         notes: Vec<String>,
     ) -> anyhow::Result<Report> {
-        let mut transaction = self.begin().await?;
-        let report = self
-            .run_in(
-                &mut transaction,
-                entry,
-                method,
-                extra,
-                skip_requirements,
-                notes,
-            )
-            .await?;
-        if report.kept.is_none() {
-            transaction.commit()?;
+        let mut attempt = 1;
+        loop {
+            let _turn = self.turn(attempt).await;
+            let mut transaction = self.begin().await?;
+            let report = self
+                .run_in(
+                    &mut transaction,
+                    entry,
+                    method,
+                    extra,
+                    skip_requirements,
+                    notes.clone(),
+                )
+                .await?;
+            if report.kept.is_some() {
+                return Ok(report);
+            }
+            match transaction.commit() {
+                Ok(()) => return Ok(report),
+                Err(err) => self.again(err, entry, method, &mut attempt)?,
+            }
         }
-        Ok(report)
+    }
+
+    /// The right to run: shared on a first attempt, alone on a run again.
+    async fn turn(&self, attempt: u32) -> Turn<'_> {
+        if attempt == 1 {
+            Turn {
+                _shared: Some(self.turns.read().await),
+                _alone: None,
+            }
+        } else {
+            Turn {
+                _shared: None,
+                _alone: Some(self.turns.write().await),
+            }
+        }
+    }
+
+    /// Whether a run whose commit failed with `err` is run again: when another run of this
+    /// e changed the same part of the shared directory meanwhile (`store/merge.rs`), the
+    /// module runs again on the new content, up to [`ATTEMPTS`] times; its earlier result
+    /// was not committed. Any other error is returned.
+    fn again(
+        &self,
+        err: anyhow::Error,
+        entry: Entry<'_>,
+        method: &str,
+        attempt: &mut u32,
+    ) -> anyhow::Result<()> {
+        let Some(conflict) = err.downcast_ref::<Conflict>() else {
+            return Err(err);
+        };
+        if *attempt >= ATTEMPTS {
+            return Err(err.context(format!(
+                "`{}` {method} conflicted again, although it ran alone\nhint: run the stack with `--parallelism 1`",
+                entry.id()
+            )));
+        }
+        *attempt += 1;
+        output::note(&format!(
+            "e: `{}` {method}: {conflict}; running it again on the new content, alone",
+            entry.id()
+        ));
+        Ok(())
     }
 
     /// Runs one method inside `transaction`; nothing is committed.
@@ -216,6 +285,7 @@ impl<'a> Session<'a> {
             requirements: Some(file),
             transfer: self.transfer,
             command: self.command.clone(),
+            prefix: self.prefix_output.then(|| entry.module.name.clone()),
         };
         let report = transaction
             .run(self.engine, entry, method, extra, &options)
@@ -236,14 +306,27 @@ impl<'a> Session<'a> {
         no_influences: bool,
         notes: Vec<String>,
     ) -> anyhow::Result<Report> {
-        let mut transaction = self.begin().await?;
-        let report = self
-            .apply_in(&mut transaction, entry, extra, skip_requirements, notes)
-            .await?;
-        if report.kept.is_some() {
-            return Ok(report);
-        }
-        transaction.commit()?;
+        let mut attempt = 1;
+        let report = loop {
+            let _turn = self.turn(attempt).await;
+            let mut transaction = self.begin().await?;
+            let report = self
+                .apply_in(
+                    &mut transaction,
+                    entry,
+                    extra,
+                    skip_requirements,
+                    notes.clone(),
+                )
+                .await?;
+            if report.kept.is_some() {
+                return Ok(report);
+            }
+            match transaction.commit() {
+                Ok(()) => break report,
+                Err(err) => self.again(err, entry, "apply", &mut attempt)?,
+            }
+        };
         if !report.succeeded() {
             return Ok(report);
         }

@@ -1,8 +1,11 @@
 //! A stack: `e apply MODULE --with-requirements` resolves the chain of modules its strong
 //! requirements need, shows it, asks once, then runs init, plan and (when the plan has
-//! changes) apply of each in dependency order, stopping at the first failure with a report of
-//! what ran, what failed and what never started.
+//! changes) apply of each in dependency order. Modules with no requirement or influence
+//! between them run side by side, up to `--parallelism` (`schedule.rs`), their commits merged
+//! (`store/merge.rs`). The first failure stops new starts, with a report of what ran, what
+//! failed and what never started.
 
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,8 +13,10 @@ use crate::exit::{self, Two};
 use crate::graph::{Preferences, resolve};
 use crate::lifecycle::Session;
 use crate::lifecycle::approve::Approval;
+use crate::lifecycle::schedule::{self, Outcome};
 use crate::output;
 use crate::repository::Entry;
+use crate::run::Report;
 use crate::summary::Ended;
 
 /// What a stack is asked to do beyond its target.
@@ -23,6 +28,8 @@ pub struct StackArgs<'a> {
     pub extra: &'a [String],
     /// Do not plan influenced modules after each apply.
     pub no_influences: bool,
+    /// How many modules may run at the same time.
+    pub parallelism: usize,
 }
 
 /// One module version of a stack and why it is in it.
@@ -33,7 +40,7 @@ struct Step<'r> {
 
 /// Resolves, shows, confirms and installs the chain of requirements, then the target.
 pub async fn apply(
-    session: &Session<'_>,
+    session: &mut Session<'_>,
     target: Entry<'_>,
     args: &StackArgs<'_>,
     approval: Approval,
@@ -145,91 +152,160 @@ pub async fn apply(
         return Ok(Ended::new(exit::FAILURE, "cancelled"));
     }
 
-    // A Ctrl-C during a method stops its container (and so the stack); one between methods
-    // is noticed here, before the next step starts.
+    let needs = needs(&steps);
+    session.prefix_output = args.parallelism > 1 && overlap(&needs);
+    let session = &*session;
+    // A Ctrl-C during a method stops its container (and so its step); one between methods
+    // is noticed by the scheduler, before the next step starts.
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
     let listener = tokio::spawn(async move {
         crate::interrupt::requested().await;
         flag.store(true, Ordering::SeqCst);
     });
-    let mut done: Vec<String> = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        if interrupted.load(Ordering::SeqCst) {
-            let not_run: Vec<String> = steps[i..].iter().map(|s| s.entry.id()).collect();
-            output::note(&format!(
-                "\ne: interrupted\n  installed: {}\n  not run:   {}",
-                if done.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    done.join(", ")
-                },
-                not_run.join(", ")
-            ));
-            listener.abort();
-            return Ok(Ended::new(exit::INTERRUPTED, "interrupted"));
-        }
-        let is_target = step.entry.module.name == target.module.name;
-        let extra: &[String] = if is_target { args.extra } else { &[] };
+    let failures: RefCell<Vec<(usize, &'static str, Report)>> = RefCell::new(Vec::new());
+    let started = Cell::new(0);
+    let outcomes = schedule::run(&needs, args.parallelism, &interrupted, |i| {
+        let step = &steps[i];
+        started.set(started.get() + 1);
         output::note(&format!(
             "\ne: [{}/{}] {}",
-            i + 1,
+            started.get(),
             steps.len(),
             step.entry.id()
         ));
+        let is_target = step.entry.module.name == target.module.name;
+        let extra: &[String] = if is_target { args.extra } else { &[] };
         let note = vec![format!("stack for {}", target.id())];
-        let init = session
-            .run(step.entry, "init", &[], false, note.clone())
-            .await?;
-        let failure = if !init.succeeded() {
-            Some(("init", init))
-        } else {
-            let plan = session
-                .run(step.entry, "plan", &[], false, note.clone())
-                .await?;
-            if !plan.answered() {
-                Some(("plan", plan))
-            } else if plan.exit_code == 0 {
-                output::note(&format!(
-                    "e: `{}`: no changes; apply was not run",
-                    step.entry.id()
-                ));
-                None
-            } else {
-                let apply = session
-                    .apply(step.entry, extra, false, args.no_influences, note)
-                    .await?;
-                (!apply.succeeded()).then_some(("apply", apply))
+        let failures = &failures;
+        async move {
+            let failure = install(session, step.entry, extra, args.no_influences, note).await?;
+            let succeeded = failure.is_none();
+            if let Some((method, report)) = failure {
+                failures.borrow_mut().push((i, method, report));
             }
-        };
-        if let Some((method, report)) = failure {
-            let not_run: Vec<String> = steps[i + 1..].iter().map(|s| s.entry.id()).collect();
-            output::note(&format!(
-                "\ne: stopped: `{}` {method} failed (exit {}); the state is as the last successful step left it\n  installed: {}\n  failed:    {}\n  not run:   {}",
-                step.entry.id(),
-                report.exit_code,
-                if done.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    done.join(", ")
-                },
-                step.entry.id(),
-                if not_run.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    not_run.join(", ")
-                },
-            ));
-            listener.abort();
-            let mut ended = Ended::of(&report, Two::Failure);
-            if ended.code == exit::SUCCESS {
-                ended = Ended::new(exit::FAILURE, "failed");
-            }
-            return Ok(ended);
+            Ok(succeeded)
         }
-        done.push(step.entry.id());
-    }
+    })
+    .await;
     listener.abort();
-    output::note(&format!("\ne: installed {}", done.join(", ")));
+    let outcomes = outcomes?;
+    let ids = |outcome: Outcome| -> String {
+        let ids: Vec<String> = steps
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| **o == outcome)
+            .map(|(s, _)| s.entry.id())
+            .collect();
+        if ids.is_empty() {
+            "nothing".to_owned()
+        } else {
+            ids.join(", ")
+        }
+    };
+    let failures = failures.into_inner();
+    if let Some((i, method, report)) = failures.first() {
+        let mut why = format!(
+            "`{}` {method} failed (exit {})",
+            steps[*i].entry.id(),
+            report.exit_code
+        );
+        for (i, method, report) in &failures[1..] {
+            why.push_str(&format!(
+                ", `{}` {method} failed (exit {})",
+                steps[*i].entry.id(),
+                report.exit_code
+            ));
+        }
+        output::note(&format!(
+            "\ne: stopped: {why}; the state is as the successful steps left it\n  installed: {}\n  failed:    {}\n  not run:   {}",
+            ids(Outcome::Succeeded),
+            ids(Outcome::Failed),
+            ids(Outcome::NotStarted),
+        ));
+        let mut ended = Ended::of(report, Two::Failure);
+        if ended.code == exit::SUCCESS {
+            ended = Ended::new(exit::FAILURE, "failed");
+        }
+        return Ok(ended);
+    }
+    if outcomes.contains(&Outcome::NotStarted) {
+        output::note(&format!(
+            "\ne: interrupted\n  installed: {}\n  not run:   {}",
+            ids(Outcome::Succeeded),
+            ids(Outcome::NotStarted)
+        ));
+        return Ok(Ended::new(exit::INTERRUPTED, "interrupted"));
+    }
+    output::note(&format!("\ne: installed {}", ids(Outcome::Succeeded)));
     Ok(Ended::new(exit::SUCCESS, "applied"))
+}
+
+/// Runs init, plan and (when the plan has changes) apply of one step; the method that
+/// failed and its report, or `None` when the step is done.
+async fn install(
+    session: &Session<'_>,
+    entry: Entry<'_>,
+    extra: &[String],
+    no_influences: bool,
+    note: Vec<String>,
+) -> anyhow::Result<Option<(&'static str, Report)>> {
+    let init = session.run(entry, "init", &[], false, note.clone()).await?;
+    if !init.succeeded() {
+        return Ok(Some(("init", init)));
+    }
+    let plan = session.run(entry, "plan", &[], false, note.clone()).await?;
+    if !plan.answered() {
+        return Ok(Some(("plan", plan)));
+    }
+    if plan.exit_code == 0 {
+        output::note(&format!(
+            "e: `{}`: no changes; apply was not run",
+            entry.id()
+        ));
+        return Ok(None);
+    }
+    let apply = session
+        .apply(entry, extra, false, no_influences, note)
+        .await?;
+    Ok((!apply.succeeded()).then_some(("apply", apply)))
+}
+
+/// For each step, the earlier steps it must wait for: those it requires (strongly, or weakly
+/// when they are in the stack), and those it influences or that influence it, so that a
+/// module never runs beside one whose section it may read.
+fn needs(steps: &[Step<'_>]) -> Vec<Vec<usize>> {
+    let related = |a: Entry<'_>, b: Entry<'_>| {
+        let v = a.version;
+        v.requires
+            .strong
+            .iter()
+            .chain(&v.requires.weak)
+            .chain(&v.influences)
+            .any(|selector| selector.matches(&b.version.labels))
+    };
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            (0..i)
+                .filter(|&j| {
+                    related(step.entry, steps[j].entry) || related(steps[j].entry, step.entry)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Whether any two steps may run at the same time.
+fn overlap(needs: &[Vec<usize>]) -> bool {
+    // Steps come in dependency order; a step that does not need its predecessor (directly or
+    // through others) may run beside it.
+    (1..needs.len()).any(|i| !reaches(needs, i, i - 1))
+}
+
+fn reaches(needs: &[Vec<usize>], from: usize, to: usize) -> bool {
+    needs[from]
+        .iter()
+        .any(|&n| n == to || (n > to && reaches(needs, n, to)))
 }

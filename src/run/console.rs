@@ -1,4 +1,6 @@
-//! The console of a run: container output printed (masked) as it arrives, and kept.
+//! The console of a run: container output printed (masked) as it arrives, and kept. When
+//! modules run side by side, each printed line starts with the module's name (`[bmk] ...`),
+//! so whole lines are printed as they complete.
 
 use std::sync::Mutex;
 
@@ -12,17 +14,54 @@ pub struct Console {
     stderr: Masker,
     captured: Mutex<(String, String)>,
     quiet: bool,
+    /// The line prefix, and the unfinished line of each stream (stdout, stderr).
+    prefix: Option<(String, Mutex<(String, String)>)>,
 }
 
 impl Console {
-    /// A console that masks `secrets`; `quiet` only captures.
-    pub fn new(secrets: Vec<String>, quiet: bool) -> Console {
+    /// A console that masks `secrets`; `quiet` only captures; `prefix` starts each printed
+    /// line with `[PREFIX] `.
+    pub fn new(secrets: Vec<String>, quiet: bool, prefix: Option<String>) -> Console {
         Console {
             stdout: Masker::new(secrets.clone()),
             stderr: Masker::new(secrets),
             captured: Mutex::new((String::new(), String::new())),
             quiet,
+            prefix: prefix.map(|p| (format!("[{p}] "), Mutex::new(Default::default()))),
         }
+    }
+
+    /// Prints `text`, whole lines with the prefix when there is one; `last` flushes an
+    /// unfinished line too.
+    fn print(&self, stream: Stream, text: &str, last: bool) {
+        let Some((prefix, pending)) = &self.prefix else {
+            output::stream(stream, text);
+            return;
+        };
+        let mut pending = pending.lock().expect("the line buffer is never poisoned");
+        let line = match stream {
+            Stream::Stdout => &mut pending.0,
+            Stream::Stderr => &mut pending.1,
+        };
+        line.push_str(text);
+        let end = if last {
+            line.len()
+        } else {
+            line.rfind('\n').map_or(0, |at| at + 1)
+        };
+        if end == 0 {
+            return;
+        }
+        let mut printed = String::new();
+        for piece in line[..end].split_inclusive('\n') {
+            printed.push_str(prefix);
+            printed.push_str(piece);
+        }
+        if !printed.ends_with('\n') {
+            printed.push('\n');
+        }
+        line.drain(..end);
+        output::stream(stream, &printed);
     }
 }
 
@@ -32,7 +71,7 @@ impl Console {
             return;
         }
         if !self.quiet {
-            output::stream(stream, text);
+            self.print(stream, text, false);
         }
         let mut captured = self
             .captured
@@ -53,6 +92,10 @@ impl Console {
     pub fn finish(&self) -> (String, String) {
         self.emit(Stream::Stdout, &self.stdout.finish());
         self.emit(Stream::Stderr, &self.stderr.finish());
+        if !self.quiet {
+            self.print(Stream::Stdout, "", true);
+            self.print(Stream::Stderr, "", true);
+        }
         std::mem::take(
             &mut *self
                 .captured
@@ -69,5 +112,20 @@ impl OutputSink for Console {
             Stream::Stderr => &self.stderr,
         };
         self.emit(stream, &masker.feed(bytes));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefixed_console_captures_the_output_as_the_module_wrote_it() {
+        let console = Console::new(vec!["hunter2".into()], false, Some("bmk".into()));
+        console.write(Stream::Stdout, b"one\ntw");
+        console.write(Stream::Stdout, b"o hunter2\nthree");
+        let (stdout, stderr) = console.finish();
+        assert_eq!(stdout, "one\ntwo ***\nthree");
+        assert_eq!(stderr, "");
     }
 }

@@ -56,6 +56,9 @@ pub struct Options {
     pub transfer: Option<Transfer>,
     /// The e command, for the run's record.
     pub command: String,
+    /// Printed before each line of the container's output (the module's name, when modules
+    /// run side by side); the captured output has no prefix.
+    pub prefix: Option<String>,
 }
 
 /// The methods that must leave the shared directory as they found it.
@@ -227,7 +230,7 @@ pub async fn execute(
     } = prepare(shared, base, call, transfer, options)?;
 
     let values: Vec<String> = handed.iter().map(|h| h.value.clone()).collect();
-    let console = Console::new(values, options.quiet);
+    let console = Console::new(values, options.quiet, options.prefix.clone());
     let started = SystemTime::now();
     let clock = Instant::now();
     let result = engine.run(&spec, &console).await;

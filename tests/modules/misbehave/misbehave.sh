@@ -139,6 +139,18 @@ case "$1" in
   write-e-area) # writes into e's own area
     mkdir -p "$shared/.e" && echo planted > "$shared/.e/planted" \
       || { echo "write-e-area: cannot write under $shared/.e" >&2; exit 1; } ;;
+  mark)         # sleeps $3 seconds, writes its own section once and adds its name under
+                # `marked_by:` of the section $2 (a section every module of a stack touches)
+    sleep "${3:-0}"
+    grep -q "^$E_MODULE:" "$state" 2>/dev/null || printf '%s:\n  status: applied\n' "$E_MODULE" >> "$state"
+    if ! grep -qx "  - $E_MODULE" "$state"; then
+      awk -v s="$2:" -v me="  - $E_MODULE" '
+        /^[^ #]/ { in_section = ($0 == s) }
+        { print }
+        in_section && $0 == "  marked_by:" { print me }' "$state" > "$state.new" && mv "$state.new" "$state"
+    fi ;;
+  base-marked)  # an apply for the base of the `mark` modules: its section with an empty list
+    grep -q "^$E_MODULE:" "$state" 2>/dev/null || printf '%s:\n  status: applied\n  marked_by:\n' "$E_MODULE" >> "$state" ;;
   slow-apply)   # writes its section (status: applying), sleeps $2 seconds (5), then writes it
                 # again (status: applied); `count` is one more than the last run's, so a
                 # lost update shows

@@ -1,0 +1,154 @@
+//! End-to-end tests of stacks run side by side on the real engine: independent modules overlap,
+//! their commits to one shared section never lose an update (a conflict runs the module again),
+//! a failure lets the running modules finish and starts nothing new, and `--parallelism 1`
+//! runs one module after the other.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use support::{e_in, misbehave_image, root, stderr, stdout, text};
+
+fn repository() -> PathBuf {
+    root().join("tests/fixtures/stack-repository.yaml")
+}
+
+struct Scene {
+    dir: tempfile::TempDir,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        misbehave_image();
+        Scene {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn expect(&self, code: i32, args: &[&str]) -> Output {
+        let shared = self.dir.path().join("shared");
+        support::exited(
+            code,
+            args,
+            e_in(self.dir.path(), &repository(), &shared, args),
+        )
+    }
+
+    fn state(&self) -> serde_yaml::Mapping {
+        let text = std::fs::read_to_string(self.dir.path().join("shared/state.yml")).unwrap();
+        serde_yaml::from_str(&text).unwrap_or_else(|err| panic!("{err}: {text}"))
+    }
+}
+
+const MIDDLEWARE: [&str; 4] = ["par-k8s", "par-kafka", "par-logging", "par-monitoring"];
+
+#[test]
+fn independent_modules_run_side_by_side_and_no_update_to_a_shared_section_is_lost() {
+    let scene = Scene::new();
+    let out = scene.expect(
+        0,
+        &["apply", "par-top", "--with-requirements", "--auto-approve"],
+    );
+    let said = stderr(&out);
+    let state = scene.state();
+    for module in MIDDLEWARE.iter().chain(&["par-base", "par-top"]) {
+        assert!(
+            state.contains_key(*module),
+            "`{module}` has its section: {state:?}\n{said}"
+        );
+    }
+    // Every middleware module marked the base: four writes to one section, none lost.
+    let mut marked: Vec<String> = state["par-base"]["marked_by"]
+        .as_sequence()
+        .unwrap_or_else(|| panic!("a list: {state:?}"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    marked.sort();
+    assert_eq!(marked, MIDDLEWARE, "{said}");
+    // They overlapped (each apply sleeps 1 s), so their commits met and were run again.
+    assert!(
+        said.contains("running it again on the new content, alone"),
+        "{said}"
+    );
+    assert!(said.contains("state.yml: par-base"), "{said}");
+    // Output of modules side by side is prefixed with their names.
+    assert!(
+        stdout(&out).contains("[par-kafka] + par-kafka: status applied\n"),
+        "{}",
+        text(&out)
+    );
+    let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
+    assert!(
+        history.contains("not committed: another run changed"),
+        "{history}"
+    );
+    let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["serial"], 6, "one commit per apply: {status}");
+}
+
+#[test]
+fn a_failure_lets_the_modules_beside_it_finish_and_starts_nothing_new() {
+    let scene = Scene::new();
+    let out = scene.expect(
+        1,
+        &[
+            "apply",
+            "par-doomed",
+            "--with-requirements",
+            "--auto-approve",
+        ],
+    );
+    let said = stderr(&out);
+    assert!(said.contains("failed:    par-broken@1.0.0"), "{said}");
+    assert!(said.contains("not run:   par-doomed@1.0.0"), "{said}");
+    // par-kafka ran beside par-broken and was let finish.
+    assert!(
+        said.contains("installed: par-base@1.0.0, par-kafka@1.0.0"),
+        "{said}"
+    );
+    let state = scene.state();
+    assert!(state.contains_key("par-kafka") && !state.contains_key("par-doomed"));
+    assert!(!state.contains_key("par-broken"), "{state:?}");
+}
+
+#[test]
+fn parallelism_one_runs_one_module_after_the_other_without_conflicts() {
+    let scene = Scene::new();
+    let out = scene.expect(
+        0,
+        &[
+            "apply",
+            "par-top",
+            "--with-requirements",
+            "--auto-approve",
+            "--parallelism",
+            "1",
+        ],
+    );
+    let said = stderr(&out);
+    assert!(!said.contains("running it again"), "{said}");
+    assert!(
+        !stdout(&out).contains("[par-kafka]"),
+        "no prefix when nothing overlaps: {}",
+        text(&out)
+    );
+    let marked = scene.state()["par-base"]["marked_by"]
+        .as_sequence()
+        .unwrap()
+        .len();
+    assert_eq!(marked, 4, "{said}");
+    let out = scene.expect(
+        1,
+        &[
+            "apply",
+            "par-top",
+            "--with-requirements",
+            "--parallelism",
+            "0",
+        ],
+    );
+    assert!(stderr(&out).contains("--parallelism"), "{}", text(&out));
+}
