@@ -1,14 +1,15 @@
 //! End-to-end tests of stacks run side by side on the real engine: independent modules overlap,
 //! their commits to one shared section never lose an update (a conflict runs the module again),
-//! a failure lets the running modules finish and starts nothing new, and `--parallelism 1`
-//! runs one module after the other.
+//! a failure lets the running modules finish and starts nothing new, `--parallelism 1`
+//! runs one module after the other, and the runs of one shared directory join one network
+//! holder, confined and loopback-only, unless `E_NETWORK_HOLDER=off`.
 
 mod support;
 
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Command, Output};
 
-use support::{e_in, misbehave_image, root, stderr, stdout, text};
+use support::{e_in_with, misbehave_image, root, stderr, stdout, text};
 
 fn repository() -> PathBuf {
     root().join("tests/fixtures/stack-repository.yaml")
@@ -27,17 +28,46 @@ impl Scene {
     }
 
     fn expect(&self, code: i32, args: &[&str]) -> Output {
+        self.expect_with(code, args, &[])
+    }
+
+    fn expect_with(&self, code: i32, args: &[&str], envs: &[(&str, &str)]) -> Output {
         let shared = self.dir.path().join("shared");
-        support::exited(
-            code,
-            args,
-            e_in(self.dir.path(), &repository(), &shared, args),
-        )
+        let out = e_in_with(self.dir.path(), &repository(), &shared, args, envs);
+        support::exited(code, args, out)
     }
 
     fn state(&self) -> serde_yaml::Mapping {
         let text = std::fs::read_to_string(self.dir.path().join("shared/state.yml")).unwrap();
         serde_yaml::from_str(&text).unwrap_or_else(|err| panic!("{err}: {text}"))
+    }
+
+    /// The shared directory's id, which its containers carry.
+    fn id(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("shared/.e/id"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// The running network holders of this shared directory.
+    fn holders(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args(["ps", "-q", "--filter"])
+            .arg(format!("label=e.holder={}", self.id()))
+            .output()
+            .unwrap();
+        stdout(&out).lines().map(str::to_owned).collect()
+    }
+}
+
+impl Drop for Scene {
+    fn drop(&mut self) {
+        if self.dir.path().join("shared/.e/id").exists() {
+            for holder in self.holders() {
+                let _ = Command::new("docker").args(["rm", "-f", &holder]).output();
+            }
+        }
     }
 }
 
@@ -151,4 +181,41 @@ fn parallelism_one_runs_one_module_after_the_other_without_conflicts() {
         ],
     );
     assert!(stderr(&out).contains("--parallelism"), "{}", text(&out));
+}
+
+#[test]
+fn the_runs_of_a_shared_directory_join_one_confined_loopback_only_holder() {
+    let scene = Scene::new();
+    let out = scene.expect(0, &["init", "par-net"]);
+    assert_eq!(stdout(&out), "lo\n", "loopback only: {}", text(&out));
+    scene.expect(0, &["init", "par-net"]);
+    let holders = scene.holders();
+    assert_eq!(
+        holders.len(),
+        1,
+        "one holder for both commands: {holders:?}"
+    );
+    let inspect = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.HostConfig.NetworkMode}} {{.HostConfig.CapDrop}} {{.HostConfig.ReadonlyRootfs}} \
+             {{.HostConfig.PidsLimit}} {{len .Mounts}} {{.Config.User}} {{.HostConfig.AutoRemove}} \
+             {{index .Config.Labels \"e.managed-by\"}}",
+            &holders[0],
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&inspect).trim(),
+        "none [ALL] true 1 0 65534:65534 true e",
+        "{}",
+        text(&inspect)
+    );
+
+    // Turned off, a new shared directory gets no holder.
+    let other = Scene::new();
+    let out = other.expect_with(0, &["init", "par-net"], &[("E_NETWORK_HOLDER", "off")]);
+    assert_eq!(stdout(&out), "lo\n", "{}", text(&out));
+    assert_eq!(other.holders(), Vec::<String>::new());
 }

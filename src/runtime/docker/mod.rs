@@ -38,6 +38,7 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt as _, StreamExt as _};
 
 mod credentials;
+mod holder;
 mod images;
 mod volumes;
 
@@ -85,6 +86,8 @@ pub struct DockerEngine {
     version: EngineVersion,
     /// How many CPUs the engine has, asked once (see [`DockerEngine::cpus`]).
     cpus: std::sync::Arc<tokio::sync::OnceCell<Option<i64>>>,
+    /// The network holders runs join (`holder.rs`).
+    holders: Arc<holder::Holders>,
 }
 
 /// What the engine says of itself, for `e version`.
@@ -171,6 +174,7 @@ pub async fn connect_to(endpoint: Endpoint) -> anyhow::Result<DockerEngine> {
         init: Arc::new(AtomicBool::new(true)),
         version: engine_version(answer),
         cpus: Default::default(),
+        holders: Default::default(),
     })
 }
 
@@ -361,9 +365,23 @@ impl DockerEngine {
     /// once per command.
     async fn create_confined(&self, spec: &RunSpec, cpus: Option<i64>) -> anyhow::Result<String> {
         let with_init = self.with_init();
-        let created = self
-            .create_container(spec, container_config(spec, with_init, cpus)?)
+        let shared = spec.labels.get(LABEL_SHARED).map(String::as_str);
+        let mut network = match spec.network {
+            Network::None => self.none_network(shared).await,
+            Network::Host => "host".to_owned(),
+        };
+        let mut created = self
+            .create_container(spec, container_config(spec, with_init, cpus, &network)?)
             .await;
+        if created.is_err() && network.starts_with("container:") {
+            // The holder went (removed by hand): this run gets a namespace of its own.
+            self.forget_holder(shared).await;
+            network = "none".to_owned();
+            created = self
+                .create_container(spec, container_config(spec, with_init, cpus, &network)?)
+                .await;
+        }
+        let config = |init| container_config(spec, init, cpus, &network);
         match created {
             Err(err) if with_init && lacks_init(&err) => {
                 if self.init.swap(false, Ordering::Relaxed) {
@@ -374,8 +392,7 @@ impl DockerEngine {
                         last_cause(&err)
                     ));
                 }
-                self.create_container(spec, container_config(spec, false, cpus)?)
-                    .await
+                self.create_container(spec, config(false)?).await
             }
             created => created,
         }
@@ -935,13 +952,15 @@ fn last_cause(err: &anyhow::Error) -> String {
         .unwrap_or_default()
 }
 
-/// The container's configuration: the spec, plus e's confinement; `init` adds an init process.
+/// The container's configuration: the spec, plus e's confinement; `init` adds an init process,
+/// `network` is the network mode (`none`, `host`, or `container:ID` of a holder).
 /// A CPU limit above what the engine has (`engine_cpus`) is lowered to all of them: the engine
 /// refuses more.
 fn container_config(
     spec: &RunSpec,
     init: bool,
     engine_cpus: Option<i64>,
+    network: &str,
 ) -> anyhow::Result<ContainerCreateBody> {
     let confinement = &spec.confinement;
     let nano_cpus = match engine_cpus {
@@ -953,10 +972,6 @@ fn container_config(
     let mounts = mounts(spec)?;
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     labels.insert(LABEL_MANAGED_BY.to_owned(), "e".to_owned());
-    let network = match spec.network {
-        Network::None => "none",
-        Network::Host => "host",
-    };
     Ok(ContainerCreateBody {
         image: Some(spec.image.clone()),
         // The image's ENTRYPOINT receives these; an empty list keeps the image's CMD.
@@ -1222,7 +1237,7 @@ mod tests {
     #[test]
     fn container_config_confines_the_container() {
         let spec = test_spec();
-        let config = container_config(&spec, true, None).expect("config");
+        let config = container_config(&spec, true, None, "none").expect("config");
         assert_eq!(config.cmd, Some(vec!["apply".to_owned()]));
         assert_eq!(config.entrypoint, None);
         assert_eq!(config.env, Some(vec!["A=1".to_owned()]));
@@ -1251,7 +1266,7 @@ mod tests {
         assert_eq!(host.privileged, Some(false));
         assert_eq!(host.auto_remove, Some(false));
         assert_eq!(host.init, Some(true));
-        let without = container_config(&spec, false, None).expect("config");
+        let without = container_config(&spec, false, None, "none").expect("config");
         assert_eq!(without.host_config.expect("host config").init, Some(false));
     }
 
@@ -1260,7 +1275,7 @@ mod tests {
         let mut spec = test_spec();
         spec.confinement.nano_cpus = 8_000_000_000;
         let nano = |cpus| {
-            container_config(&spec, true, cpus)
+            container_config(&spec, true, cpus, "none")
                 .expect("config")
                 .host_config
                 .and_then(|host| host.nano_cpus)

@@ -139,6 +139,8 @@ case "$1" in
   write-e-area) # writes into e's own area
     mkdir -p "$shared/.e" && echo planted > "$shared/.e/planted" \
       || { echo "write-e-area: cannot write under $shared/.e" >&2; exit 1; } ;;
+  interfaces)   # prints the network interfaces it has, one per line
+    awk -F: 'NR > 2 { gsub(/ /, "", $1); print $1 }' /proc/net/dev ;;
   mark)         # sleeps $3 seconds, writes its own section once and adds its name under
                 # `marked_by:` of the section $2 (a section every module of a stack touches)
     sleep "${3:-0}"
