@@ -39,11 +39,15 @@ const MODULES: [(&str, &[&str]); 10] = [
     ("storage", &["kubernetes"]),
     ("ingress", &["kubernetes"]),
     ("database", &["storage"]),
-    ("application", &["database", "kafka", "monitoring", "logging"]),
+    (
+        "application",
+        &["database", "kafka", "monitoring", "logging"],
+    ),
 ];
 
 const INIT: &str = "true";
-const PLAN: &str = r#"grep -q "^$E_MODULE:" /shared/state.yml 2>/dev/null && exit 0; echo "+ $E_MODULE"; exit 2"#;
+const PLAN: &str =
+    r#"grep -q "^$E_MODULE:" /shared/state.yml 2>/dev/null && exit 0; echo "+ $E_MODULE"; exit 2"#;
 const APPLY: &str = r#"printf '%s:\n  status: applied\n' "$E_MODULE" >> /shared/state.yml"#;
 
 fn repository_yaml() -> String {

@@ -349,6 +349,10 @@ pub struct AuditArgs {
     #[arg(long)]
     pub all: bool,
 
+    /// With --all: audit at most N modules at a time (audits only read, so all may overlap).
+    #[arg(long, value_name = "N", default_value_t = crate::lifecycle::schedule::DEFAULT_PARALLELISM, requires = "all", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
+
     /// Options of the run.
     #[command(flatten)]
     pub run: RunOptions,

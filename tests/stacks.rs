@@ -117,6 +117,29 @@ fn independent_modules_run_side_by_side_and_no_update_to_a_shared_section_is_los
     let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["serial"], 6, "one commit per apply: {status}");
+
+    // `e audit --all` audits them side by side; every one that knows sees a hand edit.
+    let text_of = std::fs::read_to_string(scene.dir.path().join("shared/state.yml")).unwrap();
+    std::fs::write(
+        scene.dir.path().join("shared/state.yml"),
+        format!("{text_of}hand-edit: true\n"),
+    )
+    .unwrap();
+    let out = scene.expect(2, &["audit", "--all"]);
+    assert!(
+        stdout(&out).contains("[par-kafka] drift: a hand-edit I do not know\n"),
+        "{}",
+        text(&out)
+    );
+    let table = stdout(&out);
+    for module in MIDDLEWARE {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.contains(module) && l.contains("drift")),
+            "{table}"
+        );
+    }
 }
 
 #[test]

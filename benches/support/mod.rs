@@ -45,4 +45,3 @@ pub fn median(values: &mut [Duration]) -> Duration {
 pub fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
-
