@@ -44,6 +44,12 @@ pub struct Cli {
     )]
     pub shared: PathBuf,
 
+    /// Keep the environment in a backend instead of the shared directory:
+    /// `postgres://USER@HOST:PORT/DB?schema=NAME&env=NAME` (docs/backends.md). Commands that
+    /// change it take its lock; every commit is checked against the backend's serial.
+    #[arg(long, global = true, env = "E_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
+
     /// A YAML file of secrets for `${secret:NAME}` references in command envs.
     #[arg(long, global = true, env = "E_SECRETS", value_name = "FILE")]
     pub secrets: Option<PathBuf>,
@@ -659,20 +665,12 @@ pub enum StateAction {
     Pull {
         /// The directory to write (it must not exist, or be empty).
         dir: PathBuf,
-
-        /// The backend: `postgres://USER@HOST:PORT/DB?schema=NAME&env=NAME` (docs/backends.md).
-        #[arg(long, env = "E_BACKEND", value_name = "URL")]
-        backend: String,
     },
     /// Make a shared directory the content of a backend's environment, under its lock.
     /// Refused when the directory has another lineage or an older serial, unless `--force`.
     Push {
         /// The shared directory to push.
         dir: PathBuf,
-
-        /// The backend: `postgres://USER@HOST:PORT/DB?schema=NAME&env=NAME` (docs/backends.md).
-        #[arg(long, env = "E_BACKEND", value_name = "URL")]
-        backend: String,
 
         /// Push even over another lineage or a newer serial.
         #[arg(long)]

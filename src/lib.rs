@@ -47,6 +47,11 @@ pub struct Context {
     pub transfer: Option<runtime::Transfer>,
     /// Every method run of this command, for its `-o json` document.
     pub runs: summary::RunLog,
+    /// The backend (`--backend`), if the environment lives in one.
+    pub backend: Option<String>,
+    /// The command's private mirror of the backend's environment, if it uses one: then
+    /// `shared_path` is its directory.
+    pub mirror: Option<store::mirror::Mirror>,
 }
 
 impl Context {
@@ -88,6 +93,7 @@ impl Context {
             options.lock_timeout,
         )?;
         session.log = Some(&self.runs);
+        session.mirror = self.mirror.as_ref();
         session.timeout = options.timeout;
         session.quiet = options.output != cli::Format::Table;
         session.transfer = self.transfer;
@@ -112,6 +118,15 @@ impl Context {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// The backend `--backend` (or `E_BACKEND`) names; an error when none does.
+    pub fn backend(&self) -> anyhow::Result<&str> {
+        self.backend.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no backend given\nhint: pass `--backend postgres://USER@HOST:PORT/DB?schema=NAME` or set `E_BACKEND` (docs/backends.md)"
+            )
+        })
+    }
+
     /// The secrets for `${secret:NAME}` references (none without a secrets file).
     pub fn secrets(&self) -> anyhow::Result<secrets::Secrets> {
         match &self.secrets_path {
@@ -121,11 +136,23 @@ impl Context {
     }
 }
 
-/// Runs one parsed command line.
+/// Runs one parsed command line: against the shared directory, or against a private mirror
+/// of the backend's environment (`store/mirror.rs`), synced when the command ends.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let context = Context {
+    let access = match &cli.backend {
+        Some(_) => store::mirror::access(&cli.command),
+        None => store::mirror::Access::None,
+    };
+    let mirror = match (&cli.backend, access) {
+        (Some(url), access) if access != store::mirror::Access::None => {
+            let command: Vec<String> = std::env::args().collect();
+            Some(store::mirror::Mirror::open(url, access, &command.join(" ")).await?)
+        }
+        _ => None,
+    };
+    let mut context = Context {
+        shared_path: mirror.as_ref().map_or(cli.shared, |m| m.path()),
         repository_path: cli.repository,
-        shared_path: cli.shared,
         secrets_path: cli.secrets,
         transfer: match cli.transfer {
             cli::TransferChoice::Auto => None,
@@ -133,9 +160,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::TransferChoice::Archive => Some(runtime::Transfer::Archive),
         },
         runs: summary::RunLog::default(),
+        backend: cli.backend,
+        mirror,
     };
+    let result = dispatch(cli.command, &context).await;
+    match context.mirror.take() {
+        Some(mirror) => {
+            let synced = mirror.finish().await;
+            match (result, synced) {
+                (Ok(code), Ok(())) => Ok(code),
+                (Ok(_), Err(err)) => Err(err),
+                (Err(err), Ok(())) => Err(err),
+                (Err(err), Err(sync)) => {
+                    // The same failure again (a lost connection) is said once.
+                    if format!("{sync:#}") != format!("{err:#}") {
+                        output::error(&sync);
+                    }
+                    Err(err)
+                }
+            }
+        }
+        None => result,
+    }
+}
+
+async fn dispatch(command: Command, context: &Context) -> anyhow::Result<ExitCode> {
+    let context = &*context;
     let engine = runtime::docker::LazyDocker::default();
-    match cli.command {
+    match command {
         Command::List(args) => commands::list::run(args, &context),
         Command::Search(args) => commands::search::run(args, &context),
         Command::Info(args) => commands::info::run(args, &context),

@@ -35,15 +35,14 @@ pub async fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode>
             auto_approve,
             lock_timeout,
         ),
-        Some(StateAction::Pull { dir, backend }) => {
-            super::state_backend::pull(&dir, &backend).await
+        Some(StateAction::Pull { dir }) => {
+            super::state_backend::pull(&dir, context.backend()?).await
         }
         Some(StateAction::Push {
             dir,
-            backend,
             force,
             lock_timeout,
-        }) => super::state_backend::push(&dir, &backend, force, lock_timeout).await,
+        }) => super::state_backend::push(&dir, context.backend()?, force, lock_timeout).await,
     }
 }
 
@@ -240,6 +239,7 @@ fn remove(
         },
         notes: vec!["removed by hand with `e state rm`; the module was not run".to_owned()],
         transfer: None,
+        by: Some(crate::store::machine::who()),
     };
     change.write(
         shared.history_path(&entry),

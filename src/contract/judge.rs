@@ -432,6 +432,7 @@ mod tests {
                 changed_keys: Vec::new(),
                 notes: Vec::new(),
                 transfer: None,
+                by: None,
             },
         }
     }

@@ -55,6 +55,8 @@ pub struct Session<'a> {
     pub log: Option<&'a crate::summary::RunLog>,
     /// Prefix each line of module output with the module's name (modules run side by side).
     pub prefix_output: bool,
+    /// The backend's mirror, synced after every commit (`store/mirror.rs`).
+    pub mirror: Option<&'a crate::store::mirror::Mirror>,
     /// The e command, for run records.
     command: String,
     /// Set once the runs of dead e processes are settled (on first use of the engine).
@@ -94,6 +96,7 @@ impl<'a> Session<'a> {
             prefer: Vec::new(),
             log: None,
             prefix_output: false,
+            mirror: None,
             command: command.to_owned(),
             settled: tokio::sync::OnceCell::new(),
             turns: tokio::sync::RwLock::new(()),
@@ -213,9 +216,20 @@ impl<'a> Session<'a> {
                 return Ok(report);
             }
             match transaction.commit() {
-                Ok(()) => return Ok(report),
+                Ok(()) => {
+                    self.sync().await?;
+                    return Ok(report);
+                }
                 Err(err) => self.again(err, entry, method, &mut attempt)?,
             }
+        }
+    }
+
+    /// Commits what the last commit changed to the backend, when the environment lives in one.
+    pub async fn sync(&self) -> anyhow::Result<()> {
+        match self.mirror {
+            Some(mirror) => mirror.sync().await,
+            None => Ok(()),
         }
     }
 
@@ -323,7 +337,10 @@ impl<'a> Session<'a> {
                 return Ok(report);
             }
             match transaction.commit() {
-                Ok(()) => break report,
+                Ok(()) => {
+                    self.sync().await?;
+                    break report;
+                }
                 Err(err) => self.again(err, entry, "apply", &mut attempt)?,
             }
         };

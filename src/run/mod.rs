@@ -256,6 +256,7 @@ pub async fn execute(
         changed_keys: Vec::new(),
         notes: options.notes.clone(),
         transfer: Some(workspace.info.transfer.clone()),
+        by: Some(crate::store::machine::who()),
     };
     let outcome = match result {
         Ok(outcome) => outcome,

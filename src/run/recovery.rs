@@ -193,6 +193,7 @@ pub fn commit_kept(shared: &SharedDir, kept: Kept, command: &str) -> anyhow::Res
             info.run, info.module, info.method
         )],
         transfer: None,
+        by: Some(crate::store::machine::who()),
     };
     change.write(
         shared.history_path(&record),

@@ -38,7 +38,9 @@ use serde::{Deserialize, Serialize};
 use crate::run::tree::{Limits, Refusal, Tree};
 
 pub mod commit;
+pub mod machine;
 pub mod merge;
+pub mod mirror;
 pub mod postgres;
 pub mod sections;
 pub mod serial;
@@ -417,6 +419,9 @@ pub struct Run {
     /// e before runs worked on copies).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<String>,
+    /// Who ran it, where: `user@host` (absent in records of e before shared backends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 enum FileCheck {
@@ -593,6 +598,7 @@ mod tests {
                 changed_keys: vec!["azi".into()],
                 notes: vec![],
                 transfer: None,
+                by: None,
             };
             shared.record(&run).unwrap();
         }

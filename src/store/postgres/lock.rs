@@ -60,7 +60,7 @@ impl Postgres {
                 &[
                     &self.settings.environment,
                     &user,
-                    &host_name(),
+                    &crate::store::machine::host_name(),
                     &pid,
                     &command,
                 ],
@@ -131,16 +131,4 @@ impl Postgres {
         self.locked = false;
         Ok(())
     }
-}
-
-/// This machine's name.
-fn host_name() -> String {
-    let mut buffer = [0u8; 256];
-    // SAFETY: gethostname writes at most `buffer.len()` bytes into our buffer.
-    let code = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
-    if code != 0 {
-        return "unknown".into();
-    }
-    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
-    String::from_utf8_lossy(&buffer[..end]).into_owned()
 }

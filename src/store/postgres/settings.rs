@@ -337,7 +337,7 @@ fn split_pgpass_line(line: &str) -> Vec<String> {
 }
 
 /// The name of the user this process runs as, from the password database.
-pub(crate) fn os_user() -> anyhow::Result<String> {
+pub fn os_user() -> anyhow::Result<String> {
     let mut buffer = vec![0u8; 4096];
     // SAFETY: `passwd` is plain data (integers and pointers); all zeros is a valid value.
     let mut entry: libc::passwd = unsafe { std::mem::zeroed() };

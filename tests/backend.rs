@@ -1,0 +1,220 @@
+//! The environment in a PostgreSQL backend, end to end with the real e binary and engine
+//! (`--backend`, `store/mirror.rs`): two "machines" (working directories with no shared
+//! directory of their own) apply to one environment at the same moment and both updates are
+//! there; a holder killed with SIGKILL frees the lock at once and never commits; a holder whose
+//! connection the server terminates fails clearly and commits nothing; reads take no lock.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::postgres::Postgres as Server;
+use support::{misbehave_image, root, stderr, stdout, text};
+
+fn repository() -> PathBuf {
+    root().join("tests/fixtures/stack-repository.yaml")
+}
+
+/// One machine: a working directory of its own, no shared directory, the backend's URL.
+struct Machine {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Machine {
+    fn new(server: &Server) -> Machine {
+        misbehave_image();
+        Machine {
+            dir: tempfile::tempdir().unwrap(),
+            url: server.url(true, "?schema=team&env=prod"),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("E_REPOSITORY", repository())
+            .env("E_BACKEND", &self.url)
+            .env_remove("E_SHARED")
+            .env_remove("E_SECRETS")
+            .env_remove("PGPASSWORD");
+        command
+    }
+
+    fn expect(&self, code: i32, args: &[&str]) -> Output {
+        support::exited(code, args, self.command(args).output().unwrap())
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn state(&self) -> serde_yaml::Mapping {
+        let out = self.expect(0, &["state", "-o", "yaml"]);
+        serde_yaml::from_str(&stdout(&out)).unwrap_or_else(|err| panic!("{err}: {}", text(&out)))
+    }
+}
+
+/// Nothing of the machine's own: the environment lives in the backend only.
+fn assert_no_shared_directory(dir: &Path) {
+    assert!(
+        !dir.join("shared").exists(),
+        "a local shared directory was made"
+    );
+}
+
+fn start() -> Server {
+    assert!(
+        Server::available(),
+        "PostgreSQL 15 is missing: tests/engine.sh installs it"
+    );
+    Server::start()
+}
+
+/// Waits until some e holds the environment's lock; returns the server pid of its session.
+fn wait_for_holder(server: &Server) -> String {
+    let started = Instant::now();
+    loop {
+        let pid = server.sql("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted");
+        let pid = pid.trim().to_owned();
+        if !pid.is_empty() {
+            return pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nobody took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_machines_apply_to_one_environment_at_once_and_both_updates_are_there() {
+    let server = start();
+    let (a, b) = (Machine::new(&server), Machine::new(&server));
+    a.expect(0, &["apply", "par-base", "--auto-approve"]);
+    let args = |module| ["apply", module, "--auto-approve", "--lock-timeout", "2m"];
+    let first = a.spawn(&args("par-kafka"));
+    let second = b.spawn(&args("par-k8s"));
+    let (first, second) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(second.status.success(), "{}", text(&second));
+    let waited = format!("{}{}", stderr(&first), stderr(&second));
+    assert!(
+        waited.contains("waiting for the lock"),
+        "one waited: {waited}"
+    );
+    let state = b.state();
+    for module in ["par-base", "par-kafka", "par-k8s"] {
+        assert!(state.contains_key(module), "{module}: {state:?}");
+    }
+    let marked = state["par-base"]["marked_by"].as_sequence().unwrap().len();
+    assert_eq!(marked, 2, "both marked the base: {state:?}");
+    let status = stdout(&a.expect(0, &["status", "-o", "json"]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["serial"], 3, "one serial per apply: {status}");
+    let history = stdout(&b.expect(0, &["history", "-o", "json"]));
+    assert!(
+        history.contains("\"by\": \""),
+        "history says who ran what: {history}"
+    );
+    assert_no_shared_directory(a.dir.path());
+    assert_no_shared_directory(b.dir.path());
+}
+
+#[test]
+fn a_killed_holder_frees_the_lock_at_once_and_its_run_never_commits() {
+    let server = start();
+    let (a, b) = (Machine::new(&server), Machine::new(&server));
+    let mut slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
+    wait_for_holder(&server);
+    // Until its container runs, the slow apply could not have committed anyway: give it time.
+    std::thread::sleep(Duration::from_secs(2));
+    slow.kill().unwrap();
+    slow.wait().unwrap();
+    let started = Instant::now();
+    b.expect(
+        0,
+        &[
+            "apply",
+            "par-base",
+            "--auto-approve",
+            "--lock-timeout",
+            "0s",
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The killed run's container outlives it and finishes its apply: in a private directory
+    // of the dead e, which never reaches the backend.
+    std::thread::sleep(Duration::from_secs(8));
+    let state = b.state();
+    assert!(state.contains_key("par-base"), "{state:?}");
+    assert!(
+        !state.contains_key("par-slow"),
+        "the killed run committed: {state:?}"
+    );
+}
+
+#[test]
+fn a_holder_cut_off_by_the_server_fails_clearly_and_commits_nothing() {
+    let server = start();
+    let (a, b) = (Machine::new(&server), Machine::new(&server));
+    let slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
+    let pid = wait_for_holder(&server);
+    server.sql(&format!("SELECT pg_terminate_backend({pid})"));
+    let out = slow.wait_with_output().unwrap();
+    eprintln!("{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("backend"),
+        "the error names the backend: {}",
+        text(&out)
+    );
+    assert!(
+        !stderr(&out).contains(Server::PASSWORD),
+        "never the password: {}",
+        text(&out)
+    );
+    b.expect(0, &["apply", "par-base", "--auto-approve"]);
+    let state = b.state();
+    assert!(!state.contains_key("par-slow"), "{state:?}");
+    assert!(state.contains_key("par-base"), "{state:?}");
+}
+
+#[test]
+fn reads_take_no_lock_and_a_plan_commits_nothing() {
+    let server = start();
+    let (a, b) = (Machine::new(&server), Machine::new(&server));
+    a.expect(0, &["apply", "par-base", "--auto-approve"]);
+    let slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
+    wait_for_holder(&server);
+    // While a holds the lock, b reads and plans without waiting.
+    let started = Instant::now();
+    b.expect(0, &["status"]);
+    b.expect(2, &["plan", "par-kafka", "--detailed-exitcode"]);
+    b.expect(0, &["history"]);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let out = slow.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let state = b.state();
+    assert!(
+        state.contains_key("par-slow") && !state.contains_key("par-kafka"),
+        "{state:?}"
+    );
+    let history = stdout(&b.expect(0, &["history", "-o", "json"]));
+    assert!(
+        !history.contains("par-kafka"),
+        "a plan commits nothing, not even history: {history}"
+    );
+}
