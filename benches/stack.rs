@@ -25,6 +25,9 @@ use std::time::Duration;
 
 use support::{measure, median, millis};
 
+/// A row of the table: what to run, made anew for each sample.
+type Row<'a> = Box<dyn Fn() -> Command + 'a>;
+
 const IMAGE: &str = "e-bench/stack:0.1.0";
 const RUNS: usize = 5;
 
@@ -156,7 +159,7 @@ fn main() {
         }
         command
     };
-    let rows: Vec<(&str, Box<dyn Fn() -> Command + '_>)> = vec![
+    let rows: Vec<(&str, Row<'_>)> = vec![
         (
             "e apply application --with-requirements",
             Box::new(|| e_stack(&[], &[])),

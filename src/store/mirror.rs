@@ -40,7 +40,7 @@ pub fn access(command: &Command) -> Access {
         Command::Graph(args) if args.installed => Access::Read,
         Command::Export(_) => Access::Read,
         Command::State(args) => match &args.action {
-            None | Some(StateAction::List { .. }) | Some(StateAction::Show { .. }) => Access::Read,
+            None | Some(StateAction::List) | Some(StateAction::Show { .. }) => Access::Read,
             Some(StateAction::Rm { lock_timeout, .. }) => Access::Write(*lock_timeout),
             Some(StateAction::Pull { .. }) | Some(StateAction::Push { .. }) => Access::None,
         },
