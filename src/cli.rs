@@ -666,6 +666,22 @@ pub enum StateAction {
         /// The directory to write (it must not exist, or be empty).
         dir: PathBuf,
     },
+    /// Move an environment between a shared directory and a backend: `--to URL` moves the
+    /// shared directory (`--shared`) into the backend; `--to DIR` writes the backend's
+    /// environment (`--backend`) into a new shared directory. Checked and complete, or nothing.
+    Migrate {
+        /// Where to: a backend URL (`postgres://...`) or a new directory.
+        #[arg(long, value_name = "URL|DIR")]
+        to: String,
+
+        /// Replace an environment of another lineage, or a newer one, in the backend.
+        #[arg(long)]
+        force: bool,
+
+        /// How long to wait for whoever holds the backend environment's lock.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "0s", value_name = "DURATION")]
+        lock_timeout: std::time::Duration,
+    },
     /// Make a shared directory the content of a backend's environment, under its lock.
     /// Refused when the directory has another lineage or an older serial, unless `--force`.
     Push {

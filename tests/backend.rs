@@ -218,3 +218,77 @@ fn reads_take_no_lock_and_a_plan_commits_nothing() {
         "a plan commits nothing, not even history: {history}"
     );
 }
+
+#[test]
+fn a_local_environment_migrates_into_the_backend_and_back_checked_by_lineage() {
+    let server = start();
+    let url = server.url(true, "?schema=team&env=prod");
+    let local = tempfile::tempdir().unwrap();
+    let local_e = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+        command
+            .args(args)
+            .current_dir(local.path())
+            .env("E_REPOSITORY", repository())
+            .env_remove("E_BACKEND")
+            .env_remove("E_SHARED");
+        command.output().unwrap()
+    };
+    misbehave_image();
+    let out = local_e(&["apply", "par-base", "--auto-approve"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = local_e(&["state", "migrate", "--to", &url]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stderr(&out).contains("checked"), "{}", text(&out));
+    assert!(!stderr(&out).contains(Server::PASSWORD), "{}", text(&out));
+
+    // The migrated environment works from another machine, with the same lineage.
+    let machine = Machine::new(&server);
+    let status = stdout(&machine.expect(0, &["status", "-o", "json"]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let lineage = std::fs::read_to_string(local.path().join("shared/.e/serial.json")).unwrap();
+    assert!(
+        lineage.contains(status["lineage"].as_str().unwrap()),
+        "{status} against {lineage}"
+    );
+    assert_eq!(status["modules"][0]["module"], "par-base", "{status}");
+    machine.expect(0, &["apply", "par-kafka", "--auto-approve"]);
+
+    // Another environment cannot be migrated over it.
+    let other = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+    let out = command
+        .args(["apply", "par-slow", "--auto-approve"])
+        .current_dir(other.path())
+        .env("E_REPOSITORY", repository())
+        .env_remove("E_BACKEND")
+        .env_remove("E_SHARED")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+    let out = command
+        .args(["state", "migrate", "--to", &url])
+        .current_dir(other.path())
+        .env_remove("E_BACKEND")
+        .env_remove("E_SHARED")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("different environments"),
+        "{}",
+        text(&out)
+    );
+
+    // And back: the backend's environment into a new directory, both modules in it.
+    let back = local.path().join("back");
+    machine.expect(0, &["state", "migrate", "--to", back.to_str().unwrap()]);
+    let state = std::fs::read_to_string(back.join("state.yml")).unwrap();
+    assert!(
+        state.contains("par-base:") && state.contains("par-kafka:"),
+        "{state}"
+    );
+    let installed = std::fs::read_to_string(back.join(".e/installed.json")).unwrap();
+    assert!(installed.contains("par-kafka"), "{installed}");
+}

@@ -38,6 +38,23 @@ pub async fn run(args: StateArgs, context: &Context) -> anyhow::Result<ExitCode>
         Some(StateAction::Pull { dir }) => {
             super::state_backend::pull(&dir, context.backend()?).await
         }
+        Some(StateAction::Migrate {
+            to,
+            force,
+            lock_timeout,
+        }) => {
+            if to.starts_with("postgres://") || to.starts_with("postgresql://") {
+                if context.backend.is_some() {
+                    anyhow::bail!(
+                        "`e state migrate --to URL` moves a shared directory into a backend, but `--backend` (or `E_BACKEND`) is set too\nhint: unset it; to move between backends, migrate into a directory first"
+                    );
+                }
+                super::state_backend::migrate_in(&context.shared_path, &to, force, lock_timeout)
+                    .await
+            } else {
+                super::state_backend::pull(std::path::Path::new(&to), context.backend()?).await
+            }
+        }
         Some(StateAction::Push {
             dir,
             force,

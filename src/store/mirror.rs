@@ -42,7 +42,9 @@ pub fn access(command: &Command) -> Access {
         Command::State(args) => match &args.action {
             None | Some(StateAction::List) | Some(StateAction::Show { .. }) => Access::Read,
             Some(StateAction::Rm { lock_timeout, .. }) => Access::Write(*lock_timeout),
-            Some(StateAction::Pull { .. }) | Some(StateAction::Push { .. }) => Access::None,
+            Some(StateAction::Pull { .. })
+            | Some(StateAction::Push { .. })
+            | Some(StateAction::Migrate { .. }) => Access::None,
         },
         Command::Metadata(args) | Command::Init(args) => Access::Write(args.run.lock_timeout),
         Command::Apply(args) => Access::Write(args.run.lock_timeout),
