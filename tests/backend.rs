@@ -292,3 +292,177 @@ fn a_local_environment_migrates_into_the_backend_and_back_checked_by_lineage() {
     let installed = std::fs::read_to_string(back.join(".e/installed.json")).unwrap();
     assert!(installed.contains("par-kafka"), "{installed}");
 }
+
+/// A repository of `n` independent modules `m01`, `m02`, ... that write their own sections.
+fn wide_repository(dir: &Path, n: usize) -> PathBuf {
+    let mut text = String::from("version: v1\nkind: Repository\ncomponents:\n");
+    for i in 1..=n {
+        text.push_str(&format!(
+            "  - name: m{i:02}\n    type: docker\n    versions:\n      - version: 1.0.0\n        image: e-tests/misbehave:0.1.0\n        commands:\n          - {{name: init, command: noop}}\n          - {{name: plan, command: plan-own}}\n          - {{name: apply, command: own}}\n"
+        ));
+    }
+    let path = dir.join("wide.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Applies `m01..` of `repository` to the backend `url`, all at once or one after the other;
+/// returns the wall time.
+fn apply_all(url: &str, repository: &Path, n: usize, at_once: bool) -> Duration {
+    let started = Instant::now();
+    let command = |i: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+        command
+            .args([
+                "apply",
+                &format!("m{i:02}"),
+                "--auto-approve",
+                "--lock-timeout",
+                "10m",
+            ])
+            .current_dir(dir.path())
+            .env("E_REPOSITORY", repository)
+            .env("E_BACKEND", url)
+            .env_remove("E_SHARED")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        (dir, command)
+    };
+    let check = |out: Output| assert!(out.status.success(), "{}", text(&out));
+    if at_once {
+        let children: Vec<_> = (1..=n)
+            .map(|i| {
+                let (dir, mut command) = command(i);
+                (dir, command.spawn().unwrap())
+            })
+            .collect();
+        for (_dir, child) in children {
+            check(child.wait_with_output().unwrap());
+        }
+    } else {
+        for i in 1..=n {
+            let (_dir, mut command) = command(i);
+            check(command.output().unwrap());
+        }
+    }
+    started.elapsed()
+}
+
+#[test]
+fn twenty_concurrent_applies_of_twenty_modules_lose_no_run() {
+    let server = start();
+    misbehave_image();
+    let work = tempfile::tempdir().unwrap();
+    let repository = wide_repository(work.path(), 20);
+    let url = server.url(true, "?schema=team&env=wide");
+    let took = apply_all(&url, &repository, 20, true);
+    let reader = Machine {
+        dir: tempfile::tempdir().unwrap(),
+        url,
+    };
+    let mut command = reader.command(&["status", "-o", "json"]);
+    let out = command.env("E_REPOSITORY", &repository).output().unwrap();
+    let status: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let installed = status["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["installed"] == true)
+        .count();
+    assert_eq!(installed, 20, "{status}");
+    assert_eq!(status["serial"], 20, "one serial per apply: {status}");
+    let mut command = reader.command(&["state", "list"]);
+    let out = command.env("E_REPOSITORY", &repository).output().unwrap();
+    assert_eq!(
+        stdout(&out).matches("applied").count(),
+        20,
+        "{}",
+        text(&out)
+    );
+    eprintln!("20 concurrent applies took {:.1} s", took.as_secs_f64());
+}
+
+/// Not a test: figures for docs/benchmarks.md, side by side in one run
+/// (`cargo test --release --test backend figures -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn figures() {
+    let server = start();
+    misbehave_image();
+    let work = tempfile::tempdir().unwrap();
+    let repository = wide_repository(work.path(), 20);
+    // Per method: `e init m01` (a no-op) on a local shared directory and against the backend.
+    let local = tempfile::tempdir().unwrap();
+    let url = server.url(true, "?schema=team&env=figures");
+    let run = |backend: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+        command
+            .args(["init", "m01"])
+            .current_dir(local.path())
+            .env("E_REPOSITORY", &repository)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if backend {
+            command.env("E_BACKEND", &url);
+        } else {
+            command.env_remove("E_BACKEND");
+        }
+        let started = Instant::now();
+        assert!(command.status().unwrap().success());
+        started.elapsed()
+    };
+    run(false);
+    run(true);
+    let (mut locals, mut backends) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        locals.push(run(false));
+        backends.push(run(true));
+    }
+    locals.sort();
+    backends.sort();
+    let (l, b) = (locals[7], backends[7]);
+    println!("per method (e init, a no-op), median of 15, in turn:");
+    println!(
+        "  local shared directory   {:>7.1} ms",
+        l.as_secs_f64() * 1e3
+    );
+    println!(
+        "  PostgreSQL backend       {:>7.1} ms",
+        b.as_secs_f64() * 1e3
+    );
+    println!(
+        "  backend overhead         {:>7.1} ms   target < 20 ms: {}",
+        (b.as_secs_f64() - l.as_secs_f64()) * 1e3,
+        if b.saturating_sub(l) < Duration::from_millis(20) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    let sequential = apply_all(
+        &server.url(true, "?schema=team&env=seq"),
+        &repository,
+        20,
+        false,
+    );
+    let concurrent = apply_all(
+        &server.url(true, "?schema=team&env=par"),
+        &repository,
+        20,
+        true,
+    );
+    println!("20 applies of 20 modules to one environment:");
+    println!(
+        "  one after the other      {:>7.1} s",
+        sequential.as_secs_f64()
+    );
+    println!(
+        "  all at once              {:>7.1} s",
+        concurrent.as_secs_f64()
+    );
+    println!(
+        "  ratio at once / sequence {:>7.2}",
+        concurrent.as_secs_f64() / sequential.as_secs_f64()
+    );
+}
