@@ -152,7 +152,17 @@ pub async fn apply(
         return Ok(Ended::new(exit::FAILURE, "cancelled"));
     }
 
-    let needs = needs(&steps);
+    run_steps(session, target, &steps, args).await
+}
+
+/// Runs the steps side by side where they allow it (see [`needs`]) and reports how they ended.
+async fn run_steps(
+    session: &mut Session<'_>,
+    target: Entry<'_>,
+    steps: &[Step<'_>],
+    args: &StackArgs<'_>,
+) -> anyhow::Result<Ended> {
+    let needs = needs(steps);
     session.prefix_output = args.parallelism > 1 && overlap(&needs);
     let session = &*session;
     // A Ctrl-C during a method stops its container (and so its step); one between methods
@@ -189,11 +199,19 @@ pub async fn apply(
     })
     .await;
     listener.abort();
-    let outcomes = outcomes?;
+    Ok(report(steps, &outcomes?, &failures.into_inner()))
+}
+
+/// Says what was installed, what failed and what never started; the stack's end.
+fn report(
+    steps: &[Step<'_>],
+    outcomes: &[Outcome],
+    failures: &[(usize, &'static str, Report)],
+) -> Ended {
     let ids = |outcome: Outcome| -> String {
         let ids: Vec<String> = steps
             .iter()
-            .zip(&outcomes)
+            .zip(outcomes)
             .filter(|(_, o)| **o == outcome)
             .map(|(s, _)| s.entry.id())
             .collect();
@@ -203,7 +221,6 @@ pub async fn apply(
             ids.join(", ")
         }
     };
-    let failures = failures.into_inner();
     if let Some((i, method, report)) = failures.first() {
         let mut why = format!(
             "`{}` {method} failed (exit {})",
@@ -227,7 +244,7 @@ pub async fn apply(
         if ended.code == exit::SUCCESS {
             ended = Ended::new(exit::FAILURE, "failed");
         }
-        return Ok(ended);
+        return ended;
     }
     if outcomes.contains(&Outcome::NotStarted) {
         output::note(&format!(
@@ -235,10 +252,10 @@ pub async fn apply(
             ids(Outcome::Succeeded),
             ids(Outcome::NotStarted)
         ));
-        return Ok(Ended::new(exit::INTERRUPTED, "interrupted"));
+        return Ended::new(exit::INTERRUPTED, "interrupted");
     }
     output::note(&format!("\ne: installed {}", ids(Outcome::Succeeded)));
-    Ok(Ended::new(exit::SUCCESS, "applied"))
+    Ended::new(exit::SUCCESS, "applied")
 }
 
 /// Runs init, plan and (when the plan has changes) apply of one step; the method that
