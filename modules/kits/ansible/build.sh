@@ -63,7 +63,12 @@ build_image() {
         return
     fi
     log "building $image"
-    docker build -q --label "e.kit.inputs=$inputs" -t "$image" "$context" >/dev/null
+    # The legacy builder warns that it is deprecated on every build: show its words on failure only.
+    if ! docker build -q --label "e.kit.inputs=$inputs" -t "$image" "$context" >"$work/build.log" 2>&1; then
+        cat "$work/build.log" >&2
+        echo "error: building \`$image\` failed" >&2
+        exit 1
+    fi
 }
 
 # A Debian base image for a set of packages, tagged by that set (base.sh caches its root).
@@ -114,7 +119,7 @@ sed -i "s|^FROM .*|FROM $kit_base|" "$work/kit/Dockerfile"
 build_image "$kit" "$work/kit" "$(inputs_of "$here/Dockerfile" "$here/kit" "$(basename "$deb")" "$(image_id "$kit_base")")"
 
 mkdir -p "$work/host"
-cp "$here/host/Dockerfile" "$here/host/start.sh" "$work/host/"
+cp "$here/host/Dockerfile" "$here/host/start.sh" "$here/host/dpkg-unsafe-io" "$work/host/"
 sed -i "s|^FROM .*|FROM $host_base|" "$work/host/Dockerfile"
 build_image "$host" "$work/host" "$(inputs_of "$here/host" "$(image_id "$host_base")")"
 

@@ -233,7 +233,12 @@ def _verdict(env, result, current, desired, word, code):
         print(f"{word}: no changes." if word == "Plan" else "No drift: the hosts and the section are as applied.")
         return 0
     if word == "Plan":
-        print(f"Plan: {len(result.changes)} task(s) would change host(s), and the section would change:" if difference else f"Plan: {len(result.changes)} task(s) would change host(s):")
+        parts = []
+        if lines:
+            parts.append(f"{len(lines)} task(s) would change the hosts")
+        if difference:
+            parts.append(f"the `{env.module}` section would change")
+        print(f"Plan: {' and '.join(parts)}:")
     else:
         print(f"Drift: the hosts or the `{env.module}` section changed since the apply:")
     for line in lines + difference:

@@ -66,12 +66,14 @@ def _environment(connection, scratch):
 def run(env, module, inventory, variables, connection, check):
     """Runs the playbook on the inventory; `check` makes it a dry run with `--check --diff`."""
     scratch = tempfile.mkdtemp(prefix="e-ansible-", dir="/tmp")
+    private = os.path.join(scratch, "runner")
+    os.makedirs(private)
     try:
         # Leave ansible-runner time to stop ansible cleanly before e's deadline.
         timeout = max(30, env.timeout - 15)
         sys.stdout.flush()
         runner = ansible_runner.run(
-            private_data_dir=os.path.join(scratch, "runner"),
+            private_data_dir=private,
             project_dir=MODULE_DIR,
             playbook=module.playbook,
             inventory=inventory,
