@@ -91,7 +91,13 @@ impl Scene {
         let secrets = self.dir.path().join("secrets.yml");
         let mut all = vec!["--secrets", secrets.to_str().unwrap()];
         all.extend(args);
+        let started = std::time::Instant::now();
         let out = e_in(self.dir.path(), &self.repository, &self.shared(), &all);
+        eprintln!(
+            "e {}: {:.1} s",
+            args.join(" "),
+            started.elapsed().as_secs_f64()
+        );
         exited(code, args, out)
     }
 
@@ -168,7 +174,9 @@ fn postgresql_on_two_hosts_installs_answers_psql_drifts_converges_and_is_removed
     let specs: Vec<String> = scene.hosts.iter().map(Host::spec).collect();
     scene.e(
         0,
-        &["init", "onprem", "--", "--host", &specs[0], "--host", &specs[1]],
+        &[
+            "init", "onprem", "--", "--host", &specs[0], "--host", &specs[1],
+        ],
     );
     scene.e(0, &["apply", "onprem", "--auto-approve"]);
     let state = scene.state();
@@ -200,10 +208,15 @@ fn postgresql_on_two_hosts_installs_answers_psql_drifts_converges_and_is_removed
     let servers = state["postgresql"]["servers"].as_sequence().unwrap();
     for (server, host) in servers.iter().zip(&scene.hosts) {
         assert_eq!(server["host"].as_str(), Some("127.0.0.1"));
-        assert_eq!(server["port"].as_u64(), Some(u64::from(host.postgres.number)));
+        assert_eq!(
+            server["port"].as_u64(),
+            Some(u64::from(host.postgres.number))
+        );
         assert_eq!(server["database"].as_str(), Some("app"));
         assert!(
-            server["version"].as_str().is_some_and(|v| v.starts_with("15.")),
+            server["version"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("15.")),
             "{server:?}"
         );
     }
@@ -253,12 +266,12 @@ fn postgresql_on_two_hosts_installs_answers_psql_drifts_converges_and_is_removed
     );
     scene.e(0, &["apply", plan.to_str().unwrap()]);
     assert_eq!(scene.query(one, "SHOW max_connections"), "100");
-    scene.e(0, &["audit", "postgresql"]);
 
     // Destroy removes PostgreSQL from both nodes; then the nodes from the state.
     scene.e(0, &["destroy", "postgresql", "--auto-approve"]);
     for host in [one, two] {
-        let out = host.shell("dpkg-query -W -f '${Status}' postgresql-15 2>&1; ls /etc/postgresql 2>&1");
+        let out =
+            host.shell("dpkg-query -W -f '${Status}' postgresql-15 2>&1; ls /etc/postgresql 2>&1");
         let said = String::from_utf8_lossy(&out.stdout);
         assert!(
             !said.contains("install ok installed") && said.contains("No such file"),
@@ -272,17 +285,41 @@ fn postgresql_on_two_hosts_installs_answers_psql_drifts_converges_and_is_removed
 }
 
 #[test]
-fn check_passes_onprem_and_postgresql() {
+fn check_passes_onprem_postgresql_and_the_template() {
     let Some(scene) = Scene::new(1) else { return };
     let out = scene.e(0, &["info", "postgresql"]);
-    assert!(stdout(&out).contains("network:       host"), "{}", text(&out));
-    // Both at once: onprem's check never changes the host, postgresql's has its own onprem.
-    let (onprem, postgresql) = std::thread::scope(|scope| {
-        let onprem = scope.spawn(|| scene.e(0, &["check", "onprem"]));
-        let postgresql = scope.spawn(|| scene.e(0, &["check", "postgresql"]));
-        (onprem.join().unwrap(), postgresql.join().unwrap())
+    assert!(
+        stdout(&out).contains("network:       host"),
+        "{}",
+        text(&out)
+    );
+    // The copy-this folder, copied as its docs say, built, and added to the repository.
+    let folder = scene.dir.path().join("ansible-example");
+    copy_folder(
+        &support::root().join("modules/kits/ansible/template"),
+        &folder,
+    );
+    hosts::build(&folder);
+    let entry = std::fs::read_to_string(folder.join("repository-entry.yaml"))
+        .unwrap()
+        .replace("example", "ansible-example");
+    let mut repository = std::fs::read_to_string(&scene.repository).unwrap();
+    repository.push_str(&entry);
+    std::fs::write(&scene.repository, repository).unwrap();
+
+    // All at once: onprem's check never changes the host, the others each have their own
+    // onprem, and they touch different files.
+    let scene = &scene;
+    let checks = std::thread::scope(|scope| {
+        let runs: Vec<_> = ["onprem", "postgresql", "ansible-example"]
+            .into_iter()
+            .map(|module| scope.spawn(move || scene.e(0, &["check", module])))
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().unwrap())
+            .collect::<Vec<_>>()
     });
-    for out in [onprem, postgresql] {
+    for out in checks {
         let said = stdout(&out);
         assert!(
             !said.contains("FAIL") && !said.contains("skip") && said.contains("destroy removes"),
@@ -290,7 +327,16 @@ fn check_passes_onprem_and_postgresql() {
             text(&out)
         );
     }
-    // Its check destroyed what it installed on the host.
-    let out = scene.hosts[0].shell("test ! -e /etc/postgresql && echo gone");
+    // The checks destroyed what they installed on the host.
+    let out = scene.hosts[0]
+        .shell("test ! -e /etc/postgresql && test ! -e /etc/e-example.conf && echo gone");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "gone");
+}
+
+/// Copies the files of `from` into a new folder `to`.
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }

@@ -46,6 +46,20 @@ pub fn images() {
     });
 }
 
+/// Builds the module in `folder` on the kit (`build.sh FOLDER`): `e-modules/FOLDER:VERSION`.
+pub fn build(folder: &Path) {
+    let out = Command::new(root().join("modules/kits/ansible/build.sh"))
+        .arg(folder)
+        .output()
+        .expect("modules/kits/ansible/build.sh runs");
+    assert!(
+        out.status.success(),
+        "modules/kits/ansible/build.sh {} failed:\n{}",
+        folder.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// An ssh key pair made for one test.
 pub struct KeyPair {
     /// The private key file.

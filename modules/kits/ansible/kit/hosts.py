@@ -162,11 +162,15 @@ def inventory(hosts, host_settings):
             "ansible_port": host["sshPort"],
             "ansible_user": str(host["sshUser"]),
             "e_node": {key: host[key] for key in BASE if key in host},
+            # Debian's; a host variable `ansible_python_interpreter` (onprem's `vars`) says
+            # otherwise. Naming it spares every run the interpreter discovery.
+            "ansible_python_interpreter": "/usr/bin/python3",
         }
         for name in host_settings:
             if name in host:
                 variables[name] = host[name]
         for name, value in (host.get("vars") or {}).items():
-            variables.setdefault(name, value)
+            if name == "ansible_python_interpreter" or name not in variables:
+                variables[name] = value
         entries[str(host["name"])] = variables
     return {"all": {"children": {"targets": {"hosts": entries}}}}
