@@ -302,7 +302,8 @@ fn check_passes_onprem_postgresql_and_the_template() {
     hosts::build(&folder);
     let entry = std::fs::read_to_string(folder.join("repository-entry.yaml"))
         .unwrap()
-        .replace("example", "ansible-example");
+        .replace("- name: example", "- name: ansible-example")
+        .replace("e-modules/example:", "e-modules/ansible-example:");
     let mut repository = std::fs::read_to_string(&scene.repository).unwrap();
     repository.push_str(&entry);
     std::fs::write(&scene.repository, repository).unwrap();

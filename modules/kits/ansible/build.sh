@@ -7,12 +7,15 @@
 #   e-modules/onprem:0.1.0        the modules of this repository on the kit (modules/onprem,
 #   e-modules/postgresql:0.1.0    modules/postgresql), each with the roles its module.yml lists,
 #                                 vendored from roles/NAME/VERSION
-#   e-tests/ansible-host:0.1.0    a Debian host running sshd, for the tests (host/)
+#   e-tests/ansible-host:0.1.0    a Debian host running sshd, for the tests (host/): the kit's
+#                                 Debian base with openssh-server and sudo from apt
 #
 # Every image carries the sha256 of its inputs (its files, the packages, the image it starts
 # from) as the label `e.kit.inputs`; an image whose label matches is not built again, so a
 # second run on one machine takes a second or two. The Debian roots are cached as tarballs by
-# base.sh (E_KITS_CACHE), the ansible-runner package in $E_KITS_CACHE/debs.
+# base.sh (E_KITS_CACHE), the ansible-runner package in $E_KITS_CACHE/debs. Runs at once wait
+# for each other (a lock in the cache), so tests/all.sh can start one in the background while
+# the tests that need it start theirs.
 #
 # Usage: modules/kits/ansible/build.sh [MODULE_FOLDER...]   (default: modules/onprem modules/postgresql)
 # Needs root, debootstrap, apt-get (to download ansible-runner), python3 with PyYAML, docker.
@@ -27,7 +30,6 @@ host=e-tests/ansible-host:0.1.0
 # depends on `ansible` (260 MB of collections the kit does not use), so it is not installed
 # with apt, and its other dependencies are listed here instead.
 kit_packages=ansible-core,openssh-client,libnss-wrapper,python3-daemon,python3-pexpect,python3-six,python3-cffi-backend
-host_packages=openssh-server,python3,sudo
 
 log() { echo "ansible kit: $*" >&2; }
 
@@ -55,16 +57,18 @@ image_id() {
     docker image inspect -f '{{ .Id }}' "$1"
 }
 
-# Builds context $2 as image $1 unless the image's inputs are $3 already.
+# Builds context $2 as image $1 unless the image's inputs are $3 already; further arguments go
+# to docker build.
 build_image() {
     local image=$1 context=$2 inputs=$3
+    shift 3
     if [ "$(label_of "$image")" = "$inputs" ]; then
         log "$image is up to date"
         return
     fi
     log "building $image"
     # The legacy builder warns that it is deprecated on every build: show its words on failure only.
-    if ! docker build -q --label "e.kit.inputs=$inputs" -t "$image" "$context" >"$work/build.log" 2>&1; then
+    if ! docker build -q "$@" --label "e.kit.inputs=$inputs" -t "$image" "$context" >"$work/build.log" 2>&1; then
         cat "$work/build.log" >&2
         echo "error: building \`$image\` failed" >&2
         exit 1
@@ -95,20 +99,17 @@ runner_deb() {
     echo "$found"
 }
 
+mkdir -p "$cache"
+exec 9>"$cache/ansible-build.lock"
+if ! flock -n 9; then
+    log "waiting for another build.sh"
+    flock 9
+fi
 started=$(date +%s)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The two Debian roots are made at once: debootstrap mostly waits for the mirror.
-base_image e-kits/ansible-base "$kit_packages" >"$work/kit-base" &
-kit_job=$!
-base_image e-kits/ansible-host-base "$host_packages" >"$work/host-base" &
-host_job=$!
-wait "$kit_job"
-wait "$host_job"
-kit_base=$(cat "$work/kit-base")
-host_base=$(cat "$work/host-base")
-
+kit_base=$(base_image e-kits/ansible-base "$kit_packages")
 deb=$(runner_deb)
 mkdir -p "$work/kit/runner"
 cp "$here/Dockerfile" "$work/kit/"
@@ -120,8 +121,9 @@ build_image "$kit" "$work/kit" "$(inputs_of "$here/Dockerfile" "$here/kit" "$(ba
 
 mkdir -p "$work/host"
 cp "$here/host/Dockerfile" "$here/host/start.sh" "$here/host/dpkg-unsafe-io" "$work/host/"
-sed -i "s|^FROM .*|FROM $host_base|" "$work/host/Dockerfile"
-build_image "$host" "$work/host" "$(inputs_of "$here/host" "$(image_id "$host_base")")"
+sed -i "s|^FROM .*|FROM $kit_base|" "$work/host/Dockerfile"
+# Its RUN installs packages from the mirror: the engine may have no bridge network.
+build_image "$host" "$work/host" "$(inputs_of "$here/host" "$(image_id "$kit_base")")" --network host
 
 folders=("$@")
 [ "${#folders[@]}" -gt 0 ] || folders=("$modules/onprem" "$modules/postgresql")
