@@ -21,3 +21,4 @@ fi
 tail -1 target/ansible-build.log
 cargo test --locked --no-fail-fast "$@"
 cargo test --locked --manifest-path modules/Cargo.toml
+PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s modules/kits/ansible/kit

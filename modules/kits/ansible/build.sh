@@ -114,10 +114,12 @@ deb=$(runner_deb)
 mkdir -p "$work/kit/runner"
 cp "$here/Dockerfile" "$work/kit/"
 cp -r "$here/kit" "$work/kit/kit"
+# Its unit tests and Python's caches stay out of the image.
+rm -rf "$work/kit/kit/__pycache__" "$work/kit/kit/"test_*.py
 dpkg-deb -x "$deb" "$work/kit/runner"
 rm -rf "$work/kit/runner/usr/share"
 sed -i "s|^FROM .*|FROM $kit_base|" "$work/kit/Dockerfile"
-build_image "$kit" "$work/kit" "$(inputs_of "$here/Dockerfile" "$here/kit" "$(basename "$deb")" "$(image_id "$kit_base")")"
+build_image "$kit" "$work/kit" "$(inputs_of "$here/Dockerfile" "$work/kit/kit" "$(basename "$deb")" "$(image_id "$kit_base")")"
 
 mkdir -p "$work/host"
 cp "$here/host/Dockerfile" "$here/host/start.sh" "$here/host/dpkg-unsafe-io" "$work/host/"

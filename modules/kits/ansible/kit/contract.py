@@ -114,11 +114,13 @@ def replace_section(text, name, section):
     if start is None:
         if section is None:
             return text
-        if any(line.strip() in ("{}", "---", "...") or line.lstrip().startswith("{") for line in lines):
-            # A flow mapping (`{}`) or several documents: write the parsed state whole instead.
+        if not yaml.safe_load(text or "{}"):
+            # Absent, empty, `{}` or only comments: the section is the whole state.
+            return new
+        if any(line.startswith(("{", "---", "...")) for line in lines):
             raise Failure(
-                f"cannot add the `{name}` section to a state that is not written in block style",
-                "rewrite the state as a block mapping (one `key:` per line)",
+                f"cannot add the `{name}` section to a state that is not one block mapping",
+                "rewrite the state as a block mapping (one `key:` per line), without `---`",
             )
         prefix = "".join(lines)
         if prefix and not prefix.endswith("\n"):
