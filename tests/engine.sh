@@ -7,8 +7,10 @@
 # for the registry tests' password file), graphviz (`dot` checks `e graph --format dot`),
 # python3-yaml (PyYAML, a YAML 1.1 reader, reads e's YAML output back in tests/cli.rs), and
 # postgresql (the state backend tests, tests/postgres_store.rs, start their own server on
-# loopback), and debootstrap (modules/kits/debian/base.sh makes the kits' Debian base image). It also gives Podman the ulimits this machine allows, and starts the engine in the
-# background if it is not running.
+# loopback), and debootstrap (modules/kits/debian/base.sh makes the kits' Debian base image;
+# modules/kits/ansible/build.sh builds the Ansible kit on it, and tests/ansible.rs also uses
+# openssh-server's ssh-keygen and postgresql's psql). It also gives Podman the ulimits this
+# machine allows, and starts the engine in the background if it is not running.
 # Sourced by tests/demo.sh and tests/all.sh.
 set -euo pipefail
 

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub mod engines;
+pub mod hosts;
 pub mod postgres;
 pub mod pty;
 pub mod registry;
