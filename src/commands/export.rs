@@ -18,9 +18,10 @@ use crate::Context;
 use crate::archive::{self, ArchiveWriter, FILES_DIR, IMAGES, Manifest, REPOSITORY, SHARED_DIR};
 use crate::cli::ExportArgs;
 use crate::graph::{Index, Preferences, resolve};
+use crate::offline::bill::{self, FileSource, Packages};
 use crate::output::{self, Progress};
 use crate::repository::model::FileRequirement;
-use crate::repository::{Entry, Module, Repository};
+use crate::repository::{Entry, Module, ModuleSpec, Repository};
 use crate::runtime::Engine;
 use crate::secrets::MASK;
 use crate::store::{E_DIR, Installed};
@@ -33,14 +34,29 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let index = Index::new(&repository);
+    let chosen_by = Chosen {
+        modules: &args.modules,
+        all: args.all,
+        with_weak: args.with_weak,
+    };
     let entries = closure(
         &repository,
         &index,
-        &args,
+        &chosen_by,
         &preferences(&context.shared_path)?,
     )?;
     let images = images(&entries);
-    let files = files(&entries, &context.repository_path)?;
+    let mut files = bill::files(&entries, &context.repository_path)?;
+    // What the cache lacks is downloaded first (or, for a dry run, only sized): the archive is
+    // then written from files that are whole and checked.
+    if args.dry_run {
+        bill::probe_files(engine, &mut files).await?;
+    } else {
+        bill::fetch_files(engine, &mut files).await?;
+    }
+    let packages = bill::packages(engine, &entries, args.dry_run).await?;
+    let binary = binary()?;
+    let environment = environment(context, &entries)?;
     let subset = crate::yaml_emit::to_string(&subset(&repository, &entries, &files))
         .context("failed to write the repository subset")?;
     let state = if args.with_state {
@@ -60,18 +76,22 @@ pub async fn run(
     }
 
     if args.dry_run {
-        for file in &files {
-            let actual = hash_file(&file.source)?;
-            check_hash(file, &actual)?;
+        for file in files.iter().filter(|f| f.download.is_none()) {
+            let actual = bill::hash_file(&file.source)?;
+            bill::check_hash(file, &actual)?;
         }
-        output::data(&listing(
-            &entries,
-            &images,
-            &image_sizes,
-            &files,
-            &subset,
-            state.as_ref(),
-        ))?;
+        let contents = Contents {
+            entries: &entries,
+            images: &images,
+            image_sizes: &image_sizes,
+            files: &files,
+            packages: &packages,
+            binary: &binary,
+            environment: &environment,
+            subset: &subset,
+            state: state.as_ref(),
+        };
+        output::data(&listing(&contents))?;
         output::note(
             "image sizes are the engine's; layers shared by several images are written once, so the archive can be smaller",
         );
@@ -96,7 +116,36 @@ pub async fn run(
             progress: &mut progress,
         };
         let actual = writer.append_reader(&file.entry_path(), file.size, reader)?;
-        check_hash(file, &actual)?;
+        bill::check_hash(file, &actual)?;
+    }
+    for set in &packages {
+        let resolved = set
+            .resolved
+            .as_ref()
+            .context("a package set is resolved before the archive is written")?;
+        for (name, size) in &resolved.files {
+            let path = resolved.dir.join(name);
+            let source = File::open(&path)
+                .with_context(|| format!("failed to read `{}`", path.display()))?;
+            let reader = Counted {
+                inner: source,
+                progress: &mut progress,
+            };
+            writer.append_reader(&format!("{}/{name}", set.entry_dir()), *size, reader)?;
+        }
+    }
+    {
+        let source = File::open(&binary.path)
+            .with_context(|| format!("failed to read e itself, `{}`", binary.path.display()))?;
+        let reader = Counted {
+            inner: source,
+            progress: &mut progress,
+        };
+        writer.append_reader(archive::E_BINARY, binary.size, reader)?;
+    }
+    for (path, bytes) in &environment.files {
+        writer.append_bytes(path, bytes)?;
+        progress.advance(bytes.len() as u64);
     }
     if !images.is_empty() {
         output::note(&format!(
@@ -136,6 +185,20 @@ pub async fn run(
         images: images.clone(),
         state: state.is_some(),
         redacted: redacted.clone(),
+        packages: packages
+            .iter()
+            .map(|p| archive::PackageSetEntry {
+                distribution: "debian".to_owned(),
+                release: p.set.release.clone(),
+                names: p.set.names.clone(),
+            })
+            .collect(),
+        e_binary: Some(archive::E_BINARY.to_owned()),
+        environment: environment
+            .files
+            .iter()
+            .map(|(path, _)| path.clone())
+            .collect(),
         entries: Vec::new(),
     };
     let written = writer.finish(manifest)?;
@@ -147,6 +210,10 @@ pub async fn run(
         modules: entries.iter().map(Entry::id).collect(),
         images,
         files: files.len(),
+        packages: packages
+            .iter()
+            .map(|p| p.resolved.as_ref().map_or(0, |r| r.packages()))
+            .sum(),
         state_files: state.as_ref().map(|s| s.files.len()),
         redacted,
         manifest_sha256: written.manifest_sha256,
@@ -167,6 +234,7 @@ struct Report {
     modules: Vec<String>,
     images: Vec<String>,
     files: usize,
+    packages: usize,
     state_files: Option<usize>,
     redacted: Vec<String>,
     manifest_sha256: String,
@@ -175,12 +243,13 @@ struct Report {
 impl Report {
     fn text(&self) -> String {
         let mut report = format!(
-            "wrote `{}` ({}): {} module version(s), {} image(s), {} file(s){}\n",
+            "wrote `{}` ({}): {} module version(s), {} image(s), {} file(s), {} package(s), e itself{}\n",
             self.archive,
             output::size(self.size),
             self.modules.len(),
             self.images.len(),
             self.files,
+            self.packages,
             match self.state_files {
                 Some(count) => format!(", the shared directory ({count} file(s))"),
                 None => String::new(),
@@ -203,7 +272,7 @@ impl Report {
 }
 
 /// Installed versions from the shared directory, read without creating anything there.
-fn preferences(shared: &Path) -> anyhow::Result<Preferences> {
+pub(crate) fn preferences(shared: &Path) -> anyhow::Result<Preferences> {
     let path = shared.join(E_DIR).join("installed.json");
     let installed: BTreeMap<String, Installed> = match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
@@ -226,16 +295,26 @@ fn same(a: &Entry<'_>, b: &Entry<'_>) -> bool {
     a.module.name == b.module.name && a.version.version == b.version.version
 }
 
+/// Which module versions a command names: `MODULE...` or `--all`, and `--with-weak`.
+pub(crate) struct Chosen<'a> {
+    /// The modules named.
+    pub modules: &'a [ModuleSpec],
+    /// `--all`.
+    pub all: bool,
+    /// `--with-weak`.
+    pub with_weak: bool,
+}
+
 /// The module versions to export: each named one with its strong requirements, resolved as
 /// `e apply --with-requirements` would; with `--with-weak`, for every weak requirement not
 /// already met by the export, its first candidate and that one's strong requirements.
-fn closure<'r>(
+pub(crate) fn closure<'r>(
     repository: &'r Repository,
     index: &Index<'r>,
-    args: &ExportArgs,
+    chosen_by: &Chosen<'_>,
     preferences: &Preferences,
 ) -> anyhow::Result<Vec<Entry<'r>>> {
-    if args.all {
+    if chosen_by.all {
         return Ok(repository.entries().collect());
     }
     let mut chosen: Vec<Entry<'r>> = Vec::new();
@@ -246,13 +325,13 @@ fn closure<'r>(
             }
         }
     };
-    for spec in &args.modules {
+    for spec in chosen_by.modules {
         let target = repository.find(spec)?;
         let resolution = resolve(index, target, preferences)
             .map_err(|err| anyhow!("cannot export `{}`: {err}", target.id()))?;
         add(&mut chosen, &resolution.order);
     }
-    if args.with_weak {
+    if chosen_by.with_weak {
         let mut next = 0;
         while next < chosen.len() {
             let owner = chosen[next];
@@ -294,123 +373,6 @@ fn images(entries: &[Entry<'_>]) -> Vec<String> {
         }
     }
     images
-}
-
-/// One file of a bill of materials, found on this machine.
-#[derive(Debug)]
-struct FileSource {
-    /// `module `bmk@0.1.0` file `tool.tgz``, for messages.
-    what: String,
-    name: String,
-    sha256: String,
-    source: PathBuf,
-    size: u64,
-}
-
-impl FileSource {
-    fn entry_path(&self) -> String {
-        format!("{FILES_DIR}/{}/{}", self.sha256, self.name)
-    }
-}
-
-/// Finds every file of the bills of materials: `path` (relative to the repository file's
-/// directory) or a `file://` URL. e has no downloader: `http(s)://` files are refused.
-fn files(entries: &[Entry<'_>], repository_path: &Path) -> anyhow::Result<Vec<FileSource>> {
-    let base = repository_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut files: Vec<FileSource> = Vec::new();
-    for entry in entries {
-        for file in &entry.version.requirements.files {
-            let name = file.file_name().to_owned();
-            if files
-                .iter()
-                .any(|f| f.sha256 == file.sha256 && f.name == name)
-            {
-                continue;
-            }
-            let what = format!("module `{}` file `{name}`", entry.id());
-            let source = match (&file.path, &file.url) {
-                (Some(path), _) => base.join(path),
-                (None, Some(url)) => local_url(url).map_err(|err| anyhow!("{what}: {err}"))?,
-                (None, None) => bail!("{what}: it has neither `path` nor `url`"),
-            };
-            let meta = fs::metadata(&source).with_context(|| {
-                format!(
-                    "{what}: cannot read `{}`\nhint: put the file there, or correct its `path` in the repository",
-                    source.display()
-                )
-            })?;
-            if !meta.is_file() {
-                bail!("{what}: `{}` is not a regular file", source.display());
-            }
-            files.push(FileSource {
-                what,
-                name,
-                sha256: file.sha256.clone(),
-                source,
-                size: meta.len(),
-            });
-        }
-    }
-    Ok(files)
-}
-
-/// The local path of a `file://` URL; other schemes cannot be fetched by e.
-fn local_url(url: &str) -> anyhow::Result<PathBuf> {
-    let Some(rest) = url.strip_prefix("file://") else {
-        bail!(
-            "e cannot download `{url}`: it has no downloader yet\n\
-             hint: download the file, check its sha256 (`sha256sum FILE`), and give it as `path:` instead of `url:`"
-        );
-    };
-    let path = rest.strip_prefix("localhost").unwrap_or(rest);
-    if !path.starts_with('/') {
-        bail!("`{url}` names another host; a `file://` URL must be `file:///absolute/path`");
-    }
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match escaped {
-            Some(byte) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            None => {
-                decoded.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    use std::os::unix::ffi::OsStringExt as _;
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(decoded)))
-}
-
-fn hash_file(path: &Path) -> anyhow::Result<String> {
-    let file = File::open(path).with_context(|| format!("failed to read `{}`", path.display()))?;
-    let mut hashing = archive::HashingReader::new(io::BufReader::new(file));
-    io::copy(&mut hashing, &mut io::sink())
-        .with_context(|| format!("failed to read `{}`", path.display()))?;
-    Ok(hashing.finish())
-}
-
-fn check_hash(file: &FileSource, actual: &str) -> anyhow::Result<()> {
-    if actual != file.sha256 {
-        bail!(
-            "{} (`{}`): its sha256 is {actual}, but the repository says {}\n\
-             hint: the file is not the one the module was written for; fetch the right one, or correct `sha256` if the file is right",
-            file.what,
-            file.source.display(),
-            file.sha256
-        );
-    }
-    Ok(())
 }
 
 /// The repository of the exported module versions, in the original order, with each file of
@@ -801,51 +763,170 @@ fn redact_value(value: &mut serde_yaml::Value, secrets: &[String]) {
     }
 }
 
-/// The `--dry-run` table: KIND, NAME, SIZE, and the total.
-fn listing(
-    entries: &[Entry<'_>],
-    images: &[String],
-    image_sizes: &[u64],
-    files: &[FileSource],
-    subset: &str,
-    state: Option<&State>,
-) -> String {
+/// Everything an archive would hold, for the `--dry-run` table.
+struct Contents<'a> {
+    entries: &'a [Entry<'a>],
+    images: &'a [String],
+    image_sizes: &'a [u64],
+    files: &'a [FileSource],
+    packages: &'a [Packages],
+    binary: &'a Binary,
+    environment: &'a Environment,
+    subset: &'a str,
+    state: Option<&'a State>,
+}
+
+/// The `--dry-run` table: KIND, NAME, SIZE, and the total; what is still to download says so.
+fn listing(contents: &Contents<'_>) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
-    for entry in entries {
-        rows.push(vec!["module".to_owned(), entry.id(), String::new()]);
-    }
-    for (image, size) in images.iter().zip(image_sizes) {
-        rows.push(vec!["image".to_owned(), image.clone(), output::size(*size)]);
-    }
-    for file in files {
+    let mut total = 0;
+    let mut row = |rows: &mut Vec<Vec<String>>, kind: &str, name: String, size: Option<u64>| {
+        total += size.unwrap_or(0);
         rows.push(vec![
-            "file".to_owned(),
-            file.entry_path(),
-            output::size(file.size),
+            kind.to_owned(),
+            name,
+            size.map(output::size).unwrap_or_default(),
         ]);
+    };
+    for entry in contents.entries {
+        row(&mut rows, "module", entry.id(), None);
     }
-    rows.push(vec![
-        "repository".to_owned(),
+    for (image, size) in contents.images.iter().zip(contents.image_sizes) {
+        row(&mut rows, "image", image.clone(), Some(*size));
+    }
+    for file in contents.files {
+        let name = match &file.download {
+            Some(url) if file.size == 0 => format!(
+                "{}  (to download from {url}; size unknown)",
+                file.entry_path()
+            ),
+            Some(url) => format!("{}  (to download from {url})", file.entry_path()),
+            None => file.entry_path(),
+        };
+        row(&mut rows, "file", name, Some(file.size));
+    }
+    for set in contents.packages {
+        let name = match &set.resolved {
+            Some(resolved) => format!(
+                "{}/  ({} .deb for {}, with their dependencies, and the index)",
+                set.entry_dir(),
+                resolved.packages(),
+                set.set.names.join(" ")
+            ),
+            None => format!(
+                "{}/  ({} .deb to download for {}, with their dependencies)",
+                set.entry_dir(),
+                set.to_download.len(),
+                set.set.names.join(" ")
+            ),
+        };
+        row(&mut rows, "packages", name, Some(set.size()));
+    }
+    row(
+        &mut rows,
+        "e",
+        format!(
+            "{}  (e {}, this binary)",
+            archive::E_BINARY,
+            env!("CARGO_PKG_VERSION")
+        ),
+        Some(contents.binary.size),
+    );
+    for (path, bytes) in &contents.environment.files {
+        row(
+            &mut rows,
+            "environment",
+            path.clone(),
+            Some(bytes.len() as u64),
+        );
+    }
+    row(
+        &mut rows,
+        "repository",
         REPOSITORY.to_owned(),
-        output::size(subset.len() as u64),
-    ]);
-    let mut total = image_sizes.iter().sum::<u64>()
-        + files.iter().map(|f| f.size).sum::<u64>()
-        + subset.len() as u64;
-    for file in state.map_or(&[][..], |s| &s.files) {
+        Some(contents.subset.len() as u64),
+    );
+    for file in contents.state.map_or(&[][..], |s| &s.files) {
         let mut name = format!("{SHARED_DIR}/{}", file.relative);
         if file.redacted {
             name.push_str(&format!("  (secret values as `{MASK}`)"));
         }
-        rows.push(vec![
-            "state".to_owned(),
-            name,
-            output::size(file.bytes.len() as u64),
-        ]);
-        total += file.bytes.len() as u64;
+        row(&mut rows, "state", name, Some(file.bytes.len() as u64));
     }
     rows.push(vec!["total".to_owned(), String::new(), output::size(total)]);
     output::table(&["KIND", "NAME", "SIZE"], rows)
+}
+
+/// The e binary that runs this export, which the archive carries.
+struct Binary {
+    path: PathBuf,
+    size: u64,
+}
+
+fn binary() -> anyhow::Result<Binary> {
+    let path = std::env::current_exe().context("failed to find e's own binary")?;
+    let size = fs::metadata(&path)
+        .with_context(|| format!("failed to read e's own binary `{}`", path.display()))?
+        .len();
+    Ok(Binary { path, size })
+}
+
+/// The environment's configuration, as it goes into the archive: e's settings (the variables
+/// that choose the repository, the shared directory and the images e uses, never a secret),
+/// and the modules' configs of the shared directory, secret values replaced.
+struct Environment {
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// The variables of e's settings that travel: none of them holds a secret (`E_SECRETS` names
+/// a file, which stays behind).
+const SETTINGS: [&str; 5] = [
+    "E_REPOSITORY",
+    "E_SHARED",
+    "E_DOWNLOADER_IMAGE",
+    "E_DEBIAN_IMAGE",
+    "E_PROGRESS",
+];
+
+fn environment(context: &Context, entries: &[Entry<'_>]) -> anyhow::Result<Environment> {
+    let variables: BTreeMap<&str, String> = SETTINGS
+        .iter()
+        .filter_map(|name| Some((*name, std::env::var(name).ok()?)))
+        .collect();
+    let settings = serde_json::json!({
+        "repository": context.repository_path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "variables": variables,
+        "secrets": "not exported: set them again on the importing side (`--secrets FILE`)",
+    });
+    let mut files = vec![(
+        archive::SETTINGS.to_owned(),
+        serde_json::to_vec_pretty(&settings)?,
+    )];
+    let root = &context.shared_path;
+    let mut configs = Vec::new();
+    if let Ok(dir) = fs::read_dir(root) {
+        for entry in dir.flatten() {
+            if let Some(name) = entry.file_name().to_str()
+                && name.ends_with("-config.yml")
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && crate::repository::model::check_file_name(name).is_ok()
+            {
+                configs.push(name.to_owned());
+            }
+        }
+    }
+    configs.sort();
+    if !configs.is_empty() {
+        let secrets = secret_values(context, entries)?;
+        for name in configs {
+            let path = root.join(&name);
+            let bytes =
+                fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+            let (bytes, _) = redact(&name, bytes, &secrets);
+            files.push((format!("{}/{name}", archive::ENVIRONMENT_DIR), bytes));
+        }
+    }
+    Ok(Environment { files })
 }
 
 /// Counts the bytes that pass through, for the progress line.
@@ -934,20 +1015,5 @@ mod tests {
         let mut value: serde_yaml::Value = serde_yaml::from_str("s3cret: [x s3cret]").unwrap();
         redact_value(&mut value, &secrets);
         assert_eq!(serde_yaml::to_string(&value).unwrap(), "'***':\n- x ***\n");
-    }
-
-    #[test]
-    fn only_local_urls_are_fetched() {
-        assert_eq!(
-            local_url("file:///srv/a%20b.tgz").unwrap(),
-            PathBuf::from("/srv/a b.tgz")
-        );
-        assert_eq!(
-            local_url("file://localhost/srv/x").unwrap(),
-            PathBuf::from("/srv/x")
-        );
-        assert!(local_url("file://host/srv/x").is_err());
-        let err = local_url("https://example.com/x.tgz").unwrap_err();
-        assert!(format!("{err:#}").contains("no downloader"), "{err:#}");
     }
 }
