@@ -514,9 +514,14 @@ pub struct ExportArgs {
     #[arg(long)]
     pub with_state: bool,
 
-    /// List what would go in, with sizes, and write nothing.
+    /// List what would go in, with sizes (downloading nothing, but asking for the sizes of what
+    /// is still to download), and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Leave e itself out of the archive: the importing side has this version already.
+    #[arg(long)]
+    pub without_e: bool,
 }
 
 /// Arguments of `e download`.

@@ -55,7 +55,11 @@ pub async fn run(
         bill::fetch_files(engine, &mut files).await?;
     }
     let packages = bill::packages(engine, &entries, args.dry_run).await?;
-    let binary = binary()?;
+    let binary = if args.without_e {
+        None
+    } else {
+        Some(binary()?)
+    };
     let environment = environment(context, &entries)?;
     let subset = crate::yaml_emit::to_string(&subset(&repository, &entries, &files))
         .context("failed to write the repository subset")?;
@@ -86,7 +90,7 @@ pub async fn run(
             image_sizes: &image_sizes,
             files: &files,
             packages: &packages,
-            binary: &binary,
+            binary: binary.as_ref(),
             environment: &environment,
             subset: &subset,
             state: state.as_ref(),
@@ -134,7 +138,7 @@ pub async fn run(
             writer.append_reader(&format!("{}/{name}", set.entry_dir()), *size, reader)?;
         }
     }
-    {
+    if let Some(binary) = &binary {
         let source = File::open(&binary.path)
             .with_context(|| format!("failed to read e itself, `{}`", binary.path.display()))?;
         let reader = Counted {
@@ -193,7 +197,7 @@ pub async fn run(
                 names: p.set.names.clone(),
             })
             .collect(),
-        e_binary: Some(archive::E_BINARY.to_owned()),
+        e_binary: binary.as_ref().map(|_| archive::E_BINARY.to_owned()),
         environment: environment
             .files
             .iter()
@@ -214,6 +218,7 @@ pub async fn run(
             .iter()
             .map(|p| p.resolved.as_ref().map_or(0, |r| r.packages()))
             .sum(),
+        e_binary: !args.without_e,
         state_files: state.as_ref().map(|s| s.files.len()),
         redacted,
         manifest_sha256: written.manifest_sha256,
@@ -235,6 +240,7 @@ struct Report {
     images: Vec<String>,
     files: usize,
     packages: usize,
+    e_binary: bool,
     state_files: Option<usize>,
     redacted: Vec<String>,
     manifest_sha256: String,
@@ -243,13 +249,14 @@ struct Report {
 impl Report {
     fn text(&self) -> String {
         let mut report = format!(
-            "wrote `{}` ({}): {} module version(s), {} image(s), {} file(s), {} package(s), e itself{}\n",
+            "wrote `{}` ({}): {} module version(s), {} image(s), {} file(s), {} package(s){}{}\n",
             self.archive,
             output::size(self.size),
             self.modules.len(),
             self.images.len(),
             self.files,
             self.packages,
+            if self.e_binary { ", e itself" } else { "" },
             match self.state_files {
                 Some(count) => format!(", the shared directory ({count} file(s))"),
                 None => String::new(),
@@ -770,7 +777,7 @@ struct Contents<'a> {
     image_sizes: &'a [u64],
     files: &'a [FileSource],
     packages: &'a [Packages],
-    binary: &'a Binary,
+    binary: Option<&'a Binary>,
     environment: &'a Environment,
     subset: &'a str,
     state: Option<&'a State>,
@@ -822,16 +829,18 @@ fn listing(contents: &Contents<'_>) -> String {
         };
         row(&mut rows, "packages", name, Some(set.size()));
     }
-    row(
-        &mut rows,
-        "e",
-        format!(
-            "{}  (e {}, this binary)",
-            archive::E_BINARY,
-            env!("CARGO_PKG_VERSION")
-        ),
-        Some(contents.binary.size),
-    );
+    if let Some(binary) = contents.binary {
+        row(
+            &mut rows,
+            "e",
+            format!(
+                "{}  (e {}, this binary)",
+                archive::E_BINARY,
+                env!("CARGO_PKG_VERSION")
+            ),
+            Some(binary.size),
+        );
+    }
     for (path, bytes) in &contents.environment.files {
         row(
             &mut rows,

@@ -7,7 +7,7 @@ set -eu
 mode=$1
 shift
 apt_options="-o Dir::State::status=/dev/null -o APT::Sandbox::User=root -o Debug::NoLocking=1"
-apt-get -q update >&2
+apt-get -qq update >&2
 case $mode in
 probe)
     # shellcheck disable=SC2086
@@ -20,7 +20,7 @@ fetch)
     apt-get -q -y --no-install-recommends install apt-utils >/dev/null
     mkdir -p "$out/partial"
     # shellcheck disable=SC2086
-    apt-get -q -y $apt_options -o Dir::Cache::archives="$out" --no-install-recommends \
+    apt-get -qq -y $apt_options -o Dir::Cache::archives="$out" --no-install-recommends \
         install --download-only "$@" >&2
     rm -rf "$out/partial" "$out/lock"
     cd "$out"
