@@ -101,16 +101,22 @@ pub async fn fetch(engine: &dyn Engine, wanted: &[Wanted]) -> anyhow::Result<Vec
                         ));
                     }
                 }
-                Some(reason) => problems.push(format!(
-                    "{} (`{}`): {reason}{}",
-                    file.what,
-                    file.url,
-                    if partial.is_file() {
-                        "; what arrived is kept, and the next download resumes it"
-                    } else {
-                        ""
+                Some(reason) => {
+                    // wget creates its output before the server answers: nothing arrived.
+                    if fs::metadata(&partial).is_ok_and(|m| m.len() == 0) {
+                        let _ = fs::remove_file(&partial);
                     }
-                )),
+                    problems.push(format!(
+                        "{} (`{}`): {reason}{}",
+                        file.what,
+                        file.url,
+                        if partial.is_file() {
+                            "; what arrived is kept, and the next download resumes it"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
                 None => problems.push(format!(
                     "{} (`{}`): the downloader said nothing of it",
                     file.what, file.url
