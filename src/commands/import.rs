@@ -5,8 +5,11 @@
 //! repository, the merge with the local one (a module version defined differently here is
 //! refused without `--force`), and the shared directory (a state is imported only into one
 //! that has none, without `--force`). Then the images are loaded into the engine, the files put
-//! next to the repository file (`files/<sha256>/<name>`), the repository rewritten with a
-//! backup of the previous one, and the state written under the shared directory's lock.
+//! next to the repository file (`files/<sha256>/<name>`) and the Debian packages
+//! (`packages/debian/<release>/`), both also into the repository machine's store with
+//! `--store DIR` (see `offline/store.rs`), the archive's e binary put at `bin/e` with how to
+//! install it, the repository rewritten with a backup of the previous one, and the modules'
+//! configs and the state written under the shared directory's lock.
 
 use std::fs;
 use std::io::{self, Read, Write};

@@ -133,10 +133,10 @@ pub async fn fetch(engine: &dyn Engine, wanted: &[Wanted]) -> anyhow::Result<Vec
         }
     }
     for file in wanted {
-        if cached(&cache, file).is_none() {
-            if let Some(other) = same_content(&cache, &file.sha256)? {
-                place(&other, &cached_path(&cache, &file.sha256, &file.name))?;
-            }
+        if cached(&cache, file).is_none()
+            && let Some(other) = same_content(&cache, &file.sha256)?
+        {
+            place(&other, &cached_path(&cache, &file.sha256, &file.name))?;
         }
     }
     wanted

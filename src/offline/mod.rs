@@ -13,6 +13,7 @@
 pub mod bill;
 pub mod debian;
 pub mod download;
+pub mod redact;
 pub mod store;
 
 use std::path::{Path, PathBuf};
