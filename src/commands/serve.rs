@@ -74,11 +74,11 @@ pub async fn run(args: ServeArgs, engine: &dyn Engine) -> anyhow::Result<ExitCod
                 .unwrap_or(std::time::Duration::from_secs(365 * 24 * 3600)),
         ),
     };
+    let port = args.listen.rsplit(':').next().unwrap_or_default();
     output::note(&format!(
-        "e: serving `{}` on http://{}/ until Ctrl-C; Debian hosts use `deb [trusted=yes] http://{}/debian/RELEASE ./`",
+        "e: serving `{}` on http://{}/ until Ctrl-C; Debian hosts use `deb [trusted=yes] http://THIS-MACHINE:{port}/debian/RELEASE ./`",
         store.display(),
         args.listen,
-        args.listen
     ));
     let outcome = engine.run(&spec, &ServerLog).await?;
     match outcome.stopped {
