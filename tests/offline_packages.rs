@@ -142,8 +142,15 @@ fn packages_install_on_a_host_from_the_repository_machine_alone() {
         "version: v1\nkind: Repository\ncomponents:\n  - name: tool\n    type: docker\n    versions:\n      - version: 0.1.0\n        latest: true\n        image: e-modules/bmk:0.1.0\n        requirements:\n          packages:\n            - distribution: debian\n              release: bookworm\n              names: [jq]\n",
     )
     .unwrap();
-    // A module's config travels as the environment's configuration.
-    fs::write(online.join("shared/tool-config.yml"), "tool:\n  size: 3\n").unwrap();
+    // A module's config travels as the environment's configuration, its secrets left out.
+    let secret = "pw-8c1f0e4b7d";
+    fs::write(
+        online.join("shared/tool-config.yml"),
+        format!("tool:\n  size: 3\n  password: {secret}\n"),
+    )
+    .unwrap();
+    let secrets = dir.path().join("secrets.yml");
+    fs::write(&secrets, format!("tool_password: {secret}\n")).unwrap();
 
     // The online side: what would go in, then the archive.
     let out = expect(0, dir.path(), "online", &["export", "tool", "--dry-run"]);
@@ -159,7 +166,31 @@ fn packages_install_on_a_host_from_the_repository_machine_alone() {
         0,
         dir.path(),
         "online",
-        &["export", "tool", "--out", archive.to_str().unwrap()],
+        &[
+            "--secrets",
+            secrets.to_str().unwrap(),
+            "export",
+            "tool",
+            "--out",
+            archive.to_str().unwrap(),
+        ],
+    );
+    let archived = Command::new("tar")
+        .args([
+            "-xOf",
+            archive.to_str().unwrap(),
+            "environment/tool-config.yml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&archived.stdout),
+        "tool:\n  size: 3\n  password: '***'\n"
+    );
+    let whole = fs::read(&archive).unwrap();
+    assert!(
+        !whole.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is somewhere in the archive"
     );
     assert!(
         stderr(&out).contains("resolving 1 Debian package(s) for bookworm"),
@@ -227,7 +258,12 @@ fn packages_install_on_a_host_from_the_repository_machine_alone() {
     );
     assert_eq!(
         fs::read_to_string(offline.join("shared/tool-config.yml")).unwrap(),
-        "tool:\n  size: 3\n"
+        "tool:\n  size: 3\n  password: '***'\n"
+    );
+    assert!(
+        report.contains("environment/tool-config.yml")
+            && report.contains("set them again"),
+        "{report}"
     );
     // The archive's e runs.
     let version = Command::new(offline.join("bin/e"))
