@@ -26,6 +26,9 @@ enum Behaviour {
     /// Every request without a range gets half of the bytes, then the connection closes (with
     /// the full `Content-Length` promised); a range request gets the rest.
     DropsHalfway(Vec<u8>),
+    /// The first three requests each get this many bytes from where they start, then the
+    /// connection closes; later ones are served whole, honouring the range.
+    DropsThrice(Vec<u8>, usize),
 }
 
 /// A request the server answered: path and `Range` header.
@@ -150,9 +153,16 @@ fn answer(
         )?;
         return stream.write_all(body);
     };
-    let (bytes, drop_halfway) = match behaviour {
-        Behaviour::Whole(bytes) => (bytes, false),
-        Behaviour::DropsHalfway(bytes) => (bytes, range.is_none()),
+    let asked = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.path == path)
+        .count();
+    let (bytes, cut) = match behaviour {
+        Behaviour::Whole(bytes) => (bytes, None),
+        Behaviour::DropsHalfway(bytes) => (bytes, range.is_none().then_some(bytes.len() / 2)),
+        Behaviour::DropsThrice(bytes, chunk) => (bytes, (asked <= 3).then_some(*chunk)),
     };
     let start: usize = range
         .as_deref()
@@ -183,8 +193,8 @@ fn answer(
     if method == "HEAD" {
         return Ok(());
     }
-    if drop_halfway {
-        stream.write_all(&bytes[..bytes.len() / 2])?;
+    if let Some(cut) = cut {
+        stream.write_all(&bytes[start..(start + cut).min(bytes.len())])?;
         // Closing here breaks the promise of Content-Length: the client sees a short read.
         return stream.shutdown(std::net::Shutdown::Both);
     }
@@ -478,4 +488,57 @@ fn a_wrong_or_missing_file_is_refused_and_nothing_kept_as_whole() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn a_download_that_keeps_breaking_is_kept_apart_and_resumed_by_the_next_one() {
+    let bytes = content("keeps breaking", 400_000);
+    let server = Server::start(BTreeMap::from([(
+        "flaky.bin".to_owned(),
+        Behaviour::DropsThrice(bytes.clone(), 100_000),
+    )]));
+    let site = Site::new(&[("flaky.bin", server.url("flaky.bin"), sha256(&bytes))]);
+
+    // Three tries, each resuming the last: three quarters arrive, and the download fails.
+    let out = site.expect(1, &["download", "tool"]);
+    assert!(
+        stderr(&out)
+            .contains("(after 3 tries); what arrived is kept, and the next download resumes it"),
+        "{}",
+        text(&out)
+    );
+    assert!(site.cached().is_empty(), "{:?}", site.cached());
+    assert_eq!(site.partial(&sha256(&bytes)), Some(300_000));
+    let ranges = |server: &Server| -> Vec<Option<String>> {
+        server.seen().into_iter().map(|s| s.range).collect()
+    };
+    assert_eq!(
+        ranges(&server),
+        [
+            None,
+            Some("bytes=100000-".to_owned()),
+            Some("bytes=200000-".to_owned())
+        ]
+    );
+
+    // The next run (an export) asks only for the last quarter, and archives the whole file.
+    let archive = site.dir.path().join("tool.tar");
+    site.expect(
+        0,
+        &[
+            "export",
+            "tool",
+            "--without-e",
+            "--out",
+            archive.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        ranges(&server).last(),
+        Some(&Some("bytes=300000-".to_owned()))
+    );
+    assert_eq!(ranges(&server).len(), 4);
+    assert_eq!(site.partial(&sha256(&bytes)), None);
+    let entry = format!("files/{}/flaky.bin", sha256(&bytes));
+    assert_eq!(entry_bytes(&archive, &entry).as_deref(), Some(&bytes[..]));
 }

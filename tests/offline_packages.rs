@@ -261,8 +261,7 @@ fn packages_install_on_a_host_from_the_repository_machine_alone() {
         "tool:\n  size: 3\n  password: '***'\n"
     );
     assert!(
-        report.contains("environment/tool-config.yml")
-            && report.contains("set them again"),
+        report.contains("environment/tool-config.yml") && report.contains("set them again"),
         "{report}"
     );
     // The archive's e runs.
