@@ -264,6 +264,41 @@ fn packages_install_on_a_host_from_the_repository_machine_alone() {
         report.contains("environment/tool-config.yml") && report.contains("set them again"),
         "{report}"
     );
+    // The air-gapped side exports again from what it imported: no mirror, no resolver (its
+    // image does not even exist there), and a cache of its own that is empty.
+    let again = dir.path().join("from-offline.tar");
+    let offline_cache = dir.path().join("offline-cache");
+    let args = [
+        "export",
+        "tool",
+        "--without-e",
+        "--out",
+        again.to_str().unwrap(),
+    ];
+    let out = e_in_with(
+        dir.path(),
+        &offline.join("repository.yaml"),
+        &offline.join("shared"),
+        &args,
+        &[
+            ("E_CACHE_DIR", offline_cache.to_str().unwrap()),
+            ("E_DEBIAN_IMAGE", "e-tests/no-such-image:{release}"),
+        ],
+    );
+    let out = support::exited(0, &args, out);
+    assert!(!stderr(&out).contains("resolving"), "{}", text(&out));
+    let relisted = Command::new("tar")
+        .args(["tf", again.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let relisted = String::from_utf8_lossy(&relisted.stdout).into_owned();
+    assert!(
+        relisted
+            .lines()
+            .any(|l| l.starts_with("packages/debian/bookworm/jq_") && l.ends_with(".deb")),
+        "{relisted}"
+    );
+
     // The archive's e runs.
     let version = Command::new(offline.join("bin/e"))
         .arg("--version")

@@ -67,7 +67,7 @@ pub async fn run(
         .iter()
         .map(|set| matches!(crate::offline::debian::cached(&cache, set), Ok(Some(_))))
         .collect();
-    let packages = bill::packages(engine, &entries, false).await?;
+    let packages = bill::packages(engine, &entries, &context.repository_path, false).await?;
     for (set, cached) in packages.iter().zip(before) {
         let Some(resolved) = &set.resolved else {
             continue;
@@ -80,7 +80,9 @@ pub async fn run(
             result: format!(
                 "{} .deb with their dependencies, {}",
                 resolved.packages(),
-                if cached {
+                if resolved.imported {
+                    "imported beside the repository"
+                } else if cached {
                     "in the cache"
                 } else {
                     "downloaded and indexed"

@@ -59,7 +59,7 @@ pub async fn run(
     } else {
         bill::fetch_files(engine, &mut files).await?;
     }
-    let packages = bill::packages(engine, &entries, args.dry_run).await?;
+    let packages = bill::packages(engine, &entries, &context.repository_path, args.dry_run).await?;
     let binary = if args.without_e {
         None
     } else {

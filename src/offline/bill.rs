@@ -211,21 +211,31 @@ impl Packages {
     }
 }
 
-/// The package sets of these versions, each resolved from the cache or by the resolver;
-/// with `dry_run`, a set the cache lacks is only sized.
+/// The package sets of these versions, each found beside the repository (`e import` put it
+/// there), in the cache, or resolved by the resolver; with `dry_run`, a set found nowhere is
+/// only sized.
 pub async fn packages(
     engine: &dyn Engine,
     entries: &[Entry<'_>],
+    repository_path: &Path,
     dry_run: bool,
 ) -> anyhow::Result<Vec<Packages>> {
     let sets = debian::sets(entries);
     if sets.is_empty() {
         return Ok(Vec::new());
     }
+    let base = repository_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let cache = super::cache_dir()?;
     let mut all = Vec::new();
     for set in sets {
-        let resolved = match debian::cached(&cache, &set)? {
+        let found = match debian::imported(base, &set)? {
+            Some(resolved) => Some(resolved),
+            None => debian::cached(&cache, &set)?,
+        };
+        let resolved = match found {
             Some(resolved) => Some(resolved),
             None if dry_run => None,
             None => {

@@ -94,13 +94,16 @@ pub fn sets(entries: &[Entry<'_>]) -> Vec<PackageSet> {
         .collect()
 }
 
-/// A resolved set in the cache: its folder and its files (name, size), sorted.
+/// A resolved set: its folder and its files (name, size), sorted.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    /// The folder.
+    /// The folder: in the cache, or beside the repository where `e import` put it.
     pub dir: PathBuf,
     /// Its files: the packages and the index.
     pub files: Vec<(String, u64)>,
+    /// Whether it is the copy `e import` put beside the repository (an air-gapped machine
+    /// exporting again), not the cache's.
+    pub imported: bool,
 }
 
 impl Resolved {
@@ -116,6 +119,41 @@ impl Resolved {
 /// The set's folder in the cache, if it was resolved whole before.
 pub fn cached(cache: &Path, set: &PackageSet) -> anyhow::Result<Option<Resolved>> {
     let dir = cache.join("debian").join(&set.release).join(set.key());
+    listed(dir, false)
+}
+
+/// The packages `e import` put beside the repository (`packages/debian/<release>/` under
+/// `base`), if their index holds every name of the set (and version, where one is pinned):
+/// an air-gapped machine exports them again without a mirror.
+pub fn imported(base: &Path, set: &PackageSet) -> anyhow::Result<Option<Resolved>> {
+    let dir = base.join("packages").join("debian").join(&set.release);
+    let index = match fs::read_to_string(dir.join("Packages")) {
+        Ok(index) => index,
+        Err(_) => return Ok(None),
+    };
+    let mut versions: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for stanza in index.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        if let (Some(package), Some(version)) = (field("Package"), field("Version")) {
+            versions.entry(package).or_default().push(version);
+        }
+    }
+    let covered = set.names.iter().all(|spec| match spec.split_once('=') {
+        Some((name, version)) => versions.get(name).is_some_and(|v| v.contains(&version)),
+        None => versions.contains_key(spec.as_str()),
+    });
+    if !covered {
+        return Ok(None);
+    }
+    listed(dir, true)
+}
+
+fn listed(dir: PathBuf, imported: bool) -> anyhow::Result<Option<Resolved>> {
     if !dir.join("Release").is_file() {
         return Ok(None);
     }
@@ -132,7 +170,11 @@ pub fn cached(cache: &Path, set: &PackageSet) -> anyhow::Result<Option<Resolved>
         }
     }
     files.sort();
-    Ok(Some(Resolved { dir, files }))
+    Ok(Some(Resolved {
+        dir,
+        files,
+        imported,
+    }))
 }
 
 /// The hint for a missing release image.
@@ -268,6 +310,34 @@ mod tests {
             parse_uris(out),
             [("jq_1.6-2.1+deb12u2_amd64.deb".to_owned(), 64000)]
         );
+    }
+
+    #[test]
+    fn imported_packages_serve_a_set_their_index_covers() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("packages/debian/bookworm");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("Packages"),
+            "Package: jq\nVersion: 1.6-2.1+deb12u2\nFilename: ./jq.deb\n\nPackage: libjq1\nVersion: 1.6-2.1+deb12u2\n",
+        )
+        .unwrap();
+        fs::write(dir.join("Release"), "").unwrap();
+        let set = |names: &[&str]| PackageSet {
+            release: "bookworm".to_owned(),
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            wanted_by: Vec::new(),
+        };
+        let found = imported(base.path(), &set(&["jq", "libjq1=1.6-2.1+deb12u2"]))
+            .unwrap()
+            .unwrap();
+        assert!(found.imported);
+        assert_eq!(found.files.len(), 2);
+        assert!(imported(base.path(), &set(&["jq=1.7"])).unwrap().is_none());
+        assert!(imported(base.path(), &set(&["curl"])).unwrap().is_none());
+        let mut other = set(&["jq"]);
+        other.release = "trixie".to_owned();
+        assert!(imported(base.path(), &other).unwrap().is_none());
     }
 
     #[test]
