@@ -78,6 +78,13 @@ pub fn files(entries: &[Entry<'_>], repository_path: &Path) -> anyhow::Result<Ve
             let source = match (&file.path, &file.url) {
                 (Some(path), _) => base.join(path),
                 (None, Some(url)) if is_remote(url) => {
+                    // The URL goes to the downloader as one line of its list.
+                    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        bail!(
+                            "{what}: the URL `{}` holds a space or a control character\nhint: write it percent-encoded (`%20`)",
+                            url.escape_debug()
+                        );
+                    }
                     let cache = match &cache {
                         Some(cache) => cache,
                         None => cache.insert(super::cache_dir()?),
