@@ -563,8 +563,13 @@ pub struct ServeArgs {
     #[arg(value_name = "DIR")]
     pub store: PathBuf,
 
-    /// The address and port to listen on.
-    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDRESS:PORT")]
+    /// The address and port to listen on (the repository machine's setting `E_SERVE_LISTEN`).
+    #[arg(
+        long,
+        env = "E_SERVE_LISTEN",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDRESS:PORT"
+    )]
     pub listen: String,
 
     /// The server's image.

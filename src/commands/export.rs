@@ -694,11 +694,12 @@ struct Environment {
 
 /// The variables of e's settings that travel: none of them holds a secret (`E_SECRETS` names
 /// a file, which stays behind).
-const SETTINGS: [&str; 5] = [
+const SETTINGS: [&str; 6] = [
     "E_REPOSITORY",
     "E_SHARED",
     "E_DOWNLOADER_IMAGE",
     "E_DEBIAN_IMAGE",
+    "E_SERVE_LISTEN",
     "E_PROGRESS",
 ];
 
