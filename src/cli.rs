@@ -573,7 +573,7 @@ pub struct ServeArgs {
     pub listen: String,
 
     /// The server's image.
-    #[arg(long, default_value = "e-modules/repo:0.1.0", value_name = "IMAGE")]
+    #[arg(long, default_value = crate::offline::SERVER_IMAGE, value_name = "IMAGE")]
     pub image: String,
 
     /// Stop serving after this long (by default, only on Ctrl-C).

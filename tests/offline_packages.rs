@@ -251,6 +251,8 @@ fn packages_install_on_a_host_from_the_repository_machine_alone() {
         ],
     );
     let report = stdout(&out);
+    // The repository machine's server came in the archive, with the module's image.
+    assert!(report.contains("e-modules/repo:0.1.0"), "{report}");
     assert!(
         report.contains("install it on this machine and the others with `install -m 0755")
             && report.contains("deb [trusted=yes] http://REPOSITORY/debian/bookworm ./"),

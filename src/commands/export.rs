@@ -50,7 +50,7 @@ pub async fn run(
         &chosen_by,
         &preferences(&context.shared_path)?,
     )?;
-    let images = images(&entries);
+    let mut images = images(&entries);
     let mut files = bill::files(&entries, &context.repository_path)?;
     // What the cache lacks is downloaded first (or, for a dry run, only sized): the archive is
     // then written from files that are whole and checked.
@@ -60,6 +60,10 @@ pub async fn run(
         bill::fetch_files(engine, &mut files).await?;
     }
     let packages = bill::packages(engine, &entries, &context.repository_path, args.dry_run).await?;
+    // What the repository machine will serve needs its server there too.
+    if files.iter().any(|f| f.remote) || !packages.is_empty() {
+        add_server(engine, &mut images).await?;
+    }
     let binary = if args.without_e {
         None
     } else {
@@ -669,6 +673,23 @@ fn listing(contents: &Contents<'_>) -> String {
     }
     rows.push(vec!["total".to_owned(), String::new(), output::size(total)]);
     output::table(&["KIND", "NAME", "SIZE"], rows)
+}
+
+/// Adds the repository machine's server image, so that `e serve` runs on the other side, when
+/// this engine has it; says what to do when it has not.
+async fn add_server(engine: &dyn Engine, images: &mut Vec<String>) -> anyhow::Result<()> {
+    let server = crate::offline::SERVER_IMAGE;
+    if images.iter().any(|i| archive::same_image(i, server)) {
+        return Ok(());
+    }
+    if engine.inspect_image(server).await?.is_some() {
+        images.push(server.to_owned());
+    } else {
+        output::warn(&format!(
+            "the repository machine's server image `{server}` is not in this engine, so the archive does not carry it: `e serve` needs it on the other side\nhint: build it (`modules/build-contexts.sh && e build modules/repo --tag {server}`) and export again"
+        ));
+    }
+    Ok(())
 }
 
 /// The e binary that runs this export, which the archive carries.

@@ -175,6 +175,10 @@ pub async fn run(engine: &dyn Engine, job: Job<'_>, hint: &str) -> anyhow::Resul
     })
 }
 
+/// The repository machine's server image (`modules/repo/`), which `e serve` runs and `e export`
+/// carries when the archive holds something to serve.
+pub const SERVER_IMAGE: &str = "e-modules/repo:0.1.0";
+
 /// The downloader image of this e: `E_DOWNLOADER_IMAGE`, else `e-modules/downloader:0.1.0`.
 pub fn downloader_image() -> String {
     std::env::var("E_DOWNLOADER_IMAGE")
