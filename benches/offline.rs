@@ -104,7 +104,8 @@ fn main() {
             } else {
                 let mut e_export = e(binary, &repository, directory.path());
                 e_export
-                    .args(["export", "--all", "--force", "--out"])
+                    // Like with like: `docker save` carries no e binary.
+                    .args(["export", "--all", "--force", "--without-e", "--out"])
                     .arg(&e_tar);
                 export.push(timed(&mut e_export).0);
             }

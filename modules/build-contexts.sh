@@ -2,7 +2,9 @@
 # Fills the build contexts of the example modules: builds azi and bmk as static binaries and
 # copies them next to their Dockerfiles, and copies a static busybox next to the Dockerfile of
 # each shell module (bmm, k8s, rook, nfs, pg), with lib/module.sh, which they all source, and
-# lib/persistence.sh for the persistence layers on Kubernetes (rook, nfs).
+# lib/persistence.sh for the persistence layers on Kubernetes (rook, nfs), and busybox next to
+# the Dockerfiles of e's own images: the downloader (`e download`) and the repository machine's
+# server (`e serve`).
 # Afterwards each folder builds as an image on its own (`e build modules/azi`, or
 # `docker build -t e-modules/azi:0.1.0 modules/azi`).
 #
@@ -43,5 +45,9 @@ done
 for module in rook nfs; do
     install -m 0644 "$here/lib/persistence.sh" "$here/$module/persistence.sh"
 done
+# e's own images: the downloader of bills of materials and the repository machine's server.
+for image in downloader repo; do
+    install -m 0755 "$busybox" "$here/$image/busybox"
+done
 
-echo "contexts ready: $here/azi $here/bmk $here/bmm $here/k8s $here/rook $here/nfs $here/pg"
+echo "contexts ready: $here/azi $here/bmk $here/bmm $here/k8s $here/rook $here/nfs $here/pg $here/downloader $here/repo"

@@ -5,7 +5,14 @@
 //!
 //! ```text
 //! files/<sha256>/<name>   the files of the modules' bills of materials
+//! packages/debian/<release>/<file>
+//!                         their Debian packages with every dependency, and the index of
+//!                         that flat apt repository (Packages, Packages.gz, Release)
 //! images.tar              one `docker save` stream of every image (each layer once)
+//! bin/e                   the e binary that wrote the archive
+//! environment/settings.json, environment/<module>-config.yml
+//!                         the environment's configuration: e's settings, the modules' configs
+//!                         (secret values as `***`)
 //! repository.yaml         the exported module versions, as a repository
 //! shared/...              with `--with-state`: the shared directory, secret values as `***`
 //! manifest.json           last: format, e version, modules, images, and the size and sha256
@@ -27,8 +34,11 @@ use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-/// The archive format this e writes and reads.
-pub const FORMAT: u32 = 1;
+/// The archive format this e writes; it reads this one and the ones before. 2 added the
+/// Debian packages, e's binary and the environment's configuration.
+pub const FORMAT: u32 = 2;
+/// The oldest format this e reads.
+const OLDEST_FORMAT: u32 = 1;
 /// The manifest's entry.
 pub const MANIFEST: &str = "manifest.json";
 /// The entry holding the `docker save` stream of every image.
@@ -39,6 +49,12 @@ pub const REPOSITORY: &str = "repository.yaml";
 pub const FILES_DIR: &str = "files";
 /// The folder of the shared directory's files in archives.
 pub const SHARED_DIR: &str = "shared";
+/// The entry holding the e binary that wrote the archive.
+pub const E_BINARY: &str = "bin/e";
+/// The folder of the environment's configuration in archives.
+pub const ENVIRONMENT_DIR: &str = "environment";
+/// The entry holding e's settings.
+pub const SETTINGS: &str = "environment/settings.json";
 
 /// The largest manifest or repository e reads into memory from an archive.
 const MAX_TEXT_ENTRY: u64 = 64 * 1024 * 1024;
@@ -67,8 +83,30 @@ pub struct Manifest {
     /// The `shared/` entries in which secret values were replaced by `***`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redacted: Vec<String>,
+    /// The package sets under `packages/`, as the bills of materials named them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<PackageSetEntry>,
+    /// The entry of the e binary that wrote the archive (format 2 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_binary: Option<String>,
+    /// The entries of the environment's configuration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment: Vec<String>,
     /// Every other entry, in archive order.
     pub entries: Vec<ManifestEntry>,
+}
+
+/// One package set of an archive: the names the bills of materials list for a release, which
+/// its folder holds with their dependencies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSetEntry {
+    /// The distribution (`debian`).
+    pub distribution: String,
+    /// The release (`bookworm`).
+    pub release: String,
+    /// The names asked for.
+    pub names: Vec<String>,
 }
 
 /// One entry of an archive: where it is, how big, and its sha256.
@@ -89,7 +127,7 @@ impl Manifest {
         let value: serde_json::Value =
             serde_json::from_slice(bytes).context("`manifest.json` is not valid JSON")?;
         match value.get("format").and_then(serde_json::Value::as_u64) {
-            Some(format) if format == u64::from(FORMAT) => {}
+            Some(format) if (u64::from(OLDEST_FORMAT)..=u64::from(FORMAT)).contains(&format) => {}
             Some(format) if format > u64::from(FORMAT) => bail!(
                 "the archive has format {format}, newer than this e reads ({FORMAT})\n\
                  hint: import it with the version of e that wrote it, or a newer one"
@@ -171,6 +209,18 @@ pub fn is_shared_file(relative: &str) -> bool {
 fn check_entry_kind(path: &str) -> anyhow::Result<()> {
     let known = match path.split_once('/') {
         None => [MANIFEST, IMAGES, REPOSITORY].contains(&path),
+        Some(("bin", "e")) => true,
+        Some((ENVIRONMENT_DIR, rest)) => {
+            rest == "settings.json"
+                || (rest.ends_with("-config.yml")
+                    && crate::repository::model::check_file_name(rest).is_ok())
+        }
+        Some(("packages", rest)) => match rest.split('/').collect::<Vec<_>>()[..] {
+            ["debian", release, file] => {
+                crate::repository::packages::check_release(release).is_ok() && is_package_file(file)
+            }
+            _ => false,
+        },
         Some((FILES_DIR, rest)) => match rest.split_once('/') {
             Some((sha256, name)) => {
                 is_sha256(sha256) && crate::repository::model::check_file_name(name).is_ok()
@@ -184,6 +234,17 @@ fn check_entry_kind(path: &str) -> anyhow::Result<()> {
         bail!("entry `{path}` is not one an e archive holds");
     }
     Ok(())
+}
+
+/// Whether a name is one apt gives a downloaded package or the index of a flat repository:
+/// letters, digits and `-_.+~%` (apt writes an epoch's `:` as `%3a`).
+fn is_package_file(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 200
+        && name.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+' | b'~' | b'%')
+        })
 }
 
 /// The file being written: a buffered file that knows its position.
@@ -831,6 +892,9 @@ mod tests {
             images: vec![],
             state: false,
             redacted: vec![],
+            packages: vec![],
+            e_binary: None,
+            environment: vec![],
             entries: vec![],
         }
     }
@@ -878,6 +942,16 @@ mod tests {
         assert!(check_entry_kind("shared/.e/lock").is_err());
         assert!(check_entry_kind("shared/.e/tmp/x").is_err());
         assert!(check_entry_kind("other.txt").is_err());
+        assert!(check_entry_kind("bin/e").is_ok());
+        assert!(check_entry_kind("bin/sh").is_err());
+        assert!(check_entry_kind("environment/settings.json").is_ok());
+        assert!(check_entry_kind("environment/pg-config.yml").is_ok());
+        assert!(check_entry_kind("environment/state.yml").is_err());
+        assert!(check_entry_kind("packages/debian/bookworm/libfoo_1%3a2.0-1_amd64.deb").is_ok());
+        assert!(check_entry_kind("packages/debian/bookworm/Packages.gz").is_ok());
+        assert!(check_entry_kind("packages/debian/Bookworm/x.deb").is_err());
+        assert!(check_entry_kind("packages/debian/bookworm/sub/x.deb").is_err());
+        assert!(check_entry_kind("packages/fedora/f40/x.rpm").is_err());
     }
 
     #[test]
@@ -892,7 +966,7 @@ mod tests {
         assert_eq!(Manifest::parse(&bytes).unwrap(), written);
         let newer = String::from_utf8(bytes)
             .unwrap()
-            .replace("\"format\": 1", "\"format\": 2");
+            .replace("\"format\": 2", "\"format\": 3");
         let err = Manifest::parse(newer.as_bytes()).unwrap_err();
         assert!(
             format!("{err:#}").contains("newer than this e reads"),

@@ -155,6 +155,11 @@ pub enum Command {
     Export(ExportArgs),
     /// Load an archive of `e export`: images into the engine, modules into the repository.
     Import(ImportArgs),
+    /// Fetch what the modules' bills of materials name and this machine lacks: files by URL,
+    /// Debian packages with their dependencies, into e's cache.
+    Download(DownloadArgs),
+    /// Serve a store of `e import --store` over HTTP, for the machines of a cluster.
+    Serve(ServeArgs),
     /// Push the images of module versions into a registry, named under it.
     Push(PushArgs),
     /// Check the repository (and the shared state, if any) without an engine.
@@ -524,9 +529,71 @@ pub struct ExportArgs {
     #[arg(long)]
     pub with_state: bool,
 
-    /// List what would go in, with sizes, and write nothing.
+    /// List what would go in, with sizes (downloading nothing, but asking for the sizes of what
+    /// is still to download), and write nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Leave e itself out of the archive: the importing side has this version already.
+    #[arg(long)]
+    pub without_e: bool,
+}
+
+/// Arguments of `e download`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "One downloader container fetches the files of every module (by http(s) URL, each checked\nagainst its sha256, resumed when a download broke); Debian packages are resolved with their\ndependencies in a container of their release. Everything lands in e's cache\n($E_CACHE_DIR/downloads), which `e export` reads. Examples:\n  e download pg                 pg, its strong requirements, their bills of materials\n  e download --all"
+)]
+pub struct DownloadArgs {
+    /// The modules, each with its strong requirements (default version: `latest`, else the
+    /// highest).
+    #[arg(
+        value_name = "MODULE[@VERSION]",
+        required_unless_present = "all",
+        conflicts_with = "all",
+        add = ArgValueCompleter::new(completion::module_spec)
+    )]
+    pub modules: Vec<ModuleSpec>,
+
+    /// Every version of every module.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Also, for each weak requirement, its first candidate and its strong requirements.
+    #[arg(long)]
+    pub with_weak: bool,
+
+    /// Output format of the report.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+/// Arguments of `e serve`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Runs the repository machine's server (the image of modules/repo, busybox httpd) with the\nhost's network, in the foreground until Ctrl-C. Cluster hosts then use, for Debian:\n  deb [trusted=yes] http://REPOSITORY:PORT/debian/RELEASE ./\nand fetch files from http://REPOSITORY:PORT/files/SHA256/NAME. Example:\n  e import site.tar --store /srv/e-store && e serve /srv/e-store --listen 0.0.0.0:8080"
+)]
+pub struct ServeArgs {
+    /// The store that `e import --store` filled.
+    #[arg(value_name = "DIR")]
+    pub store: PathBuf,
+
+    /// The address and port to listen on (the repository machine's setting `E_SERVE_LISTEN`).
+    #[arg(
+        long,
+        env = "E_SERVE_LISTEN",
+        default_value = "0.0.0.0:8080",
+        value_name = "ADDRESS:PORT"
+    )]
+    pub listen: String,
+
+    /// The server's image.
+    #[arg(long, default_value = crate::offline::SERVER_IMAGE, value_name = "IMAGE")]
+    pub image: String,
+
+    /// Stop serving after this long (by default, only on Ctrl-C).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Arguments of `e import`.
@@ -559,6 +626,11 @@ pub struct ImportArgs {
     /// the archive is the one exported.
     #[arg(long, value_name = "SHA256")]
     pub expect_sha256: Option<String>,
+
+    /// Also put the files and the Debian packages into this store, the repository machine's,
+    /// which `e serve DIR` serves to the cluster (`files/SHA256/NAME`, `debian/RELEASE/`).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
 }
 
 /// Arguments of `e push`.

@@ -17,6 +17,7 @@ pub mod exit;
 pub mod graph;
 pub mod interrupt;
 pub mod lifecycle;
+pub mod offline;
 pub mod output;
 pub mod plan_file;
 pub mod registry;
@@ -209,6 +210,8 @@ async fn dispatch(command: Command, context: &Context) -> anyhow::Result<ExitCod
         Command::Export(args) => commands::export::run(args, context, &engine).await,
         Command::Import(args) => commands::import::run(args, context, &engine).await,
         Command::Push(args) => commands::push::run(args, context, &engine).await,
+        Command::Download(args) => commands::download::run(args, context, &engine).await,
+        Command::Serve(args) => commands::serve::run(args, &engine).await,
         Command::Validate(args) => commands::validate::run(args, context),
         Command::New(args) => commands::new::run(args, context),
         Command::Recover(args) => commands::recover::run(args, context, &engine).await,

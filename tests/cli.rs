@@ -165,6 +165,7 @@ fn every_broken_fixture_is_an_error_that_points_at_it() {
         "bad-shared",
         "bad-timeout",
         "bad-keep-secrets",
+        "bad-package",
     ] {
         snapshot!(
             format!("error_{name}"),

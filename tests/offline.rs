@@ -320,10 +320,25 @@ fn the_example_stack_runs_from_an_archive_alone() {
         .into_iter()
         .map(|(path, ..)| path)
         .collect();
-    assert_eq!(paths, ["images.tar", "repository.yaml", "manifest.json"]);
+    // e itself and its settings travel too (tests/offline_packages.rs runs the archived e).
+    assert_eq!(
+        paths,
+        [
+            "bin/e",
+            "environment/settings.json",
+            "images.tar",
+            "repository.yaml",
+            "manifest.json"
+        ]
+    );
+    assert_eq!(
+        entry_bytes(&archive, "bin/e"),
+        fs::read(env!("CARGO_BIN_EXE_e")).unwrap()
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&entry_bytes(&archive, "manifest.json")).unwrap();
-    assert_eq!(manifest["format"], 1);
+    assert_eq!(manifest["format"], 2);
+    assert_eq!(manifest["e_binary"], "bin/e");
     assert_eq!(manifest["e_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(
         manifest["modules"],
@@ -748,21 +763,7 @@ fn bills_of_materials_are_listed_carried_and_checked() {
         "a failed export leaves the previous archive alone"
     );
 
-    // e has no downloader: an https URL is refused, with what to do instead.
-    let remote =
-        with_bill_of_materials(&tool_sha256, "https://example.com/other.bin", &sha(&other));
-    fs::write(source.repository(), remote).unwrap();
-    let out = source.expect(1, &["export", "bmk", "--dry-run"]);
-    assert!(
-        stderr(&out).contains("e cannot download `https://example.com/other.bin`"),
-        "{}",
-        text_of(&out)
-    );
-    assert!(
-        stderr(&out).contains("hint: download the file"),
-        "{}",
-        text_of(&out)
-    );
+    // Files by http(s) URL go through the downloader: tests/offline_download.rs.
 
     // A sha256 that is not one is a load error, with its line, module and version.
     fs::write(

@@ -1,10 +1,14 @@
 //! `e export MODULE... | --all --out FILE`: one archive holding everything the modules need on a
 //! machine without internet: their images and the images of their bills of materials (one
-//! `docker save` stream, each layer once), the files of their bills of materials, the
-//! repository subset that describes them, and with `--with-state` the shared directory with
-//! secret values replaced by `***`. `--dry-run` lists what would go in.
+//! `docker save` stream, each layer once), the files and Debian packages of their bills of
+//! materials (fetched first by the downloader when e's cache lacks them: `offline/`), the e
+//! binary that runs the export, the environment's configuration (e's settings, the modules'
+//! configs with secret values as `***`), the repository subset that describes them, and with
+//! `--with-state` the shared directory with secret values replaced by `***`. `--dry-run` lists
+//! what would go in, with sizes, including what is still to download.
 //!
-//! The archive's layout and integrity belong to `archive.rs`; this file decides what goes in.
+//! The archive's layout and integrity belong to `archive.rs`, where each item's bytes are to
+//! `offline/bill.rs`; this file decides what goes in.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -18,9 +22,11 @@ use crate::Context;
 use crate::archive::{self, ArchiveWriter, FILES_DIR, IMAGES, Manifest, REPOSITORY, SHARED_DIR};
 use crate::cli::ExportArgs;
 use crate::graph::{Index, Preferences, resolve};
+use crate::offline::bill::{self, FileSource, Packages};
+use crate::offline::redact::redact;
 use crate::output::{self, Progress};
 use crate::repository::model::FileRequirement;
-use crate::repository::{Entry, Module, Repository};
+use crate::repository::{Entry, Module, ModuleSpec, Repository};
 use crate::runtime::Engine;
 use crate::secrets::MASK;
 use crate::store::{E_DIR, Installed};
@@ -33,14 +39,37 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
     let index = Index::new(&repository);
+    let chosen_by = Chosen {
+        modules: &args.modules,
+        all: args.all,
+        with_weak: args.with_weak,
+    };
     let entries = closure(
         &repository,
         &index,
-        &args,
+        &chosen_by,
         &preferences(&context.shared_path)?,
     )?;
-    let images = images(&entries);
-    let files = files(&entries, &context.repository_path)?;
+    let mut images = images(&entries);
+    let mut files = bill::files(&entries, &context.repository_path)?;
+    // What the cache lacks is downloaded first (or, for a dry run, only sized): the archive is
+    // then written from files that are whole and checked.
+    if args.dry_run {
+        bill::probe_files(engine, &mut files).await?;
+    } else {
+        bill::fetch_files(engine, &mut files).await?;
+    }
+    let packages = bill::packages(engine, &entries, &context.repository_path, args.dry_run).await?;
+    // What the repository machine will serve needs its server there too.
+    if files.iter().any(|f| f.remote) || !packages.is_empty() {
+        add_server(engine, &mut images).await?;
+    }
+    let binary = if args.without_e {
+        None
+    } else {
+        Some(binary()?)
+    };
+    let environment = environment(context, &entries)?;
     let subset = crate::yaml_emit::to_string(&subset(&repository, &entries, &files))
         .context("failed to write the repository subset")?;
     let state = if args.with_state {
@@ -60,18 +89,22 @@ pub async fn run(
     }
 
     if args.dry_run {
-        for file in &files {
-            let actual = hash_file(&file.source)?;
-            check_hash(file, &actual)?;
+        for file in files.iter().filter(|f| f.download.is_none()) {
+            let actual = bill::hash_file(&file.source)?;
+            bill::check_hash(file, &actual)?;
         }
-        output::data(&listing(
-            &entries,
-            &images,
-            &image_sizes,
-            &files,
-            &subset,
-            state.as_ref(),
-        ))?;
+        let contents = Contents {
+            entries: &entries,
+            images: &images,
+            image_sizes: &image_sizes,
+            files: &files,
+            packages: &packages,
+            binary: binary.as_ref(),
+            environment: &environment,
+            subset: &subset,
+            state: state.as_ref(),
+        };
+        output::data(&listing(&contents))?;
         output::note(
             "image sizes are the engine's; layers shared by several images are written once, so the archive can be smaller",
         );
@@ -96,7 +129,36 @@ pub async fn run(
             progress: &mut progress,
         };
         let actual = writer.append_reader(&file.entry_path(), file.size, reader)?;
-        check_hash(file, &actual)?;
+        bill::check_hash(file, &actual)?;
+    }
+    for set in &packages {
+        let resolved = set
+            .resolved
+            .as_ref()
+            .context("a package set is resolved before the archive is written")?;
+        for (name, size) in &resolved.files {
+            let path = resolved.dir.join(name);
+            let source = File::open(&path)
+                .with_context(|| format!("failed to read `{}`", path.display()))?;
+            let reader = Counted {
+                inner: source,
+                progress: &mut progress,
+            };
+            writer.append_reader(&format!("{}/{name}", set.entry_dir()), *size, reader)?;
+        }
+    }
+    if let Some(binary) = &binary {
+        let source = File::open(&binary.path)
+            .with_context(|| format!("failed to read e itself, `{}`", binary.path.display()))?;
+        let reader = Counted {
+            inner: source,
+            progress: &mut progress,
+        };
+        writer.append_reader(archive::E_BINARY, binary.size, reader)?;
+    }
+    for (path, bytes) in &environment.files {
+        writer.append_bytes(path, bytes)?;
+        progress.advance(bytes.len() as u64);
     }
     if !images.is_empty() {
         output::note(&format!(
@@ -136,6 +198,20 @@ pub async fn run(
         images: images.clone(),
         state: state.is_some(),
         redacted: redacted.clone(),
+        packages: packages
+            .iter()
+            .map(|p| archive::PackageSetEntry {
+                distribution: "debian".to_owned(),
+                release: p.set.release.clone(),
+                names: p.set.names.clone(),
+            })
+            .collect(),
+        e_binary: binary.as_ref().map(|_| archive::E_BINARY.to_owned()),
+        environment: environment
+            .files
+            .iter()
+            .map(|(path, _)| path.clone())
+            .collect(),
         entries: Vec::new(),
     };
     let written = writer.finish(manifest)?;
@@ -147,6 +223,11 @@ pub async fn run(
         modules: entries.iter().map(Entry::id).collect(),
         images,
         files: files.len(),
+        packages: packages
+            .iter()
+            .map(|p| p.resolved.as_ref().map_or(0, |r| r.packages()))
+            .sum(),
+        e_binary: !args.without_e,
         state_files: state.as_ref().map(|s| s.files.len()),
         redacted,
         manifest_sha256: written.manifest_sha256,
@@ -167,6 +248,8 @@ struct Report {
     modules: Vec<String>,
     images: Vec<String>,
     files: usize,
+    packages: usize,
+    e_binary: bool,
     state_files: Option<usize>,
     redacted: Vec<String>,
     manifest_sha256: String,
@@ -175,12 +258,14 @@ struct Report {
 impl Report {
     fn text(&self) -> String {
         let mut report = format!(
-            "wrote `{}` ({}): {} module version(s), {} image(s), {} file(s){}\n",
+            "wrote `{}` ({}): {} module version(s), {} image(s), {} file(s), {} package(s){}{}\n",
             self.archive,
             output::size(self.size),
             self.modules.len(),
             self.images.len(),
             self.files,
+            self.packages,
+            if self.e_binary { ", e itself" } else { "" },
             match self.state_files {
                 Some(count) => format!(", the shared directory ({count} file(s))"),
                 None => String::new(),
@@ -203,7 +288,7 @@ impl Report {
 }
 
 /// Installed versions from the shared directory, read without creating anything there.
-fn preferences(shared: &Path) -> anyhow::Result<Preferences> {
+pub(crate) fn preferences(shared: &Path) -> anyhow::Result<Preferences> {
     let path = shared.join(E_DIR).join("installed.json");
     let installed: BTreeMap<String, Installed> = match fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
@@ -226,16 +311,26 @@ fn same(a: &Entry<'_>, b: &Entry<'_>) -> bool {
     a.module.name == b.module.name && a.version.version == b.version.version
 }
 
+/// Which module versions a command names: `MODULE...` or `--all`, and `--with-weak`.
+pub(crate) struct Chosen<'a> {
+    /// The modules named.
+    pub modules: &'a [ModuleSpec],
+    /// `--all`.
+    pub all: bool,
+    /// `--with-weak`.
+    pub with_weak: bool,
+}
+
 /// The module versions to export: each named one with its strong requirements, resolved as
 /// `e apply --with-requirements` would; with `--with-weak`, for every weak requirement not
 /// already met by the export, its first candidate and that one's strong requirements.
-fn closure<'r>(
+pub(crate) fn closure<'r>(
     repository: &'r Repository,
     index: &Index<'r>,
-    args: &ExportArgs,
+    chosen_by: &Chosen<'_>,
     preferences: &Preferences,
 ) -> anyhow::Result<Vec<Entry<'r>>> {
-    if args.all {
+    if chosen_by.all {
         return Ok(repository.entries().collect());
     }
     let mut chosen: Vec<Entry<'r>> = Vec::new();
@@ -246,13 +341,13 @@ fn closure<'r>(
             }
         }
     };
-    for spec in &args.modules {
+    for spec in chosen_by.modules {
         let target = repository.find(spec)?;
         let resolution = resolve(index, target, preferences)
             .map_err(|err| anyhow!("cannot export `{}`: {err}", target.id()))?;
         add(&mut chosen, &resolution.order);
     }
-    if args.with_weak {
+    if chosen_by.with_weak {
         let mut next = 0;
         while next < chosen.len() {
             let owner = chosen[next];
@@ -294,123 +389,6 @@ fn images(entries: &[Entry<'_>]) -> Vec<String> {
         }
     }
     images
-}
-
-/// One file of a bill of materials, found on this machine.
-#[derive(Debug)]
-struct FileSource {
-    /// `module `bmk@0.1.0` file `tool.tgz``, for messages.
-    what: String,
-    name: String,
-    sha256: String,
-    source: PathBuf,
-    size: u64,
-}
-
-impl FileSource {
-    fn entry_path(&self) -> String {
-        format!("{FILES_DIR}/{}/{}", self.sha256, self.name)
-    }
-}
-
-/// Finds every file of the bills of materials: `path` (relative to the repository file's
-/// directory) or a `file://` URL. e has no downloader: `http(s)://` files are refused.
-fn files(entries: &[Entry<'_>], repository_path: &Path) -> anyhow::Result<Vec<FileSource>> {
-    let base = repository_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut files: Vec<FileSource> = Vec::new();
-    for entry in entries {
-        for file in &entry.version.requirements.files {
-            let name = file.file_name().to_owned();
-            if files
-                .iter()
-                .any(|f| f.sha256 == file.sha256 && f.name == name)
-            {
-                continue;
-            }
-            let what = format!("module `{}` file `{name}`", entry.id());
-            let source = match (&file.path, &file.url) {
-                (Some(path), _) => base.join(path),
-                (None, Some(url)) => local_url(url).map_err(|err| anyhow!("{what}: {err}"))?,
-                (None, None) => bail!("{what}: it has neither `path` nor `url`"),
-            };
-            let meta = fs::metadata(&source).with_context(|| {
-                format!(
-                    "{what}: cannot read `{}`\nhint: put the file there, or correct its `path` in the repository",
-                    source.display()
-                )
-            })?;
-            if !meta.is_file() {
-                bail!("{what}: `{}` is not a regular file", source.display());
-            }
-            files.push(FileSource {
-                what,
-                name,
-                sha256: file.sha256.clone(),
-                source,
-                size: meta.len(),
-            });
-        }
-    }
-    Ok(files)
-}
-
-/// The local path of a `file://` URL; other schemes cannot be fetched by e.
-fn local_url(url: &str) -> anyhow::Result<PathBuf> {
-    let Some(rest) = url.strip_prefix("file://") else {
-        bail!(
-            "e cannot download `{url}`: it has no downloader yet\n\
-             hint: download the file, check its sha256 (`sha256sum FILE`), and give it as `path:` instead of `url:`"
-        );
-    };
-    let path = rest.strip_prefix("localhost").unwrap_or(rest);
-    if !path.starts_with('/') {
-        bail!("`{url}` names another host; a `file://` URL must be `file:///absolute/path`");
-    }
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match escaped {
-            Some(byte) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            None => {
-                decoded.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    use std::os::unix::ffi::OsStringExt as _;
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(decoded)))
-}
-
-fn hash_file(path: &Path) -> anyhow::Result<String> {
-    let file = File::open(path).with_context(|| format!("failed to read `{}`", path.display()))?;
-    let mut hashing = archive::HashingReader::new(io::BufReader::new(file));
-    io::copy(&mut hashing, &mut io::sink())
-        .with_context(|| format!("failed to read `{}`", path.display()))?;
-    Ok(hashing.finish())
-}
-
-fn check_hash(file: &FileSource, actual: &str) -> anyhow::Result<()> {
-    if actual != file.sha256 {
-        bail!(
-            "{} (`{}`): its sha256 is {actual}, but the repository says {}\n\
-             hint: the file is not the one the module was written for; fetch the right one, or correct `sha256` if the file is right",
-            file.what,
-            file.source.display(),
-            file.sha256
-        );
-    }
-    Ok(())
 }
 
 /// The repository of the exported module versions, in the original order, with each file of
@@ -601,251 +579,190 @@ fn secret_values(context: &Context, entries: &[Entry<'_>]) -> anyhow::Result<Vec
     Ok(values)
 }
 
-/// Replaces every occurrence of every secret with `***`; says whether it replaced any.
-///
-/// In a YAML file a `***` that begins a plain scalar (`token: ***`) would read as an alias and
-/// break the file, so there the scalar is quoted (`token: '***'`); what the line-wise quoting
-/// cannot keep valid (a secret in a multi-line scalar) is re-serialized from the parsed file.
-fn redact(relative: &str, bytes: Vec<u8>, secrets: &[String]) -> (Vec<u8>, bool) {
-    if !secrets
-        .iter()
-        .any(|secret| contains(&bytes, secret.as_bytes()))
-    {
-        return (bytes, false);
-    }
-    let yaml = relative.ends_with(".yml") || relative.ends_with(".yaml");
-    let text = match String::from_utf8(bytes) {
-        Ok(text) if yaml => text,
-        Ok(text) => return (replace_all(text.into_bytes(), secrets), true),
-        Err(err) => return (replace_all(err.into_bytes(), secrets), true),
-    };
-    let redacted: String = text
-        .split_inclusive('\n')
-        .map(|line| redact_yaml_line(line, secrets))
-        .collect();
-    let parses = |text: &str| serde_yaml::from_str::<serde_yaml::Value>(text).is_ok();
-    if parses(&text)
-        && !parses(&redacted)
-        && let Ok(mut value) = serde_yaml::from_str::<serde_yaml::Value>(&text)
-    {
-        redact_value(&mut value, secrets);
-        if let Ok(serialized) = serde_yaml::to_string(&value) {
-            output::warn(&format!(
-                "the archived copy of `{relative}` is rewritten to leave its secrets out; its comments are not kept"
-            ));
-            return (serialized.into_bytes(), true);
-        }
-    }
-    (redacted.into_bytes(), true)
+/// Everything an archive would hold, for the `--dry-run` table.
+struct Contents<'a> {
+    entries: &'a [Entry<'a>],
+    images: &'a [String],
+    image_sizes: &'a [u64],
+    files: &'a [FileSource],
+    packages: &'a [Packages],
+    binary: Option<&'a Binary>,
+    environment: &'a Environment,
+    subset: &'a str,
+    state: Option<&'a State>,
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Replaces every secret in some bytes with `***`, longest secrets first.
-fn replace_all(mut bytes: Vec<u8>, secrets: &[String]) -> Vec<u8> {
-    for secret in secrets {
-        let needle = secret.as_bytes();
-        if !contains(&bytes, needle) {
-            continue;
-        }
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i..].starts_with(needle) {
-                out.extend_from_slice(MASK.as_bytes());
-                i += needle.len();
-            } else {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-        bytes = out;
-    }
-    bytes
-}
-
-/// Redacts one line of YAML, quoting a plain scalar that would begin with `***`.
-fn redact_yaml_line(line: &str, secrets: &[String]) -> String {
-    #[derive(PartialEq)]
-    enum Quote {
-        None,
-        Single,
-        Double,
-    }
-    let mut out = String::with_capacity(line.len());
-    let mut quote = Quote::None;
-    // Whether a scalar may begin here: after indentation, `- `, `? `, `: `, or in a flow
-    // collection after `[`, `{` or `,`.
-    let mut scalar_start = true;
-    let mut after_indicator = false;
-    let mut flow_depth = 0usize;
-    let mut i = 0;
-    while i < line.len() {
-        let rest = &line[i..];
-        if let Some(secret) = secrets.iter().find(|s| rest.starts_with(s.as_str())) {
-            if quote == Quote::None && scalar_start {
-                let after = &line[i + secret.len()..];
-                let tail = &after[..plain_scalar_end(after, flow_depth > 0)];
-                let tail = tail.trim_end();
-                out.push('\'');
-                out.push_str(MASK);
-                out.push_str(&replace_text(tail, secrets).replace('\'', "''"));
-                out.push('\'');
-                i += secret.len() + tail.len();
-            } else {
-                out.push_str(MASK);
-                i += secret.len();
-            }
-            scalar_start = false;
-            after_indicator = false;
-            continue;
-        }
-        let c = rest.chars().next().expect("i is below the line's length");
-        match quote {
-            Quote::Double if c == '\\' => {
-                let escaped: String = rest.chars().take(2).collect();
-                out.push_str(&escaped);
-                i += escaped.len();
-                continue;
-            }
-            Quote::Double if c == '"' => quote = Quote::None,
-            Quote::Single if c == '\'' && rest.starts_with("''") => {
-                out.push_str("''");
-                i += 2;
-                continue;
-            }
-            Quote::Single if c == '\'' => quote = Quote::None,
-            Quote::Double | Quote::Single => {}
-            Quote::None => match c {
-                '#' if i == 0 || line[..i].ends_with([' ', '\t']) => {
-                    out.push_str(&replace_text(rest, secrets));
-                    return out;
-                }
-                '"' if scalar_start => quote = Quote::Double,
-                '\'' if scalar_start => quote = Quote::Single,
-                ' ' | '\t' if after_indicator => {
-                    scalar_start = true;
-                    after_indicator = false;
-                }
-                '-' | '?' if scalar_start => {
-                    scalar_start = false;
-                    after_indicator = true;
-                }
-                ':' => {
-                    scalar_start = false;
-                    after_indicator = true;
-                }
-                '[' | '{' => {
-                    flow_depth += 1;
-                    scalar_start = true;
-                }
-                ']' | '}' => flow_depth = flow_depth.saturating_sub(1),
-                ',' if flow_depth > 0 => scalar_start = true,
-                _ => {}
-            },
-        }
-        if !matches!(c, ' ' | '\t' | '-' | '?' | ':' | '[' | '{' | ',') || quote != Quote::None {
-            scalar_start = false;
-            after_indicator = false;
-        }
-        out.push(c);
-        i += c.len_utf8();
-    }
-    out
-}
-
-/// Where the plain scalar that continues in `text` ends on this line.
-fn plain_scalar_end(text: &str, in_flow: bool) -> usize {
-    let bytes = text.as_bytes();
-    for (i, byte) in bytes.iter().enumerate() {
-        let next = bytes.get(i + 1).copied();
-        let ends = match byte {
-            b'\n' | b'\r' => true,
-            b'#' => i > 0 && matches!(bytes[i - 1], b' ' | b'\t'),
-            b':' => matches!(next, None | Some(b' ' | b'\t' | b'\n' | b'\r')),
-            b',' | b']' | b'}' => in_flow,
-            _ => false,
-        };
-        if ends {
-            return i;
-        }
-    }
-    bytes.len()
-}
-
-fn replace_text(text: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(text.to_owned(), |text, secret| {
-        text.replace(secret.as_str(), MASK)
-    })
-}
-
-/// Replaces the secrets in every string of a parsed YAML document, keys included.
-fn redact_value(value: &mut serde_yaml::Value, secrets: &[String]) {
-    match value {
-        serde_yaml::Value::String(text) => *text = replace_text(text, secrets),
-        serde_yaml::Value::Sequence(items) => items
-            .iter_mut()
-            .for_each(|item| redact_value(item, secrets)),
-        serde_yaml::Value::Mapping(mapping) => {
-            let entries: Vec<_> = std::mem::take(mapping).into_iter().collect();
-            for (mut key, mut item) in entries {
-                redact_value(&mut key, secrets);
-                redact_value(&mut item, secrets);
-                mapping.insert(key, item);
-            }
-        }
-        serde_yaml::Value::Tagged(tagged) => redact_value(&mut tagged.value, secrets),
-        serde_yaml::Value::Null | serde_yaml::Value::Bool(_) | serde_yaml::Value::Number(_) => {}
-    }
-}
-
-/// The `--dry-run` table: KIND, NAME, SIZE, and the total.
-fn listing(
-    entries: &[Entry<'_>],
-    images: &[String],
-    image_sizes: &[u64],
-    files: &[FileSource],
-    subset: &str,
-    state: Option<&State>,
-) -> String {
+/// The `--dry-run` table: KIND, NAME, SIZE, and the total; what is still to download says so.
+fn listing(contents: &Contents<'_>) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
-    for entry in entries {
-        rows.push(vec!["module".to_owned(), entry.id(), String::new()]);
-    }
-    for (image, size) in images.iter().zip(image_sizes) {
-        rows.push(vec!["image".to_owned(), image.clone(), output::size(*size)]);
-    }
-    for file in files {
+    let mut total = 0;
+    let mut row = |rows: &mut Vec<Vec<String>>, kind: &str, name: String, size: Option<u64>| {
+        total += size.unwrap_or(0);
         rows.push(vec![
-            "file".to_owned(),
-            file.entry_path(),
-            output::size(file.size),
+            kind.to_owned(),
+            name,
+            size.map(output::size).unwrap_or_default(),
         ]);
+    };
+    for entry in contents.entries {
+        row(&mut rows, "module", entry.id(), None);
     }
-    rows.push(vec![
-        "repository".to_owned(),
+    for (image, size) in contents.images.iter().zip(contents.image_sizes) {
+        row(&mut rows, "image", image.clone(), Some(*size));
+    }
+    for file in contents.files {
+        let name = match &file.download {
+            Some(url) if file.size == 0 => format!(
+                "{}  (to download from {url}; size unknown)",
+                file.entry_path()
+            ),
+            Some(url) => format!("{}  (to download from {url})", file.entry_path()),
+            None => file.entry_path(),
+        };
+        row(&mut rows, "file", name, Some(file.size));
+    }
+    for set in contents.packages {
+        let name = match &set.resolved {
+            Some(resolved) => format!(
+                "{}/  ({} .deb for {}, with their dependencies, and the index)",
+                set.entry_dir(),
+                resolved.packages(),
+                set.set.names.join(" ")
+            ),
+            None => format!(
+                "{}/  ({} .deb to download for {}, with their dependencies)",
+                set.entry_dir(),
+                set.to_download.len(),
+                set.set.names.join(" ")
+            ),
+        };
+        row(&mut rows, "packages", name, Some(set.size()));
+    }
+    if let Some(binary) = contents.binary {
+        row(
+            &mut rows,
+            "e",
+            format!(
+                "{}  (e {}, this binary)",
+                archive::E_BINARY,
+                env!("CARGO_PKG_VERSION")
+            ),
+            Some(binary.size),
+        );
+    }
+    for (path, bytes) in &contents.environment.files {
+        row(
+            &mut rows,
+            "environment",
+            path.clone(),
+            Some(bytes.len() as u64),
+        );
+    }
+    row(
+        &mut rows,
+        "repository",
         REPOSITORY.to_owned(),
-        output::size(subset.len() as u64),
-    ]);
-    let mut total = image_sizes.iter().sum::<u64>()
-        + files.iter().map(|f| f.size).sum::<u64>()
-        + subset.len() as u64;
-    for file in state.map_or(&[][..], |s| &s.files) {
+        Some(contents.subset.len() as u64),
+    );
+    for file in contents.state.map_or(&[][..], |s| &s.files) {
         let mut name = format!("{SHARED_DIR}/{}", file.relative);
         if file.redacted {
             name.push_str(&format!("  (secret values as `{MASK}`)"));
         }
-        rows.push(vec![
-            "state".to_owned(),
-            name,
-            output::size(file.bytes.len() as u64),
-        ]);
-        total += file.bytes.len() as u64;
+        row(&mut rows, "state", name, Some(file.bytes.len() as u64));
     }
     rows.push(vec!["total".to_owned(), String::new(), output::size(total)]);
     output::table(&["KIND", "NAME", "SIZE"], rows)
+}
+
+/// Adds the repository machine's server image, so that `e serve` runs on the other side, when
+/// this engine has it; says what to do when it has not.
+async fn add_server(engine: &dyn Engine, images: &mut Vec<String>) -> anyhow::Result<()> {
+    let server = crate::offline::SERVER_IMAGE;
+    if images.iter().any(|i| archive::same_image(i, server)) {
+        return Ok(());
+    }
+    if engine.inspect_image(server).await?.is_some() {
+        images.push(server.to_owned());
+    } else {
+        output::warn(&format!(
+            "the repository machine's server image `{server}` is not in this engine, so the archive does not carry it: `e serve` needs it on the other side\nhint: build it (`modules/build-contexts.sh && e build modules/repo --tag {server}`) and export again"
+        ));
+    }
+    Ok(())
+}
+
+/// The e binary that runs this export, which the archive carries.
+struct Binary {
+    path: PathBuf,
+    size: u64,
+}
+
+fn binary() -> anyhow::Result<Binary> {
+    let path = std::env::current_exe().context("failed to find e's own binary")?;
+    let size = fs::metadata(&path)
+        .with_context(|| format!("failed to read e's own binary `{}`", path.display()))?
+        .len();
+    Ok(Binary { path, size })
+}
+
+/// The environment's configuration, as it goes into the archive: e's settings (the variables
+/// that choose the repository, the shared directory and the images e uses, never a secret),
+/// and the modules' configs of the shared directory, secret values replaced.
+struct Environment {
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// The variables of e's settings that travel: none of them holds a secret (`E_SECRETS` names
+/// a file, which stays behind).
+const SETTINGS: [&str; 6] = [
+    "E_REPOSITORY",
+    "E_SHARED",
+    "E_DOWNLOADER_IMAGE",
+    "E_DEBIAN_IMAGE",
+    "E_SERVE_LISTEN",
+    "E_PROGRESS",
+];
+
+fn environment(context: &Context, entries: &[Entry<'_>]) -> anyhow::Result<Environment> {
+    let variables: BTreeMap<&str, String> = SETTINGS
+        .iter()
+        .filter_map(|name| Some((*name, std::env::var(name).ok()?)))
+        .collect();
+    let settings = serde_json::json!({
+        "repository": context.repository_path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "variables": variables,
+        "secrets": "not exported: set them again on the importing side (`--secrets FILE`)",
+    });
+    let mut files = vec![(
+        archive::SETTINGS.to_owned(),
+        serde_json::to_vec_pretty(&settings)?,
+    )];
+    let root = &context.shared_path;
+    let mut configs = Vec::new();
+    if let Ok(dir) = fs::read_dir(root) {
+        for entry in dir.flatten() {
+            if let Some(name) = entry.file_name().to_str()
+                && name.ends_with("-config.yml")
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && crate::repository::model::check_file_name(name).is_ok()
+            {
+                configs.push(name.to_owned());
+            }
+        }
+    }
+    configs.sort();
+    if !configs.is_empty() {
+        let secrets = secret_values(context, entries)?;
+        for name in configs {
+            let path = root.join(&name);
+            let bytes =
+                fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+            let (bytes, _) = redact(&name, bytes, &secrets);
+            files.push((format!("{}/{name}", archive::ENVIRONMENT_DIR), bytes));
+        }
+    }
+    Ok(Environment { files })
 }
 
 /// Counts the bytes that pass through, for the progress line.
@@ -871,83 +788,5 @@ impl<T: Write> Write for Counted<'_, T> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_replaced_everywhere() {
-        let secrets = vec!["hunter22".to_owned(), "pw".to_owned()];
-        let (bytes, redacted) = redact(
-            "a.json",
-            b"{\"a\": \"hunter22\", \"b\": \"pw-hunter22\"}".to_vec(),
-            &secrets,
-        );
-        assert!(redacted);
-        assert_eq!(
-            String::from_utf8(bytes).unwrap(),
-            "{\"a\": \"***\", \"b\": \"***-***\"}"
-        );
-        let (bytes, redacted) = redact("a.yml", b"nothing: here\n".to_vec(), &secrets);
-        assert!(!redacted);
-        assert_eq!(bytes, b"nothing: here\n");
-    }
-
-    #[test]
-    fn redacted_yaml_stays_valid() {
-        let secrets = vec!["s3cret".to_owned()];
-        let cases = [
-            ("token: s3cret\n", "token: '***'\n"),
-            ("token: \"s3cret\"\n", "token: \"***\"\n"),
-            ("token: 's3cret'\n", "token: '***'\n"),
-            ("url: http://u:s3cret@h\n", "url: http://u:***@h\n"),
-            ("list:\n  - s3cret\n", "list:\n  - '***'\n"),
-            ("s3cret: 1\n", "'***': 1\n"),
-            ("a: [s3cret, b]\n", "a: ['***', b]\n"),
-            ("a: s3cret-x's # s3cret\n", "a: '***-x''s' # ***\n"),
-            ("a: {k: s3cret}\n", "a: {k: '***'}\n"),
-            ("a: x,s3cret\n", "a: x,***\n"),
-        ];
-        for (text, expected) in cases {
-            let (bytes, redacted) = redact("state.yml", text.as_bytes().to_vec(), &secrets);
-            let bytes = String::from_utf8(bytes).unwrap();
-            assert!(redacted);
-            assert_eq!(bytes, expected, "{text}");
-            serde_yaml::from_str::<serde_yaml::Value>(&bytes)
-                .unwrap_or_else(|err| panic!("{bytes}: {err}"));
-        }
-        // In multi-line scalars the mask may come out quoted, but the file stays valid.
-        for text in [
-            "a: first\n  s3cret\n",
-            "a: |\n  s3cret\n",
-            "a: \"first\n  s3cret\"\n",
-        ] {
-            let (bytes, _) = redact("state.yml", text.as_bytes().to_vec(), &secrets);
-            let bytes = String::from_utf8(bytes).unwrap();
-            assert!(!bytes.contains("s3cret"), "{bytes}");
-            serde_yaml::from_str::<serde_yaml::Value>(&bytes)
-                .unwrap_or_else(|err| panic!("{bytes}: {err}"));
-        }
-        let mut value: serde_yaml::Value = serde_yaml::from_str("s3cret: [x s3cret]").unwrap();
-        redact_value(&mut value, &secrets);
-        assert_eq!(serde_yaml::to_string(&value).unwrap(), "'***':\n- x ***\n");
-    }
-
-    #[test]
-    fn only_local_urls_are_fetched() {
-        assert_eq!(
-            local_url("file:///srv/a%20b.tgz").unwrap(),
-            PathBuf::from("/srv/a b.tgz")
-        );
-        assert_eq!(
-            local_url("file://localhost/srv/x").unwrap(),
-            PathBuf::from("/srv/x")
-        );
-        assert!(local_url("file://host/srv/x").is_err());
-        let err = local_url("https://example.com/x.tgz").unwrap_err();
-        assert!(format!("{err:#}").contains("no downloader"), "{err:#}");
     }
 }

@@ -5,8 +5,11 @@
 //! repository, the merge with the local one (a module version defined differently here is
 //! refused without `--force`), and the shared directory (a state is imported only into one
 //! that has none, without `--force`). Then the images are loaded into the engine, the files put
-//! next to the repository file (`files/<sha256>/<name>`), the repository rewritten with a
-//! backup of the previous one, and the state written under the shared directory's lock.
+//! next to the repository file (`files/<sha256>/<name>`) and the Debian packages
+//! (`packages/debian/<release>/`), both also into the repository machine's store with
+//! `--store DIR` (see `offline/store.rs`), the archive's e binary put at `bin/e` with how to
+//! install it, the repository rewritten with a backup of the previous one, and the modules'
+//! configs and the state written under the shared directory's lock.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -19,6 +22,7 @@ use anyhow::{Context as _, bail};
 use crate::Context;
 use crate::archive::{self, CheckedEntry, FILES_DIR, IMAGES, SHARED_DIR, Verified};
 use crate::cli::ImportArgs;
+use crate::offline::store as stored;
 use crate::output::{self, Progress};
 use crate::repository::model::{ApiVersion, FileRequirement, ModuleVersion, RepositoryKind};
 use crate::repository::{self, Repository};
@@ -104,7 +108,12 @@ pub async fn run(
 
     // From here on, things change.
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let shared = if manifest.state {
+    let configs: Vec<&String> = manifest
+        .environment
+        .iter()
+        .filter(|p| p.ends_with("-config.yml"))
+        .collect();
+    let shared = if manifest.state || !configs.is_empty() {
         let shared = SharedDir::open(shared_path)?;
         let lock = shared.lock(&format!("e import {}", args.file.display()), Duration::ZERO)?;
         Some((shared, lock))
@@ -160,8 +169,16 @@ pub async fn run(
         .keys()
         .filter(|p| p.starts_with(&format!("{FILES_DIR}/")))
     {
-        let result = put_file(&verified, path, &base.join(path))?;
-        rows.push(vec!["file".to_owned(), path.clone(), result.to_owned()]);
+        let mut result = put_file(&verified, path, &base.join(path))?.to_owned();
+        if let Some(store) = &args.store {
+            let stored = put_file(&verified, path, &store.join(path))?;
+            result.push_str(&format!("; store: {stored}"));
+        }
+        rows.push(vec!["file".to_owned(), path.clone(), result]);
+    }
+    rows.extend(stored::packages(&verified, base, args.store.as_deref())?);
+    if let Some(row) = stored::binary(&verified, base)? {
+        rows.push(row);
     }
 
     for id in &merge.added {
@@ -200,6 +217,13 @@ pub async fn run(
     };
 
     if let Some((shared, _lock)) = &shared {
+        for path in &configs {
+            rows.push(stored::config(&verified, shared, path)?);
+        }
+    }
+    if let Some((shared, _lock)) = &shared
+        && manifest.state
+    {
         for path in verified
             .entries
             .keys()
@@ -225,6 +249,7 @@ pub async fn run(
     );
     report.push_str(&output::table(&["KIND", "NAME", "RESULT"], rows));
     output::data(&report)?;
+    stored::settings_note(&verified);
     match rewritten {
         Some(Some(backup)) => output::note(&format!(
             "e: rewrote `{}` (its comments are not kept); the previous file is `{}`",
@@ -445,7 +470,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Puts a file of a bill of materials at `target`, unless an identical one is there.
-fn put_file(verified: &Verified, path: &str, target: &Path) -> anyhow::Result<&'static str> {
+pub(crate) fn put_file(
+    verified: &Verified,
+    path: &str,
+    target: &Path,
+) -> anyhow::Result<&'static str> {
     let expected = &verified.entries[path].sha256;
     if target.is_file() {
         let file = fs::File::open(target)

@@ -205,6 +205,14 @@ fn render(view: &InfoView<'_>) -> String {
                 file.source()
             ));
         }
+        for packages in &materials.packages {
+            text.push_str(&format!(
+                "  packages  {} {}: {}  (with their dependencies)\n",
+                packages.distribution.name(),
+                packages.release,
+                packages.names.join(" ")
+            ));
+        }
     }
     text
 }

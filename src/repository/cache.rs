@@ -23,8 +23,8 @@ use std::sync::Arc;
 /// The layout of cache files: a header line, then two lines per module (see [`put`]). Raised
 /// with the model too: 4 added a version's `limits` and `user`, which an older cache lacks; 5
 /// keeps label values as written (`1.10`, not `1.1`) and adds commands' `timeout`, `secrets`
-/// and `keep-secrets`.
-const FORMAT: u32 = 5;
+/// and `keep-secrets`; 6 adds the bills of materials' `packages`.
+const FORMAT: u32 = 6;
 
 /// Files smaller than this are parsed every time.
 pub const MIN_CACHED_BYTES: u64 = 1024 * 1024;
@@ -52,8 +52,8 @@ struct Header {
     repository: Repository,
 }
 
-/// The cache directory, if the environment names one.
-fn directory() -> Option<PathBuf> {
+/// The cache directory, if the environment names one (also the home of `e download`'s cache).
+pub fn directory() -> Option<PathBuf> {
     let from = |name: &str| {
         std::env::var_os(name)
             .filter(|v| !v.is_empty())

@@ -6,10 +6,12 @@ pub mod limits;
 pub mod load;
 mod locate;
 pub mod model;
+pub mod packages;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use cache::directory as cache_directory;
 pub use load::{LoadError, Loaded};
 
 /// Reads and validates the repository file at `path`; a large file that loaded before, and has

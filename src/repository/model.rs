@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 pub use super::limits::{Cpus, Limits, Memory, Pids, User};
+pub use super::packages::PackageRequirement;
 use crate::selector::{Labels, Scalar, Selector};
 
 /// A whole module repository.
@@ -192,12 +193,15 @@ pub struct Requirements {
     /// Files, each pinned by its sha256.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileRequirement>,
+    /// Operating-system packages the hosts need, per distribution and release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<PackageRequirement>,
 }
 
 impl Requirements {
     /// Whether the bill of materials is empty.
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty() && self.files.is_empty()
+        self.images.is_empty() && self.files.is_empty() && self.packages.is_empty()
     }
 }
 
@@ -222,7 +226,7 @@ pub struct FileRequirement {
     /// The file's name in archives; by default the last segment of `url` or `path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// A `file://` URL (e downloads nothing yet: `http(s)://` files are refused at export).
+    /// A `file://`, `http://` or `https://` URL (e's downloader fetches the latter two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// A path; a relative one is relative to the repository file's directory.
