@@ -5,6 +5,7 @@ mod cache;
 pub mod limits;
 pub mod load;
 mod locate;
+mod split;
 pub mod model;
 
 use std::fmt;
