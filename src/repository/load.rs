@@ -624,3 +624,7 @@ pub fn example() -> Repository {
         .expect("the example repository loads")
         .repository
 }
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;
