@@ -96,8 +96,9 @@ pub struct LineStart {
 pub struct Outline {
     /// What [`scan`] finds.
     pub scan: Scan,
-    /// Whether the text has a document marker (`---`, `...`) or a directive (`%YAML`): then
-    /// it is not one plain document, and no line start is a safe place to split it.
+    /// Whether the text has a document marker (`---`, `...`) or a directive (`%YAML`), bar
+    /// one `---` before any content: then it may not be one plain document, and no line
+    /// start is a safe place to split it.
     pub documents: bool,
     /// In order, every line that begins a node at block depth one or two, outside quoted and
     /// block scalars, comments and brackets (where the scanner knows them, see [`scan`]).
@@ -129,6 +130,7 @@ fn scan_recording(source: &str, record: bool) -> (Scan, Option<Vec<LineStart>>, 
         found: Scan::default(),
         lines: record.then(Vec::new),
         documents: false,
+        content: false,
     };
     scanner.run();
     (scanner.found, scanner.lines, scanner.documents)
@@ -153,8 +155,10 @@ struct Scanner<'a> {
     found: Scan,
     /// The outline's line starts, when asked for (see [`outline`]).
     lines: Option<Vec<LineStart>>,
-    /// Whether a document marker or a directive was seen.
+    /// Whether a document marker or a directive was seen (bar one `---` that opens the text).
     documents: bool,
+    /// Whether a line with content, or a document marker, was seen.
+    content: bool,
 }
 
 impl Scanner<'_> {
@@ -225,7 +229,10 @@ impl Scanner<'_> {
         self.compact = None;
         self.token = Token::NodeStart;
         if marker {
-            self.documents = true;
+            // A `---` before any content only opens the one document.
+            let opening = rest.starts_with(b"---") && !self.content;
+            self.documents |= !opening;
+            self.content = true;
             self.blocks.clear();
             self.i += 3;
             return;
@@ -235,6 +242,7 @@ impl Scanner<'_> {
             self.skip_to_end_of_line();
             return;
         }
+        self.content = true;
         while self.blocks.last().is_some_and(|top| *top > indent) {
             self.blocks.pop();
         }

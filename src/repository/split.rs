@@ -193,6 +193,11 @@ mod tests {
             ["- name: a\n  versions:\n  - version: 1\n", "- name: b\n"]
         );
         assert!(items("components: []\n").is_none());
+        let opened = crate::yaml_limits::outline("---\ncomponents:\n- a\n");
+        assert!(!opened.documents);
+        for two in ["a: 1\n---\nb: 2\n", "---\n---\n", "a: 1\n...\n", "%YAML 1.2\n---\na: 1\n"] {
+            assert!(crate::yaml_limits::outline(two).documents, "{two}");
+        }
         assert!(items("components: &all\n  - a\n").is_none());
         assert!(items("components:\n  name: a\n").is_none());
     }
