@@ -113,7 +113,7 @@ fn the_limits_hold_on_the_json_path() {
 
 #[test]
 fn the_parallel_parse_gives_the_whole_parse_repository() {
-    for yaml in [example_text(), generated(300)] {
+    for yaml in [example_text(), generated(120)] {
         let outline = crate::yaml_limits::outline(&yaml);
         let split = super::super::split::split(&yaml, &outline.lines).expect("a split");
         let parallel = split.parse(3).expect("every module parses alone");
@@ -142,8 +142,8 @@ fn change_module(text: &str, n: usize, old: &str, new: &str) -> (String, usize) 
 
 #[test]
 fn an_error_in_module_n_of_a_parallel_parse_names_its_line() {
-    let text = generated(300);
-    let (broken, line) = change_module(&text, 217, "    image:", "    imgae:");
+    let text = generated(120);
+    let (broken, line) = change_module(&text, 97, "    image:", "    imgae:");
     let err = load(&broken, SPLIT).expect_err("an unknown field");
     assert_eq!(err, load(&broken, Paths::WHOLE).expect_err("an unknown field"));
     assert!(
@@ -153,14 +153,14 @@ fn an_error_in_module_n_of_a_parallel_parse_names_its_line() {
     // Errors found after parsing are located in the module's own text.
     let (twice, line) = change_module(
         &text,
-        250,
-        &format!("- name: {}\n", module_name(&text, 250)),
+        110,
+        &format!("- name: {}\n", module_name(&text, 110)),
         &format!("- name: {}\n", module_name(&text, 4)),
     );
     let err = load(&twice, SPLIT).expect_err("a module defined twice");
     assert_eq!(err, load(&twice, Paths::WHOLE).expect_err("defined twice"));
     assert!(
-        err.starts_with(&format!("r.yaml:{line}:")) && err.contains("items 4 and 250"),
+        err.starts_with(&format!("r.yaml:{line}:")) && err.contains("items 4 and 110"),
         "line {line}: {err}"
     );
 }
@@ -177,8 +177,8 @@ fn module_name(text: &str, n: usize) -> String {
 
 #[test]
 fn warnings_of_a_parallel_parse_name_their_lines() {
-    let text = generated(300);
-    let (dev, line) = change_module(&text, 123, "version: 1.1.0", "version: dev");
+    let text = generated(120);
+    let (dev, line) = change_module(&text, 77, "version: 1.1.0", "version: dev");
     let split = load(&dev, SPLIT).expect("loads with a warning");
     assert_eq!(split.warnings, load(&dev, Paths::WHOLE).expect("loads").warnings);
     assert_eq!(split.warnings.len(), 1);
@@ -191,9 +191,9 @@ fn warnings_of_a_parallel_parse_name_their_lines() {
 
 #[test]
 fn the_limits_hold_on_the_parallel_path() {
-    let text = generated(300);
+    let text = generated(120);
     let deep = format!("k: {}1{}", "[".repeat(100), "]".repeat(100));
-    let (broken, line) = change_module(&text, 150, "kind: ", &format!("{deep}\n          kind: "));
+    let (broken, line) = change_module(&text, 88, "kind: ", &format!("{deep}\n          kind: "));
     let err = load(&broken, SPLIT).expect_err("too deep");
     assert_eq!(err, load(&broken, Paths::WHOLE).expect_err("too deep"));
     assert!(
