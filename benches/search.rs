@@ -159,7 +159,11 @@ fn main() {
                     now,
                 });
             };
-            measure_both("cold: `list`, the first command after an edit".to_owned(), &["list"], true);
+            measure_both(
+                "cold: `list`, the first command after an edit".to_owned(),
+                &["list"],
+                true,
+            );
             let warm: Vec<Vec<&str>> = if format == "YAML" {
                 vec![
                     vec!["search", SELECTOR],

@@ -143,7 +143,10 @@ fn read_stretches(
     let (start, length) = (range.start, range.end);
     let mut bounds = vec![start];
     for i in 1..threads as u64 {
-        bounds.push(module_line_at(file, start + (length - start) * i / threads as u64)?);
+        bounds.push(module_line_at(
+            file,
+            start + (length - start) * i / threads as u64,
+        )?);
     }
     bounds.push(length);
     let parts: Vec<Option<Vec<Module>>> = std::thread::scope(|scope| {
@@ -199,11 +202,7 @@ fn module_line_at(file: &Path, offset: u64) -> Option<u64> {
 }
 
 /// Reads `bytes` bytes of module lines, two lines per module (see [`put`]).
-fn read_modules(
-    mut reader: impl BufRead,
-    bytes: u64,
-    commands: bool,
-) -> Option<Vec<Module>> {
+fn read_modules(mut reader: impl BufRead, bytes: u64, commands: bool) -> Option<Vec<Module>> {
     let mut modules = Vec::new();
     let mut line = String::new();
     let mut read = 0u64;

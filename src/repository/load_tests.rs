@@ -83,7 +83,9 @@ fn errors_in_json_are_reported_as_for_yaml() {
         err.starts_with("r.yaml:6:") && err.contains("module `b`"),
         "{err}"
     );
-    let twice = text.replace("\"name\": \"b\"", "\"name\": \"a\"").replace("imgae", "image");
+    let twice = text
+        .replace("\"name\": \"b\"", "\"name\": \"a\"")
+        .replace("imgae", "image");
     let err = load(&twice, JSON).expect_err("a module defined twice");
     assert_eq!(err, load(&twice, Paths::WHOLE).expect_err("defined twice"));
     assert!(err.contains("defined twice"), "{err}");
@@ -120,7 +122,10 @@ fn the_parallel_parse_gives_the_whole_parse_repository() {
         let whole = load(&yaml, Paths::WHOLE).expect("the YAML loads");
         assert_eq!(as_json(&parallel), as_json(&whole.repository));
         let through_load = load(&yaml, SPLIT).expect("the YAML loads");
-        assert_eq!(as_json(&through_load.repository), as_json(&whole.repository));
+        assert_eq!(
+            as_json(&through_load.repository),
+            as_json(&whole.repository)
+        );
     }
     // Versions with equal commands share them, as after the whole parse.
     let generated = load(&generated(10), SPLIT).expect("loads");
@@ -133,11 +138,17 @@ fn the_parallel_parse_gives_the_whole_parse_repository() {
 
 /// The generated text with `old` replaced by `new` in module `#n` (from 1).
 fn change_module(text: &str, n: usize, old: &str, new: &str) -> (String, usize) {
-    let starts: Vec<usize> = text.match_indices("\n  - name: ").map(|(i, _)| i + 1).collect();
+    let starts: Vec<usize> = text
+        .match_indices("\n  - name: ")
+        .map(|(i, _)| i + 1)
+        .collect();
     let start = starts[n - 1];
     let at = start + text[start..].find(old).expect("the module has the text");
     let line = text[..at].matches('\n').count() + 1;
-    (format!("{}{new}{}", &text[..at], &text[at + old.len()..]), line)
+    (
+        format!("{}{new}{}", &text[..at], &text[at + old.len()..]),
+        line,
+    )
 }
 
 #[test]
@@ -145,7 +156,10 @@ fn an_error_in_module_n_of_a_parallel_parse_names_its_line() {
     let text = generated(120);
     let (broken, line) = change_module(&text, 97, "    image:", "    imgae:");
     let err = load(&broken, SPLIT).expect_err("an unknown field");
-    assert_eq!(err, load(&broken, Paths::WHOLE).expect_err("an unknown field"));
+    assert_eq!(
+        err,
+        load(&broken, Paths::WHOLE).expect_err("an unknown field")
+    );
     assert!(
         err.starts_with(&format!("r.yaml:{line}:")) && err.contains("unknown field `imgae`"),
         "line {line}: {err}"
@@ -180,7 +194,10 @@ fn warnings_of_a_parallel_parse_name_their_lines() {
     let text = generated(120);
     let (dev, line) = change_module(&text, 77, "version: 1.1.0", "version: dev");
     let split = load(&dev, SPLIT).expect("loads with a warning");
-    assert_eq!(split.warnings, load(&dev, Paths::WHOLE).expect("loads").warnings);
+    assert_eq!(
+        split.warnings,
+        load(&dev, Paths::WHOLE).expect("loads").warnings
+    );
     assert_eq!(split.warnings.len(), 1);
     assert!(
         split.warnings[0].starts_with(&format!("r.yaml:{line}:")),

@@ -5,8 +5,8 @@ mod cache;
 pub mod limits;
 pub mod load;
 mod locate;
-mod split;
 pub mod model;
+mod split;
 
 use std::fmt;
 use std::str::FromStr;

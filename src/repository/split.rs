@@ -154,12 +154,10 @@ impl Split<'_> {
             [Step::Key("components"), Step::Index(m), rest @ ..] if *m < self.items.len() => {
                 let item = &self.source[self.items[*m].clone()];
                 let inner = [&[Step::Index(0)], rest].concat();
-                Document::new(item)
-                    .locate(&inner)
-                    .map(|position| Position {
-                        line: position.line + self.lines[*m] - 1,
-                        column: position.column,
-                    })
+                Document::new(item).locate(&inner).map(|position| Position {
+                    line: position.line + self.lines[*m] - 1,
+                    column: position.column,
+                })
             }
             _ => whole.locate(path),
         }
@@ -187,7 +185,8 @@ mod tests {
                 "  - {name: c,\n- d}\n",
             ]
         );
-        let flush = "components:\n- name: a\n  versions:\n  - version: 1\n- name: b\nkind: Repository\n";
+        let flush =
+            "components:\n- name: a\n  versions:\n  - version: 1\n- name: b\nkind: Repository\n";
         assert_eq!(
             items(flush).expect("a split"),
             ["- name: a\n  versions:\n  - version: 1\n", "- name: b\n"]
@@ -195,7 +194,12 @@ mod tests {
         assert!(items("components: []\n").is_none());
         let opened = crate::yaml_limits::outline("---\ncomponents:\n- a\n");
         assert!(!opened.documents);
-        for two in ["a: 1\n---\nb: 2\n", "---\n---\n", "a: 1\n...\n", "%YAML 1.2\n---\na: 1\n"] {
+        for two in [
+            "a: 1\n---\nb: 2\n",
+            "---\n---\n",
+            "a: 1\n...\n",
+            "%YAML 1.2\n---\na: 1\n",
+        ] {
             assert!(crate::yaml_limits::outline(two).documents, "{two}");
         }
         assert!(items("components: &all\n  - a\n").is_none());
