@@ -160,8 +160,11 @@ fn main() {
                 });
             };
             measure_both(
-                "cold: `list`, the first command after an edit".to_owned(),
-                &["list"],
+                format!(
+                    "cold: {} (the first after an edit)",
+                    describe(&["search", SELECTOR])
+                ),
+                &["search", SELECTOR],
                 true,
             );
             let warm: Vec<Vec<&str>> = if format == "YAML" {

@@ -102,6 +102,12 @@ pub fn get(path: &Path, commands: bool) -> Option<Loaded> {
 /// From this many bytes of modules on, the cache is read on several threads.
 const PARALLEL_MIN_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Whether e is asked to load repositories as before its faster paths: then the cache is read
+/// and written on one thread.
+fn whole() -> bool {
+    super::load::whole()
+}
+
 fn get_in(directory: &Path, path: &Path, commands: bool) -> Option<Loaded> {
     let key = key(path)?;
     let file = file_for(directory, &key);
@@ -113,8 +119,7 @@ fn get_in(directory: &Path, path: &Path, commands: bool) -> Option<Loaded> {
         return None;
     }
     let length = reader.get_ref().metadata().ok()?.len();
-    let whole = std::env::var_os(super::load::PARSER_VARIABLE).is_some_and(|v| v == "whole");
-    let threads = if whole || length - start < PARALLEL_MIN_BYTES {
+    let threads = if whole() || length - start < PARALLEL_MIN_BYTES {
         1
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
@@ -236,20 +241,23 @@ fn read_modules(mut reader: impl BufRead, bytes: u64, commands: bool) -> Option<
 ///
 /// After the header line, each module takes two lines: the module without its commands, then
 /// the commands of each version (`null` for "the same as the version before").
-pub fn put(path: &Path, loaded: &Loaded) {
+pub fn put(path: &Path, loaded: &mut Loaded) {
     if let Some(directory) = directory() {
         put_in(&directory, path, loaded);
     }
 }
 
-fn put_in(directory: &Path, path: &Path, loaded: &Loaded) {
+/// `loaded` is borrowed mutably only to take each version's commands out while the module is
+/// written without them, and put them back: cloning every module instead cost a third of
+/// writing the cache.
+fn put_in(directory: &Path, path: &Path, loaded: &mut Loaded) {
     let Some(key) = key(path) else { return };
     let file = file_for(directory, &key);
     let Some(parent) = file.parent() else { return };
     if std::fs::create_dir_all(parent).is_err() {
         return;
     }
-    let repository = &loaded.repository;
+    let repository = &mut loaded.repository;
     let header = Header {
         key,
         warnings: loaded.warnings.clone(),
@@ -260,21 +268,32 @@ fn put_in(directory: &Path, path: &Path, loaded: &Loaded) {
             components: Vec::new(),
         },
     };
+    // The modules are written to memory on every core, then to the file in order.
+    let threads = if whole() || header.key.size < PARALLEL_MIN_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    let chunk = repository.components.len().div_ceil(threads).max(1);
+    let parts: Vec<std::io::Result<Vec<u8>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = repository
+            .components
+            .chunks_mut(chunk)
+            .map(|modules| scope.spawn(move || module_lines(modules)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a writer panicked")))
+            })
+            .collect()
+    });
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
         serde_json::to_writer(&mut *out, &header)?;
-        for module in &repository.components {
-            let mut bare = module.clone();
-            let mut lists = Vec::with_capacity(module.versions.len());
-            for (i, version) in bare.versions.iter_mut().enumerate() {
-                let same =
-                    i > 0 && Arc::ptr_eq(&module.versions[i - 1].commands, &version.commands);
-                lists.push((!same).then(|| Arc::clone(&version.commands)));
-                version.commands = Arc::default();
-            }
-            out.write_all(b"\n")?;
-            serde_json::to_writer(&mut *out, &bare)?;
-            out.write_all(b"\n")?;
-            serde_json::to_writer(&mut *out, &lists)?;
+        for part in parts {
+            out.write_all(&part?)?;
         }
         out.write_all(b"\n")?;
         out.flush()
@@ -287,6 +306,37 @@ fn put_in(directory: &Path, path: &Path, loaded: &Loaded) {
             temp.persist(&file).ok()
         });
     drop(written);
+}
+
+/// The two lines of each module, each after a line break: the module without its commands,
+/// then the commands of each version (`null` for "the same as the version before").
+fn module_lines(modules: &mut [Module]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for module in modules {
+        let taken: Vec<Arc<Vec<Command>>> = module
+            .versions
+            .iter_mut()
+            .map(|version| std::mem::take(&mut version.commands))
+            .collect();
+        let lists: Vec<Option<&Arc<Vec<Command>>>> = taken
+            .iter()
+            .enumerate()
+            .map(|(i, commands)| {
+                (i == 0 || !Arc::ptr_eq(&taken[i - 1], commands)).then_some(commands)
+            })
+            .collect();
+        out.push(b'\n');
+        let written = serde_json::to_writer(&mut out, &*module).and_then(|()| {
+            out.push(b'\n');
+            serde_json::to_writer(&mut out, &lists)
+        });
+        drop(lists);
+        for (version, commands) in module.versions.iter_mut().zip(taken) {
+            version.commands = commands;
+        }
+        written?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -306,8 +356,8 @@ mod tests {
         }
         std::fs::write(&path, &text).unwrap();
         assert!(get_in(&cache, &path, true).is_none());
-        let loaded = super::super::load::load(&path).unwrap();
-        put_in(&cache, &path, &loaded);
+        let mut loaded = super::super::load::load(&path).unwrap();
+        put_in(&cache, &path, &mut loaded);
         let cached = get_in(&cache, &path, true).expect("a cached load");
         assert_eq!(cached.repository.components.len(), i);
         assert_eq!(

@@ -96,8 +96,7 @@ pub const PARSER_VARIABLE: &str = "E_REPOSITORY_PARSER";
 /// serde_yaml, which reports it with the file's line and column. So every path returns the
 /// same repository, and every error is the one the whole parse gives.
 pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
-    let whole = std::env::var_os(PARSER_VARIABLE).is_some_and(|value| value == "whole");
-    let paths = if whole {
+    let paths = if whole() {
         Paths::WHOLE
     } else {
         Paths {
@@ -106,6 +105,11 @@ pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
         }
     };
     parse_with(source, file, paths)
+}
+
+/// Whether [`PARSER_VARIABLE`] asks for the whole parse only.
+pub fn whole() -> bool {
+    std::env::var_os(PARSER_VARIABLE).is_some_and(|value| value == "whole")
 }
 
 /// Which faster paths [`parse_with`] may take.
