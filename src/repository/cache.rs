@@ -10,7 +10,7 @@
 //! The cache lives in `$E_CACHE_DIR`, else `$XDG_CACHE_HOME/e`, else `~/.cache/e`. It is only
 //! an accelerator: a cache that cannot be read or written is ignored, never an error.
 
-use std::io::{BufRead, Seek, Write};
+use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -99,11 +99,11 @@ pub fn get(path: &Path, commands: bool) -> Option<Loaded> {
     get_in(&directory()?, path, commands)
 }
 
-/// From this many bytes of modules on, the cache is read on several threads.
+/// From this many bytes on, the cache is written on several threads.
 const PARALLEL_MIN_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Whether e is asked to load repositories as before its faster paths: then the cache is read
-/// and written on one thread.
+/// Whether e is asked to load repositories as before its faster paths: then the cache is
+/// written on one thread.
 fn whole() -> bool {
     super::load::whole()
 }
@@ -118,92 +118,15 @@ fn get_in(directory: &Path, path: &Path, commands: bool) -> Option<Loaded> {
     if header.key != key {
         return None;
     }
+    // One thread: reading stretches of the file on two threads measured no faster here, and
+    // slower under load (`docs/benchmarks.md`).
     let length = reader.get_ref().metadata().ok()?.len();
-    let threads = if whole() || length - start < PARALLEL_MIN_BYTES {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-    };
     let mut repository = header.repository;
-    repository.components = if threads == 1 {
-        read_modules(reader, length - start, commands)?
-    } else {
-        read_stretches(&file, start..length, threads, commands)?
-    };
+    repository.components = read_modules(reader, length - start, commands)?;
     Some(Loaded {
         repository,
         warnings: header.warnings,
     })
-}
-
-/// Reads the modules between the offsets of `range` on `threads` threads, each one stretch
-/// of the file: from a module's line to the first module line at or after the next stretch's
-/// nominal start.
-fn read_stretches(
-    file: &Path,
-    range: std::ops::Range<u64>,
-    threads: usize,
-    commands: bool,
-) -> Option<Vec<Module>> {
-    let (start, length) = (range.start, range.end);
-    let mut bounds = vec![start];
-    for i in 1..threads as u64 {
-        bounds.push(module_line_at(
-            file,
-            start + (length - start) * i / threads as u64,
-        )?);
-    }
-    bounds.push(length);
-    let parts: Vec<Option<Vec<Module>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = bounds
-            .windows(2)
-            .map(|range| {
-                scope.spawn(move || {
-                    let mut opened = std::fs::File::open(file).ok()?;
-                    opened.seek(std::io::SeekFrom::Start(range[0])).ok()?;
-                    let reader = std::io::BufReader::with_capacity(1 << 16, opened);
-                    read_modules(reader, range[1] - range[0], commands)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().ok().flatten())
-            .collect()
-    });
-    let mut modules = Vec::new();
-    for part in parts {
-        modules.extend(part?);
-    }
-    Some(modules)
-}
-
-/// The offset of the first module line (a line that begins with `{`; command lines begin with
-/// `[`) at or after `offset`, or the end of the file.
-fn module_line_at(file: &Path, offset: u64) -> Option<u64> {
-    let mut opened = std::fs::File::open(file).ok()?;
-    opened.seek(std::io::SeekFrom::Start(offset)).ok()?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, opened);
-    let mut line = Vec::new();
-    // The line `offset` falls in is skipped, unless it begins there.
-    let mut at = offset;
-    if offset > 0 {
-        let mut before = std::fs::File::open(file).ok()?;
-        before.seek(std::io::SeekFrom::Start(offset - 1)).ok()?;
-        let mut byte = [0];
-        std::io::Read::read_exact(&mut before, &mut byte).ok()?;
-        if byte[0] != b'\n' {
-            at += reader.read_until(b'\n', &mut line).ok()? as u64;
-        }
-    }
-    loop {
-        line.clear();
-        let read = reader.read_until(b'\n', &mut line).ok()? as u64;
-        if read == 0 || line.first() == Some(&b'{') {
-            return Some(at);
-        }
-        at += read;
-    }
 }
 
 /// Reads `bytes` bytes of module lines, two lines per module (see [`put`]).
@@ -377,19 +300,6 @@ mod tests {
                 .entries()
                 .all(|e| e.version.commands.is_empty())
         );
-        // Read on several threads, the stretches give the same modules in the same order.
-        let file = file_for(&cache, &key(&path).unwrap());
-        let header = std::fs::read_to_string(&file).unwrap();
-        let start = header.find('\n').unwrap() as u64 + 1;
-        let length = std::fs::metadata(&file).unwrap().len();
-        for threads in [2, 3, 7] {
-            let modules = read_stretches(&file, start..length, threads, true).unwrap();
-            assert_eq!(
-                serde_json::to_string(&modules).unwrap(),
-                serde_json::to_string(&loaded.repository.components).unwrap(),
-                "{threads} threads"
-            );
-        }
         std::fs::write(&path, text.replace("kind: k0}", "kind: k9}")).unwrap();
         assert!(
             get_in(&cache, &path, true).is_none(),
