@@ -1,18 +1,26 @@
-//! How `e search` scales with the size of the repository: wall time and peak memory of the
-//! real binary, run as a user runs it, on synthetic repositories of 1,000 to 100,000 modules.
+//! How loading and searching a repository scale with its size: wall time, CPU time and peak
+//! memory of the real binary, run as a user runs it, on synthetic repositories of 1,000 to
+//! 100,000 modules, written as YAML and as JSON.
 //!
-//! Run it with `cargo bench --bench search` (add `-- 1000 10000` to pick the sizes). Cargo
-//! builds the `e` binary with the bench profile (release settings) before the bench and tells it
-//! the path in `CARGO_BIN_EXE_e`, so the figures are those of an optimised build.
+//! Run it with `cargo bench --bench search` (add `-- 1000 10000 100000` to pick the sizes; by
+//! default 1,000 and 10,000, and 100,000 too when `E_BENCH_LARGE=1`). Cargo builds the `e`
+//! binary with the bench profile (release settings) before the bench and tells it the path in
+//! `CARGO_BIN_EXE_e`, so the figures are those of an optimised build.
 //!
-//! Each command runs once to warm the page cache and check that it succeeds, then [`RUNS`]
-//! times; the table shows the median wall time, the median CPU time (user + system, which
-//! other load on the machine disturbs less) and the largest peak RSS, all three as `wait4`
-//! reports them for each child. The repositories come from `examples/generate_repository.rs`, the one
-//! generator, and are written to a temporary directory that is removed afterwards.
+//! Every figure is measured twice in the same run, side by side: as e loads repositories now,
+//! and with `E_REPOSITORY_PARSER=whole`, which makes e load them as it did before the JSON and
+//! parallel paths (serde_yaml on the whole document). A cold load is the first command after
+//! any edit: the cache is removed before each one. A warm one reads the cache the cold one
+//! filled. Each command runs once to warm the page cache and check that it succeeds, then
+//! [`RUNS`] times ([`COLD_RUNS`] when cold); the table shows the median wall time, the median
+//! CPU time (user + system, which other load on the machine disturbs less) and the largest
+//! peak RSS, all three as `wait4` reports them for each child. The repositories come from
+//! `examples/generate_repository.rs`, the one generator; the JSON twin is the same repository
+//! as e's model serializes it, one module per line. Both are written to a temporary directory
+//! that is removed afterwards.
 
-use std::io::Read;
-use std::path::Path;
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,18 +32,30 @@ use std::time::{Duration, Instant};
 mod generate;
 
 /// Sizes measured when none are given on the command line.
-const DEFAULT_SIZES: [usize; 3] = [1_000, 10_000, 100_000];
+const DEFAULT_SIZES: [usize; 2] = [1_000, 10_000];
 
-/// Timed runs per command; the median is reported.
+/// The size added to the defaults by `E_BENCH_LARGE=1`: it takes minutes and gigabytes.
+const LARGE_SIZE: usize = 100_000;
+
+/// Timed runs per warm command; the median is reported.
 const RUNS: usize = 5;
+
+/// Timed runs per cold load (one at [`LARGE_SIZE`], where the load before takes 20 s).
+const COLD_RUNS: usize = 3;
 
 /// The selector of the `e search SELECTOR` measurement.
 const SELECTOR: &str = "kind=monitoring,core-technology in (prometheus)";
 
-/// The size the targets apply to, and the targets.
+/// The environment variable that makes e load repositories as it did before, and its value.
+const BEFORE: (&str, &str) = ("E_REPOSITORY_PARSER", "whole");
+
+/// The size the targets apply to, and the targets (issue 13).
 const TARGET_SIZE: usize = 10_000;
-const TARGET_TIME: Duration = Duration::from_millis(200);
-const TARGET_RSS_MB: f64 = 150.0;
+const TARGET_COLD: Duration = Duration::from_millis(1000);
+const TARGET_COLD_MB: f64 = 250.0;
+const TARGET_JSON_COLD: Duration = Duration::from_millis(300);
+const TARGET_WARM: Duration = Duration::from_millis(100);
+const TARGET_WARM_MB: f64 = 100.0;
 
 /// What one run of a command cost.
 #[derive(Debug, Clone, Copy)]
@@ -47,36 +67,49 @@ struct Sample {
     peak_rss: u64,
 }
 
-/// The figures of one command at one size.
-struct Measurement {
-    size: usize,
-    file_mb: f64,
-    command: String,
-    output_lines: usize,
-    median: Duration,
-    median_cpu: Duration,
+/// The medians of a command's runs, and their largest peak RSS.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    wall: Duration,
+    cpu: Duration,
     peak_rss: u64,
 }
 
+/// One command at one size and format, measured before and now.
+struct Measurement {
+    size: usize,
+    format: &'static str,
+    file_mb: f64,
+    command: String,
+    cold: bool,
+    before: Figures,
+    now: Figures,
+}
+
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
+    let mut sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|arg| arg.replace('_', "").parse().ok())
         .collect();
-    let sizes = if sizes.is_empty() {
-        DEFAULT_SIZES.to_vec()
-    } else {
-        sizes
-    };
+    if sizes.is_empty() {
+        sizes = DEFAULT_SIZES.to_vec();
+        if std::env::var_os("E_BENCH_LARGE").is_some_and(|v| v == "1") {
+            sizes.push(LARGE_SIZE);
+        }
+    }
     let binary = Path::new(env!("CARGO_BIN_EXE_e"));
     let directory =
         tempfile::tempdir().expect("a temporary directory is needed for the repositories");
-    // A cache of its own, so every size starts cold and the user's cache is left alone.
+    // A cache of its own, so cold runs are cold and the user's cache is left alone.
+    let cache = directory.path().join("cache");
     // SAFETY: no other thread runs yet.
-    unsafe { std::env::set_var("E_CACHE_DIR", directory.path().join("cache")) };
+    unsafe {
+        std::env::set_var("E_CACHE_DIR", &cache);
+        std::env::remove_var(BEFORE.0);
+    }
 
     println!(
-        "e search benchmark: {RUNS} runs per command; median wall and CPU (user + system) time, largest peak RSS"
+        "e repository benchmark: median wall and CPU (user + system) time, largest peak RSS; {RUNS} runs warm, {COLD_RUNS} cold"
     );
     println!("binary: {}", binary.display());
     println!("machine: {}", machine());
@@ -89,67 +122,67 @@ fn main() {
 
     let mut measurements: Vec<Measurement> = Vec::new();
     for &size in &sizes {
-        let path = directory.path().join(format!("repository-{size}.yaml"));
+        let yaml = directory.path().join(format!("repository-{size}.yaml"));
         let started = Instant::now();
-        let summary = generate::write_repository_file(size, &path)
+        let summary = generate::write_repository_file(size, &yaml)
             .expect("the repository file can be written");
-        let file_mb = megabytes(
-            std::fs::metadata(&path)
-                .expect("the repository file was just written")
-                .len(),
-        );
+        let json = directory.path().join(format!("repository-{size}.json"));
+        write_json_twin(&yaml, &json);
         eprintln!(
-            "generated {size} modules, {file_mb:.1} MB, in {:.1} s",
+            "generated {size} modules, {:.1} MB of YAML and {:.1} MB of JSON, in {:.1} s",
+            file_megabytes(&yaml),
+            file_megabytes(&json),
             started.elapsed().as_secs_f64()
         );
         let module = summary
             .module_with_requirements
             .expect("the generator draws modules with requirements");
-        // The first load parses the YAML and fills the cache; it is measured once, on its own.
-        let mut cold = Command::new(binary);
-        cold.arg("--repository")
-            .arg(&path)
-            .arg("list")
-            .stdout(std::process::Stdio::null());
-        let first = run(&mut cold);
-        measurements.push(Measurement {
-            size,
-            file_mb,
-            command: "list, first run: parses the YAML, fills the cache".to_owned(),
-            output_lines: 0,
-            median: first.wall,
-            median_cpu: first.cpu,
-            peak_rss: first.peak_rss,
-        });
-        let commands: [Vec<&str>; 3] = [
-            vec!["search", SELECTOR],
-            vec!["search", "--for", &module],
-            vec!["list"],
-        ];
-        for args in commands {
-            let (output_lines, samples) = measure(binary, &path, &args);
-            let median = |field: fn(&Sample) -> Duration| {
-                let mut values: Vec<Duration> = samples.iter().map(field).collect();
-                values.sort();
-                values[values.len() / 2]
+        let cold_runs = if size >= LARGE_SIZE { 1 } else { COLD_RUNS };
+        for (format, path) in [("YAML", &yaml), ("JSON", &json)] {
+            let file_mb = file_megabytes(path);
+            let mut measure_both = |command: String, args: &[&str], cold: bool| {
+                let (runs, cache) = if cold {
+                    (cold_runs, Some(&cache))
+                } else {
+                    (RUNS, None)
+                };
+                let before = measure(binary, path, args, Some(BEFORE), cache, runs);
+                let now = measure(binary, path, args, None, cache, runs);
+                eprintln!("measured {size} {format} {command}");
+                measurements.push(Measurement {
+                    size,
+                    format,
+                    file_mb,
+                    command,
+                    cold,
+                    before,
+                    now,
+                });
             };
-            measurements.push(Measurement {
-                size,
-                file_mb,
-                command: describe(&args),
-                output_lines,
-                median: median(|s| s.wall),
-                median_cpu: median(|s| s.cpu),
-                peak_rss: samples
-                    .iter()
-                    .map(|s| s.peak_rss)
-                    .max()
-                    .expect("RUNS is not zero"),
-            });
+            measure_both(
+                format!(
+                    "cold: {} (the first after an edit)",
+                    describe(&["search", SELECTOR])
+                ),
+                &["search", SELECTOR],
+                true,
+            );
+            let warm: Vec<Vec<&str>> = if format == "YAML" {
+                vec![
+                    vec!["search", SELECTOR],
+                    vec!["search", "--for", &module],
+                    vec!["list"],
+                ]
+            } else {
+                vec![vec!["search", SELECTOR]]
+            };
+            for args in warm {
+                measure_both(format!("warm: {}", describe(&args)), &args, false);
+            }
         }
     }
     print_table(&measurements);
-    print_target(&measurements);
+    print_targets(&measurements);
     let floor = spawn_floor();
     println!(
         "\nfloor at the end: {:.1} MB (a higher floor than at the start would inflate every peak)",
@@ -157,27 +190,107 @@ fn main() {
     );
 }
 
-/// Runs `e --repository PATH ARGS` once to check it and warm the cache, then [`RUNS`] times.
-fn measure(binary: &Path, repository: &Path, args: &[&str]) -> (usize, Vec<Sample>) {
-    let lines = check(binary, repository, args);
-    let samples = (0..RUNS)
-        .map(|_| {
-            let mut command = Command::new(binary);
-            command.arg("--repository").arg(repository).args(args);
-            run(&mut command)
-        })
-        .collect();
-    (lines, samples)
+/// Writes the JSON twin of a generated YAML repository: the same repository as e's model
+/// serializes it, one module per line. It reads the YAML one module at a time (the generator
+/// starts each with `  - name: `), so the bench's own memory stays small (see [`run`]).
+fn write_json_twin(yaml: &Path, json: &Path) {
+    let input = std::io::BufReader::new(std::fs::File::open(yaml).expect("the YAML was written"));
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(json).expect("JSON can be written"));
+    let mut head = String::new();
+    let mut module = String::new();
+    let mut modules = 0usize;
+    let mut flush = |module: &mut String, out: &mut dyn Write| {
+        if module.is_empty() {
+            return;
+        }
+        let parsed: Vec<e::repository::Module> =
+            serde_yaml::from_str(module).expect("a generated module parses");
+        for item in parsed {
+            out.write_all(if modules == 0 { b"\n" } else { b",\n" })
+                .expect("JSON can be written");
+            serde_json::to_writer(&mut *out, &item).expect("a module serializes");
+            modules += 1;
+        }
+        module.clear();
+    };
+    let mut in_components = false;
+    for line in input.lines() {
+        let line = line.expect("the YAML can be read");
+        if line.starts_with("  - name: ") {
+            flush(&mut module, &mut out);
+            in_components = true;
+        }
+        if in_components {
+            module.push_str(&line);
+            module.push('\n');
+        } else if line == "components:" {
+            let head: serde_json::Value = serde_yaml::from_str(&head).expect("the head parses");
+            let mut head = serde_json::to_string(&head).expect("the head serializes");
+            head.pop();
+            write!(out, "{head},\"components\":[").expect("JSON can be written");
+        } else {
+            head.push_str(&line);
+            head.push('\n');
+        }
+    }
+    flush(&mut module, &mut out);
+    out.write_all(b"\n]}\n").expect("JSON can be written");
+    out.flush().expect("JSON can be written");
+}
+
+fn file_megabytes(path: &Path) -> f64 {
+    megabytes(
+        std::fs::metadata(path)
+            .expect("the file was just written")
+            .len(),
+    )
+}
+
+/// Runs `e --repository PATH ARGS` once to check it and warm the page cache, then `runs`
+/// times; with a `cold` cache directory, it is removed before each run.
+fn measure(
+    binary: &Path,
+    repository: &Path,
+    args: &[&str],
+    env: Option<(&str, &str)>,
+    cold: Option<&PathBuf>,
+    runs: usize,
+) -> Figures {
+    let command = || {
+        if let Some(cache) = cold {
+            let _ = std::fs::remove_dir_all(cache);
+        }
+        let mut command = Command::new(binary);
+        command.arg("--repository").arg(repository).args(args);
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        command
+    };
+    check(&mut command(), args);
+    let samples: Vec<Sample> = (0..runs).map(|_| run(&mut command())).collect();
+    let median = |field: fn(&Sample) -> Duration| {
+        let mut values: Vec<Duration> = samples.iter().map(field).collect();
+        values.sort();
+        values[values.len() / 2]
+    };
+    Figures {
+        wall: median(|s| s.wall),
+        cpu: median(|s| s.cpu),
+        peak_rss: samples
+            .iter()
+            .map(|s| s.peak_rss)
+            .max()
+            .expect("there is at least one run"),
+    }
 }
 
 /// Runs the command once and returns how many lines it printed, failing the bench if it fails
 /// or warns. The output is counted as it streams, never held, to keep the bench's memory small
 /// (see [`run`]).
-fn check(binary: &Path, repository: &Path, args: &[&str]) -> usize {
-    let mut child = Command::new(binary)
-        .arg("--repository")
-        .arg(repository)
-        .args(args)
+fn check(command: &mut Command, args: &[&str]) -> usize {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -273,68 +386,79 @@ fn spawn_floor() -> Sample {
 
 fn print_table(measurements: &[Measurement]) {
     println!(
-        "{:>7}  {:>7}  {:<58}  {:>6}  {:>8}  {:>8}  {:>7}  {:>6}  {:>6}",
-        "N", "file MB", "command", "lines", "wall ms", "cpu ms", "peak MB", "time ×", "mem ×"
+        "{:>7}  {:<4}  {:>7}  {:<52}  {:>15}  {:>15}  {:>15}  {:>6}",
+        "N", "", "file MB", "", "wall ms", "cpu ms", "peak MB", "wall"
     );
-    for (i, m) in measurements.iter().enumerate() {
-        let previous = measurements[..i]
-            .iter()
-            .rev()
-            .find(|p| p.command_kind() == m.command_kind());
-        let (time_growth, memory_growth) = match previous {
-            Some(p) => (
-                format!("{:.1}", m.median.as_secs_f64() / p.median.as_secs_f64()),
-                format!("{:.1}", m.peak_rss as f64 / p.peak_rss as f64),
-            ),
-            None => ("-".to_owned(), "-".to_owned()),
-        };
+    println!(
+        "{:>7}  {:<4}  {:>7}  {:<52}  {:>7} {:>7}  {:>7} {:>7}  {:>7} {:>7}  {:>6}",
+        "", "", "", "command", "before", "now", "before", "now", "before", "now", "now/b"
+    );
+    for m in measurements {
         println!(
-            "{:>7}  {:>7.1}  {:<58}  {:>6}  {:>8.0}  {:>8.0}  {:>7.1}  {:>6}  {:>6}",
+            "{:>7}  {:<4}  {:>7.1}  {:<52}  {:>7.0} {:>7.0}  {:>7.0} {:>7.0}  {:>7.1} {:>7.1}  {:>6.2}",
             m.size,
+            m.format,
             m.file_mb,
             m.command,
-            m.output_lines,
-            millis(m.median),
-            millis(m.median_cpu),
-            megabytes(m.peak_rss),
-            time_growth,
-            memory_growth
+            millis(m.before.wall),
+            millis(m.now.wall),
+            millis(m.before.cpu),
+            millis(m.now.cpu),
+            megabytes(m.before.peak_rss),
+            megabytes(m.now.peak_rss),
+            m.now.wall.as_secs_f64() / m.before.wall.as_secs_f64()
         );
     }
 }
 
-fn print_target(measurements: &[Measurement]) {
-    let searches: Vec<&Measurement> = measurements
-        .iter()
-        .filter(|m| m.size == TARGET_SIZE && m.command.starts_with("e search"))
-        .collect();
-    if searches.is_empty() {
-        return;
-    }
-    println!(
-        "\ntarget at N = {TARGET_SIZE}: < {} ms and < {TARGET_RSS_MB} MB",
-        TARGET_TIME.as_millis()
-    );
-    for m in searches {
-        let met = m.median < TARGET_TIME && megabytes(m.peak_rss) < TARGET_RSS_MB;
+fn print_targets(measurements: &[Measurement]) {
+    let at = |size: usize, format: &'static str, cold: bool| {
+        measurements
+            .iter()
+            .filter(move |m| m.size == size && m.format == format && m.cold == cold)
+    };
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    println!("\ntargets at N = {TARGET_SIZE} (now):");
+    for m in at(TARGET_SIZE, "YAML", true) {
+        let met = m.now.wall <= TARGET_COLD && megabytes(m.now.peak_rss) <= TARGET_COLD_MB;
         println!(
-            "  {:<58}  {:>6.0} ms wall  {:>6.0} ms cpu  {:>6.1} MB  {}",
-            m.command,
-            millis(m.median),
-            millis(m.median_cpu),
-            megabytes(m.peak_rss),
-            if met { "met" } else { "MISSED" }
+            "  YAML cold, at most {} ms and {TARGET_COLD_MB} MB: {:.0} ms, {:.1} MB: {}",
+            TARGET_COLD.as_millis(),
+            millis(m.now.wall),
+            megabytes(m.now.peak_rss),
+            verdict(met)
         );
     }
-}
-
-impl Measurement {
-    /// The command without its module name, which may differ between sizes.
-    fn command_kind(&self) -> &str {
-        self.command
-            .split(" --for ")
-            .next()
-            .unwrap_or(&self.command)
+    for m in at(TARGET_SIZE, "JSON", true) {
+        println!(
+            "  JSON cold, at most {} ms: {:.0} ms, {:.1} MB: {}",
+            TARGET_JSON_COLD.as_millis(),
+            millis(m.now.wall),
+            megabytes(m.now.peak_rss),
+            verdict(m.now.wall <= TARGET_JSON_COLD)
+        );
+    }
+    for m in at(TARGET_SIZE, "YAML", false) {
+        let met = m.now.wall <= TARGET_WARM && megabytes(m.now.peak_rss) <= TARGET_WARM_MB;
+        println!(
+            "  {}, at most {} ms and {TARGET_WARM_MB} MB: {:.0} ms, {:.1} MB: {}",
+            m.command,
+            TARGET_WARM.as_millis(),
+            millis(m.now.wall),
+            megabytes(m.now.peak_rss),
+            verdict(met)
+        );
+    }
+    for format in ["YAML", "JSON"] {
+        let small = at(TARGET_SIZE, format, true).next();
+        let large = at(LARGE_SIZE, format, true).next();
+        if let (Some(small), Some(large)) = (small, large) {
+            println!(
+                "  {format} cold at N = {LARGE_SIZE} against N = {TARGET_SIZE} (about 10 times at most): {:.1} times the time, {:.1} times the memory",
+                large.now.wall.as_secs_f64() / small.now.wall.as_secs_f64(),
+                large.now.peak_rss as f64 / small.now.peak_rss as f64
+            );
+        }
     }
 }
 

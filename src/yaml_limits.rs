@@ -74,6 +74,49 @@ pub fn too_deep(source: &str) -> Option<TooDeep> {
 /// a comma, a bracket, an anchor or a tag), so brackets inside plain scalars such as `img[1]`
 /// do not; block levels are the stack of indentation columns, plus one per compact `- - `.
 pub fn scan(source: &str) -> Scan {
+    scan_recording(source, false).0
+}
+
+/// The start of a line that begins a node in one of the two outermost block collections: a
+/// key of the root mapping, or an item of a sequence that is its value. See [`outline`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineStart {
+    /// The byte offset of the line's first byte (its indentation included).
+    pub offset: usize,
+    /// Line, from 1.
+    pub line: usize,
+    /// How many spaces indent it.
+    pub indent: usize,
+    /// Whether it begins with the sequence indicator `- `.
+    pub item: bool,
+}
+
+/// The two outermost block levels of a text, for splitting it into parts that parse alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outline {
+    /// What [`scan`] finds.
+    pub scan: Scan,
+    /// Whether the text has a document marker (`---`, `...`) or a directive (`%YAML`), bar
+    /// one `---` before any content: then it may not be one plain document, and no line
+    /// start is a safe place to split it.
+    pub documents: bool,
+    /// In order, every line that begins a node at block depth one or two, outside quoted and
+    /// block scalars, comments and brackets (where the scanner knows them, see [`scan`]).
+    pub lines: Vec<LineStart>,
+}
+
+/// Like [`scan`], and records the lines where a node of the two outermost block levels begins,
+/// in the same pass: a loader can cut the text there and parse the parts in parallel.
+pub fn outline(source: &str) -> Outline {
+    let (scan, lines, documents) = scan_recording(source, true);
+    Outline {
+        scan,
+        documents,
+        lines: lines.unwrap_or_default(),
+    }
+}
+
+fn scan_recording(source: &str, record: bool) -> (Scan, Option<Vec<LineStart>>, bool) {
     let mut scanner = Scanner {
         bytes: source.as_bytes(),
         i: 0,
@@ -85,9 +128,12 @@ pub fn scan(source: &str) -> Scan {
         compact: None,
         block_scalar: None,
         found: Scan::default(),
+        lines: record.then(Vec::new),
+        documents: false,
+        content: false,
     };
     scanner.run();
-    scanner.found
+    (scanner.found, scanner.lines, scanner.documents)
 }
 
 struct Scanner<'a> {
@@ -107,6 +153,12 @@ struct Scanner<'a> {
     /// Inside a block scalar: the column its content must be indented beyond.
     block_scalar: Option<isize>,
     found: Scan,
+    /// The outline's line starts, when asked for (see [`outline`]).
+    lines: Option<Vec<LineStart>>,
+    /// Whether a document marker or a directive was seen (bar one `---` that opens the text).
+    documents: bool,
+    /// Whether a line with content, or a document marker, was seen.
+    content: bool,
 }
 
 impl Scanner<'_> {
@@ -177,19 +229,35 @@ impl Scanner<'_> {
         self.compact = None;
         self.token = Token::NodeStart;
         if marker {
+            // A `---` before any content only opens the one document.
+            let opening = rest.starts_with(b"---") && !self.content;
+            self.documents |= !opening;
+            self.content = true;
             self.blocks.clear();
             self.i += 3;
             return;
         }
         if indent == 0 && rest.first() == Some(&b'%') {
+            self.documents = true;
             self.skip_to_end_of_line();
             return;
         }
+        self.content = true;
         while self.blocks.last().is_some_and(|top| *top > indent) {
             self.blocks.pop();
         }
         if self.blocks.last() != Some(&indent) {
             self.push_block(indent);
+        }
+        if let Some(lines) = &mut self.lines
+            && self.blocks.len() <= 2
+        {
+            lines.push(LineStart {
+                offset: start,
+                line: self.line,
+                indent,
+                item: rest.first() == Some(&b'-') && rest.get(1).is_none_or(|b| is_space(*b)),
+            });
         }
         if rest.first() == Some(&b':') && rest.get(1).is_none_or(|b| is_space(*b)) {
             // An explicit mapping value (after `? key`) may hold a compact collection.

@@ -99,25 +99,51 @@ pub fn get(path: &Path, commands: bool) -> Option<Loaded> {
     get_in(&directory()?, path, commands)
 }
 
+/// From this many bytes on, the cache is written on several threads.
+const PARALLEL_MIN_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Whether e is asked to load repositories as before its faster paths: then the cache is
+/// written on one thread.
+fn whole() -> bool {
+    super::load::whole()
+}
+
 fn get_in(directory: &Path, path: &Path, commands: bool) -> Option<Loaded> {
     let key = key(path)?;
-    let file = std::fs::File::open(file_for(directory, &key)).ok()?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let file = file_for(directory, &key);
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&file).ok()?);
     let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
+    let start = reader.read_line(&mut line).ok()? as u64;
     let header: Header = serde_json::from_str(&line).ok()?;
     if header.key != key {
         return None;
     }
+    // One thread: reading stretches of the file on two threads measured no faster here, and
+    // slower under load (`docs/benchmarks.md`).
+    let length = reader.get_ref().metadata().ok()?.len();
     let mut repository = header.repository;
-    loop {
+    repository.components = read_modules(reader, length - start, commands)?;
+    Some(Loaded {
+        repository,
+        warnings: header.warnings,
+    })
+}
+
+/// Reads `bytes` bytes of module lines, two lines per module (see [`put`]).
+fn read_modules(mut reader: impl BufRead, bytes: u64, commands: bool) -> Option<Vec<Module>> {
+    let mut modules = Vec::new();
+    let mut line = String::new();
+    let mut read = 0u64;
+    while read < bytes {
         line.clear();
-        if reader.read_line(&mut line).ok()? == 0 {
+        let length = reader.read_line(&mut line).ok()?;
+        if length == 0 {
             break;
         }
+        read += length as u64;
         let mut module: Module = serde_json::from_str(&line).ok()?;
         line.clear();
-        reader.read_line(&mut line).ok()?;
+        read += reader.read_line(&mut line).ok()? as u64;
         if commands {
             let lists: Vec<Option<Arc<Vec<Command>>>> = serde_json::from_str(&line).ok()?;
             if lists.len() != module.versions.len() {
@@ -129,32 +155,32 @@ fn get_in(directory: &Path, path: &Path, commands: bool) -> Option<Loaded> {
                 previous = Arc::clone(&version.commands);
             }
         }
-        repository.components.push(module);
+        modules.push(module);
     }
-    Some(Loaded {
-        repository,
-        warnings: header.warnings,
-    })
+    Some(modules)
 }
 
 /// Remembers a successful load of `path` (if it is large enough to be worth it).
 ///
 /// After the header line, each module takes two lines: the module without its commands, then
 /// the commands of each version (`null` for "the same as the version before").
-pub fn put(path: &Path, loaded: &Loaded) {
+pub fn put(path: &Path, loaded: &mut Loaded) {
     if let Some(directory) = directory() {
         put_in(&directory, path, loaded);
     }
 }
 
-fn put_in(directory: &Path, path: &Path, loaded: &Loaded) {
+/// `loaded` is borrowed mutably only to take each version's commands out while the module is
+/// written without them, and put them back: cloning every module instead cost a third of
+/// writing the cache.
+fn put_in(directory: &Path, path: &Path, loaded: &mut Loaded) {
     let Some(key) = key(path) else { return };
     let file = file_for(directory, &key);
     let Some(parent) = file.parent() else { return };
     if std::fs::create_dir_all(parent).is_err() {
         return;
     }
-    let repository = &loaded.repository;
+    let repository = &mut loaded.repository;
     let header = Header {
         key,
         warnings: loaded.warnings.clone(),
@@ -165,21 +191,32 @@ fn put_in(directory: &Path, path: &Path, loaded: &Loaded) {
             components: Vec::new(),
         },
     };
+    // The modules are written to memory on every core, then to the file in order.
+    let threads = if whole() || header.key.size < PARALLEL_MIN_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    let chunk = repository.components.len().div_ceil(threads).max(1);
+    let parts: Vec<std::io::Result<Vec<u8>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = repository
+            .components
+            .chunks_mut(chunk)
+            .map(|modules| scope.spawn(move || module_lines(modules)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("a writer panicked")))
+            })
+            .collect()
+    });
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
         serde_json::to_writer(&mut *out, &header)?;
-        for module in &repository.components {
-            let mut bare = module.clone();
-            let mut lists = Vec::with_capacity(module.versions.len());
-            for (i, version) in bare.versions.iter_mut().enumerate() {
-                let same =
-                    i > 0 && Arc::ptr_eq(&module.versions[i - 1].commands, &version.commands);
-                lists.push((!same).then(|| Arc::clone(&version.commands)));
-                version.commands = Arc::default();
-            }
-            out.write_all(b"\n")?;
-            serde_json::to_writer(&mut *out, &bare)?;
-            out.write_all(b"\n")?;
-            serde_json::to_writer(&mut *out, &lists)?;
+        for part in parts {
+            out.write_all(&part?)?;
         }
         out.write_all(b"\n")?;
         out.flush()
@@ -192,6 +229,37 @@ fn put_in(directory: &Path, path: &Path, loaded: &Loaded) {
             temp.persist(&file).ok()
         });
     drop(written);
+}
+
+/// The two lines of each module, each after a line break: the module without its commands,
+/// then the commands of each version (`null` for "the same as the version before").
+fn module_lines(modules: &mut [Module]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for module in modules {
+        let taken: Vec<Arc<Vec<Command>>> = module
+            .versions
+            .iter_mut()
+            .map(|version| std::mem::take(&mut version.commands))
+            .collect();
+        let lists: Vec<Option<&Arc<Vec<Command>>>> = taken
+            .iter()
+            .enumerate()
+            .map(|(i, commands)| {
+                (i == 0 || !Arc::ptr_eq(&taken[i - 1], commands)).then_some(commands)
+            })
+            .collect();
+        out.push(b'\n');
+        let written = serde_json::to_writer(&mut out, &*module).and_then(|()| {
+            out.push(b'\n');
+            serde_json::to_writer(&mut out, &lists)
+        });
+        drop(lists);
+        for (version, commands) in module.versions.iter_mut().zip(taken) {
+            version.commands = commands;
+        }
+        written?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -211,8 +279,8 @@ mod tests {
         }
         std::fs::write(&path, &text).unwrap();
         assert!(get_in(&cache, &path, true).is_none());
-        let loaded = super::super::load::load(&path).unwrap();
-        put_in(&cache, &path, &loaded);
+        let mut loaded = super::super::load::load(&path).unwrap();
+        put_in(&cache, &path, &mut loaded);
         let cached = get_in(&cache, &path, true).expect("a cached load");
         assert_eq!(cached.repository.components.len(), i);
         assert_eq!(

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::locate::{Position, Step, locate, scalar_at};
+use super::locate::{Document, Position, Step, locate, scalar_at};
 use super::model::{Command, Repository};
 
 /// A repository that loaded, with what the user should know about it.
@@ -80,12 +80,73 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     parse(&source, path)
 }
 
+/// Files from this size on are parsed in parallel, one module at a time (see `split.rs`);
+/// below it, threads would cost more than they save.
+const PARALLEL_MIN_BYTES: usize = 256 * 1024;
+
+/// Set to `whole` to read every repository the way e did before the JSON and parallel paths:
+/// serde_yaml on the whole document. Kept to measure one against the other
+/// (`benches/search.rs`) and to rule the faster paths out when in doubt.
+pub const PARSER_VARIABLE: &str = "E_REPOSITORY_PARSER";
+
 /// Parses and validates repository text; `file` is only used to name it in messages.
+///
+/// A text that is JSON is read by serde_json, and a large YAML text module by module on every
+/// core; either gives up on the first problem, and the whole document is then parsed by
+/// serde_yaml, which reports it with the file's line and column. So every path returns the
+/// same repository, and every error is the one the whole parse gives.
 pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
+    let paths = if whole() {
+        Paths::WHOLE
+    } else {
+        Paths {
+            json: true,
+            split_from: PARALLEL_MIN_BYTES,
+        }
+    };
+    parse_with(source, file, paths)
+}
+
+/// Whether [`PARSER_VARIABLE`] asks for the whole parse only.
+pub fn whole() -> bool {
+    std::env::var_os(PARSER_VARIABLE).is_some_and(|value| value == "whole")
+}
+
+/// Which faster paths [`parse_with`] may take.
+#[derive(Debug, Clone, Copy)]
+struct Paths {
+    /// Whether a JSON text is read by serde_json.
+    json: bool,
+    /// From how many bytes on a YAML text is parsed module by module.
+    split_from: usize,
+}
+
+impl Paths {
+    /// Only serde_yaml on the whole document.
+    const WHOLE: Paths = Paths {
+        json: false,
+        split_from: usize::MAX,
+    };
+}
+
+fn parse_with(source: &str, file: &Path, paths: Paths) -> Result<Loaded, LoadError> {
     // A byte order mark is no content: editors on Windows write one.
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    if paths.json
+        && let Some(loaded) = parse_json(source, file)
+    {
+        return loaded;
+    }
     // The parser's time grows with the nesting depth: refuse deep nesting before parsing.
-    let scan = crate::yaml_limits::scan(source);
+    let outline = if source.len() >= paths.split_from {
+        crate::yaml_limits::outline(source)
+    } else {
+        crate::yaml_limits::Outline {
+            scan: crate::yaml_limits::scan(source),
+            ..Default::default()
+        }
+    };
+    let scan = outline.scan;
     if let Some(deep) = scan.too_deep {
         return Err(LoadError {
             file: file.to_owned(),
@@ -119,16 +180,60 @@ pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
             ),
         });
     }
+    // Aliases may cross modules, and documents end where the split cannot see: whole parse.
+    if !scan.aliases
+        && !outline.documents
+        && let Some(split) = super::split::split(source, &outline.lines)
+        && let Some(repository) = split.parse(threads())
+    {
+        let warnings = validate(&repository, &split.locator(), file)?;
+        return Ok(Loaded {
+            repository,
+            warnings,
+        });
+    }
     let mut repository: Repository =
         serde_yaml::from_str(source).map_err(|err| yaml_error(source, file, &err))?;
     for module in &mut repository.components {
         module.share_commands();
     }
-    let warnings = validate(&repository, source, file)?;
+    let document = Document::new(source);
+    let warnings = validate(&repository, &|path| document.locate(path), file)?;
     Ok(Loaded {
         repository,
         warnings,
     })
+}
+
+/// How many threads parse a large file: every core, up to eight.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Reads a text that is JSON with serde_json, ten times faster than serde_yaml reads it.
+///
+/// `None` when it is not JSON, or when serde_json fails for any reason: the YAML path then
+/// reads it (JSON is YAML) and reports the error with its line, column and module, as for any
+/// repository. JSON has no aliases, tags or block nesting, and serde_json descends no deeper
+/// than the model's types (a value of the wrong shape fails where it starts), so the limits
+/// of `yaml_limits` have nothing to bound here; deep nesting fails, and the YAML path refuses
+/// it with its line and column. Label values and other text are asked for as strings, so
+/// `1.10` written as a JSON number fails here and is read as written by the YAML path.
+fn parse_json(source: &str, file: &Path) -> Option<Result<Loaded, LoadError>> {
+    if !source.trim_start().starts_with('{') {
+        return None;
+    }
+    let mut repository: Repository = serde_json::from_str(source).ok()?;
+    for module in &mut repository.components {
+        module.share_commands();
+    }
+    let document = Document::new(source);
+    Some(
+        validate(&repository, &|path| document.locate(path), file).map(|warnings| Loaded {
+            repository,
+            warnings,
+        }),
+    )
 }
 
 /// Turns a serde_yaml error into one that names the module and version and gives a hint.
@@ -246,11 +351,18 @@ fn describe_path(source: &str, path: &str) -> String {
     described
 }
 
+/// Where a path into the document is in the file, for messages.
+type Locator<'a> = dyn Fn(&[Step<'_>]) -> Option<Position> + 'a;
+
 /// The checks that span several items; returns warnings, or the first error.
-fn validate(repository: &Repository, source: &str, file: &Path) -> Result<Vec<String>, LoadError> {
+fn validate(
+    repository: &Repository,
+    locate: &Locator<'_>,
+    file: &Path,
+) -> Result<Vec<String>, LoadError> {
     let error = |path: &[Step<'_>], place: Option<String>, message: String, hint: &str| LoadError {
         file: file.to_owned(),
-        position: locate(source, path),
+        position: locate(path),
         place,
         message,
         hint: Some(hint.to_owned()),
@@ -380,7 +492,7 @@ fn validate(repository: &Repository, source: &str, file: &Path) -> Result<Vec<St
                 }
             }
             if version.version.semver().is_none() {
-                let position = locate(source, &at("version"))
+                let position = locate(&at("version"))
                     .map(|p| format!(":{}:{}", p.line, p.column))
                     .unwrap_or_default();
                 warnings.push(format!(
@@ -516,3 +628,7 @@ pub fn example() -> Repository {
         .expect("the example repository loads")
         .repository
 }
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

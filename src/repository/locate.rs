@@ -36,6 +36,29 @@ impl MarkedEventReceiver for Recorder {
     }
 }
 
+/// A text whose events are read on the first lookup and kept for the next ones, so that many
+/// lookups in one large file (a warning per version) parse it once.
+pub struct Document<'s> {
+    source: &'s str,
+    events: std::cell::OnceCell<Option<Vec<(Event, Marker)>>>,
+}
+
+impl<'s> Document<'s> {
+    /// The document of `source`; nothing is parsed yet.
+    pub fn new(source: &'s str) -> Document<'s> {
+        Document {
+            source,
+            events: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Like [`locate`].
+    pub fn locate(&self, path: &[Step<'_>]) -> Option<Position> {
+        let events = self.events.get_or_init(|| events(self.source)).as_ref()?;
+        find(events, path).map(|(_, position)| position)
+    }
+}
+
 /// The position of the value at `path` (of its key, for a mapping entry), if it exists.
 pub fn locate(source: &str, path: &[Step<'_>]) -> Option<Position> {
     find(&events(source)?, path).map(|(_, position)| position)

@@ -7,6 +7,7 @@ pub mod load;
 mod locate;
 pub mod model;
 pub mod packages;
+mod split;
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,8 +31,8 @@ fn load_from(path: &std::path::Path, commands: bool) -> Result<Loaded, LoadError
     if let Some(loaded) = cache::get(path, commands) {
         return Ok(loaded);
     }
-    let loaded = load::load(path)?;
-    cache::put(path, &loaded);
+    let mut loaded = load::load(path)?;
+    cache::put(path, &mut loaded);
     Ok(loaded)
 }
 pub use model::{Command, Module, ModuleVersion, Repository, VersionId};
