@@ -484,7 +484,7 @@ fn container_runs_with_least_privilege_and_ctrl_c_removes_it() {
     );
     let host = &json[0]["HostConfig"];
     assert_eq!(host["CapDrop"], serde_json::json!(["ALL"]));
-    assert_eq!(host["NetworkMode"], "none");
+    assert_network_none(host);
     assert_eq!(
         host["SecurityOpt"],
         serde_json::json!(["no-new-privileges"])
@@ -629,6 +629,31 @@ fn inspect_confined(scene: &Scene, version: &str) -> serde_json::Value {
     inspect
 }
 
+/// The container has network `none`: its own namespace, or that of its shared directory's
+/// network holder (`runtime/docker/holder.rs`), which has network `none` and nothing else.
+fn assert_network_none(host: &serde_json::Value) {
+    let mode = host["NetworkMode"].as_str().unwrap_or_default();
+    if mode == "none" {
+        return;
+    }
+    let holder = mode
+        .strip_prefix("container:")
+        .unwrap_or_else(|| panic!("network mode `{mode}`"));
+    let out = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.HostConfig.NetworkMode}} {{index .Config.Labels \"e.holder\"}}",
+            holder,
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (network, label) = said.split_once(' ').unwrap_or_default();
+    assert_eq!(network, "none", "the holder's network: {said}");
+    assert_eq!(label.len(), 32, "a holder of a shared directory: {said}");
+}
+
 /// The engine's CPUs in billionths, as the CPU limit is capped at them.
 fn engine_nano_cpus() -> i64 {
     let out = Command::new("docker")
@@ -671,7 +696,7 @@ fn docker_inspect_shows_the_confinement_and_the_repository_changes_it() {
         serde_json::json!(["no-new-privileges"])
     );
     assert_eq!(host["Privileged"], false);
-    assert_eq!(host["NetworkMode"], "none");
+    assert_network_none(host);
     assert_eq!(host["Init"], true);
     // The only host path mounted is the run's private copy; the module's mount is a volume.
     let mounts = json["Mounts"].as_array().unwrap();

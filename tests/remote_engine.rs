@@ -479,15 +479,29 @@ fn walkthrough(shared: &std::path::Path, env: &[(String, String)]) -> Vec<serde_
 }
 
 /// The containers e left on the engine `env` names (label `e.managed-by=e`).
+/// The containers e left on the engine, but its network holders, which live two minutes by
+/// design (`runtime/docker/holder.rs`).
 fn left_on(env: &[(String, String)]) -> String {
     let mut docker = std::process::Command::new("docker");
-    docker.args(["ps", "-aq", "--filter", "label=e.managed-by=e"]);
+    docker.args([
+        "ps",
+        "-a",
+        "--filter",
+        "label=e.managed-by=e",
+        "--format",
+        "{{.ID}} {{.Label \"e.holder\"}}",
+    ]);
     for (name, value) in env {
         docker.env(name, value);
     }
     stdout(&docker.output().expect("docker ps"))
-        .trim()
-        .to_owned()
+        .lines()
+        .filter_map(|line| match line.trim().split_once(' ') {
+            Some((_, holder)) if !holder.is_empty() => None,
+            _ => Some(line.trim().to_owned()),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
