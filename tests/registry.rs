@@ -112,7 +112,7 @@ fn an_imported_archive_is_pushed_and_a_second_engine_pulls_it_from_the_registry(
         .filter(|image| !image.starts_with("e-holder:"))
         .map(str::to_owned)
         .collect();
-    assert_eq!(listed, [pushed.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&pushed));
 
     // Importing it again with the same registry finds the same modules: nothing to change.
     let out = expect(
