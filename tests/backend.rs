@@ -2,7 +2,8 @@
 //! (`--backend`, `store/mirror.rs`): two "machines" (working directories with no shared
 //! directory of their own) apply to one environment at the same moment and both updates are
 //! there; a holder killed with SIGKILL frees the lock at once and never commits; a holder whose
-//! connection the server terminates fails clearly and commits nothing; reads take no lock.
+//! connection the server terminates, or whose server restarts, fails clearly and commits
+//! nothing; reads take no lock.
 
 mod support;
 
@@ -465,4 +466,24 @@ fn figures() {
         "  ratio at once / sequence {:>7.2}",
         concurrent.as_secs_f64() / sequential.as_secs_f64()
     );
+}
+
+#[test]
+fn a_server_restart_in_the_middle_of_a_run_fails_it_and_commits_nothing() {
+    let mut server = start();
+    let (a, b) = (Machine::new(&server), Machine::new(&server));
+    let slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
+    wait_for_holder(&server);
+    server.restart();
+    let out = slow.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stderr(&out).contains("nothing was committed"),
+        "{}",
+        text(&out)
+    );
+    b.expect(0, &["apply", "par-base", "--auto-approve"]);
+    let state = b.state();
+    assert!(!state.contains_key("par-slow"), "{state:?}");
+    assert!(state.contains_key("par-base"), "{state:?}");
 }

@@ -79,17 +79,31 @@ impl Postgres {
                 "--locale=C",
             ],
         );
-        let options = format!(
-            "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
-            dir.path().display(),
-            port.number
-        );
         let started = Instant::now();
         let mut postgres = Postgres {
             port,
             dir,
             started_in: Duration::ZERO,
         };
+        postgres.pg_ctl_start();
+        postgres.started_in = started.elapsed();
+        postgres
+    }
+
+    /// Stops the server and starts it again on the same data and port: every session ends.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.pg_ctl_start();
+    }
+
+    /// `pg_ctl start` on this server's data directory and port, waiting until it answers.
+    fn pg_ctl_start(&self) {
+        let data = self.dir.path().join("data");
+        let options = format!(
+            "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
+            self.dir.path().display(),
+            self.port.number
+        );
         as_nobody(
             &format!("{BIN}/pg_ctl"),
             &[
@@ -100,13 +114,11 @@ impl Postgres {
                 "-D",
                 &data.display().to_string(),
                 "-l",
-                &postgres.log().display().to_string(),
+                &self.log().display().to_string(),
                 "-o",
                 &options,
             ],
         );
-        postgres.started_in = started.elapsed();
-        postgres
     }
 
     /// The port it listens on.
