@@ -130,6 +130,12 @@ fn two_machines_apply_to_one_environment_at_once_and_both_updates_are_there() {
         history.contains("\"by\": \""),
         "history says who ran what: {history}"
     );
+    let table = stdout(&b.expect(0, &["history"]));
+    assert!(
+        table.lines().next().is_some_and(|l| l.contains(" BY ")),
+        "{table}"
+    );
+    assert!(table.contains('@'), "user@host in the table: {table}");
     assert_no_shared_directory(a.dir.path());
     assert_no_shared_directory(b.dir.path());
 }

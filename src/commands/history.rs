@@ -43,13 +43,14 @@ pub fn run(args: HistoryArgs, context: &Context) -> anyhow::Result<ExitCode> {
                 r.outcome.clone(),
                 format!("{:.1}s", r.duration_ms as f64 / 1000.0),
                 r.changed_keys.join(","),
+                r.by.clone().unwrap_or_else(|| "-".to_owned()),
                 r.notes.join("; "),
             ]
         })
         .collect();
     output::data(&output::table(
         &[
-            "STARTED", "MODULE", "COMMAND", "EXIT", "OUTCOME", "TIME", "CHANGED", "NOTES",
+            "STARTED", "MODULE", "COMMAND", "EXIT", "OUTCOME", "TIME", "CHANGED", "BY", "NOTES",
         ],
         rows,
     ))?;
