@@ -27,26 +27,9 @@ const RUNS: usize = 30;
 const IMAGE: &str = "e-bench/noop:0.1.0";
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let built = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "--bin", "e"])
-        .current_dir(root)
-        .status();
-    assert!(
-        built.is_ok_and(|s| s.success()),
-        "cargo build --release failed"
-    );
-    let e = root.join("target/release/e");
+    let e = support::release_e();
 
     let work = tempfile::tempdir().expect("a temporary directory");
-    let context = work.path().join("context");
-    std::fs::create_dir(&context).unwrap();
-    std::fs::copy("/bin/busybox", context.join("busybox")).expect("busybox-static is installed");
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
-    )
-    .unwrap();
     let repository = work.path().join("repository.yaml");
     std::fs::write(
         &repository,
@@ -89,12 +72,7 @@ fn main() {
         dir_size(&shared) / 1024,
         dir_size(&large) as f64 / 1e6
     );
-    let status = Command::new(&e)
-        .args(["build", context.to_str().unwrap(), "--tag", IMAGE])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "e build failed");
+    support::busybox_image(&e, work.path(), IMAGE);
 
     let e_run = |dir: &Path, transfer: &str| {
         let mut command = Command::new(&e);

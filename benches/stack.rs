@@ -19,7 +19,6 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -97,31 +96,9 @@ fn script(user: &str) -> String {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let built = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "--bin", "e"])
-        .current_dir(root)
-        .status();
-    assert!(
-        built.is_ok_and(|s| s.success()),
-        "cargo build --release failed"
-    );
-    let e = root.join("target/release/e");
+    let e = support::release_e();
     let work = tempfile::tempdir().expect("a temporary directory");
-    let context = work.path().join("context");
-    std::fs::create_dir(&context).unwrap();
-    std::fs::copy("/bin/busybox", context.join("busybox")).expect("busybox-static is installed");
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
-    )
-    .unwrap();
-    let status = Command::new(&e)
-        .args(["build", context.to_str().unwrap(), "--tag", IMAGE])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "e build failed");
+    support::busybox_image(&e, work.path(), IMAGE);
     let repository = work.path().join("repository.yaml");
     std::fs::write(&repository, repository_yaml()).unwrap();
     // SAFETY: getuid and getgid cannot fail.

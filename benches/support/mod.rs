@@ -1,10 +1,41 @@
-//! What the benches that run containers share: timing a command (wall and its own CPU) and
-//! the median of samples.
+//! What the benches that run containers share: e built for release, a busybox image,
+//! timing a command (wall and its own CPU) and the median of samples.
 
-#![allow(dead_code)]
-
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Builds e for release and returns the binary.
+pub fn release_e() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "--bin", "e"])
+        .current_dir(root)
+        .status();
+    assert!(
+        built.is_ok_and(|s| s.success()),
+        "cargo build --release failed"
+    );
+    root.join("target/release/e")
+}
+
+/// Builds `tag` with `e build`: a static busybox as the entrypoint, from a context in `work`.
+pub fn busybox_image(e: &Path, work: &Path, tag: &str) {
+    let context = work.join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::copy("/bin/busybox", context.join("busybox")).expect("busybox-static is installed");
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT [\"/bin/busybox\"]\n",
+    )
+    .unwrap();
+    let status = Command::new(e)
+        .args(["build", context.to_str().unwrap(), "--tag", tag])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "e build failed");
+}
 
 /// Runs a command to completion; returns its wall time and its own CPU time (user + system).
 pub fn measure(command: &mut Command) -> (Duration, Duration) {

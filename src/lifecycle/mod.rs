@@ -198,20 +198,42 @@ impl<'a> Session<'a> {
         skip_requirements: bool,
         notes: Vec<String>,
     ) -> anyhow::Result<Report> {
+        self.committed(entry, method, extra, skip_requirements, notes, false)
+            .await
+    }
+
+    /// Runs `method` (with `install`, the apply that records the module installed) in a
+    /// transaction of its own and commits it, syncing a backend; a result that conflicts with
+    /// runs beside it is run again (see [`Session::again`]). A result kept aside is returned
+    /// uncommitted.
+    async fn committed(
+        &self,
+        entry: Entry<'_>,
+        method: &str,
+        extra: &[String],
+        skip_requirements: bool,
+        notes: Vec<String>,
+        install: bool,
+    ) -> anyhow::Result<Report> {
         let mut attempt = 1;
         loop {
             let _turn = self.turn(attempt).await;
             let mut transaction = self.begin().await?;
-            let report = self
-                .run_in(
+            let notes = notes.clone();
+            let report = if install {
+                self.apply_in(&mut transaction, entry, extra, skip_requirements, notes)
+                    .await?
+            } else {
+                self.run_in(
                     &mut transaction,
                     entry,
                     method,
                     extra,
                     skip_requirements,
-                    notes.clone(),
+                    notes,
                 )
-                .await?;
+                .await?
+            };
             if report.kept.is_some() {
                 return Ok(report);
             }
@@ -320,30 +342,9 @@ impl<'a> Session<'a> {
         no_influences: bool,
         notes: Vec<String>,
     ) -> anyhow::Result<Report> {
-        let mut attempt = 1;
-        let report = loop {
-            let _turn = self.turn(attempt).await;
-            let mut transaction = self.begin().await?;
-            let report = self
-                .apply_in(
-                    &mut transaction,
-                    entry,
-                    extra,
-                    skip_requirements,
-                    notes.clone(),
-                )
-                .await?;
-            if report.kept.is_some() {
-                return Ok(report);
-            }
-            match transaction.commit() {
-                Ok(()) => {
-                    self.sync().await?;
-                    break report;
-                }
-                Err(err) => self.again(err, entry, "apply", &mut attempt)?,
-            }
-        };
+        let report = self
+            .committed(entry, "apply", extra, skip_requirements, notes, true)
+            .await?;
         if !report.succeeded() {
             return Ok(report);
         }
