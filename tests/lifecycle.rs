@@ -591,6 +591,10 @@ fn the_serial_counts_changes_and_the_lineage_stays() {
 fn a_broken_state_is_refused_before_any_module_runs() {
     let scene = Scene::new();
     scene.expect(0, &["apply", "--auto-approve", "web"]);
+    // The commit noted the state it checked, so the next run need not parse it again; the
+    // hand edit below is what makes e parse (and refuse) it.
+    let note = fs::read_to_string(scene.shared().join(".e/checked-state")).unwrap();
+    assert!(note.starts_with("sha256:"), "{note}");
     let runs = scene.history().len();
     fs::write(
         scene.shared().join("state.yml"),

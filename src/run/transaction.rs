@@ -14,6 +14,7 @@
 use crate::output;
 use crate::repository::Entry;
 use crate::runtime::Engine;
+use crate::store::checked;
 use crate::store::merge::{Conflict, Merge, merge};
 use crate::store::{BACKUP_FILE, Change, Installed, Run, STATE_FILE, SharedDir};
 
@@ -32,6 +33,9 @@ pub struct Transaction<'s> {
     shared: &'s SharedDir,
     /// The content the transaction started from, and its serial.
     live: Tree,
+    /// Whether the state it started from was parsed now, not known checked before
+    /// (`store/checked.rs`): its commit notes it.
+    unchecked: bool,
     serial: u64,
     work: Tree,
     records: Vec<Run>,
@@ -46,7 +50,10 @@ impl<'s> Transaction<'s> {
     /// runs on it and would be blamed for it.
     pub fn begin(shared: &'s SharedDir) -> anyhow::Result<Transaction<'s>> {
         let live = shared.load_tree()?;
-        if let Some(bytes) = live.file(STATE_FILE)
+        let state = live.file(STATE_FILE);
+        let unchecked = state.is_some_and(|bytes| !shared.state_was_checked(bytes));
+        if unchecked
+            && let Some(bytes) = state
             && let Err(reason) = crate::store::parse_mapping(bytes)
         {
             anyhow::bail!(
@@ -58,6 +65,7 @@ impl<'s> Transaction<'s> {
         }
         Ok(Transaction {
             shared,
+            unchecked,
             serial: shared.serial()?.serial,
             work: live.clone(),
             live,
@@ -195,7 +203,8 @@ impl<'s> Transaction<'s> {
     /// by side), the working copy is merged onto what they left (`store/merge.rs`); a
     /// [`Conflict`] commits nothing, and its runs stay in the history marked so.
     pub fn commit(mut self) -> anyhow::Result<()> {
-        let (before, after) = if self.shared.serial()?.serial == self.serial {
+        let unmerged = self.shared.serial()?.serial == self.serial;
+        let (before, after) = if unmerged {
             (
                 std::mem::take(&mut self.live),
                 std::mem::take(&mut self.work),
@@ -212,10 +221,16 @@ impl<'s> Transaction<'s> {
             }
         };
         let mut change = Change::between(&before, &after);
-        if before.file(STATE_FILE) != after.file(STATE_FILE)
-            && let Some(previous) = before.file(STATE_FILE)
-        {
+        let state_changed = before.file(STATE_FILE) != after.file(STATE_FILE);
+        if state_changed && let Some(previous) = before.file(STATE_FILE) {
             change.write(BACKUP_FILE, previous.to_vec());
+        }
+        // A state the transaction changed was checked (a module's result by `check.rs`, a
+        // merge of one by `merge.rs`), and so was the one it began from.
+        if (state_changed || (self.unchecked && unmerged))
+            && let Some(state) = after.file(STATE_FILE)
+        {
+            checked::note_checked(&mut change, state);
         }
         if !self.installed.is_empty() {
             let mut all = self.shared.installed()?;

@@ -84,11 +84,16 @@ impl Workspace {
         })
     }
 
+    /// The record of a run in progress needs to outlive e, not the machine (with which its
+    /// container stops); a kept result's record is flushed to disk.
     fn write_record(&self, shared: &SharedDir) -> anyhow::Result<()> {
-        shared.write_atomic(
-            &self.dir.join(RECORD),
-            serde_json::to_string_pretty(&self.info)?.as_bytes(),
-        )
+        let path = self.dir.join(RECORD);
+        let bytes = serde_json::to_string_pretty(&self.info)?;
+        if self.info.kept.is_some() {
+            shared.write_atomic(&path, bytes.as_bytes())
+        } else {
+            shared.write_replacing(&path, bytes.as_bytes())
+        }
     }
 
     /// The run's directory.

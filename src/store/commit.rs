@@ -166,7 +166,10 @@ impl SharedDir {
         write_synced(&temporary, &journal, 0o644)?;
         fs::rename(&temporary, staging.join(JOURNAL))
             .with_context(|| format!("failed to write the journal in `{}`", staging.display()))?;
-        sync_dir(staging)
+        sync_dir(staging)?;
+        // The staging directory's own entry: without it, a power loss during the steps could
+        // lose the journal and keep half of them.
+        sync_dir(&self.commit_dir())
     }
 
     /// Runs the steps of the journal in `staging`, then removes it. Idempotent.

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::run::tree::{Limits, Refusal, Tree};
 
+pub mod checked;
 pub mod commit;
 pub mod machine;
 pub mod merge;
@@ -253,16 +254,32 @@ impl SharedDir {
         Ok(Lock { _file: file })
     }
 
-    /// Writes a file atomically: a temporary file in `.e/tmp`, fsync, rename over the target.
-    /// A rename replaces a link rather than following it.
+    /// Writes a file atomically: a temporary file in `.e/tmp`, fsync, rename over the target,
+    /// fsync of its directory, so that it survives a power loss. A rename replaces a link
+    /// rather than following it.
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+        self.write_whole(path, bytes, true)
+    }
+
+    /// Writes a file atomically for readers, as [`SharedDir::write_atomic`] does, without
+    /// flushing it to disk: for records that must outlive e's process (`kill -9`) but mean
+    /// nothing after the machine stops, such as the record of a run in progress, whose
+    /// container stops with the machine.
+    pub fn write_replacing(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+        self.write_whole(path, bytes, false)
+    }
+
+    fn write_whole(&self, path: &Path, bytes: &[u8], durable: bool) -> anyhow::Result<()> {
         let mut temp = new_file_in(&self.e_dir().join("tmp"))
             .context("failed to create a temporary file in the shared directory")?;
         temp.write_all(bytes)?;
-        temp.as_file().sync_all()?;
+        if durable {
+            temp.as_file().sync_all()?;
+        }
         temp.persist(path)
             .with_context(|| format!("failed to write `{}`", path.display()))?;
-        if let Some(parent) = path.parent()
+        if durable
+            && let Some(parent) = path.parent()
             && let Ok(dir) = File::open(parent)
         {
             let _ = dir.sync_all();
