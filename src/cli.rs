@@ -139,7 +139,8 @@ pub enum Command {
     Run(RunArgs),
     /// Upgrade an installed module, after its new version's audit accepts the current state.
     Upgrade(UpgradeArgs),
-    /// Run a module's `destroy`, refused while an installed module strongly requires it.
+    /// Run a module's `destroy` (or several, users first), refused while an installed module
+    /// strongly requires it.
     Destroy(DestroyArgs),
     /// Check that a module version follows the module contract, in a throwaway shared directory.
     Check(CheckArgs),
@@ -404,13 +405,19 @@ pub struct UpgradeArgs {
 /// Arguments of `e destroy`.
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
-    /// The module; the version defaults to the installed one.
-    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
-    pub module: ModuleSpec,
+    /// The modules; each one's version defaults to the installed one. Several are destroyed
+    /// users first: a module goes once every listed module bound to it is gone.
+    #[arg(value_name = "MODULE[@VERSION]", required = true, num_args = 1.., add = ArgValueCompleter::new(completion::module_spec))]
+    pub modules: Vec<ModuleSpec>,
 
     /// Destroy even though installed modules are bound to it (recorded in the history).
     #[arg(long)]
     pub force: bool,
+
+    /// Destroy at most N of the listed modules at a time; modules with no requirement or
+    /// influence between them go side by side. 1 destroys them one after the other.
+    #[arg(long, value_name = "N", default_value_t = crate::lifecycle::schedule::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
 
     /// Destroy without asking for confirmation.
     #[arg(long)]

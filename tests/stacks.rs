@@ -242,3 +242,90 @@ fn the_runs_of_a_shared_directory_join_one_confined_loopback_only_holder() {
     assert_eq!(stdout(&out), "lo\n", "{}", text(&out));
     assert_eq!(other.holders(), Vec::<String>::new());
 }
+
+/// When a run of `module`'s `destroy` began and ended, from the history.
+fn destroy_span(
+    runs: &[serde_json::Value],
+    module: &str,
+) -> (std::time::SystemTime, std::time::SystemTime) {
+    let run = runs
+        .iter()
+        .find(|r| r["command"] == "destroy" && r["module"] == module)
+        .unwrap_or_else(|| panic!("a destroy of `{module}` in {runs:?}"));
+    let started = humantime::parse_rfc3339_weak(run["started"].as_str().unwrap()).unwrap();
+    let took = std::time::Duration::from_millis(run["duration_ms"].as_u64().unwrap());
+    (started, started + took)
+}
+
+#[test]
+fn several_destroys_go_users_first_side_by_side_and_not_while_others_use_them() {
+    let scene = Scene::new();
+    scene.expect(
+        0,
+        &["apply", "par-top", "--with-requirements", "--auto-approve"],
+    );
+    let before = std::fs::read_to_string(scene.dir.path().join("shared/state.yml")).unwrap();
+    // The middleware modules use par-base and are not going with it.
+    let out = scene.expect(1, &["destroy", "par-base", "par-top", "--auto-approve"]);
+    let said = stderr(&out);
+    assert!(
+        said.contains("cannot destroy `par-base@1.0.0`") && said.contains("par-kafka@1.0.0"),
+        "{said}"
+    );
+    assert!(!said.contains("par-top@1.0.0 is no longer"), "{said}");
+    let after = std::fs::read_to_string(scene.dir.path().join("shared/state.yml")).unwrap();
+    assert_eq!(after, before, "a refused destroy changes nothing");
+
+    let out = scene.expect(
+        0,
+        &[
+            "destroy",
+            "par-base",
+            "par-kafka",
+            "par-k8s",
+            "par-logging",
+            "par-monitoring",
+            "par-top",
+            "--auto-approve",
+        ],
+    );
+    let said = stderr(&out);
+    assert!(
+        said.contains("e: destroyed par-top@1.0.0, par-kafka@1.0.0, par-k8s@1.0.0, par-logging@1.0.0, par-monitoring@1.0.0, par-base@1.0.0"),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "after:        par-k8s, par-kafka, par-logging, par-monitoring (destroyed first)"
+        ),
+        "{said}"
+    );
+    let state = std::fs::read_to_string(scene.dir.path().join("shared/state.yml")).unwrap();
+    assert!(
+        !state.contains("par-"),
+        "every section is gone: {state}\n{said}"
+    );
+    let status = stdout(&scene.expect(0, &["status", "-o", "json"]));
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["modules"], serde_json::json!([]), "{status}");
+
+    let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
+    let (_, top_ended) = destroy_span(&runs, "par-top");
+    let (base_started, _) = destroy_span(&runs, "par-base");
+    let spans: Vec<_> = MIDDLEWARE.iter().map(|m| destroy_span(&runs, m)).collect();
+    for (module, (started, ended)) in MIDDLEWARE.iter().zip(&spans) {
+        assert!(
+            *started >= top_ended,
+            "`{module}` went after its user: {history}"
+        );
+        assert!(
+            *ended <= base_started,
+            "`{module}` went before what it uses: {history}"
+        );
+    }
+    // Each takes a second; side by side, they were all running at one moment.
+    let last_start = spans.iter().map(|s| s.0).max().unwrap();
+    let first_end = spans.iter().map(|s| s.1).min().unwrap();
+    assert!(last_start < first_end, "the four overlapped: {history}");
+}

@@ -1,8 +1,15 @@
-//! `e destroy MODULE`: shows what will be destroyed and who uses it, asks, then runs the
-//! module's `destroy`. Refused while an installed module is bound to it (`bindings.rs`),
-//! whatever else could satisfy that module's requirement, unless `--force` (recorded).
+//! `e destroy MODULE...`: shows what will be destroyed and who uses it, asks once, then runs
+//! each module's `destroy`. Refused while an installed module that is not being destroyed
+//! too is bound to one of them, whatever else could satisfy that module's requirement,
+//! unless `--force` (recorded). Several modules go users first: each once every listed
+//! module that uses it is gone, side by side where nothing relates them (`--parallelism`,
+//! as `lifecycle/stack.rs` runs a stack).
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::bail;
 
@@ -12,11 +19,14 @@ use crate::cli::DestroyArgs;
 use crate::commands::method::pick;
 use crate::commands::{approval, ended};
 use crate::exit::{self, Two};
+use crate::lifecycle::Session;
+use crate::lifecycle::schedule::{self, Outcome};
 use crate::output;
 use crate::repository::Entry;
 use crate::requirements::dependents;
+use crate::run::Report;
 use crate::runtime::Engine;
-use crate::store::SharedDir;
+use crate::store::{Installed, SharedDir};
 use crate::summary::Ended;
 
 /// Runs `e destroy`.
@@ -25,30 +35,44 @@ pub async fn run(
     context: &Context,
     engine: &dyn Engine,
 ) -> anyhow::Result<ExitCode> {
-    let target = args.module.to_string();
+    let target = args
+        .modules
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
     let result = destroy(&args, context, engine).await;
     context.finish("destroy", &target, args.run.output, result)
 }
 
-/// Who uses a module: `module (for `selector`)` lines, strong and weak.
+/// Who uses a module: `module (for `selector`)` lines, strong and weak, with the module of
+/// each line.
+#[derive(Default)]
 struct Users {
-    strong: Vec<String>,
-    weak: Vec<String>,
+    strong: Vec<(String, String)>,
+    weak: Vec<(String, String)>,
+}
+
+impl Users {
+    /// The users that are not among `going`, as lines.
+    fn outside(list: &[(String, String)], going: &[Entry<'_>]) -> Vec<String> {
+        list.iter()
+            .filter(|(module, _)| !going.iter().any(|e| e.module.name == *module))
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
 }
 
 /// The installed modules that use `module`: by their bindings, or, for records made before
 /// bindings, by labels.
 fn users(
     module: &str,
-    records: &std::collections::BTreeMap<String, crate::store::Installed>,
+    records: &BTreeMap<String, Installed>,
     installed: &crate::requirements::InstalledSet<'_>,
 ) -> Users {
-    let mut users = Users {
-        strong: Vec::new(),
-        weak: Vec::new(),
-    };
+    let mut users = Users::default();
     for (record, binding) in bindings::bound_to(module, records) {
-        let line = bindings::describe(record, binding);
+        let line = (record.module.clone(), bindings::describe(record, binding));
         match binding.relation {
             BindingKind::Strong => users.strong.push(line),
             BindingKind::Weak => users.weak.push(line),
@@ -59,10 +83,10 @@ fn users(
         .map(|r| r.module.as_str())
         .collect();
     let (strong, weak) = dependents(module, installed);
-    let by_labels = |list: Vec<Entry<'_>>| -> Vec<String> {
+    let by_labels = |list: Vec<Entry<'_>>| -> Vec<(String, String)> {
         list.iter()
             .filter(|e| unrecorded.contains(&e.module.name.as_str()))
-            .map(|e| format!("{} (by its labels)", e.id()))
+            .map(|e| (e.module.name.clone(), format!("{} (by its labels)", e.id())))
             .collect()
     };
     users.strong.extend(by_labels(strong));
@@ -78,32 +102,81 @@ async fn destroy(
     let approval = approval(args.auto_approve, args.run.output, "destroy")?;
     let repository = context.repository()?;
     let shared = SharedDir::open(&context.shared_path)?;
-    let entry = pick(&repository, &shared, &args.module)?;
-    let session = context.session(
+    let mut listed: Vec<Entry<'_>> = Vec::new();
+    for spec in &args.modules {
+        let entry = pick(&repository, &shared, spec)?;
+        if listed.iter().any(|e| e.module.name == entry.module.name) {
+            bail!(
+                "`{}` is listed twice\nhint: name each module once",
+                entry.module.name
+            );
+        }
+        listed.push(entry);
+    }
+    let ids: Vec<String> = listed.iter().map(Entry::id).collect();
+    let mut session = context.session(
         &repository,
         shared,
         engine,
-        &format!("e destroy {}", entry.id()),
+        &format!("e destroy {}", ids.join(" ")),
         &args.run,
     )?;
     let records = session.shared.installed()?;
-    let users = users(&entry.module.name, &records, &session.installed()?);
+    let installed = session.installed()?;
+    let entries = users_first(&listed, &records)?;
     let mut notes = Vec::new();
-    if !users.strong.is_empty() {
-        if !args.force {
-            bail!(
-                "cannot destroy `{}`: installed modules use it:\n  {}\nhint: destroy them first (whatever else could satisfy their requirements, they were set up with this one), or pass `--force` to destroy it anyway (recorded in the history)",
+    let mut what = String::new();
+    for entry in &entries {
+        let users = users(&entry.module.name, &records, &installed);
+        let strong = Users::outside(&users.strong, &entries);
+        if !strong.is_empty() {
+            if !args.force {
+                bail!(
+                    "cannot destroy `{}`: installed modules use it:\n  {}\nhint: destroy them first, or with it (whatever else could satisfy their requirements, they were set up with this one), or pass `--force` to destroy it anyway (recorded in the history)",
+                    entry.id(),
+                    strong.join("\n  ")
+                );
+            }
+            output::warn(&format!(
+                "--force: destroying `{}` although {} use it",
                 entry.id(),
-                users.strong.join("\n  ")
-            );
+                strong.join(", ")
+            ));
+            notes.push(format!("--force: used by {}", strong.join(", ")));
         }
-        output::warn(&format!(
-            "--force: destroying `{}` although {} use it",
-            entry.id(),
-            users.strong.join(", ")
-        ));
-        notes.push(format!("--force: used by {}", users.strong.join(", ")));
+        what.push_str(&describe(*entry, &records, &users, &entries));
     }
+    output::note(what.trim_end());
+    let (question, action) = match entries.as_slice() {
+        [entry] => (
+            format!("destroy `{}`?", entry.id()),
+            format!("destroy `{}`", entry.id()),
+        ),
+        _ => (
+            format!("destroy these {} modules?", entries.len()),
+            format!("destroy {} modules", entries.len()),
+        ),
+    };
+    if !approval.confirm(&question, &action)? {
+        output::note("e: destroy cancelled; nothing was changed");
+        return Ok(Ended::new(exit::FAILURE, "cancelled"));
+    }
+    if let [entry] = entries.as_slice() {
+        let report = session.destroy(*entry, &args.extra, notes).await?;
+        return Ok(destroyed(&session, *entry, &report).await?);
+    }
+    let needs = needs(&entries, &records);
+    session.prefix_output = args.parallelism > 1 && schedule::overlap(&needs);
+    destroy_all(&session, &entries, &needs, args, notes).await
+}
+
+/// What `e destroy` says of one module before it asks.
+fn describe(
+    entry: Entry<'_>,
+    records: &BTreeMap<String, Installed>,
+    users: &Users,
+    going: &[Entry<'_>],
+) -> String {
     let mut what = format!("e will destroy `{}`", entry.id());
     match records.get(&entry.module.name) {
         Some(record) => what.push_str(&format!(
@@ -113,53 +186,201 @@ async fn destroy(
         )),
         None => what.push_str(" (not recorded as installed)"),
     }
+    let lines = |list: &[(String, String)]| -> Vec<String> {
+        list.iter().map(|(_, line)| line.clone()).collect()
+    };
+    let strong = lines(&users.strong);
     what.push_str(&format!(
         "\n  used by:      {}",
-        if users.strong.is_empty() {
+        if strong.is_empty() {
             "nothing".to_owned()
         } else {
-            users.strong.join(", ")
+            strong.join(", ")
         }
     ));
-    if !users.weak.is_empty() {
+    let going_too: Vec<&str> = users
+        .strong
+        .iter()
+        .chain(&users.weak)
+        .filter(|(module, _)| going.iter().any(|e| e.module.name == *module))
+        .map(|(module, _)| module.as_str())
+        .collect();
+    if !going_too.is_empty() {
         what.push_str(&format!(
-            "\n  used when present by: {} (they will do without it)",
-            users.weak.join(", ")
+            "\n  after:        {} (destroyed first)",
+            going_too.join(", ")
         ));
     }
-    output::note(&what);
-    let question = format!("destroy `{}`?", entry.id());
-    if !approval.confirm(&question, &format!("destroy `{}`", entry.id()))? {
-        output::note("e: destroy cancelled; nothing was changed");
-        return Ok(Ended::new(exit::FAILURE, "cancelled"));
+    let weak = Users::outside(&users.weak, going);
+    if !weak.is_empty() {
+        what.push_str(&format!(
+            "\n  used when present by: {} (they will do without it)",
+            weak.join(", ")
+        ));
     }
-    let mut transaction = session.begin().await?;
-    let report = session
-        .run_in(
-            &mut transaction,
-            entry,
-            "destroy",
-            &args.extra,
-            false,
-            notes,
-        )
-        .await?;
-    if report.kept.is_none() {
-        if report.succeeded() {
-            transaction.uninstall(&entry.module.name);
+    what.push('\n');
+    what
+}
+
+/// Whether installed `user` uses `used`: bound to it, or requiring (strongly or weakly)
+/// what its labels offer.
+fn uses(user: Entry<'_>, used: Entry<'_>, records: &BTreeMap<String, Installed>) -> bool {
+    let bound = records
+        .get(&user.module.name)
+        .and_then(|record| record.bindings.as_ref())
+        .is_some_and(|list| list.iter().any(|b| b.module == used.module.name));
+    let v = user.version;
+    bound
+        || v.requires
+            .strong
+            .iter()
+            .chain(&v.requires.weak)
+            .any(|selector| selector.matches(&used.version.labels))
+}
+
+/// The listed modules in the order they go: every module after the listed modules that use
+/// it, otherwise as listed.
+fn users_first<'r>(
+    listed: &[Entry<'r>],
+    records: &BTreeMap<String, Installed>,
+) -> anyhow::Result<Vec<Entry<'r>>> {
+    let mut left: Vec<Entry<'r>> = listed.to_vec();
+    let mut order = Vec::new();
+    while !left.is_empty() {
+        let next = (0..left.len()).find(|&i| {
+            !left
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && uses(*other, left[i], records))
+        });
+        let Some(i) = next else {
+            let ids: Vec<String> = left.iter().map(Entry::id).collect();
+            bail!(
+                "cannot order the destroys of {}: they use each other\nhint: destroy them one at a time, with `--force` for the first",
+                ids.join(", ")
+            );
+        };
+        order.push(left.remove(i));
+    }
+    Ok(order)
+}
+
+/// For each module (in [`users_first`] order), the earlier ones it waits for: those that use
+/// it, and those it influences or that influence it, so that a module never runs beside one
+/// whose section it may read.
+fn needs(entries: &[Entry<'_>], records: &BTreeMap<String, Installed>) -> Vec<Vec<usize>> {
+    let influences = |a: Entry<'_>, b: Entry<'_>| {
+        a.version
+            .influences
+            .iter()
+            .any(|selector| selector.matches(&b.version.labels))
+    };
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            (0..i)
+                .filter(|&j| {
+                    let other = entries[j];
+                    uses(other, *entry, records)
+                        || uses(*entry, other, records)
+                        || influences(other, *entry)
+                        || influences(*entry, other)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Destroys the modules side by side where `needs` allows and reports how they ended.
+async fn destroy_all(
+    session: &Session<'_>,
+    entries: &[Entry<'_>],
+    needs: &[Vec<usize>],
+    args: &DestroyArgs,
+    notes: Vec<String>,
+) -> anyhow::Result<Ended> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    let listener = tokio::spawn(async move {
+        crate::interrupt::requested().await;
+        flag.store(true, Ordering::SeqCst);
+    });
+    let reports: RefCell<Vec<Option<Report>>> = RefCell::new(vec![None; entries.len()]);
+    let outcomes = schedule::run(needs, args.parallelism.into(), &interrupted, |i| {
+        let entry = entries[i];
+        let notes = notes.clone();
+        let reports = &reports;
+        async move {
+            output::note(&format!("\ne: destroying `{}`", entry.id()));
+            let report = session.destroy(entry, &args.extra, notes).await?;
+            let succeeded = report.succeeded();
+            destroyed(session, entry, &report).await?;
+            reports.borrow_mut()[i] = Some(report);
+            Ok(succeeded)
         }
-        transaction.commit()?;
+    })
+    .await;
+    listener.abort();
+    Ok(report(entries, &outcomes?, &reports.into_inner()))
+}
+
+/// Says how one destroy ended: what is left of the module, or why it failed.
+async fn destroyed(
+    session: &Session<'_>,
+    entry: Entry<'_>,
+    report: &Report,
+) -> anyhow::Result<Ended> {
+    if !report.succeeded() {
+        return Ok(ended(report, "destroy", Two::Failure));
     }
-    if report.succeeded() {
-        output::note(&format!("e: `{}` is no longer installed", entry.id()));
-        let id = session.shared.id()?;
-        for mount in &entry.version.mounts {
-            let volume = crate::run::volumes::volume_name(&id, &entry.module.name, mount);
-            output::note(&format!(
-                "e: its private data at `{mount}` stays in the engine volume `{volume}`; remove it with `docker volume rm {volume}` once you no longer need it"
-            ));
+    output::note(&format!("e: `{}` is no longer installed", entry.id()));
+    let id = session.shared.id()?;
+    for mount in &entry.version.mounts {
+        let volume = crate::run::volumes::volume_name(&id, &entry.module.name, mount);
+        output::note(&format!(
+            "e: its private data at `{mount}` stays in the engine volume `{volume}`; remove it with `docker volume rm {volume}` once you no longer need it"
+        ));
+    }
+    Ok(Ended::new(exit::SUCCESS, "destroyed"))
+}
+
+/// Says what was destroyed, what failed and what never started; the command's end.
+fn report(entries: &[Entry<'_>], outcomes: &[Outcome], reports: &[Option<Report>]) -> Ended {
+    let ids = |outcome: Outcome| -> String {
+        let ids: Vec<String> = entries
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, o)| **o == outcome)
+            .map(|(e, _)| e.id())
+            .collect();
+        if ids.is_empty() {
+            "nothing".to_owned()
+        } else {
+            ids.join(", ")
         }
-        return Ok(Ended::new(exit::SUCCESS, "destroyed"));
+    };
+    let failed = outcomes.contains(&Outcome::Failed);
+    if failed || outcomes.contains(&Outcome::NotStarted) {
+        output::note(&format!(
+            "\ne: {}\n  destroyed: {}\n  failed:    {}\n  not run:   {}",
+            if failed { "stopped" } else { "interrupted" },
+            ids(Outcome::Succeeded),
+            ids(Outcome::Failed),
+            ids(Outcome::NotStarted),
+        ));
+        if !failed {
+            return Ended::new(exit::INTERRUPTED, "interrupted");
+        }
+        let first = reports
+            .iter()
+            .zip(outcomes)
+            .find_map(|(r, o)| (*o == Outcome::Failed).then_some(r.as_ref()).flatten());
+        return match first.map(|r| Ended::of(r, Two::Failure)) {
+            Some(ended) if ended.code != exit::SUCCESS => ended,
+            _ => Ended::new(exit::FAILURE, "failed"),
+        };
     }
-    Ok(ended(&report, "destroy", Two::Failure))
+    output::note(&format!("\ne: destroyed {}", ids(Outcome::Succeeded)));
+    Ended::new(exit::SUCCESS, "destroyed")
 }

@@ -162,8 +162,9 @@ pub async fn run_command(
 ) -> anyhow::Result<ExitCode> {
     if args.command == "destroy" {
         let destroy = crate::cli::DestroyArgs {
-            module: args.module,
+            modules: vec![args.module],
             force: false,
+            parallelism: 1,
             auto_approve: false,
             run: args.run,
             extra: args.extra,

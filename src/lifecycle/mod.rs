@@ -67,6 +67,16 @@ pub struct Session<'a> {
     _lock: Lock,
 }
 
+/// What a committed run records about the module besides its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Records {
+    Nothing,
+    /// A successful apply makes it installed.
+    Install,
+    /// A successful destroy makes it no longer installed.
+    Uninstall,
+}
+
 /// A run's share of the session (see `Session::turns`), held from its start to its commit.
 struct Turn<'s> {
     _shared: Option<tokio::sync::RwLockReadGuard<'s, ()>>,
@@ -198,14 +208,32 @@ impl<'a> Session<'a> {
         skip_requirements: bool,
         notes: Vec<String>,
     ) -> anyhow::Result<Report> {
-        self.committed(entry, method, extra, skip_requirements, notes, false)
+        self.committed(
+            entry,
+            method,
+            extra,
+            skip_requirements,
+            notes,
+            Records::Nothing,
+        )
+        .await
+    }
+
+    /// Runs `destroy` of `entry` in its own transaction, which forgets the module as
+    /// installed if it succeeds; committed as [`Session::run`] commits.
+    pub async fn destroy(
+        &self,
+        entry: Entry<'_>,
+        extra: &[String],
+        notes: Vec<String>,
+    ) -> anyhow::Result<Report> {
+        self.committed(entry, "destroy", extra, false, notes, Records::Uninstall)
             .await
     }
 
-    /// Runs `method` (with `install`, the apply that records the module installed) in a
-    /// transaction of its own and commits it, syncing a backend; a result that conflicts with
-    /// runs beside it is run again (see [`Session::again`]). A result kept aside is returned
-    /// uncommitted.
+    /// Runs `method` in a transaction of its own and commits it with what `records` says,
+    /// syncing a backend; a result that conflicts with runs beside it is run again (see
+    /// [`Session::again`]). A result kept aside is returned uncommitted.
     async fn committed(
         &self,
         entry: Entry<'_>,
@@ -213,27 +241,33 @@ impl<'a> Session<'a> {
         extra: &[String],
         skip_requirements: bool,
         notes: Vec<String>,
-        install: bool,
+        records: Records,
     ) -> anyhow::Result<Report> {
         let mut attempt = 1;
         loop {
             let _turn = self.turn(attempt).await;
             let mut transaction = self.begin().await?;
             let notes = notes.clone();
-            let report = if install {
-                self.apply_in(&mut transaction, entry, extra, skip_requirements, notes)
+            let report = match records {
+                Records::Install => {
+                    self.apply_in(&mut transaction, entry, extra, skip_requirements, notes)
+                        .await?
+                }
+                Records::Nothing | Records::Uninstall => {
+                    self.run_in(
+                        &mut transaction,
+                        entry,
+                        method,
+                        extra,
+                        skip_requirements,
+                        notes,
+                    )
                     .await?
-            } else {
-                self.run_in(
-                    &mut transaction,
-                    entry,
-                    method,
-                    extra,
-                    skip_requirements,
-                    notes,
-                )
-                .await?
+                }
             };
+            if records == Records::Uninstall && report.succeeded() {
+                transaction.uninstall(&entry.module.name);
+            }
             if report.kept.is_some() {
                 return Ok(report);
             }
@@ -343,7 +377,14 @@ impl<'a> Session<'a> {
         notes: Vec<String>,
     ) -> anyhow::Result<Report> {
         let report = self
-            .committed(entry, "apply", extra, skip_requirements, notes, true)
+            .committed(
+                entry,
+                "apply",
+                extra,
+                skip_requirements,
+                notes,
+                Records::Install,
+            )
             .await?;
         if !report.succeeded() {
             return Ok(report);

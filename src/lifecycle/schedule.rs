@@ -72,6 +72,19 @@ where
     }
 }
 
+/// Whether any two jobs may run at the same time, for jobs whose needs are all earlier jobs
+/// (a dependency order): a job that does not need its predecessor, directly or through
+/// others, may run beside it.
+pub fn overlap(needs: &[Vec<usize>]) -> bool {
+    (1..needs.len()).any(|i| !reaches(needs, i, i - 1))
+}
+
+fn reaches(needs: &[Vec<usize>], from: usize, to: usize) -> bool {
+    needs[from]
+        .iter()
+        .any(|&n| n == to || (n > to && reaches(needs, n, to)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -163,7 +163,7 @@ async fn run_steps(
     args: &StackArgs<'_>,
 ) -> anyhow::Result<Ended> {
     let needs = needs(steps);
-    session.prefix_output = args.parallelism > 1 && overlap(&needs);
+    session.prefix_output = args.parallelism > 1 && schedule::overlap(&needs);
     let session = &*session;
     // A Ctrl-C during a method stops its container (and so its step); one between methods
     // is noticed by the scheduler, before the next step starts.
@@ -312,17 +312,4 @@ fn needs(steps: &[Step<'_>]) -> Vec<Vec<usize>> {
                 .collect()
         })
         .collect()
-}
-
-/// Whether any two steps may run at the same time.
-fn overlap(needs: &[Vec<usize>]) -> bool {
-    // Steps come in dependency order; a step that does not need its predecessor (directly or
-    // through others) may run beside it.
-    (1..needs.len()).any(|i| !reaches(needs, i, i - 1))
-}
-
-fn reaches(needs: &[Vec<usize>], from: usize, to: usize) -> bool {
-    needs[from]
-        .iter()
-        .any(|&n| n == to || (n > to && reaches(needs, n, to)))
 }

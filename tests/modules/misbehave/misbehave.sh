@@ -22,7 +22,8 @@ case "$1" in
   plan-own)     # a well-behaved plan: changes (exit 2) until its own section is there
     if grep -q "^$E_MODULE:" "$state" 2>/dev/null; then echo "no changes"; exit 0; fi
     echo "+ $E_MODULE: status applied"; exit 2 ;;
-  drop-own)     # a well-behaved destroy: removes its own section
+  drop-own)     # a well-behaved destroy: removes its own section (after $2 seconds)
+    sleep "${2:-0}"
     if [ -f "$state" ]; then
       awk -v m="$E_MODULE:" '$0 == m { skip = 1; next } skip && /^[^ ]/ { skip = 0 } !skip' \
         "$state" > "$state.new" && mv "$state.new" "$state"
