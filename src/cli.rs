@@ -447,9 +447,15 @@ pub struct ShowArgs {
 /// Arguments of `e check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The module version to check (default: its latest).
-    #[arg(value_name = "MODULE[@VERSION]", add = ArgValueCompleter::new(completion::module_spec))]
-    pub module: ModuleSpec,
+    /// The module versions to check (each by default its latest); each is checked in a
+    /// throwaway shared directory of its own.
+    #[arg(value_name = "MODULE[@VERSION]", required = true, num_args = 1.., add = ArgValueCompleter::new(completion::module_spec))]
+    pub modules: Vec<ModuleSpec>,
+
+    /// Check at most N of the modules at a time (each check has a directory of its own, so
+    /// all may overlap).
+    #[arg(long, value_name = "N", default_value_t = crate::lifecycle::schedule::DEFAULT_PARALLELISM, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: u16,
 
     /// Stop each method after this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5m", value_name = "DURATION")]

@@ -1392,6 +1392,51 @@ fn check_table_names_the_broken_promise_and_how_to_fix_it() {
     );
 }
 
+/// Several modules are checked side by side, each in its own throwaway directory; every row
+/// names its module, and one module's failure fails the command but no other module's rows.
+#[test]
+fn check_of_several_modules_names_the_module_of_every_row() {
+    let scene = Scene::new(test_repository());
+    let modules = ["compliant", "never-converges", "apply-fails"];
+    let out = scene.e(&["check", modules[0], modules[1], modules[2], "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 3 * 13, "{rows:#?}");
+    for (module, rows) in modules.iter().zip(rows.chunks(13)) {
+        let id = format!("{module}@1.0.0");
+        assert!(rows.iter().all(|r| r["module"] == id), "{rows:#?}");
+        let failed = rows_with(rows, "fail").len();
+        assert_eq!(
+            failed,
+            usize::from(*module != "compliant"),
+            "{module}: {rows:#?}"
+        );
+    }
+    let out = scene.expect(1, &["check", modules[0], modules[1], "--parallelism", "2"]);
+    let table = stdout(&out);
+    assert!(
+        table
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start()
+            .starts_with("MODULE"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("never-converges@1.0.0") && l.contains("FAIL")),
+        "{table}"
+    );
+    let said = stderr(&out);
+    assert!(
+        said.contains("e: `compliant@1.0.0` follows the module contract")
+            && said.contains("e: `never-converges@1.0.0` fails 1 of 13 checks"),
+        "{said}"
+    );
+}
+
 /// What the engine holds with the label `key=value`: `docker ps -a` or `docker volume ls`
 /// ids, with the `--format` given.
 fn engine_objects(kind: &str, label: &str, format: &str) -> Vec<String> {

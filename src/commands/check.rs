@@ -1,17 +1,32 @@
-//! `e check MODULE[@VERSION]`: the design's "check required methods implementation", for
-//! module authors' CI. It opens a session on a throwaway shared directory, has `contract/`
-//! walk the module's lifecycle in it, and prints one row per promise of the module contract
-//! (a table, or `-o json`/`-o yaml`); it exits 1 when any row fails. The directory and the
-//! engine volumes of its modules are removed afterwards.
+//! `e check MODULE[@VERSION]...`: the design's "check required methods implementation", for
+//! module authors' CI. Each module gets a session on a throwaway shared directory of its own,
+//! in which `contract/` walks its lifecycle; several are checked side by side
+//! (`--parallelism`). It prints one row per promise of the module contract (a table, or
+//! `-o json`/`-o yaml`, each row naming its module) and exits 1 when any row fails. The
+//! directories and the engine volumes of their modules are removed afterwards.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
 
 use crate::Context;
 use crate::cli::{CheckArgs, RunOptions};
 use crate::contract::{self, Outcome, Row};
+use crate::lifecycle::schedule;
+use crate::repository::{Entry, Repository};
 use crate::runtime::Engine;
 use crate::store::SharedDir;
 use crate::{exit, output};
+
+/// A row of the report, with the module it is about.
+#[derive(Serialize)]
+struct ModuleRow<'a> {
+    module: String,
+    #[serde(flatten)]
+    row: &'a Row,
+}
 
 /// Runs the checks.
 pub async fn run(
@@ -20,7 +35,81 @@ pub async fn run(
     engine: &dyn Engine,
 ) -> anyhow::Result<ExitCode> {
     let repository = context.repository()?;
-    let target = repository.find(&args.module)?;
+    let mut targets: Vec<Entry<'_>> = Vec::new();
+    for spec in &args.modules {
+        let target = repository.find(spec)?;
+        if !targets.iter().any(|t| t.id() == target.id()) {
+            targets.push(target);
+        }
+    }
+    let checked: std::cell::RefCell<Vec<Option<contract::Checked>>> =
+        std::cell::RefCell::new(targets.iter().map(|_| None).collect());
+    // A stop signal stops the running checks (each notices it) and starts no other.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let listener = tokio::spawn(async move {
+        crate::interrupt::requested().await;
+        flag.store(true, Ordering::SeqCst);
+    });
+    let independent = vec![Vec::new(); targets.len()];
+    let (repository, args_ref) = (&repository, &args);
+    let ran = schedule::run(&independent, args.parallelism.into(), &stop, |i| {
+        let (target, checked) = (targets[i], &checked);
+        async move {
+            let result = check_one(repository, target, args_ref, context, engine).await?;
+            checked.borrow_mut()[i] = Some(result);
+            // A failing check stops no other.
+            Ok(true)
+        }
+    })
+    .await;
+    listener.abort();
+    let never_started = ran?.contains(&schedule::Outcome::NotStarted);
+    let (targets, checked): (Vec<Entry<'_>>, Vec<contract::Checked>) = targets
+        .into_iter()
+        .zip(checked.into_inner())
+        .filter_map(|(target, checked)| Some((target, checked?)))
+        .unzip();
+    let interrupted = never_started || checked.iter().any(|c| c.interrupted);
+    let failed =
+        |c: &contract::Checked| c.rows.iter().filter(|r| r.result == Outcome::Fail).count();
+    let any_failed = checked.iter().any(|c| failed(c) > 0);
+    let rows: Vec<ModuleRow<'_>> = targets
+        .iter()
+        .zip(&checked)
+        .flat_map(|(target, c)| {
+            c.rows.iter().map(|row| ModuleRow {
+                module: target.id(),
+                row,
+            })
+        })
+        .collect();
+    if let Some(text) = output::serialized(args.output, &rows)? {
+        output::data(&text)?;
+    } else {
+        output::data(&table(&rows, targets.len() > 1))?;
+        for (target, c) in targets.iter().zip(&checked) {
+            output::note(&summary(*target, c, failed(c)));
+        }
+    }
+    Ok(ExitCode::from(if interrupted {
+        output::note("e: interrupted; the remaining checks were skipped");
+        exit::INTERRUPTED
+    } else if any_failed {
+        exit::FAILURE
+    } else {
+        exit::SUCCESS
+    }))
+}
+
+/// Checks one module in a throwaway shared directory and removes its modules' volumes.
+async fn check_one(
+    repository: &Repository,
+    target: Entry<'_>,
+    args: &CheckArgs,
+    context: &Context,
+    engine: &dyn Engine,
+) -> anyhow::Result<contract::Checked> {
     let scratch = tempfile::Builder::new().prefix("e-check-").tempdir()?;
     let shared = SharedDir::open(&scratch.path().join("shared"))?;
     let options = RunOptions {
@@ -29,7 +118,7 @@ pub async fn run(
         output: crate::cli::Format::Table,
     };
     let mut session = context.session(
-        &repository,
+        repository,
         shared,
         engine,
         &format!("e check {}", target.id()),
@@ -48,42 +137,37 @@ pub async fn run(
         }
         Err(err) => output::warn(&format!("{err:#}; the volumes of the check are left")),
     }
-    let contract::Checked { rows, interrupted } = checked?;
-    let failed = rows.iter().filter(|r| r.result == Outcome::Fail).count();
-    if let Some(text) = output::serialized(args.output, &rows)? {
-        output::data(&text)?;
-    } else {
-        output::data(&table(&rows))?;
-        let skipped = rows.iter().filter(|r| r.result == Outcome::Skip).count();
-        let skipped = match skipped {
-            0 => String::new(),
-            n => format!(" ({n} skipped)"),
-        };
-        output::note(&if failed == 0 {
-            format!("e: `{}` follows the module contract{skipped}", target.id())
-        } else {
-            format!(
-                "e: `{}` fails {failed} of {} checks{skipped}",
-                target.id(),
-                rows.len()
-            )
-        });
-    }
-    Ok(ExitCode::from(if interrupted {
-        output::note("e: interrupted; the remaining checks were skipped");
-        exit::INTERRUPTED
-    } else if failed == 0 {
-        exit::SUCCESS
-    } else {
-        exit::FAILURE
-    }))
+    checked
 }
 
-/// The rows as a table: CHECK, RESULT, DETAIL, with a failure's hint under its detail.
-fn table(rows: &[Row]) -> String {
+/// `e: `m@1.0.0` follows the module contract`, or how many checks it fails.
+fn summary(target: Entry<'_>, checked: &contract::Checked, failed: usize) -> String {
+    let skipped = match checked
+        .rows
+        .iter()
+        .filter(|r| r.result == Outcome::Skip)
+        .count()
+    {
+        0 => String::new(),
+        n => format!(" ({n} skipped)"),
+    };
+    if failed == 0 {
+        format!("e: `{}` follows the module contract{skipped}", target.id())
+    } else {
+        format!(
+            "e: `{}` fails {failed} of {} checks{skipped}",
+            target.id(),
+            checked.rows.len()
+        )
+    }
+}
+
+/// The rows as a table: CHECK, RESULT, DETAIL (after MODULE when several are checked), with
+/// a failure's hint under its detail.
+fn table(rows: &[ModuleRow<'_>], several: bool) -> String {
     let lines = rows
         .iter()
-        .map(|row| {
+        .map(|ModuleRow { module, row }| {
             let result = match row.result {
                 Outcome::Pass => "pass",
                 Outcome::Fail => "FAIL",
@@ -94,8 +178,16 @@ fn table(rows: &[Row]) -> String {
                 ("", hint) => format!("hint: {hint}"),
                 (detail, hint) => format!("{detail}\nhint: {hint}"),
             };
-            vec![row.check.clone(), result.to_owned(), detail]
+            let mut line = vec![row.check.clone(), result.to_owned(), detail];
+            if several {
+                line.insert(0, module.clone());
+            }
+            line
         })
         .collect();
-    output::table(&["CHECK", "RESULT", "DETAIL"], lines)
+    if several {
+        output::table(&["MODULE", "CHECK", "RESULT", "DETAIL"], lines)
+    } else {
+        output::table(&["CHECK", "RESULT", "DETAIL"], lines)
+    }
 }

@@ -249,8 +249,15 @@ impl<'s> Transaction<'s> {
                 serde_json::to_string_pretty(&all)?.into_bytes(),
             );
         }
-        for (path, bytes) in &self.records_files {
-            change.write(path.clone(), bytes.clone());
+        // The last file given to each module counts; one as it already is is not written
+        // again (a module run again with the same requirements).
+        let records_files: std::collections::BTreeMap<&String, &Vec<u8>> =
+            self.records_files.iter().map(|(p, b)| (p, b)).collect();
+        for (path, bytes) in records_files {
+            let current = std::fs::read(self.shared.root().join(path)).ok();
+            if current.as_ref() != Some(bytes) {
+                change.write(path.clone(), bytes.clone());
+            }
         }
         for record in &self.records {
             change.write(
