@@ -163,7 +163,7 @@ async fn destroy(
     }
     if let [entry] = entries.as_slice() {
         let report = session.destroy(*entry, &args.extra, notes).await?;
-        return Ok(destroyed(&session, *entry, &report).await?);
+        return destroyed(&session, *entry, &report).await;
     }
     let needs = needs(&entries, &records);
     session.prefix_output = args.parallelism > 1 && schedule::overlap(&needs);
