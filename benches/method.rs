@@ -73,6 +73,16 @@ fn main() {
         dir_size(&large) as f64 / 1e6
     );
     support::busybox_image(&e, work.path(), IMAGE);
+    // The example again on a tmpfs (as root, where mounting one is allowed): what this
+    // machine's disk costs e's copy and commit, told apart from e's own work.
+    let on_tmpfs = Tmpfs::mount(&work.path().join("tmpfs")).map(|tmpfs| {
+        let dir = tmpfs.0.join("shared");
+        std::fs::create_dir(&dir).unwrap();
+        for name in ["state.yml", "azi-config.yml", "bmk-config.yml"] {
+            std::fs::copy(shared.join(name), dir.join(name)).unwrap();
+        }
+        (tmpfs, dir)
+    });
 
     let e_run = |dir: &Path, transfer: &str| {
         let mut command = Command::new(&e);
@@ -175,6 +185,12 @@ fn main() {
             Box::new(docker_isolated),
         ),
     ];
+    if let Some((_, dir)) = &on_tmpfs {
+        rows.push((
+            "e run noop apply, bind, example, on a tmpfs".to_owned(),
+            Box::new(move || e_run(dir, "bind")),
+        ));
+    }
     // e's first run creates its area in the shared directory.
     for _ in 0..3 {
         for (_, command) in &rows {
@@ -242,6 +258,28 @@ fn main() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// A tmpfs mounted for the bench, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path) -> Option<Tmpfs> {
+        std::fs::create_dir(dir).ok()?;
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
 }
 
 /// The bytes of the files in a directory (not recursive: the bench's directories are flat).
