@@ -3,6 +3,9 @@
 //! installs it), `initdb` into a temporary directory and `pg_ctl start` on a port of
 //! 23780-23799. Both run as `nobody` (`initdb` refuses root) through `runuser`.
 //!
+//! [`Postgres::start_on_tmpfs`] puts the data directory on a small tmpfs of its own (mounted
+//! here, unmounted when dropped), so that a test can fill the server's disk.
+//!
 //! The server asks TCP clients for a password (scram-sha-256), so the tests exercise real
 //! credentials; its superuser is [`Postgres::USER`] with [`Postgres::PASSWORD`]. Local socket
 //! connections are trusted, for the test's own administration.
@@ -30,6 +33,8 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     /// How long `pg_ctl start` took until the server answered.
     pub started_in: Duration,
+    /// Whether its data directory is a tmpfs of its own (unmounted when it is dropped).
+    tmpfs: bool,
 }
 
 impl Postgres {
@@ -46,6 +51,16 @@ impl Postgres {
 
     /// Initializes a new cluster and starts it, failing the test with the log if it cannot.
     pub fn start() -> Postgres {
+        Postgres::start_with(None)
+    }
+
+    /// Like [`Postgres::start`], with the data directory on a tmpfs of `megabytes` of its own
+    /// and WAL segments of 1 MB, so that a test can fill the server's disk ([`Postgres::fill`]).
+    pub fn start_on_tmpfs(megabytes: u32) -> Postgres {
+        Postgres::start_with(Some(megabytes))
+    }
+
+    fn start_with(tmpfs: Option<u32>) -> Postgres {
         let port = Port::reserve_in(PORTS);
         let dir = tempfile::Builder::new()
             .prefix("e-pg-")
@@ -61,30 +76,53 @@ impl Postgres {
         let pwfile = dir.path().join("pwfile");
         fs::write(&pwfile, Postgres::PASSWORD).expect("write the password file");
         std::os::unix::fs::chown(&pwfile, Some(uid), None).expect("chown to nobody");
+        let pwfile_text = pwfile.display().to_string();
         let data = dir.path().join("data");
+        let mut wal = Vec::new();
+        if let Some(megabytes) = tmpfs {
+            fs::create_dir(&data).expect("create the data directory");
+            must(
+                "mount",
+                &[
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={megabytes}m,uid={uid},mode=0700"),
+                    "tmpfs",
+                    &data.display().to_string(),
+                ],
+            );
+            wal.push("--wal-segsize=1");
+        }
+        // From here on, dropping it unmounts the tmpfs even if initdb fails.
+        let mut postgres = Postgres {
+            port,
+            dir,
+            started_in: Duration::ZERO,
+            tmpfs: tmpfs.is_some(),
+        };
         as_nobody(
             &format!("{BIN}/initdb"),
             &[
                 "-D",
-                &data.display().to_string(),
+                &postgres.data().display().to_string(),
                 "-U",
                 Postgres::USER,
                 "--pwfile",
-                &pwfile.display().to_string(),
+                &pwfile_text,
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 "--no-sync",
                 "-E",
                 "UTF8",
                 "--locale=C",
-            ],
+            ]
+            .iter()
+            .copied()
+            .chain(wal)
+            .collect::<Vec<_>>(),
         );
         let started = Instant::now();
-        let mut postgres = Postgres {
-            port,
-            dir,
-            started_in: Duration::ZERO,
-        };
         postgres.pg_ctl_start();
         postgres.started_in = started.elapsed();
         postgres
@@ -94,6 +132,43 @@ impl Postgres {
     pub fn restart(&mut self) {
         self.stop();
         self.pg_ctl_start();
+    }
+
+    /// Starts the server again if it is not running (after it stopped by itself).
+    pub fn ensure_running(&mut self) {
+        if !self.pid().is_some_and(alive) {
+            let _ = fs::remove_file(self.data().join("postmaster.pid"));
+            self.pg_ctl_start();
+        }
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Takes every free byte of the data directory's filesystem with a file of its own (for a
+    /// server on a tmpfs); returns how many bytes it took.
+    pub fn fill(&self) -> u64 {
+        use std::io::Write as _;
+        let mut file = fs::File::create(self.filler()).expect("create the filler");
+        let mut taken = 0u64;
+        for size in [1 << 20, 4096, 512] {
+            let block = vec![0u8; size];
+            while file.write_all(&block).is_ok() {
+                taken += size as u64;
+            }
+        }
+        taken
+    }
+
+    /// Frees what [`Postgres::fill`] took.
+    pub fn unfill(&self) {
+        let _ = fs::remove_file(self.filler());
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.data().join("filler")
     }
 
     /// `pg_ctl start` on this server's data directory and port, waiting until it answers.
@@ -161,6 +236,12 @@ impl Postgres {
     /// Runs SQL through `psql` on the local socket (trusted), failing the test if it fails;
     /// returns what it printed (unaligned, tuples only).
     pub fn sql(&self, statement: &str) -> String {
+        self.sql_in("postgres", statement)
+    }
+
+    /// Like [`Postgres::sql`], connected to `database` (to change the settings of
+    /// `postgres`, for instance, while sessions there are read-only).
+    pub fn sql_in(&self, database: &str, statement: &str) -> String {
         let out = as_nobody(
             &format!("{BIN}/psql"),
             &[
@@ -177,7 +258,7 @@ impl Postgres {
                 "-U",
                 Postgres::USER,
                 "-d",
-                "postgres",
+                database,
                 "-c",
                 statement,
             ],
@@ -187,7 +268,7 @@ impl Postgres {
 
     /// Stops it by its PID: SIGINT (a fast shutdown), then SIGKILL if it lingers.
     pub fn stop(&mut self) {
-        let Some(pid) = self.pid() else {
+        let Some(pid) = self.pid().filter(|pid| alive(*pid)) else {
             return;
         };
         signal(pid, "INT");
@@ -205,6 +286,15 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
+        if self.tmpfs {
+            // The server is gone (stopped, or killed after STOP_TIMEOUT): nothing holds the
+            // mount any more.
+            let _ = Command::new("umount")
+                .arg("--lazy")
+                .arg(self.data())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 
