@@ -229,6 +229,7 @@ fn a_read_only_database_is_read_but_never_written_and_says_so() {
 
     // A change fails before any container runs, and says why.
     let out = machine.e(&["apply", "big", "--auto-approve"]);
+    eprintln!("{}", stderr(&out));
     machine.assert_fails_clearly(&out, &["the database is read-only", "SQLSTATE 25006"]);
     assert!(!stdout(&out).contains("status: applied"), "{}", text(&out));
     let pulled = tempfile::tempdir().unwrap();
@@ -264,6 +265,7 @@ fn a_database_turned_read_only_during_a_run_fails_its_commit_and_commits_nothing
     server.sql("ALTER SYSTEM SET default_transaction_read_only = on");
     server.sql("SELECT pg_reload_conf()");
     let out = slow.wait_with_output().unwrap();
+    eprintln!("{}", stderr(&out));
     machine.assert_fails_clearly(
         &out,
         &[
@@ -291,6 +293,7 @@ fn a_full_disk_fails_the_run_clearly_and_commits_nothing() {
     assert!(took > 0, "the filler took the free space");
     // The plan's record fits in a page the table has; the 512 KiB section does not.
     let out = machine.e(&["apply", "big", "--auto-approve"]);
+    eprintln!("{}", stderr(&out));
     let log = server.log_tail();
     server.unfill();
     server.ensure_running();
@@ -305,5 +308,41 @@ fn a_full_disk_fails_the_run_clearly_and_commits_nothing() {
     assert!(log.contains("No space left on device"), "{log}");
     assert_as_before_and_its_plan(&before, &machine.snapshot(), "big");
     machine.expect(0, &["apply", "big", "--auto-approve"]);
+    assert_eq!(serial_of(&machine.snapshot()), serial_of(&before) + 1);
+}
+
+#[test]
+fn a_server_that_panics_on_a_full_disk_fails_the_run_and_restarts_as_before() {
+    let mut server = Server::start_on_tmpfs(48);
+    let machine = Machine::new(&server);
+    machine.expect(0, &["apply", "base", "--auto-approve"]);
+    let before = machine.snapshot();
+    let slow = machine.spawn(&["apply", "slow", "--auto-approve"]);
+    wait_for_holder(&server);
+    let started = Instant::now();
+    while records(&server) == 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no plan");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The disk fills while the apply step runs; a checkpoint finds no room for its files, or
+    // the WAL no room for a new segment (whoever writes WAL next: the run's commit at the
+    // latest), and the server PANICs and ends every session.
+    server.fill();
+    // Either may be the write that PANICs the server.
+    let _ = server.try_sql("CHECKPOINT");
+    let _ = server.try_sql("SELECT pg_switch_wal()");
+    let out = slow.wait_with_output().unwrap();
+    eprintln!("{}", stderr(&out));
+    let log = std::fs::read_to_string(server.log()).unwrap_or_default();
+    machine.assert_fails_clearly(&out, &["the server closed the connection"]);
+    assert!(log.contains("PANIC"), "the server panicked: {log}");
+    // The server restarts by itself (crash recovery) when there is room for its checkpoint;
+    // either way nothing of the run was committed.
+    eprintln!("after the PANIC the server answers: {}", server.answers());
+
+    server.unfill();
+    server.ensure_running();
+    assert_as_before_and_its_plan(&before, &machine.snapshot(), "slow");
+    machine.expect(0, &["apply", "slow", "--auto-approve"]);
     assert_eq!(serial_of(&machine.snapshot()), serial_of(&before) + 1);
 }

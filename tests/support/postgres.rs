@@ -54,8 +54,9 @@ impl Postgres {
         Postgres::start_with(None)
     }
 
-    /// Like [`Postgres::start`], with the data directory on a tmpfs of `megabytes` of its own
-    /// and WAL segments of 1 MB, so that a test can fill the server's disk ([`Postgres::fill`]).
+    /// Like [`Postgres::start`], with the data directory on a tmpfs of `megabytes` of its own,
+    /// WAL segments of 1 MB and none recycled, so that a test can fill the server's disk
+    /// ([`Postgres::fill`]).
     pub fn start_on_tmpfs(megabytes: u32) -> Postgres {
         Postgres::start_with(Some(megabytes))
     }
@@ -174,11 +175,16 @@ impl Postgres {
     /// `pg_ctl start` on this server's data directory and port, waiting until it answers.
     fn pg_ctl_start(&self) {
         let data = self.dir.path().join("data");
-        let options = format!(
+        let mut options = format!(
             "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
             self.dir.path().display(),
             self.port.number
         );
+        if self.tmpfs {
+            // Every new WAL segment then takes new space (none is recycled from old ones), so
+            // that a full disk stops the WAL too.
+            options.push_str(" -c wal_recycle=off");
+        }
         as_nobody(
             &format!("{BIN}/pg_ctl"),
             &[
@@ -242,28 +248,53 @@ impl Postgres {
     /// Like [`Postgres::sql`], connected to `database` (to change the settings of
     /// `postgres`, for instance, while sessions there are read-only).
     pub fn sql_in(&self, database: &str, statement: &str) -> String {
-        let out = as_nobody(
-            &format!("{BIN}/psql"),
-            &[
-                "-X",
+        self.try_sql_in(database, statement)
+            .unwrap_or_else(|said| panic!("`{statement}` failed:\n{said}"))
+    }
+
+    /// Like [`Postgres::sql`], returning what psql said when it fails (a server that stops
+    /// under it, for instance).
+    pub fn try_sql(&self, statement: &str) -> Result<String, String> {
+        self.try_sql_in("postgres", statement)
+    }
+
+    fn try_sql_in(&self, database: &str, statement: &str) -> Result<String, String> {
+        let out = Command::new("runuser")
+            .args(["-u", "nobody", "--", &format!("{BIN}/psql")])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.dir.path())
+            .args(["-p", &self.port.number.to_string(), "-U", Postgres::USER])
+            .args(["-d", database, "-c", statement])
+            .current_dir("/tmp")
+            .output()
+            .unwrap_or_else(|err| panic!("`runuser` cannot run: {err}"));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// Whether the server accepts connections now (`pg_isready`).
+    pub fn answers(&self) -> bool {
+        Command::new("runuser")
+            .args([
+                "-u",
+                "nobody",
+                "--",
+                &format!("{BIN}/pg_isready"),
                 "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
                 "-h",
-                &self.dir.path().display().to_string(),
-                "-p",
-                &self.port.number.to_string(),
-                "-U",
-                Postgres::USER,
-                "-d",
-                database,
-                "-c",
-                statement,
-            ],
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            ])
+            .arg(self.dir.path())
+            .args(["-p", &self.port.number.to_string()])
+            .current_dir("/tmp")
+            .status()
+            .is_ok_and(|status| status.success())
     }
 
     /// Stops it by its PID: SIGINT (a fast shutdown), then SIGKILL if it lingers.

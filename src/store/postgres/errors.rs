@@ -22,8 +22,12 @@ impl<T> Plain<T> for Result<T, tokio_postgres::Error> {
 /// means.
 pub(super) fn explain(err: tokio_postgres::Error) -> Result<anyhow::Error, tokio_postgres::Error> {
     if err.is_closed() || err.as_db_error().is_none() && is_io(&err) {
+        let how = match std::error::Error::source(&err) {
+            Some(cause) if !err.is_closed() => format!(" ({cause})"),
+            _ => String::new(),
+        };
         return Ok(anyhow::anyhow!(
-            "the server closed the connection ({err}): it stopped, restarted or crashed, or ended this session\nhint: check that the server runs (its log says why it stopped), then run the command again"
+            "the server closed the connection{how}: it stopped, restarted or crashed, or ended this session\nhint: check that the server runs (its log says why it stopped), then run the command again"
         ));
     }
     explain_db(err)
