@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::{Change, E_DIR, Serial};
 use crate::run::tree::{Node, Tree};
@@ -34,6 +34,7 @@ mod errors;
 mod lock;
 mod push;
 pub mod settings;
+pub mod tls;
 pub use push::portable;
 pub use settings::Settings;
 
@@ -151,9 +152,18 @@ impl std::fmt::Debug for Postgres {
 impl Postgres {
     /// Connects, creates the schema and the environment if they are not there yet.
     pub async fn connect(settings: Settings) -> anyhow::Result<Postgres> {
-        let (client, connection) = match settings.config.connect(NoTls).await {
+        let connector = tls::connector(&settings.tls).with_context(|| {
+            format!("failed to connect to the backend `{}`", settings.display())
+        })?;
+        let (client, connection) = match settings.config.connect(connector).await {
             Ok(connected) => connected,
             Err(err) => {
+                if let Some(explained) = tls::explain(&err) {
+                    return Err(explained.context(format!(
+                        "failed to connect to the backend `{}`",
+                        settings.display()
+                    )));
+                }
                 return Err(match explain_db(err) {
                     Ok(explained) => explained.context(format!(
                         "failed to connect to the backend `{}`",

@@ -35,6 +35,8 @@ pub struct Postgres {
     pub started_in: Duration,
     /// Whether its data directory is a tmpfs of its own (unmounted when it is dropped).
     tmpfs: bool,
+    /// Whether it speaks TLS (and only TLS over TCP).
+    tls: bool,
 }
 
 impl Postgres {
@@ -51,17 +53,23 @@ impl Postgres {
 
     /// Initializes a new cluster and starts it, failing the test with the log if it cannot.
     pub fn start() -> Postgres {
-        Postgres::start_with(None)
+        Postgres::start_with(None, None)
     }
 
     /// Like [`Postgres::start`], with the data directory on a tmpfs of `megabytes` of its own,
     /// WAL segments of 1 MB and none recycled, so that a test can fill the server's disk
     /// ([`Postgres::fill`]).
     pub fn start_on_tmpfs(megabytes: u32) -> Postgres {
-        Postgres::start_with(Some(megabytes))
+        Postgres::start_with(Some(megabytes), None)
     }
 
-    fn start_with(tmpfs: Option<u32>) -> Postgres {
+    /// Like [`Postgres::start`], with `ssl = on` and the certificate and key given (PEM), and
+    /// TCP clients let in over TLS only (`hostssl` in `pg_hba.conf`).
+    pub fn start_with_tls(certificate: &Path, key: &Path) -> Postgres {
+        Postgres::start_with(None, Some((certificate, key)))
+    }
+
+    fn start_with(tmpfs: Option<u32>, tls: Option<(&Path, &Path)>) -> Postgres {
         let port = Port::reserve_in(PORTS);
         let dir = tempfile::Builder::new()
             .prefix("e-pg-")
@@ -101,6 +109,7 @@ impl Postgres {
             dir,
             started_in: Duration::ZERO,
             tmpfs: tmpfs.is_some(),
+            tls: tls.is_some(),
         };
         as_nobody(
             &format!("{BIN}/initdb"),
@@ -123,6 +132,19 @@ impl Postgres {
             .chain(wal)
             .collect::<Vec<_>>(),
         );
+        if let Some((certificate, key)) = tls {
+            postgres.install_certificate(certificate, key);
+            let hba = postgres.data().join("pg_hba.conf");
+            let text = fs::read_to_string(&hba).expect("read pg_hba.conf");
+            let text: Vec<String> = text
+                .lines()
+                .map(|line| match line.strip_prefix("host ") {
+                    Some(rest) => format!("hostssl {rest}"),
+                    None => line.to_owned(),
+                })
+                .collect();
+            fs::write(&hba, text.join("\n") + "\n").expect("write pg_hba.conf");
+        }
         let started = Instant::now();
         postgres.pg_ctl_start();
         postgres.started_in = started.elapsed();
@@ -140,6 +162,20 @@ impl Postgres {
         if !self.pid().is_some_and(alive) {
             let _ = fs::remove_file(self.data().join("postmaster.pid"));
             self.pg_ctl_start();
+        }
+    }
+
+    /// Makes `certificate` and `key` (PEM) the server's, readable by it alone; a running
+    /// server takes them at its next reload (`SELECT pg_reload_conf()`).
+    pub fn install_certificate(&self, certificate: &Path, key: &Path) {
+        let uid = std::fs::metadata(self.dir.path())
+            .map(|meta| std::os::unix::fs::MetadataExt::uid(&meta))
+            .expect("the server's directory");
+        for (from, name) in [(certificate, "server.crt"), (key, "server.key")] {
+            let to = self.dir.path().join(name);
+            fs::copy(from, &to).expect("copy the server's certificate");
+            std::os::unix::fs::chown(&to, Some(uid), None).expect("chown to nobody");
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600)).expect("chmod");
         }
     }
 
@@ -180,6 +216,12 @@ impl Postgres {
             self.dir.path().display(),
             self.port.number
         );
+        if self.tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                self.dir.path().display()
+            ));
+        }
         if self.tmpfs {
             // Every new WAL segment then takes new space (none is recycled from old ones), so
             // that a full disk stops the WAL too.

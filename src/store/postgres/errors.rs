@@ -116,14 +116,14 @@ fn meaning(code: &SqlState) -> Option<(&'static str, &'static str)> {
             "the database server stopped this session",
             "run the command again; the server's log says why",
         ),
-        _ if *code == SqlState::INVALID_PASSWORD
-            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
-        {
-            (
-                "the database server refused the user or the password",
-                "check the user and the password: in the URL, `PGPASSWORD` or `~/.pgpass`",
-            )
-        }
+        _ if *code == SqlState::INVALID_PASSWORD => (
+            "the database server refused the user or the password",
+            "check the user and the password: in the URL, `PGPASSWORD` or `~/.pgpass`",
+        ),
+        _ if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => (
+            "the database server refused this connection",
+            "check the user, and that the server's `pg_hba.conf` lets this machine in that way (a `hostssl` line asks for TLS: `sslmode=require` or stricter)",
+        ),
         _ if *code == SqlState::INVALID_CATALOG_NAME => (
             "the database does not exist",
             "create it (`createdb`), or name an existing one in the URL",
