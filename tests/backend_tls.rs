@@ -330,3 +330,39 @@ fn require_and_the_default_connect_over_tls_without_a_ca() {
     std::fs::copy(pki.path("ca.crt"), home.join("root.crt")).unwrap();
     machine.expect(0, "&sslmode=require", &["status"]);
 }
+
+/// Not a test: what TLS costs per command, side by side in one run (`cargo test --release
+/// --test backend_tls figures -- --ignored --nocapture`): `e status` (connect, read, print)
+/// in plain text against a plain server and with `verify-full` against a TLS one.
+#[test]
+#[ignore]
+fn figures() {
+    let pki = Pki::new();
+    let tls_server = start(&pki);
+    let plain_server = Server::start();
+    let over_tls = Machine::new(&tls_server);
+    let plain = Machine::new(&plain_server);
+    let tls = verify("verify-full", &pki.path("ca.crt"));
+    let time = |machine: &Machine, query: &str| {
+        let started = Instant::now();
+        machine.expect(0, query, &["status"]);
+        started.elapsed()
+    };
+    time(&over_tls, &tls);
+    time(&plain, "&sslmode=disable");
+    let (mut tls_times, mut plain_times) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        tls_times.push(time(&over_tls, &tls));
+        plain_times.push(time(&plain, "&sslmode=disable"));
+    }
+    tls_times.sort();
+    plain_times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("e status, median of 15, in turn:");
+    println!("  plain text               {:>7.1} ms", ms(plain_times[7]));
+    println!("  TLS, verify-full         {:>7.1} ms", ms(tls_times[7]));
+    println!(
+        "  TLS costs                {:>7.1} ms",
+        ms(tls_times[7]) - ms(plain_times[7])
+    );
+}

@@ -9,7 +9,8 @@
 //! by a holder whose lock was lost. The lock is a session advisory lock on the connection of
 //! this [`Postgres`], never on a pool, plus a row naming its holder: a holder that dies or
 //! whose connection drops frees it at once, and its commit cannot happen afterwards since
-//! commits go through the same connection. Connection settings are `postgres/settings.rs`.
+//! commits go through the same connection. Connection settings are `postgres/settings.rs`,
+//! TLS `postgres/tls.rs`, and what the server's errors mean in plain words `postgres/errors.rs`.
 //! It never prints: waiting is reported through a callback.
 //!
 //! Schema, in the schema named by the URL (see docs/backends.md):
