@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 mod support;
+use support::walkthrough::EXAMPLE_MODULES;
 use support::{e_in, e_in_with, root, stderr, stdout, text};
 
 fn top_repository() -> PathBuf {
@@ -22,40 +23,11 @@ fn test_repository() -> PathBuf {
     root().join("tests/fixtures/e2e-repository.yaml")
 }
 
-/// The example modules of the top-level repository, each built from `modules/<name>`.
-const EXAMPLE_MODULES: [&str; 7] = ["azi", "bmk", "bmm", "k8s", "rook", "nfs", "pg"];
-
 /// Builds every image the tests use, once per test process.
 fn images() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
-        let docker = Command::new("docker").arg("version").output();
-        assert!(
-            docker.is_ok_and(|o| o.status.success()),
-            "no Docker engine answers; run tests/engine.sh (or tests/all.sh) first"
-        );
-        let prepared = ["azi/azi", "bmk/bmk", "bmm/busybox", "pg/module.sh"]
-            .iter()
-            .all(|f| root().join("modules").join(f).exists());
-        if !prepared {
-            let status = Command::new(root().join("modules/build-contexts.sh"))
-                .status()
-                .expect("build-contexts.sh runs");
-            assert!(status.success(), "modules/build-contexts.sh failed");
-        }
-        for module in EXAMPLE_MODULES {
-            let out = e_in(
-                root(),
-                &top_repository(),
-                &root().join("shared-unused"),
-                &["build", &format!("modules/{module}")],
-            );
-            assert!(
-                out.status.success(),
-                "e build modules/{module} failed:\n{}",
-                text(&out)
-            );
-        }
+        support::walkthrough::example_images();
         support::misbehave_image();
         support::noncompliant_image();
     });
@@ -127,100 +99,25 @@ fn seed_walkthrough_through_the_archive_api() {
     );
 }
 
-/// The design's walkthrough: azi, a hand edit, bmk, bmm, audits.
+/// The design's walkthrough (tests/support/walkthrough.rs), on the scene's shared directory.
 fn walkthrough(scene: &Scene) {
-    // azi applied with 5 nodes.
-    scene.expect(0, &["init", "azi"]);
-    assert!(
-        scene.read("azi-config.yml").contains("size: 5"),
-        "{}",
-        scene.read("azi-config.yml")
-    );
-    scene.expect(2, &["plan", "azi", "--detailed-exitcode"]);
-    scene.expect(0, &["apply", "--auto-approve", "azi"]);
-    let state = scene.state();
-    assert_eq!(state.matches("usedBy: unused").count(), 5, "{state}");
-    assert!(
-        state.contains("privateIP: 10.0.0.4") && state.contains("publicIP: 213.1.1.4"),
-        "{state}"
-    );
-
-    // One node's IPs edited by hand.
-    let edited = state
-        .replacen("privateIP: 10.0.0.1\n", "privateIP: 10.0.0.100\n", 1)
-        .replacen("publicIP: 213.1.1.1\n", "publicIP: 213.1.1.100\n", 1);
-    assert_ne!(edited, state, "the walkthrough edits node 1");
-    fs::write(scene.shared().join("state.yml"), &edited).unwrap();
-
-    // init bmk takes 3 nodes from the state, including the edited one.
-    scene.expect(0, &["init", "bmk"]);
-    let config = scene.read("bmk-config.yml");
-    for ip in ["10.0.0.0", "10.0.0.100", "10.0.0.2", "213.1.1.100"] {
-        assert!(config.contains(ip), "bmk-config.yml lacks {ip}:\n{config}");
-    }
-    assert!(!config.contains("10.0.0.3"), "{config}");
-
-    // plan shows the changes (exit 2) and changes nothing.
-    let plan = scene.expect(2, &["plan", "bmk", "--detailed-exitcode"]);
-    assert!(stdout(&plan).contains("10.0.0.100"), "{}", text(&plan));
-    assert_eq!(scene.state(), edited, "plan must not change the state");
-
-    // apply marks those azi nodes used by bmk and writes the bmk section.
-    scene.expect(0, &["apply", "--auto-approve", "bmk"]);
-    let state = scene.state();
-    assert_eq!(state.matches("usedBy: bmk").count(), 3, "{state}");
-    assert_eq!(state.matches("usedBy: unused").count(), 2, "{state}");
-    assert_eq!(state.matches("state: created").count(), 3, "{state}");
-    assert_eq!(
-        scene.read("state.yml.backup"),
-        edited,
-        "the backup holds the state before the apply"
-    );
-
-    // audit of azi reports the hand change it does not know, with a non-zero exit.
-    let audit = scene.e(&["audit", "azi"]);
-    assert_ne!(audit.status.code(), Some(0), "{}", text(&audit));
-    assert!(stdout(&audit).contains("10.0.0.100"), "{}", text(&audit));
-    scene.expect(0, &["audit", "bmk"]);
-
-    // status and history tell what happened.
-    let status = stdout(&scene.expect(0, &["status"]));
-    assert!(
-        status.contains("azi") && status.contains("bmk") && status.contains("applied"),
-        "{status}"
-    );
-    let history = stdout(&scene.expect(0, &["history", "-o", "json"]));
-    let runs: Vec<serde_json::Value> = serde_json::from_str(&history).unwrap();
-    let commands: Vec<String> = runs
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["command"].as_str().unwrap(),
-                r["module"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(
-        commands,
-        [
-            // `e plan`, then `e apply`, which plans again before it applies.
-            "init azi",
-            "plan azi",
-            "plan azi",
-            "apply azi",
-            "init bmk",
-            "plan bmk",
-            "plan bmk",
-            "apply bmk",
-            "audit azi",
-            "audit bmk"
-        ]
-    );
-    assert_eq!(runs[7]["command"], "apply");
-    assert_eq!(runs[7]["changed_keys"], serde_json::json!(["azi", "bmk"]));
+    support::walkthrough::walkthrough(scene);
     let left = containers_of(scene);
     assert!(left.is_empty(), "containers left behind: {left:?}");
+}
+
+impl support::walkthrough::Environment for Scene {
+    fn e(&self, args: &[&str]) -> Output {
+        Scene::e(self, args)
+    }
+
+    fn read(&self, name: &str) -> String {
+        Scene::read(self, name)
+    }
+
+    fn edit_state(&self, text: &str) {
+        fs::write(self.shared().join("state.yml"), text).unwrap();
+    }
 }
 
 #[test]

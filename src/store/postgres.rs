@@ -9,7 +9,8 @@
 //! by a holder whose lock was lost. The lock is a session advisory lock on the connection of
 //! this [`Postgres`], never on a pool, plus a row naming its holder: a holder that dies or
 //! whose connection drops frees it at once, and its commit cannot happen afterwards since
-//! commits go through the same connection. Connection settings are `postgres/settings.rs`.
+//! commits go through the same connection. Connection settings are `postgres/settings.rs`,
+//! TLS `postgres/tls.rs`, and what the server's errors mean in plain words `postgres/errors.rs`.
 //! It never prints: waiting is reported through a callback.
 //!
 //! Schema, in the schema named by the URL (see docs/backends.md):
@@ -24,14 +25,17 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 use sha2::{Digest as _, Sha256};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::{Change, E_DIR, Serial};
 use crate::run::tree::{Node, Tree};
+use errors::{Plain as _, committing, explain_db};
 
+mod errors;
 mod lock;
 mod push;
 pub mod settings;
+pub mod tls;
 pub use push::portable;
 pub use settings::Settings;
 
@@ -149,12 +153,30 @@ impl std::fmt::Debug for Postgres {
 impl Postgres {
     /// Connects, creates the schema and the environment if they are not there yet.
     pub async fn connect(settings: Settings) -> anyhow::Result<Postgres> {
-        let (client, connection) = settings.config.connect(NoTls).await.with_context(|| {
-            format!(
-                "failed to connect to the backend `{}`\nhint: check that the server runs and that the user and password are right (the URL, `PG*` variables or `~/.pgpass`)",
-                settings.display()
-            )
+        let connector = tls::connector(&settings.tls).with_context(|| {
+            format!("failed to connect to the backend `{}`", settings.display())
         })?;
+        let (client, connection) = match settings.config.connect(connector).await {
+            Ok(connected) => connected,
+            Err(err) => {
+                if let Some(explained) = tls::explain(&err) {
+                    return Err(explained.context(format!(
+                        "failed to connect to the backend `{}`",
+                        settings.display()
+                    )));
+                }
+                return Err(match explain_db(err) {
+                    Ok(explained) => explained.context(format!(
+                        "failed to connect to the backend `{}`",
+                        settings.display()
+                    )),
+                    Err(err) => anyhow::Error::new(err).context(format!(
+                        "failed to connect to the backend `{}`\nhint: check that the server runs and that the user and password are right (the URL, `PG*` variables or `~/.pgpass`)",
+                        settings.display()
+                    )),
+                });
+            }
+        };
         tokio::spawn(async move {
             // The error, if any, reaches the caller through the next query.
             let _ = connection.await;
@@ -162,6 +184,7 @@ impl Postgres {
         let backend_pid: i32 = client
             .query_one("SELECT pg_backend_pid()", &[])
             .await
+            .plain()
             .with_context(|| format!("the backend `{}` does not answer", settings.display()))?
             .get(0);
         let lock_key = lock_key(&settings.schema, &settings.environment);
@@ -208,7 +231,7 @@ impl Postgres {
         let version: Option<i32> = match version {
             Ok(row) => row.and_then(|row| row.get(0)),
             Err(err) if is_missing(&err) => None,
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(err).plain(),
         };
         match version {
             Some(SCHEMA_VERSION) => {}
@@ -218,25 +241,39 @@ impl Postgres {
             ),
             _ => self.create_schema().await?,
         }
+        // Written only when missing, so that a read-only database (a standby) can be read.
         let environments = self.table("e_environments");
-        self.client
-            .execute(
-                &format!(
-                    "INSERT INTO {environments} (name, lineage, serial) VALUES ($1, $2, 0) ON CONFLICT (name) DO NOTHING"
-                ),
-                &[&self.settings.environment, &super::random_id()?],
+        let known = self
+            .client
+            .query_opt(
+                &format!("SELECT 1 FROM {environments} WHERE name = $1"),
+                &[&self.settings.environment],
             )
-            .await?;
+            .await
+            .plain()?
+            .is_some();
+        if !known {
+            self.client
+                .execute(
+                    &format!(
+                        "INSERT INTO {environments} (name, lineage, serial) VALUES ($1, $2, 0) ON CONFLICT (name) DO NOTHING"
+                    ),
+                    &[&self.settings.environment, &super::random_id()?],
+                )
+                .await
+                .plain()?;
+        }
         Ok(())
     }
 
     /// Creates e's tables, once, even when many e start at the same moment.
     async fn create_schema(&mut self) -> anyhow::Result<()> {
         let schema = &self.settings.schema;
-        let transaction = self.client.transaction().await?;
+        let transaction = self.client.transaction().await.plain()?;
         transaction
             .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-            .await?;
+            .await
+            .plain()?;
         transaction
             .batch_execute(&format!(
                 r#"
@@ -268,13 +305,15 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
 );
 "#
             ))
-            .await?;
+            .await
+            .plain()?;
         let version: Option<i32> = transaction
             .query_one(
                 &format!("SELECT max(version) FROM \"{schema}\".e_schema"),
                 &[],
             )
-            .await?
+            .await
+            .plain()?
             .get(0);
         match version {
             None => {
@@ -283,14 +322,15 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
                         &format!("INSERT INTO \"{schema}\".e_schema (version) VALUES ($1)"),
                         &[&SCHEMA_VERSION],
                     )
-                    .await?;
+                    .await
+                    .plain()?;
             }
             Some(newer) if newer > SCHEMA_VERSION => bail!(
                 "its schema `{schema}` has version {newer}, made by a newer e (this e knows {SCHEMA_VERSION})\nhint: upgrade e on this machine"
             ),
             Some(_) => {}
         }
-        transaction.commit().await?;
+        transaction.commit().await.plain()?;
         Ok(())
     }
 
@@ -308,6 +348,7 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
             .read_only(true)
             .start()
             .await
+            .plain()
             .with_context(|| format!("failed to read the backend `{backend}`"))?;
         let row = transaction
             .query_one(
@@ -315,6 +356,7 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
                 &[&environment],
             )
             .await
+            .plain()
             .with_context(|| format!("failed to read the backend `{backend}`"))?;
         let serial = Serial {
             lineage: row.get(0),
@@ -328,8 +370,13 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
                 &[&environment],
             )
             .await
+            .plain()
             .with_context(|| format!("failed to read the backend `{backend}`"))?;
-        transaction.commit().await?;
+        transaction
+            .commit()
+            .await
+            .plain()
+            .with_context(|| format!("failed to read the backend `{backend}`"))?;
         let mut tree = Tree::default();
         for row in rows {
             let path: String = row.get(0);
@@ -370,7 +417,12 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
         let entries = self.table("e_entries");
         let failed =
             || format!("failed to commit to the backend `{backend}`: nothing was committed");
-        let transaction = self.client.transaction().await.with_context(failed)?;
+        let transaction = self
+            .client
+            .transaction()
+            .await
+            .plain()
+            .with_context(failed)?;
         let row = transaction
             .query_one(
                 &format!(
@@ -382,6 +434,7 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
                 &[&environment, &self.lock_key],
             )
             .await
+            .plain()
             .with_context(failed)?;
         let found = Serial {
             lineage: row.get(0),
@@ -408,6 +461,7 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
             .with_context(failed)?;
         apply(&transaction, &entries, &environment, change)
             .await
+            .plain()
             .with_context(failed)?;
         let mut after = found;
         if raises {
@@ -421,13 +475,13 @@ CREATE TABLE IF NOT EXISTS "{schema}".e_holders (
                     &[&environment, &serial],
                 )
                 .await
+                .plain()
                 .with_context(failed)?;
         }
-        transaction.commit().await.with_context(|| {
-            format!(
-                "the connection to the backend `{backend}` failed while committing: the environment is either as before or as after this run, never in between\nhint: run `e state pull DIR` to see which"
-            )
-        })?;
+        transaction
+            .commit()
+            .await
+            .map_err(|err| committing(err, &backend, "committing", "as after this run"))?;
         Ok(after)
     }
 }
@@ -509,7 +563,8 @@ async fn raises_serial(
             &format!("SELECT bytes FROM {entries} WHERE environment = $1 AND path = $2"),
             &[&environment, &installed],
         )
-        .await?
+        .await
+        .plain()?
         .map(|row| row.get(0));
     Ok(before.flatten().as_deref() != Some(bytes.as_slice()))
 }

@@ -13,6 +13,7 @@ pub mod hosts;
 pub mod postgres;
 pub mod pty;
 pub mod registry;
+pub mod walkthrough;
 
 /// The project's root directory.
 pub fn root() -> &'static Path {

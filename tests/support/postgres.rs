@@ -3,6 +3,9 @@
 //! installs it), `initdb` into a temporary directory and `pg_ctl start` on a port of
 //! 23780-23799. Both run as `nobody` (`initdb` refuses root) through `runuser`.
 //!
+//! [`Postgres::start_on_tmpfs`] puts the data directory on a small tmpfs of its own (mounted
+//! here, unmounted when dropped), so that a test can fill the server's disk.
+//!
 //! The server asks TCP clients for a password (scram-sha-256), so the tests exercise real
 //! credentials; its superuser is [`Postgres::USER`] with [`Postgres::PASSWORD`]. Local socket
 //! connections are trusted, for the test's own administration.
@@ -30,6 +33,10 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     /// How long `pg_ctl start` took until the server answered.
     pub started_in: Duration,
+    /// Whether its data directory is a tmpfs of its own (unmounted when it is dropped).
+    tmpfs: bool,
+    /// Whether it speaks TLS (and only TLS over TCP).
+    tls: bool,
 }
 
 impl Postgres {
@@ -46,6 +53,23 @@ impl Postgres {
 
     /// Initializes a new cluster and starts it, failing the test with the log if it cannot.
     pub fn start() -> Postgres {
+        Postgres::start_with(None, None)
+    }
+
+    /// Like [`Postgres::start`], with the data directory on a tmpfs of `megabytes` of its own,
+    /// WAL segments of 1 MB and none recycled, so that a test can fill the server's disk
+    /// ([`Postgres::fill`]).
+    pub fn start_on_tmpfs(megabytes: u32) -> Postgres {
+        Postgres::start_with(Some(megabytes), None)
+    }
+
+    /// Like [`Postgres::start`], with `ssl = on` and the certificate and key given (PEM), and
+    /// TCP clients let in over TLS only (`hostssl` in `pg_hba.conf`).
+    pub fn start_with_tls(certificate: &Path, key: &Path) -> Postgres {
+        Postgres::start_with(None, Some((certificate, key)))
+    }
+
+    fn start_with(tmpfs: Option<u32>, tls: Option<(&Path, &Path)>) -> Postgres {
         let port = Port::reserve_in(PORTS);
         let dir = tempfile::Builder::new()
             .prefix("e-pg-")
@@ -61,30 +85,67 @@ impl Postgres {
         let pwfile = dir.path().join("pwfile");
         fs::write(&pwfile, Postgres::PASSWORD).expect("write the password file");
         std::os::unix::fs::chown(&pwfile, Some(uid), None).expect("chown to nobody");
+        let pwfile_text = pwfile.display().to_string();
         let data = dir.path().join("data");
+        let mut wal = Vec::new();
+        if let Some(megabytes) = tmpfs {
+            fs::create_dir(&data).expect("create the data directory");
+            must(
+                "mount",
+                &[
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={megabytes}m,uid={uid},mode=0700"),
+                    "tmpfs",
+                    &data.display().to_string(),
+                ],
+            );
+            wal.push("--wal-segsize=1");
+        }
+        // From here on, dropping it unmounts the tmpfs even if initdb fails.
+        let mut postgres = Postgres {
+            port,
+            dir,
+            started_in: Duration::ZERO,
+            tmpfs: tmpfs.is_some(),
+            tls: tls.is_some(),
+        };
         as_nobody(
             &format!("{BIN}/initdb"),
             &[
                 "-D",
-                &data.display().to_string(),
+                &postgres.data().display().to_string(),
                 "-U",
                 Postgres::USER,
                 "--pwfile",
-                &pwfile.display().to_string(),
+                &pwfile_text,
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 "--no-sync",
                 "-E",
                 "UTF8",
                 "--locale=C",
-            ],
+            ]
+            .iter()
+            .copied()
+            .chain(wal)
+            .collect::<Vec<_>>(),
         );
+        if let Some((certificate, key)) = tls {
+            postgres.install_certificate(certificate, key);
+            let hba = postgres.data().join("pg_hba.conf");
+            let text = fs::read_to_string(&hba).expect("read pg_hba.conf");
+            let text: Vec<String> = text
+                .lines()
+                .map(|line| match line.strip_prefix("host ") {
+                    Some(rest) => format!("hostssl {rest}"),
+                    None => line.to_owned(),
+                })
+                .collect();
+            fs::write(&hba, text.join("\n") + "\n").expect("write pg_hba.conf");
+        }
         let started = Instant::now();
-        let mut postgres = Postgres {
-            port,
-            dir,
-            started_in: Duration::ZERO,
-        };
         postgres.pg_ctl_start();
         postgres.started_in = started.elapsed();
         postgres
@@ -96,14 +157,76 @@ impl Postgres {
         self.pg_ctl_start();
     }
 
+    /// Starts the server again if it is not running (after it stopped by itself).
+    pub fn ensure_running(&mut self) {
+        if !self.pid().is_some_and(alive) {
+            let _ = fs::remove_file(self.data().join("postmaster.pid"));
+            self.pg_ctl_start();
+        }
+    }
+
+    /// Makes `certificate` and `key` (PEM) the server's, readable by it alone; a running
+    /// server takes them at its next reload (`SELECT pg_reload_conf()`).
+    pub fn install_certificate(&self, certificate: &Path, key: &Path) {
+        let uid = std::fs::metadata(self.dir.path())
+            .map(|meta| std::os::unix::fs::MetadataExt::uid(&meta))
+            .expect("the server's directory");
+        for (from, name) in [(certificate, "server.crt"), (key, "server.key")] {
+            let to = self.dir.path().join(name);
+            fs::copy(from, &to).expect("copy the server's certificate");
+            std::os::unix::fs::chown(&to, Some(uid), None).expect("chown to nobody");
+            fs::set_permissions(&to, fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Takes every free byte of the data directory's filesystem with a file of its own (for a
+    /// server on a tmpfs); returns how many bytes it took.
+    pub fn fill(&self) -> u64 {
+        use std::io::Write as _;
+        let mut file = fs::File::create(self.filler()).expect("create the filler");
+        let mut taken = 0u64;
+        for size in [1 << 20, 4096, 512] {
+            let block = vec![0u8; size];
+            while file.write_all(&block).is_ok() {
+                taken += size as u64;
+            }
+        }
+        taken
+    }
+
+    /// Frees what [`Postgres::fill`] took.
+    pub fn unfill(&self) {
+        let _ = fs::remove_file(self.filler());
+    }
+
+    fn filler(&self) -> PathBuf {
+        self.data().join("filler")
+    }
+
     /// `pg_ctl start` on this server's data directory and port, waiting until it answers.
     fn pg_ctl_start(&self) {
         let data = self.dir.path().join("data");
-        let options = format!(
+        let mut options = format!(
             "-k {} -p {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
             self.dir.path().display(),
             self.port.number
         );
+        if self.tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                self.dir.path().display()
+            ));
+        }
+        if self.tmpfs {
+            // Every new WAL segment then takes new space (none is recycled from old ones), so
+            // that a full disk stops the WAL too.
+            options.push_str(" -c wal_recycle=off");
+        }
         as_nobody(
             &format!("{BIN}/pg_ctl"),
             &[
@@ -161,33 +284,64 @@ impl Postgres {
     /// Runs SQL through `psql` on the local socket (trusted), failing the test if it fails;
     /// returns what it printed (unaligned, tuples only).
     pub fn sql(&self, statement: &str) -> String {
-        let out = as_nobody(
-            &format!("{BIN}/psql"),
-            &[
-                "-X",
+        self.sql_in("postgres", statement)
+    }
+
+    /// Like [`Postgres::sql`], connected to `database` (to change the settings of
+    /// `postgres`, for instance, while sessions there are read-only).
+    pub fn sql_in(&self, database: &str, statement: &str) -> String {
+        self.try_sql_in(database, statement)
+            .unwrap_or_else(|said| panic!("`{statement}` failed:\n{said}"))
+    }
+
+    /// Like [`Postgres::sql`], returning what psql said when it fails (a server that stops
+    /// under it, for instance).
+    pub fn try_sql(&self, statement: &str) -> Result<String, String> {
+        self.try_sql_in("postgres", statement)
+    }
+
+    fn try_sql_in(&self, database: &str, statement: &str) -> Result<String, String> {
+        let out = Command::new("runuser")
+            .args(["-u", "nobody", "--", &format!("{BIN}/psql")])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.dir.path())
+            .args(["-p", &self.port.number.to_string(), "-U", Postgres::USER])
+            .args(["-d", database, "-c", statement])
+            .current_dir("/tmp")
+            .output()
+            .unwrap_or_else(|err| panic!("`runuser` cannot run: {err}"));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// Whether the server accepts connections now (`pg_isready`).
+    pub fn answers(&self) -> bool {
+        Command::new("runuser")
+            .args([
+                "-u",
+                "nobody",
+                "--",
+                &format!("{BIN}/pg_isready"),
                 "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
                 "-h",
-                &self.dir.path().display().to_string(),
-                "-p",
-                &self.port.number.to_string(),
-                "-U",
-                Postgres::USER,
-                "-d",
-                "postgres",
-                "-c",
-                statement,
-            ],
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            ])
+            .arg(self.dir.path())
+            .args(["-p", &self.port.number.to_string()])
+            .current_dir("/tmp")
+            .status()
+            .is_ok_and(|status| status.success())
     }
 
     /// Stops it by its PID: SIGINT (a fast shutdown), then SIGKILL if it lingers.
     pub fn stop(&mut self) {
-        let Some(pid) = self.pid() else {
+        let Some(pid) = self.pid().filter(|pid| alive(*pid)) else {
             return;
         };
         signal(pid, "INT");
@@ -205,6 +359,15 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.stop();
+        if self.tmpfs {
+            // The server is gone (stopped, or killed after STOP_TIMEOUT): nothing holds the
+            // mount any more.
+            let _ = Command::new("umount")
+                .arg("--lazy")
+                .arg(self.data())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use super::errors::Plain as _;
 use super::{Holder, LOCK_POLL, Postgres, Refusal, settings};
 
 impl Postgres {
@@ -29,6 +30,7 @@ impl Postgres {
                 .client
                 .query_one("SELECT pg_try_advisory_lock($1)", &[&self.lock_key])
                 .await
+                .plain()
                 .with_context(|| format!("failed to lock the backend `{}`", self.display()))?
                 .get(0);
             if got {
@@ -66,6 +68,7 @@ impl Postgres {
                 ],
             )
             .await
+            .plain()
             .with_context(|| format!("failed to record the lock's holder in the backend `{}`", self.display()))?;
         Ok(())
     }
@@ -90,6 +93,7 @@ impl Postgres {
                 &[&self.settings.environment, &self.lock_key],
             )
             .await
+            .plain()
             .with_context(|| format!("failed to find who locks the backend `{}`", self.display()))?;
         let (backend_pid, holder) = match row {
             Some(row) => {

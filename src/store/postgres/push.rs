@@ -5,6 +5,7 @@
 
 use anyhow::{Context as _, bail};
 
+use super::errors::{Plain as _, committing};
 use super::{Change, Postgres, Refusal, Serial, Snapshot, apply};
 use crate::run::tree::Tree;
 
@@ -54,7 +55,12 @@ impl Postgres {
         let environments = self.table("e_environments");
         let entries = self.table("e_entries");
         let failed = || format!("failed to push to the backend `{backend}`: nothing was pushed");
-        let transaction = self.client.transaction().await.with_context(failed)?;
+        let transaction = self
+            .client
+            .transaction()
+            .await
+            .plain()
+            .with_context(failed)?;
         // The serial read above must still be the one: a commit in between is not overwritten.
         let serial = i64::try_from(found.serial).context("the serial overflowed")?;
         let updated = transaction
@@ -72,9 +78,10 @@ impl Postgres {
                 ],
             )
             .await
+            .plain()
             .with_context(failed)?;
         if updated != 1 {
-            transaction.rollback().await.with_context(failed)?;
+            transaction.rollback().await.plain().with_context(failed)?;
             let now = self.load().await?.serial;
             return Err(Refusal::Moved {
                 backend,
@@ -86,12 +93,12 @@ impl Postgres {
         }
         apply(&transaction, &entries, &environment, &change)
             .await
+            .plain()
             .with_context(failed)?;
-        transaction.commit().await.with_context(|| {
-            format!(
-                "the connection to the backend `{backend}` failed while pushing: the environment is either as before or as pushed, never in between\nhint: run `e state pull DIR` to see which"
-            )
-        })?;
+        transaction
+            .commit()
+            .await
+            .map_err(|err| committing(err, &backend, "pushing", "as pushed"))?;
         Ok(after)
     }
 }

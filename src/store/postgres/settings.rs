@@ -6,15 +6,17 @@
 //!
 //! `e`'s own query parameters: `schema` (the PostgreSQL schema that holds e's tables; default
 //! `e`) and `env` (the environment's name within it; default `default`). Of libpq's, `host`,
-//! `port`, `user`, `password`, `dbname`, `sslmode` (`disable`, `allow` or `prefer`: e does
-//! not speak TLS to PostgreSQL yet), `application_name` and `connect_timeout` are understood;
-//! any other is refused, so that a typo is not silently ignored.
+//! `port`, `user`, `password`, `dbname`, `sslmode` and `sslrootcert` (TLS: `tls.rs`),
+//! `application_name` and `connect_timeout` are understood; any other is refused, so that a
+//! typo is not silently ignored.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+
+use super::tls::{SslMode, Tls};
 
 /// Where libpq on Debian looks for the server's socket when no host is given.
 const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
@@ -33,6 +35,8 @@ pub struct Settings {
     pub environment: String,
     /// Things the user should know (a password file that was ignored); never the password.
     pub warnings: Vec<String>,
+    /// How e speaks TLS to the server.
+    pub tls: Tls,
     display: String,
 }
 
@@ -91,7 +95,7 @@ impl Settings {
             params.insert("dbname".into(), decode(path)?);
         }
         for (key, value) in parsed.query_pairs() {
-            const KNOWN: [&str; 10] = [
+            const KNOWN: [&str; 11] = [
                 "schema",
                 "env",
                 "host",
@@ -100,6 +104,7 @@ impl Settings {
                 "password",
                 "dbname",
                 "sslmode",
+                "sslrootcert",
                 "application_name",
                 "connect_timeout",
             ];
@@ -157,17 +162,8 @@ impl Settings {
             )
         })?;
         config.connect_timeout(Duration::from_secs(seconds.max(2)));
-        match lookup("sslmode", "PGSSLMODE").as_deref() {
-            None | Some("prefer") | Some("allow") => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Prefer);
-            }
-            Some("disable") => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            }
-            Some(other) => bail!(
-                "the backend asks for `sslmode={other}`, but e does not speak TLS to PostgreSQL yet\nhint: use `sslmode=disable` or `prefer` over a network you trust, or an SSH tunnel"
-            ),
-        }
+        let tls = tls_settings(&lookup, home)?;
+        config.ssl_mode(tls.mode.negotiation());
 
         let mut warnings = Vec::new();
         let password = match lookup("password", "PGPASSWORD") {
@@ -207,6 +203,7 @@ impl Settings {
             schema,
             environment,
             warnings,
+            tls,
             display,
         })
     }
@@ -215,6 +212,34 @@ impl Settings {
     pub fn display(&self) -> &str {
         &self.display
     }
+}
+
+/// The TLS settings by libpq's rules: `sslmode` (default `prefer`), and `sslrootcert` (default
+/// `~/.postgresql/root.crt` when it exists); `require` with a root certificate checks the CA,
+/// as `verify-ca` does.
+fn tls_settings(
+    lookup: &dyn Fn(&str, &str) -> Option<String>,
+    home: Option<&Path>,
+) -> anyhow::Result<Tls> {
+    let mode = SslMode::parse(
+        lookup("sslmode", "PGSSLMODE")
+            .as_deref()
+            .unwrap_or("prefer"),
+    )?;
+    let root_cert = match lookup("sslrootcert", "PGSSLROOTCERT") {
+        Some(system) if system == "system" => bail!(
+            "the backend's `sslrootcert=system` (the system's CAs) is not supported by e\nhint: name the CA's certificate file: `sslrootcert=/etc/ssl/certs/ca-certificates.crt` for all of the system's"
+        ),
+        Some(file) => Some(PathBuf::from(file)),
+        None => home
+            .map(|home| home.join(".postgresql/root.crt"))
+            .filter(|file| file.is_file()),
+    };
+    let mode = match (mode, &root_cert) {
+        (SslMode::Require, Some(file)) if file.is_file() => SslMode::VerifyCa,
+        _ => mode,
+    };
+    Ok(Tls { mode, root_cert })
 }
 
 /// A PostgreSQL schema name e accepts: lowercase letters, digits and `_`, not starting with a
@@ -434,13 +459,38 @@ mod tests {
     }
 
     #[test]
+    fn tls_follows_libpq() {
+        let home = tempfile::tempdir().unwrap();
+        let s = settings("postgres://x/y", &[], Some(home.path())).unwrap();
+        assert_eq!((s.tls.mode, s.tls.root_cert), (SslMode::Prefer, None));
+        let s = settings("postgres://x/y?sslmode=require", &[], Some(home.path())).unwrap();
+        assert_eq!(s.tls.mode, SslMode::Require);
+        // With a root certificate, `require` checks the CA.
+        std::fs::create_dir(home.path().join(".postgresql")).unwrap();
+        std::fs::write(home.path().join(".postgresql/root.crt"), "").unwrap();
+        let s = settings("postgres://x/y?sslmode=require", &[], Some(home.path())).unwrap();
+        assert_eq!(s.tls.mode, SslMode::VerifyCa);
+        let s = settings(
+            "postgres://x/y?sslmode=verify-full&sslrootcert=/ca.pem",
+            &[("PGSSLROOTCERT", "/other.pem")],
+            Some(home.path()),
+        )
+        .unwrap();
+        assert_eq!(s.tls.mode, SslMode::VerifyFull);
+        assert_eq!(s.tls.root_cert, Some(PathBuf::from("/ca.pem")));
+        let s = settings("postgres://x/y", &[("PGSSLMODE", "disable")], None).unwrap();
+        assert_eq!(s.tls.mode, SslMode::Disable);
+    }
+
+    #[test]
     fn bad_urls_are_refused_with_a_hint() {
         for (url, says) in [
             ("mysql://x/y", "scheme `mysql`"),
             ("postgres://x/y?shema=a", "parameter `shema`"),
             ("postgres://x/y?schema=Bad-Name", "schema `Bad-Name`"),
             ("postgres://x/y?env=a/b", "environment `a/b`"),
-            ("postgres://x/y?sslmode=verify-full", "TLS"),
+            ("postgres://x/y?sslmode=verify_full", "sslmode=verify_full"),
+            ("postgres://x/y?sslrootcert=system", "sslrootcert=system"),
         ] {
             let err = settings(url, &[], None).unwrap_err().to_string();
             assert!(err.contains(says), "{url}: {err}");

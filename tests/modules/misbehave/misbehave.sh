@@ -152,6 +152,13 @@ case "$1" in
         { print }
         in_section && $0 == "  marked_by:" { print me }' "$state" > "$state.new" && mv "$state.new" "$state"
     fi ;;
+  pad)          # writes its own section once, with a `padding` of $2 KiB of random hex
+                # digits, which do not compress (for a full disk)
+    grep -q "^$E_MODULE:" "$state" 2>/dev/null || {
+      printf '%s:\n  status: applied\n  padding: "' "$E_MODULE"
+      head -c $((${2:-1} * 512)) /dev/urandom | od -An -tx1 -v | tr -d ' \n'
+      echo '"'
+    } >> "$state" ;;
   base-marked)  # an apply for the base of the `mark` modules: its section with an empty list
     grep -q "^$E_MODULE:" "$state" 2>/dev/null || printf '%s:\n  status: applied\n  marked_by:\n' "$E_MODULE" >> "$state" ;;
   slow-apply)   # writes its section (status: applying), sleeps $2 seconds (5), then writes it
