@@ -17,11 +17,16 @@ const NEAR_MISSES: usize = 3;
 
 /// Runs `e search`.
 pub fn run(args: SearchArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let repository = context.catalog()?;
-    let index = Index::new(&repository);
     match (&args.selector, &args.for_module) {
-        (_, Some(spec)) => search_for(&repository, &index, spec, args.output),
+        (_, Some(spec)) => {
+            let repository = context.catalog()?;
+            let index = Index::new(&repository);
+            search_for(&repository, &index, spec, args.output)
+        }
         (Some(selector), None) => {
+            // Only the modules with a match are needed: from the cache, only they are built.
+            let repository = context.catalog_matching(selector)?;
+            let index = Index::new(&repository);
             let found = index.select(selector);
             let views: Vec<EntryView<'_>> = found.iter().copied().map(EntryView::from).collect();
             match output::serialized(args.output, &views)? {
