@@ -19,8 +19,8 @@ const NEAR_MISSES: usize = 3;
 pub fn run(args: SearchArgs, context: &Context) -> anyhow::Result<ExitCode> {
     match (&args.selector, &args.for_module) {
         (_, Some(spec)) => {
-            // Never freed: e exits after the command, and freeing a large repository one allocation at
-            // a time was a tenth of the command's time (`docs/benchmarks.md`).
+            // Never freed: e exits after the command, and freeing a large repository one
+            // allocation at a time was a tenth of the command's time (`docs/benchmarks.md`).
             let repository = std::mem::ManuallyDrop::new(context.catalog()?);
             let index = Index::new(&repository);
             search_for(&repository, &index, spec, args.output)
