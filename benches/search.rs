@@ -8,8 +8,10 @@
 //! `CARGO_BIN_EXE_e`, so the figures are those of an optimised build.
 //!
 //! Every figure is measured twice in the same run, side by side: as e loads repositories now,
-//! and with `E_REPOSITORY_PARSER=whole`, which makes e load them as it did before the JSON and
-//! parallel paths (serde_yaml on the whole document). A cold load is the first command after
+//! and "before": with `E_BENCH_BEFORE=PATH`, the `e` binary at PATH (built from an earlier
+//! commit), else this binary with `E_REPOSITORY_PARSER=whole`, which makes e parse files as it
+//! did before the JSON and parallel paths (serde_yaml on the whole document). Each side has a
+//! cache directory of its own. A cold load is the first command after
 //! any edit: the cache is removed before each one. A warm one reads the cache the cold one
 //! filled. Each command runs once to warm the page cache and check that it succeeds, then
 //! [`RUNS`] times ([`COLD_RUNS`] when cold); the table shows the median wall time, the median
@@ -48,6 +50,10 @@ const SELECTOR: &str = "kind=monitoring,core-technology in (prometheus)";
 
 /// The environment variable that makes e load repositories as it did before, and its value.
 const BEFORE: (&str, &str) = ("E_REPOSITORY_PARSER", "whole");
+
+/// Names an `e` binary built from an earlier commit, to measure as "before" instead of this
+/// build with [`BEFORE`] set: that compares the code as it was, warm reads included.
+const BEFORE_BINARY: &str = "E_BENCH_BEFORE";
 
 /// The size the targets apply to, and the targets (issue 13).
 const TARGET_SIZE: usize = 10_000;
@@ -98,6 +104,18 @@ fn main() {
         }
     }
     let binary = Path::new(env!("CARGO_BIN_EXE_e"));
+    let before_binary = std::env::var_os(BEFORE_BINARY).map(PathBuf::from);
+    let before = match &before_binary {
+        Some(path) => Side {
+            binary: path,
+            env: None,
+        },
+        None => Side {
+            binary,
+            env: Some(BEFORE),
+        },
+    };
+    let now = Side { binary, env: None };
     let directory =
         tempfile::tempdir().expect("a temporary directory is needed for the repositories");
     // A cache of its own, so cold runs are cold and the user's cache is left alone.
@@ -112,6 +130,10 @@ fn main() {
         "e repository benchmark: median wall and CPU (user + system) time, largest peak RSS; {RUNS} runs warm, {COLD_RUNS} cold"
     );
     println!("binary: {}", binary.display());
+    match &before_binary {
+        Some(path) => println!("before: {}", path.display()),
+        None => println!("before: the same binary with {}={}", BEFORE.0, BEFORE.1),
+    }
     println!("machine: {}", machine());
     let floor = spawn_floor();
     println!(
@@ -141,13 +163,9 @@ fn main() {
         for (format, path) in [("YAML", &yaml), ("JSON", &json)] {
             let file_mb = file_megabytes(path);
             let mut measure_both = |command: String, args: &[&str], cold: bool| {
-                let (runs, cache) = if cold {
-                    (cold_runs, Some(&cache))
-                } else {
-                    (RUNS, None)
-                };
-                let before = measure(binary, path, args, Some(BEFORE), cache, runs);
-                let now = measure(binary, path, args, None, cache, runs);
+                let runs = if cold { cold_runs } else { RUNS };
+                let before = measure(&before, path, args, &cache.join("before"), cold, runs);
+                let now = measure(&now, path, args, &cache.join("now"), cold, runs);
                 eprintln!("measured {size} {format} {command}");
                 measurements.push(Measurement {
                     size,
@@ -247,23 +265,33 @@ fn file_megabytes(path: &Path) -> f64 {
     )
 }
 
+/// A binary to measure, and the variable it runs with.
+struct Side<'a> {
+    binary: &'a Path,
+    env: Option<(&'static str, &'static str)>,
+}
+
 /// Runs `e --repository PATH ARGS` once to check it and warm the page cache, then `runs`
-/// times; with a `cold` cache directory, it is removed before each run.
+/// times, with `cache` as its cache directory; when `cold`, it is removed before each run.
 fn measure(
-    binary: &Path,
+    side: &Side<'_>,
     repository: &Path,
     args: &[&str],
-    env: Option<(&str, &str)>,
-    cold: Option<&PathBuf>,
+    cache: &Path,
+    cold: bool,
     runs: usize,
 ) -> Figures {
     let command = || {
-        if let Some(cache) = cold {
+        if cold {
             let _ = std::fs::remove_dir_all(cache);
         }
-        let mut command = Command::new(binary);
-        command.arg("--repository").arg(repository).args(args);
-        if let Some((name, value)) = env {
+        let mut command = Command::new(side.binary);
+        command
+            .arg("--repository")
+            .arg(repository)
+            .args(args)
+            .env("E_CACHE_DIR", cache);
+        if let Some((name, value)) = side.env {
             command.env(name, value);
         }
         command

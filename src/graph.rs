@@ -8,6 +8,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
@@ -113,27 +114,54 @@ impl std::hash::Hasher for FxHasher {
 type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// Every module version of a repository, indexed by label for fast selection.
+///
+/// The index of a label key is built the first time a selector asks about that key: a search
+/// asks about one or two keys, and indexing every label of a large repository up front was a
+/// tenth of a cached search.
 pub struct Index<'r> {
     entries: Vec<Entry<'r>>,
-    by_label: FastMap<&'r str, FastMap<&'r str, Vec<usize>>>,
+    by_label: Mutex<FastMap<String, Arc<ByValue>>>,
+}
+
+/// The positions of the versions that carry one label key, by a hash of the label's value:
+/// two values may share a hash, so a lookup finds a superset of the versions with a value,
+/// which [`Index::select`] filters anyway. (Keeping the values' text would tie the map to the
+/// repository's lifetime, which a `Mutex` cannot shorten.)
+type ByValue = FastMap<u64, Vec<usize>>;
+
+/// The hash a label value is indexed by.
+fn value_hash(value: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<FxHasher>::default().hash_one(value)
 }
 
 impl<'r> Index<'r> {
     /// Indexes every module version of the repository.
     pub fn new(repository: &'r Repository) -> Index<'r> {
-        let entries: Vec<Entry<'r>> = repository.entries().collect();
-        let mut by_label: FastMap<&str, FastMap<&str, Vec<usize>>> = FastMap::default();
-        for (i, entry) in entries.iter().enumerate() {
-            for (key, value) in &entry.version.labels {
-                by_label
-                    .entry(key.as_str())
-                    .or_default()
-                    .entry(value.as_str())
-                    .or_default()
-                    .push(i);
+        Index {
+            entries: repository.entries().collect(),
+            by_label: Mutex::default(),
+        }
+    }
+
+    /// The versions that carry the label `key`, by the hash of its value; empty if none does.
+    fn by_value(&self, key: &str) -> Arc<ByValue> {
+        let mut by_label = self
+            .by_label
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(by_value) = by_label.get(key) {
+            return Arc::clone(by_value);
+        }
+        let mut by_value = ByValue::default();
+        for (i, entry) in self.entries.iter().enumerate() {
+            if let Some(value) = entry.version.labels.get(key) {
+                by_value.entry(value_hash(value)).or_default().push(i);
             }
         }
-        Index { entries, by_label }
+        let by_value = Arc::new(by_value);
+        by_label.insert(key.to_owned(), Arc::clone(&by_value));
+        by_value
     }
 
     /// Every module version, in repository order.
@@ -146,13 +174,20 @@ impl<'r> Index<'r> {
     fn narrow(&self, selector: &Selector) -> Option<Vec<usize>> {
         let mut best: Option<Vec<usize>> = None;
         for expression in selector.expressions() {
-            let values = self.by_label.get(expression.key().as_str());
+            if matches!(
+                expression.operator(),
+                Operator::Ne | Operator::NotIn | Operator::DoesNotExist
+            ) {
+                continue;
+            }
+            let by_value = self.by_value(expression.key().as_str());
+            let values = Some(&*by_value).filter(|v| !v.is_empty());
             let found: Vec<usize> = match expression.operator() {
                 Operator::Eq | Operator::In => {
                     let mut found: Vec<usize> = expression
                         .values()
                         .iter()
-                        .filter_map(|v| values.and_then(|by_value| by_value.get(v.as_str())))
+                        .filter_map(|v| values.and_then(|by_value| by_value.get(&value_hash(v))))
                         .flatten()
                         .copied()
                         .collect();

@@ -69,6 +69,15 @@ impl Context {
         )?))
     }
 
+    /// Loads the repository for `e search SELECTOR`: it may hold only the modules with a
+    /// version the selector matches (see [`repository::load_matching`]).
+    pub fn catalog_matching(&self, selector: &selector::Selector) -> anyhow::Result<Repository> {
+        Ok(Self::warned(repository::load_matching(
+            &self.repository_path,
+            selector,
+        )?))
+    }
+
     fn warned(loaded: repository::Loaded) -> Repository {
         for warning in &loaded.warnings {
             output::warn(warning);

@@ -284,10 +284,15 @@ impl Expression {
 
     /// Whether the labels satisfy this expression.
     pub fn matches(&self, labels: &Labels) -> bool {
-        let value = labels.get(self.key.as_str());
+        self.matches_value(labels.get(self.key.as_str()).map(String::as_str))
+    }
+
+    /// Whether a label with this value (`None`: no such label) satisfies this expression.
+    pub fn matches_value(&self, value: Option<&str>) -> bool {
+        let listed = |v: &str| self.values.iter().any(|listed| listed == v);
         match self.operator {
-            Operator::Eq | Operator::In => value.is_some_and(|v| self.values.contains(v)),
-            Operator::Ne | Operator::NotIn => value.is_none_or(|v| !self.values.contains(v)),
+            Operator::Eq | Operator::In => value.is_some_and(listed),
+            Operator::Ne | Operator::NotIn => value.is_none_or(|v| !listed(v)),
             Operator::Exists => value.is_some(),
             Operator::DoesNotExist => value.is_none(),
             Operator::Gt | Operator::Ge | Operator::Lt | Operator::Le | Operator::Semver => {
@@ -370,6 +375,14 @@ impl Selector {
     /// Whether the labels satisfy every expression.
     pub fn matches(&self, labels: &Labels) -> bool {
         self.expressions.iter().all(|e| e.matches(labels))
+    }
+
+    /// Like [`Selector::matches`], for labels that are not a [`Labels`] map: `value` gives a
+    /// label's value by its key (the cache uses it to skip versions without building them).
+    pub fn matches_with<'v>(&self, value: impl Fn(&str) -> Option<&'v str>) -> bool {
+        self.expressions
+            .iter()
+            .all(|e| e.matches_value(value(e.key.as_str())))
     }
 
     /// The expressions the labels do not satisfy, to explain a near miss.

@@ -21,7 +21,9 @@ pub fn run(args: GraphArgs, context: &Context) -> anyhow::Result<ExitCode> {
     if args.installed {
         return super::graph_installed::run(args.format, context);
     }
-    let repository = context.catalog()?;
+    // Never freed: e exits after the command, and freeing a large repository one allocation at
+    // a time was a tenth of the command's time (`docs/benchmarks.md`).
+    let repository = std::mem::ManuallyDrop::new(context.catalog()?);
     let index = Index::new(&repository);
     let graph = Graph::build(&index);
     let (roots, nodes): (Vec<NodeIndex>, BTreeSet<NodeIndex>) = match &args.module {

@@ -17,11 +17,19 @@ const NEAR_MISSES: usize = 3;
 
 /// Runs `e search`.
 pub fn run(args: SearchArgs, context: &Context) -> anyhow::Result<ExitCode> {
-    let repository = context.catalog()?;
-    let index = Index::new(&repository);
     match (&args.selector, &args.for_module) {
-        (_, Some(spec)) => search_for(&repository, &index, spec, args.output),
+        (_, Some(spec)) => {
+            // Never freed: e exits after the command, and freeing a large repository one
+            // allocation at a time was a tenth of the command's time (`docs/benchmarks.md`).
+            let repository = std::mem::ManuallyDrop::new(context.catalog()?);
+            let index = Index::new(&repository);
+            search_for(&repository, &index, spec, args.output)
+        }
         (Some(selector), None) => {
+            // Only the modules with a match are needed: from the cache, only they are built (and,
+            // as above, never freed: from the file, they are all of them).
+            let repository = std::mem::ManuallyDrop::new(context.catalog_matching(selector)?);
+            let index = Index::new(&repository);
             let found = index.select(selector);
             let views: Vec<EntryView<'_>> = found.iter().copied().map(EntryView::from).collect();
             match output::serialized(args.output, &views)? {

@@ -10,6 +10,7 @@
 //! The cache lives in `$E_CACHE_DIR`, else `$XDG_CACHE_HOME/e`, else `~/.cache/e`. It is only
 //! an accelerator: a cache that cannot be read or written is ignored, never an error.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -18,13 +19,15 @@ use serde::{Deserialize, Serialize};
 
 use super::load::Loaded;
 use super::{Command, Module, Repository};
+use crate::selector::Selector;
 use std::sync::Arc;
 
 /// The layout of cache files: a header line, then two lines per module (see [`put`]). Raised
 /// with the model too: 4 added a version's `limits` and `user`, which an older cache lacks; 5
 /// keeps label values as written (`1.10`, not `1.1`) and adds commands' `timeout`, `secrets`
-/// and `keep-secrets`; 6 adds the bills of materials' `packages`.
-const FORMAT: u32 = 6;
+/// and `keep-secrets`; 6 adds the bills of materials' `packages`; 7 adds the first line (see
+/// [`Seal`]) and the module count.
+const FORMAT: u32 = 7;
 
 /// Files smaller than this are parsed every time.
 pub const MIN_CACHED_BYTES: u64 = 1024 * 1024;
@@ -43,13 +46,38 @@ struct Key {
     changed_ns: i128,
 }
 
-/// The first line of a cache file: what it is for, and the repository without its modules.
-/// Each further line is one module, so reading never holds the whole text at once.
+/// The first line of a cache file: the length and CRC-32 of every line after it, so that a
+/// truncated or damaged cache is read again from the repository, never taken for a smaller
+/// repository or one with other labels.
+#[derive(Serialize, Deserialize)]
+struct Seal {
+    bytes: u64,
+    checksum: u32,
+}
+
+/// The second line: what the cache is for, how many modules follow, and the repository without
+/// its modules. Each further line is one module or its commands, so reading never holds the
+/// whole text at once.
 #[derive(Serialize, Deserialize)]
 struct Header {
     key: Key,
+    /// How many modules follow, two lines each.
+    modules: usize,
     warnings: Vec<String>,
     repository: Repository,
+}
+
+/// What a read of the cache builds.
+#[derive(Debug, Clone, Copy)]
+pub enum Want<'s> {
+    /// Every module with its commands.
+    Everything,
+    /// Every module, each version's commands left empty and not even parsed: listing and
+    /// searching a large repository never look at them.
+    WithoutCommands,
+    /// Like `WithoutCommands`, but only the modules with a version the selector matches: the
+    /// others' labels are looked at where they lie in the line, and the module is never built.
+    Matching(&'s Selector),
 }
 
 /// The cache directory, if the environment names one (also the home of `e download`'s cache).
@@ -92,60 +120,102 @@ fn file_for(directory: &Path, key: &Key) -> PathBuf {
         .join(format!("{:016x}.json", hasher.finish()))
 }
 
-/// The cached load of `path`, if there is one for exactly this file. Without `commands`,
-/// every version's commands are left empty and not even parsed: listing and searching a large
-/// repository never look at them.
-pub fn get(path: &Path, commands: bool) -> Option<Loaded> {
-    get_in(&directory()?, path, commands)
+/// The cached load of `path`, if there is one for exactly this file, built as `want` asks.
+pub fn get(path: &Path, want: Want<'_>) -> Option<Loaded> {
+    get_in(&directory()?, path, want)
 }
 
-/// From this many bytes on, the cache is written on several threads.
-const PARALLEL_MIN_BYTES: u64 = 4 * 1024 * 1024;
-
-/// Whether e is asked to load repositories as before its faster paths: then the cache is
-/// written on one thread.
+/// Whether e is asked to load repositories as before its faster paths: then a search reads
+/// every module of the cache.
 fn whole() -> bool {
     super::load::whole()
 }
 
-fn get_in(directory: &Path, path: &Path, commands: bool) -> Option<Loaded> {
+fn get_in(directory: &Path, path: &Path, want: Want<'_>) -> Option<Loaded> {
     let key = key(path)?;
     let file = file_for(directory, &key);
     let mut reader = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&file).ok()?);
     let mut line = String::new();
-    let start = reader.read_line(&mut line).ok()? as u64;
+    reader.read_line(&mut line).ok()?;
+    let seal: Seal = serde_json::from_str(&line).ok()?;
+    let mut lines = Lines {
+        reader,
+        hasher: crc32fast::Hasher::new(),
+        bytes: 0,
+    };
+    lines.next(&mut line)?;
     let header: Header = serde_json::from_str(&line).ok()?;
     if header.key != key {
         return None;
     }
+    let want = match want {
+        Want::Matching(_) if whole() => Want::WithoutCommands,
+        want => want,
+    };
     // One thread: reading stretches of the file on two threads measured no faster here, and
     // slower under load (`docs/benchmarks.md`).
-    let length = reader.get_ref().metadata().ok()?.len();
     let mut repository = header.repository;
-    repository.components = read_modules(reader, length - start, commands)?;
-    Some(Loaded {
+    repository.components = read_modules(&mut lines, header.modules, want)?;
+    // Nothing may follow, and what was read must be what was written.
+    line.clear();
+    let rest = lines.reader.read_line(&mut line).ok()?;
+    let sealed = rest == 0 && lines.bytes == seal.bytes && lines.hasher.finalize() == seal.checksum;
+    sealed.then_some(Loaded {
         repository,
         warnings: header.warnings,
     })
 }
 
-/// Reads `bytes` bytes of module lines, two lines per module (see [`put`]).
-fn read_modules(mut reader: impl BufRead, bytes: u64, commands: bool) -> Option<Vec<Module>> {
-    let mut modules = Vec::new();
-    let mut line = String::new();
-    let mut read = 0u64;
-    while read < bytes {
+/// The lines after the seal, counted and hashed as they are read.
+struct Lines<R> {
+    reader: R,
+    hasher: crc32fast::Hasher,
+    bytes: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// Reads the next whole line into `line`; `None` at the end or on a line cut short.
+    fn next(&mut self, line: &mut String) -> Option<()> {
         line.clear();
-        let length = reader.read_line(&mut line).ok()?;
-        if length == 0 {
-            break;
+        let read = self.reader.read_line(line).ok()?;
+        if read == 0 || !line.ends_with('\n') {
+            return None;
         }
-        read += length as u64;
-        let mut module: Module = serde_json::from_str(&line).ok()?;
-        line.clear();
-        read += reader.read_line(&mut line).ok()? as u64;
-        if commands {
-            let lists: Vec<Option<Arc<Vec<Command>>>> = serde_json::from_str(&line).ok()?;
+        self.hasher.update(line.as_bytes());
+        self.bytes += read as u64;
+        Some(())
+    }
+}
+
+/// Reads `modules` modules, two lines each (see [`put`]), building those `want` asks for.
+fn read_modules(
+    lines: &mut Lines<impl BufRead>,
+    modules: usize,
+    want: Want<'_>,
+) -> Option<Vec<Module>> {
+    let mut read = Vec::with_capacity(if matches!(want, Want::Matching(_)) {
+        0
+    } else {
+        modules
+    });
+    let mut line = String::new();
+    let mut commands_line = String::new();
+    for _ in 0..modules {
+        lines.next(&mut line)?;
+        lines.next(&mut commands_line)?;
+        let mut module: Module = match want {
+            Want::Matching(selector) => {
+                let probe: Probe<'_> = serde_json::from_str(&line).ok()?;
+                if !probe.matches(selector) {
+                    continue;
+                }
+                serde_json::from_str(&line).ok()?
+            }
+            _ => serde_json::from_str(&line).ok()?,
+        };
+        if matches!(want, Want::Everything) {
+            let lists: Vec<Option<Arc<Vec<Command>>>> =
+                serde_json::from_str(&commands_line).ok()?;
             if lists.len() != module.versions.len() {
                 return None;
             }
@@ -155,15 +225,97 @@ fn read_modules(mut reader: impl BufRead, bytes: u64, commands: bool) -> Option<
                 previous = Arc::clone(&version.commands);
             }
         }
-        modules.push(module);
+        read.push(module);
     }
-    Some(modules)
+    Some(read)
+}
+
+/// What the matching read parses of a module's line first: each version's labels, borrowed
+/// from the line where they need no unescaping. Every other field is skipped unread.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    versions: Vec<ProbeVersion<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProbeVersion<'a> {
+    #[serde(default, borrow)]
+    labels: LabelPairs<'a>,
+}
+
+impl Probe<'_> {
+    /// Whether a version of the module has labels the selector matches.
+    fn matches(&self, selector: &Selector) -> bool {
+        self.versions.iter().any(|version| {
+            selector.matches_with(|key| {
+                version
+                    .labels
+                    .0
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.as_ref())
+            })
+        })
+    }
+}
+
+/// A version's labels as pairs of text, in the order of the line.
+#[derive(Default)]
+struct LabelPairs<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for LabelPairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairsVisitor;
+        impl<'de> serde::de::Visitor<'de> for PairsVisitor {
+            type Value = LabelPairs<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of labels")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some((key, value)) = map.next_entry::<Text<'de>, Text<'de>>()? {
+                    pairs.push((key.0, value.0));
+                }
+                Ok(LabelPairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(PairsVisitor)
+    }
+}
+
+/// A string borrowed from the line when it holds no escape, else unescaped into its own.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
 }
 
 /// Remembers a successful load of `path` (if it is large enough to be worth it).
 ///
-/// After the header line, each module takes two lines: the module without its commands, then
-/// the commands of each version (`null` for "the same as the version before").
+/// After the seal and the header, each module takes two lines: the module without its
+/// commands, then the commands of each version (`null` for "the same as the version before").
 pub fn put(path: &Path, loaded: &mut Loaded) {
     if let Some(directory) = directory() {
         put_in(&directory, path, loaded);
@@ -183,6 +335,7 @@ fn put_in(directory: &Path, path: &Path, loaded: &mut Loaded) {
     let repository = &mut loaded.repository;
     let header = Header {
         key,
+        modules: repository.components.len(),
         warnings: loaded.warnings.clone(),
         repository: Repository {
             version: repository.version,
@@ -191,50 +344,74 @@ fn put_in(directory: &Path, path: &Path, loaded: &mut Loaded) {
             components: Vec::new(),
         },
     };
-    // The modules are written to memory on every core, then to the file in order.
-    let threads = if whole() || header.key.size < PARALLEL_MIN_BYTES {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-    };
-    let chunk = repository.components.len().div_ceil(threads).max(1);
-    let parts: Vec<std::io::Result<Vec<u8>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = repository
-            .components
-            .chunks_mut(chunk)
-            .map(|modules| scope.spawn(move || module_lines(modules)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(std::io::Error::other("a writer panicked")))
-            })
-            .collect()
-    });
-    let write = |out: &mut dyn Write| -> std::io::Result<()> {
-        serde_json::to_writer(&mut *out, &header)?;
-        for part in parts {
-            out.write_all(&part?)?;
-        }
+    // Streamed to the file as it is serialized, on one thread: writing it to memory first (on
+    // every core) held 20 MB more for 10,000 modules and copied it as the buffers grew. The
+    // seal is written last, over the blank line kept for it.
+    let mut write = |file: &mut std::fs::File| -> std::io::Result<()> {
+        let mut blank = vec![b' '; SEAL_WIDTH];
+        blank.push(b'\n');
+        file.write_all(&blank)?;
+        let mut out = std::io::BufWriter::with_capacity(
+            1 << 16,
+            Sealing {
+                out: &mut *file,
+                hasher: crc32fast::Hasher::new(),
+                bytes: 0,
+            },
+        );
+        serde_json::to_writer(&mut out, &header)?;
         out.write_all(b"\n")?;
-        out.flush()
+        module_lines(&mut repository.components, &mut out)?;
+        let sealed = out.into_inner().map_err(|err| err.into_error())?;
+        let seal = Seal {
+            bytes: sealed.bytes,
+            checksum: sealed.hasher.finalize(),
+        };
+        let mut line = serde_json::to_vec(&seal)?;
+        if line.len() > SEAL_WIDTH {
+            return Err(std::io::Error::other("the seal is too long"));
+        }
+        line.resize(SEAL_WIDTH, b' ');
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        file.write_all(&line)
     };
     // Written to a temporary file and renamed, so a reader never sees half a cache.
     let written = tempfile::NamedTempFile::new_in(parent)
         .ok()
         .and_then(|mut temp| {
-            write(&mut std::io::BufWriter::new(&mut temp)).ok()?;
+            write(temp.as_file_mut()).ok()?;
             temp.persist(&file).ok()
         });
     drop(written);
 }
 
-/// The two lines of each module, each after a line break: the module without its commands,
-/// then the commands of each version (`null` for "the same as the version before").
-fn module_lines(modules: &mut [Module]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
+/// The width of the seal's line, padded with spaces (JSON allows them after the value).
+const SEAL_WIDTH: usize = 64;
+
+/// A writer that counts and hashes what passes through it, for the seal.
+struct Sealing<W> {
+    out: W,
+    hasher: crc32fast::Hasher,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Sealing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.out.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// The two lines of each module, each ending in a line break: the module without its
+/// commands, then the commands of each version (`null` for "the same as the version before").
+fn module_lines(modules: &mut [Module], mut out: impl Write) -> std::io::Result<()> {
     for module in modules {
         let taken: Vec<Arc<Vec<Command>>> = module
             .versions
@@ -248,62 +425,22 @@ fn module_lines(modules: &mut [Module]) -> std::io::Result<Vec<u8>> {
                 (i == 0 || !Arc::ptr_eq(&taken[i - 1], commands)).then_some(commands)
             })
             .collect();
-        out.push(b'\n');
-        let written = serde_json::to_writer(&mut out, &*module).and_then(|()| {
-            out.push(b'\n');
-            serde_json::to_writer(&mut out, &lists)
-        });
+        let mut write = || -> std::io::Result<()> {
+            serde_json::to_writer(&mut out, &*module)?;
+            out.write_all(b"\n")?;
+            serde_json::to_writer(&mut out, &lists)?;
+            out.write_all(b"\n")
+        };
+        let written = write();
         drop(lists);
         for (version, commands) in module.versions.iter_mut().zip(taken) {
             version.commands = commands;
         }
         written?;
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_changed_file_misses_and_an_unchanged_one_hits() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("cache");
-        let path = dir.path().join("repository.yaml");
-        let mut text = String::from("version: v1\nkind: Repository\ncomponents:\n");
-        let mut i = 0;
-        while (text.len() as u64) < MIN_CACHED_BYTES {
-            text.push_str(&format!("- name: m{i}\n  type: docker\n  versions:\n  - version: 1.0.0\n    image: img/m{i}:1\n    labels: {{kind: k{i}}}\n    commands: [{{name: apply, command: apply}}]\n  - version: 1.1.0\n    image: img/m{i}:1\n    limits: {{memory: 512Mi, cpus: 0.5, pids: 64}}\n    user: \"0\"\n    commands: [{{name: apply, command: apply}}]\n"));
-            i += 1;
-        }
-        std::fs::write(&path, &text).unwrap();
-        assert!(get_in(&cache, &path, true).is_none());
-        let mut loaded = super::super::load::load(&path).unwrap();
-        put_in(&cache, &path, &mut loaded);
-        let cached = get_in(&cache, &path, true).expect("a cached load");
-        assert_eq!(cached.repository.components.len(), i);
-        assert_eq!(
-            serde_json::to_string(&cached.repository).unwrap(),
-            serde_json::to_string(&loaded.repository).unwrap(),
-            "the cache gives back what was loaded"
-        );
-        let limited = &cached.repository.components[0].versions[1];
-        assert_eq!(
-            limited.limits.memory.as_ref().map(|m| m.bytes()),
-            Some(512 << 20)
-        );
-        assert_eq!(limited.user.map(|u| u.uid), Some(0));
-        let bare = get_in(&cache, &path, false).expect("a cached load without commands");
-        assert!(
-            bare.repository
-                .entries()
-                .all(|e| e.version.commands.is_empty())
-        );
-        std::fs::write(&path, text.replace("kind: k0}", "kind: k9}")).unwrap();
-        assert!(
-            get_in(&cache, &path, true).is_none(),
-            "a changed file is read again"
-        );
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

@@ -192,11 +192,8 @@ fn parse_with(source: &str, file: &Path, paths: Paths) -> Result<Loaded, LoadErr
             warnings,
         });
     }
-    let mut repository: Repository =
+    let repository: Repository =
         serde_yaml::from_str(source).map_err(|err| yaml_error(source, file, &err))?;
-    for module in &mut repository.components {
-        module.share_commands();
-    }
     let document = Document::new(source);
     let warnings = validate(&repository, &|path| document.locate(path), file)?;
     Ok(Loaded {
@@ -223,10 +220,7 @@ fn parse_json(source: &str, file: &Path) -> Option<Result<Loaded, LoadError>> {
     if !source.trim_start().starts_with('{') {
         return None;
     }
-    let mut repository: Repository = serde_json::from_str(source).ok()?;
-    for module in &mut repository.components {
-        module.share_commands();
-    }
+    let repository: Repository = serde_json::from_str(source).ok()?;
     let document = Document::new(source);
     Some(
         validate(&repository, &|path| document.locate(path), file).map(|warnings| Loaded {

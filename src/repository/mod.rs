@@ -18,17 +18,28 @@ pub use load::{LoadError, Loaded};
 /// Reads and validates the repository file at `path`; a large file that loaded before, and has
 /// not changed since, comes from the cache (see `cache.rs`).
 pub fn load(path: &std::path::Path) -> Result<Loaded, LoadError> {
-    load_from(path, true)
+    load_from(path, cache::Want::Everything)
 }
 
 /// Like [`load`], for commands that only look at labels and relations (list, search, graph):
 /// from the cache, the versions' commands are left empty.
 pub fn load_without_commands(path: &std::path::Path) -> Result<Loaded, LoadError> {
-    load_from(path, false)
+    load_from(path, cache::Want::WithoutCommands)
 }
 
-fn load_from(path: &std::path::Path, commands: bool) -> Result<Loaded, LoadError> {
-    if let Some(loaded) = cache::get(path, commands) {
+/// Like [`load_without_commands`], for `e search SELECTOR`: from the cache, only the modules
+/// with a version that `selector` matches are built (with all their versions), so a search of a
+/// large repository builds a few modules instead of all of them. The warnings are the whole
+/// repository's.
+pub fn load_matching(
+    path: &std::path::Path,
+    selector: &crate::selector::Selector,
+) -> Result<Loaded, LoadError> {
+    load_from(path, cache::Want::Matching(selector))
+}
+
+fn load_from(path: &std::path::Path, want: cache::Want<'_>) -> Result<Loaded, LoadError> {
+    if let Some(loaded) = cache::get(path, want) {
         return Ok(loaded);
     }
     let mut loaded = load::load(path)?;

@@ -56,8 +56,39 @@ pub struct Module {
     /// How the module runs; only `docker` exists.
     #[serde(rename = "type")]
     pub kind: ModuleType,
-    /// The versions, in the order written.
+    /// The versions, in the order written. Versions with equal commands share one list from
+    /// the moment they are read (see `versions_sharing_commands`).
+    #[serde(deserialize_with = "versions_sharing_commands")]
     pub versions: Vec<ModuleVersion>,
+}
+
+/// Reads a module's versions, each sharing the commands of the one before when they are
+/// equal: the copy is freed at once, so a large repository never holds every version's copy
+/// (they were a third of a cold load's peak memory).
+fn versions_sharing_commands<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<ModuleVersion>, D::Error> {
+    struct Versions;
+    impl<'de> de::Visitor<'de> for Versions {
+        type Value = Vec<ModuleVersion>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a sequence")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut versions: Vec<ModuleVersion> =
+                Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            while let Some(mut version) = seq.next_element::<ModuleVersion>()? {
+                if let Some(previous) = versions.last()
+                    && *previous.commands == *version.commands
+                {
+                    version.commands = Arc::clone(&previous.commands);
+                }
+                versions.push(version);
+            }
+            Ok(versions)
+        }
+    }
+    deserializer.deserialize_seq(Versions)
 }
 
 /// How a module runs.
@@ -110,7 +141,7 @@ pub struct ModuleVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
     /// The methods this version answers. Shared between versions whose commands are equal,
-    /// which most versions of a module are (see [`Module::share_commands`]).
+    /// which most versions of a module are (see [`Module::versions`]).
     #[serde(default)]
     pub commands: Arc<Vec<Command>>,
     /// Labels other modules select this one by.
@@ -129,22 +160,6 @@ pub struct ModuleVersion {
     /// The bill of materials: further images and files the module needs, for `e export`.
     #[serde(default, skip_serializing_if = "Requirements::is_empty")]
     pub requirements: Requirements,
-}
-
-impl Module {
-    /// Makes versions with equal commands share one list: a large repository repeats the same
-    /// commands in every version, and they are most of its memory.
-    pub fn share_commands(&mut self) {
-        let mut previous: Option<Arc<Vec<Command>>> = None;
-        for version in &mut self.versions {
-            match &previous {
-                Some(shared) if **shared == *version.commands => {
-                    version.commands = Arc::clone(shared)
-                }
-                _ => previous = Some(Arc::clone(&version.commands)),
-            }
-        }
-    }
 }
 
 impl ModuleVersion {

@@ -141,9 +141,7 @@ impl Split<'_> {
     /// One item, parsed as a sequence of its own: exactly one module, or `None`.
     fn module(&self, item: Range<usize>) -> Option<Module> {
         let mut modules: Vec<Module> = serde_yaml::from_str(&self.source[item]).ok()?;
-        let mut module = modules.pop().filter(|_| modules.is_empty())?;
-        module.share_commands();
-        Some(module)
+        modules.pop().filter(|_| modules.is_empty())
     }
 
     /// A locator for [`super::load`]'s checks: a path into module N is looked up in that

@@ -1,0 +1,194 @@
+//! The cache's tests: hits and misses, the matching read, and caches that must be ignored.
+
+use super::*;
+
+/// A repository file just large enough to be cached, with `kind: kN` on each module's first
+/// version; every seventh module's label holds a quote and a non-ASCII letter, which JSON
+/// escapes or keeps as written.
+fn large_repository(dir: &Path) -> (PathBuf, String, usize) {
+    let path = dir.join("repository.yaml");
+    let mut text = String::from("version: v1\nkind: Repository\ncomponents:\n");
+    let mut i = 0;
+    while (text.len() as u64) < MIN_CACHED_BYTES {
+        let note = if i % 7 == 0 {
+            "say \\\"é\\\""
+        } else {
+            "plain"
+        };
+        text.push_str(&format!("- name: m{i}\n  type: docker\n  versions:\n  - version: 1.0.0\n    image: img/m{i}:1\n    labels: {{kind: k{i}, note: \"{note}\"}}\n    commands: [{{name: apply, command: apply}}]\n  - version: 1.1.0\n    image: img/m{i}:1\n    limits: {{memory: 512Mi, cpus: 0.5, pids: 64}}\n    user: \"0\"\n    commands: [{{name: apply, command: apply}}]\n"));
+        i += 1;
+    }
+    std::fs::write(&path, &text).unwrap();
+    (path, text, i)
+}
+
+/// Loads `path` and fills the cache; returns the load and the cache file.
+fn filled(cache: &Path, path: &Path) -> (Loaded, PathBuf) {
+    let mut loaded = super::super::load::load(path).unwrap();
+    put_in(cache, path, &mut loaded);
+    let file = file_for(cache, &key(path).unwrap());
+    assert!(file.exists(), "the cache is written");
+    (loaded, file)
+}
+
+fn json(repository: &Repository) -> String {
+    serde_json::to_string(repository).unwrap()
+}
+
+#[test]
+fn a_changed_file_misses_and_an_unchanged_one_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (path, text, count) = large_repository(dir.path());
+    assert!(get_in(&cache, &path, Want::Everything).is_none());
+    let (loaded, _) = filled(&cache, &path);
+    let cached = get_in(&cache, &path, Want::Everything).expect("a cached load");
+    assert_eq!(cached.repository.components.len(), count);
+    assert_eq!(
+        json(&cached.repository),
+        json(&loaded.repository),
+        "the cache gives back what was loaded"
+    );
+    let limited = &cached.repository.components[0].versions[1];
+    assert_eq!(
+        limited.limits.memory.as_ref().map(|m| m.bytes()),
+        Some(512 << 20)
+    );
+    assert_eq!(limited.user.map(|u| u.uid), Some(0));
+    let bare = get_in(&cache, &path, Want::WithoutCommands).expect("a load without commands");
+    assert_eq!(bare.repository.components.len(), count);
+    assert!(
+        bare.repository
+            .entries()
+            .all(|e| e.version.commands.is_empty())
+    );
+    std::fs::write(&path, text.replace("kind: k0,", "kind: k9,")).unwrap();
+    assert!(
+        get_in(&cache, &path, Want::Everything).is_none(),
+        "a changed file is read again"
+    );
+}
+
+#[test]
+fn the_matching_read_builds_exactly_the_modules_with_a_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (path, _, _) = large_repository(dir.path());
+    let (loaded, _) = filled(&cache, &path);
+    for selector in [
+        "kind in (k3, k7, k8)",
+        "note=\"say \\\"é\\\"\"",
+        "note=plain,kind notin (k1)",
+        "!note",
+        "nothing",
+    ] {
+        let selector: Selector = selector.parse().unwrap();
+        let matching = get_in(&cache, &path, Want::Matching(&selector)).expect("a cached load");
+        let mut expected = loaded.repository.clone();
+        expected.components.retain(|module| {
+            module
+                .versions
+                .iter()
+                .any(|version| selector.matches(&version.labels))
+        });
+        for module in &mut expected.components {
+            for version in &mut module.versions {
+                version.commands = Arc::default();
+            }
+        }
+        assert_eq!(
+            json(&matching.repository),
+            json(&expected),
+            "the modules `{selector}` matches, with all their versions"
+        );
+        assert_eq!(matching.warnings, loaded.warnings);
+    }
+}
+
+#[test]
+fn a_truncated_damaged_or_foreign_cache_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (path, _, _) = large_repository(dir.path());
+    let (_, file) = filled(&cache, &path);
+    let good = std::fs::read(&file).unwrap();
+    let selector: Selector = "kind=k3".parse().unwrap();
+    let wants = [
+        Want::Everything,
+        Want::WithoutCommands,
+        Want::Matching(&selector),
+    ];
+    let ignored = |bytes: &[u8], what: &str| {
+        std::fs::write(&file, bytes).unwrap();
+        for want in wants {
+            assert!(
+                get_in(&cache, &path, want).is_none(),
+                "{what} is ignored ({want:?})"
+            );
+        }
+    };
+    let line_ends: Vec<usize> = good
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect();
+    // Cut after a whole line (the first, the header, a module, its commands, the last but
+    // one) and in the middle of lines.
+    let n = line_ends.len();
+    for end in [
+        line_ends[0],
+        line_ends[1],
+        line_ends[2],
+        line_ends[3],
+        line_ends[n - 2],
+    ] {
+        ignored(&good[..end], &format!("a cache cut after byte {end}"));
+    }
+    for end in [10, line_ends[1] + 5, good.len() / 2, good.len() - 1] {
+        ignored(&good[..end], &format!("a cache cut at byte {end}"));
+    }
+    // One changed byte anywhere: in the seal, the header, a module name, a label value, the
+    // commands, the very end.
+    let label = good.windows(6).position(|w| w == b"\"k123\"").unwrap() + 2;
+    for at in [
+        3,
+        line_ends[0] + 30,
+        line_ends[1] + 12,
+        label,
+        line_ends[3] - 8,
+        good.len() - 2,
+    ] {
+        for flip in [0x01, 0x20] {
+            let mut bad = good.clone();
+            bad[at] ^= flip;
+            ignored(
+                &bad,
+                &format!("a cache with byte {at} changed by {flip:#x}"),
+            );
+        }
+    }
+    let mut longer = good.clone();
+    longer.extend_from_slice(&good[line_ends[1]..line_ends[3]]);
+    ignored(&longer, "a cache with a module too many");
+    // Written by another e, or in another layout: the header's key differs.
+    let text = String::from_utf8(good.clone()).unwrap();
+    let version = format!("\"e_version\":\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(text.contains(&version));
+    ignored(
+        text.replacen(&version, "\"e_version\":\"0.0.1\"", 1)
+            .as_bytes(),
+        "a cache of another e version",
+    );
+    let format = format!("\"format\":{FORMAT}");
+    assert!(text.contains(&format));
+    ignored(
+        text.replacen(&format, "\"format\":6", 1).as_bytes(),
+        "a cache of another layout",
+    );
+    std::fs::write(&file, &good).unwrap();
+    assert!(
+        get_in(&cache, &path, Want::Everything).is_some(),
+        "the cache put back whole is read again"
+    );
+}
