@@ -124,9 +124,10 @@ async fn destroy(
     let records = session.shared.installed()?;
     let installed = session.installed()?;
     let entries = users_first(&listed, &records)?;
-    let mut notes = Vec::new();
+    // What each run's history record notes (`--force`), by module, in `entries` order.
+    let mut notes: Vec<Vec<String>> = vec![Vec::new(); entries.len()];
     let mut what = String::new();
-    for entry in &entries {
+    for (i, entry) in entries.iter().enumerate() {
         let users = users(&entry.module.name, &records, &installed);
         let strong = Users::outside(&users.strong, &entries);
         if !strong.is_empty() {
@@ -142,7 +143,7 @@ async fn destroy(
                 entry.id(),
                 strong.join(", ")
             ));
-            notes.push(format!("--force: used by {}", strong.join(", ")));
+            notes[i].push(format!("--force: used by {}", strong.join(", ")));
         }
         what.push_str(&describe(*entry, &records, &users, &entries));
     }
@@ -162,7 +163,7 @@ async fn destroy(
         return Ok(Ended::new(exit::FAILURE, "cancelled"));
     }
     if let [entry] = entries.as_slice() {
-        let report = session.destroy(*entry, &args.extra, notes).await?;
+        let report = session.destroy(*entry, &args.extra, notes.remove(0)).await?;
         return destroyed(&session, *entry, &report).await;
     }
     let needs = needs(&entries, &records);
@@ -298,7 +299,7 @@ async fn destroy_all(
     entries: &[Entry<'_>],
     needs: &[Vec<usize>],
     args: &DestroyArgs,
-    notes: Vec<String>,
+    notes: Vec<Vec<String>>,
 ) -> anyhow::Result<Ended> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
@@ -309,7 +310,7 @@ async fn destroy_all(
     let reports: RefCell<Vec<Option<Report>>> = RefCell::new(vec![None; entries.len()]);
     let outcomes = schedule::run(needs, args.parallelism.into(), &interrupted, |i| {
         let entry = entries[i];
-        let notes = notes.clone();
+        let notes = notes[i].clone();
         let reports = &reports;
         async move {
             output::note(&format!("\ne: destroying `{}`", entry.id()));
