@@ -8,7 +8,8 @@
 //! handing a run its private copy (`--transfer bind` and `--transfer archive`, the remote
 //! path), with a shared directory of the example's size (20 KB) and of 10 MB, and once with
 //! the network holder turned off (`E_NETWORK_HOLDER=off`: a namespace built per run, as the
-//! docker CLI does). All run the same no-op method of the same busybox image, in turn, so
+//! docker CLI does), once with mimalloc kept off transparent huge pages (`MIMALLOC_ALLOW_THP=0`),
+//! and, when the bench may mount one (as root), with the example on a tmpfs. All run the same no-op method of the same busybox image, in turn, so
 //! drift hits each alike. For each it prints the median and spread of wall time, and for e its
 //! own CPU (user + system of the e process, measured with `wait4`), which is what e adds on
 //! top of the engine's work.
@@ -185,6 +186,14 @@ fn main() {
             Box::new(docker_isolated),
         ),
     ];
+    rows.push((
+        "e run noop apply, bind, example, MIMALLOC_ALLOW_THP=0".to_owned(),
+        Box::new(|| {
+            let mut command = e_run(&shared, "bind");
+            command.env("MIMALLOC_ALLOW_THP", "0");
+            command
+        }),
+    ));
     if let Some((_, dir)) = &on_tmpfs {
         rows.push((
             "e run noop apply, bind, example, on a tmpfs".to_owned(),
