@@ -6,11 +6,11 @@
 //! module's uid:gid, a read-only root filesystem, a tmpfs `/tmp`, memory, CPU and pids limits),
 //! so the engine's cost of them is told apart from e's own. e runs in both of its ways of
 //! handing a run its private copy (`--transfer bind` and `--transfer archive`, the remote
-//! path), with a shared directory of the example's size (20 KB) and of 10 MB, and once with
-//! the network holder turned off (`E_NETWORK_HOLDER=off`: a namespace built per run, as the
-//! docker CLI does), once with mimalloc kept off transparent huge pages (`MIMALLOC_ALLOW_THP=0`),
-//! and, when the bench may mount one (as root), with the example on a tmpfs. All run the same no-op method of the same busybox image, in turn, so
-//! drift hits each alike. For each it prints the median and spread of wall time, and for e its
+//! path), with a shared directory of the example's size (20 KB) and of 10 MB, once with the
+//! network holder turned off (`E_NETWORK_HOLDER=off`: a namespace built per run, as the docker
+//! CLI does), once with mimalloc kept off transparent huge pages (`MIMALLOC_ALLOW_THP=0`), and,
+//! when the bench may mount one (as root), with the example on a tmpfs. All run the same no-op
+//! method of the same busybox image, in turn, so drift hits each alike. For each it prints the median and spread of wall time, and for e its
 //! own CPU (user + system of the e process, measured with `wait4`), which is what e adds on
 //! top of the engine's work.
 //!
