@@ -163,7 +163,9 @@ async fn destroy(
         return Ok(Ended::new(exit::FAILURE, "cancelled"));
     }
     if let [entry] = entries.as_slice() {
-        let report = session.destroy(*entry, &args.extra, notes.remove(0)).await?;
+        let report = session
+            .destroy(*entry, &args.extra, notes.remove(0))
+            .await?;
         return destroyed(&session, *entry, &report).await;
     }
     let needs = needs(&entries, &records);
