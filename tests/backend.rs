@@ -34,16 +34,7 @@ impl Machine {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("E_REPOSITORY", repository())
-            .env("E_BACKEND", &self.url)
-            .env_remove("E_SHARED")
-            .env_remove("E_SECRETS")
-            .env_remove("PGPASSWORD");
-        command
+        support::postgres::e_on_backend(self.dir.path(), &repository(), &self.url, args)
     }
 
     fn expect(&self, code: i32, args: &[&str]) -> Output {

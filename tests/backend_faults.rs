@@ -72,16 +72,8 @@ impl Machine {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("E_REPOSITORY", self.dir.path().join("repository.yaml"))
-            .env("E_BACKEND", &self.url)
-            .env_remove("E_SHARED")
-            .env_remove("E_SECRETS")
-            .env_remove("PGPASSWORD");
-        command
+        let repository = self.dir.path().join("repository.yaml");
+        support::postgres::e_on_backend(self.dir.path(), &repository, &self.url, args)
     }
 
     fn e(&self, args: &[&str]) -> Output {

@@ -179,16 +179,11 @@ impl Machine {
     }
 
     fn command(&self, tls: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+        let repository = self.dir.path().join("repository.yaml");
+        let mut command =
+            support::postgres::e_on_backend(self.dir.path(), &repository, &self.url(tls), args);
         command
-            .args(args)
-            .current_dir(self.dir.path())
             .env("HOME", self.dir.path())
-            .env("E_REPOSITORY", self.dir.path().join("repository.yaml"))
-            .env("E_BACKEND", self.url(tls))
-            .env_remove("E_SHARED")
-            .env_remove("E_SECRETS")
-            .env_remove("PGPASSWORD")
             .env_remove("PGSSLMODE")
             .env_remove("PGSSLROOTCERT");
         command

@@ -110,17 +110,9 @@ impl Environment for Team<'_> {
     }
 
     fn e(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("E_REPOSITORY", repository())
-            .env("E_BACKEND", &self.url)
-            .env_remove("E_SHARED")
-            .env_remove("E_SECRETS")
-            .env_remove("E_PROGRESS")
-            .env_remove("PGPASSWORD");
-        let out = command.output().unwrap();
+        let out = support::postgres::e_on_backend(self.dir.path(), &repository(), &self.url, args)
+            .output()
+            .unwrap();
         assert!(
             !format!("{}{}", stdout(&out), stderr(&out)).contains(Server::PASSWORD),
             "never the password: {}",

@@ -27,6 +27,23 @@ const BIN: &str = "/usr/lib/postgresql/15/bin";
 /// How long a fast shutdown may take before the server is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// `e ARGS` as one machine of a team runs it: in `cwd`, on `repository`, with its environment
+/// in the backend at `url`, and none of the test machine's own shared directory, secrets or
+/// password in its environment.
+pub fn e_on_backend(cwd: &Path, repository: &Path, url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env("E_REPOSITORY", repository)
+        .env("E_BACKEND", url)
+        .env_remove("E_SHARED")
+        .env_remove("E_SECRETS")
+        .env_remove("E_PROGRESS")
+        .env_remove("PGPASSWORD");
+    command
+}
+
 /// A running PostgreSQL server, stopped when dropped.
 pub struct Postgres {
     port: Port,
