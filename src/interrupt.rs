@@ -23,3 +23,35 @@ pub async fn requested() {
         _ = hup.recv() => {}
     }
 }
+
+/// A stop signal noticed in the background: [`Watch::stopped`] turns true once one arrives,
+/// for loops that check between steps (a stack, several destroys or checks). Listening ends
+/// when the watch is dropped.
+pub struct Watch {
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Watch {
+    /// Starts listening.
+    pub fn start() -> Watch {
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stopped);
+        let listener = tokio::spawn(async move {
+            requested().await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        Watch { stopped, listener }
+    }
+
+    /// The flag, true once a stop signal arrived.
+    pub fn stopped(&self) -> &std::sync::atomic::AtomicBool {
+        &self.stopped
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}

@@ -6,8 +6,6 @@
 //! directories and the engine volumes of their modules are removed afterwards.
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -45,15 +43,10 @@ pub async fn run(
     let checked: std::cell::RefCell<Vec<Option<contract::Checked>>> =
         std::cell::RefCell::new(targets.iter().map(|_| None).collect());
     // A stop signal stops the running checks (each notices it) and starts no other.
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    let listener = tokio::spawn(async move {
-        crate::interrupt::requested().await;
-        flag.store(true, Ordering::SeqCst);
-    });
+    let stop = crate::interrupt::Watch::start();
     let independent = vec![Vec::new(); targets.len()];
     let (repository, args_ref) = (&repository, &args);
-    let ran = schedule::run(&independent, args.parallelism.into(), &stop, |i| {
+    let ran = schedule::run(&independent, args.parallelism.into(), stop.stopped(), |i| {
         let (target, checked) = (targets[i], &checked);
         async move {
             let result = check_one(repository, target, args_ref, context, engine).await?;
@@ -63,7 +56,7 @@ pub async fn run(
         }
     })
     .await;
-    listener.abort();
+    drop(stop);
     let never_started = ran?.contains(&schedule::Outcome::NotStarted);
     let (targets, checked): (Vec<Entry<'_>>, Vec<contract::Checked>) = targets
         .into_iter()

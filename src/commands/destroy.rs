@@ -8,8 +8,6 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::bail;
 
@@ -303,14 +301,9 @@ async fn destroy_all(
     args: &DestroyArgs,
     notes: Vec<Vec<String>>,
 ) -> anyhow::Result<Ended> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    let listener = tokio::spawn(async move {
-        crate::interrupt::requested().await;
-        flag.store(true, Ordering::SeqCst);
-    });
+    let interrupted = crate::interrupt::Watch::start();
     let reports: RefCell<Vec<Option<Report>>> = RefCell::new(vec![None; entries.len()]);
-    let outcomes = schedule::run(needs, args.parallelism.into(), &interrupted, |i| {
+    let outcomes = schedule::run(needs, args.parallelism.into(), interrupted.stopped(), |i| {
         let entry = entries[i];
         let notes = notes[i].clone();
         let reports = &reports;
@@ -324,7 +317,6 @@ async fn destroy_all(
         }
     })
     .await;
-    listener.abort();
     Ok(report(entries, &outcomes?, &reports.into_inner()))
 }
 
@@ -350,19 +342,8 @@ async fn destroyed(
 
 /// Says what was destroyed, what failed and what never started; the command's end.
 fn report(entries: &[Entry<'_>], outcomes: &[Outcome], reports: &[Option<Report>]) -> Ended {
-    let ids = |outcome: Outcome| -> String {
-        let ids: Vec<String> = entries
-            .iter()
-            .zip(outcomes)
-            .filter(|(_, o)| **o == outcome)
-            .map(|(e, _)| e.id())
-            .collect();
-        if ids.is_empty() {
-            "nothing".to_owned()
-        } else {
-            ids.join(", ")
-        }
-    };
+    let names: Vec<String> = entries.iter().map(Entry::id).collect();
+    let ids = |outcome: Outcome| schedule::named(&names, outcomes, outcome);
     let failed = outcomes.contains(&Outcome::Failed);
     if failed || outcomes.contains(&Outcome::NotStarted) {
         output::note(&format!(

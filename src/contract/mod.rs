@@ -13,8 +13,7 @@
 
 pub mod judge;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
@@ -87,24 +86,16 @@ pub struct Checked {
 pub async fn check(session: &Session<'_>, target: Entry<'_>) -> anyhow::Result<Checked> {
     // A stop signal during a method stops its container; one between methods is noticed
     // before the next starts.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    let listener = tokio::spawn(async move {
-        crate::interrupt::requested().await;
-        flag.store(true, Ordering::SeqCst);
-    });
     let mut walk = Walk {
         session,
         target,
         rows: Vec::new(),
         blocked: None,
         read_only: Vec::new(),
-        interrupted,
+        interrupted: crate::interrupt::Watch::start(),
     };
-    let checked = walk.all().await;
-    listener.abort();
-    checked?;
-    let interrupted = walk.interrupted.load(Ordering::SeqCst);
+    walk.all().await?;
+    let interrupted = walk.interrupted.stopped().load(Ordering::SeqCst);
     Ok(Checked {
         rows: walk.rows,
         interrupted,
@@ -121,7 +112,7 @@ struct Walk<'s, 'a, 'e> {
     /// The runs of read-only methods, named for the report, for the last row.
     read_only: Vec<(&'static str, Report)>,
     /// Set when a stop signal arrives.
-    interrupted: Arc<AtomicBool>,
+    interrupted: crate::interrupt::Watch,
 }
 
 impl Walk<'_, '_, '_> {
@@ -169,7 +160,7 @@ impl Walk<'_, '_, '_> {
     /// planned), unless the walk is blocked or the version lacks it: then the rows named
     /// `checks`, which depend on this run, are skipped, saying why.
     async fn run(&mut self, method: &str, checks: &[String]) -> anyhow::Result<Option<Report>> {
-        if self.interrupted.load(Ordering::SeqCst) {
+        if self.interrupted.stopped().load(Ordering::SeqCst) {
             self.blocked = Some("interrupted".to_owned());
         }
         if let Some(why) = self.blocked.clone() {
@@ -223,7 +214,7 @@ impl Walk<'_, '_, '_> {
             .iter()
             .filter(|e| e.module.name != self.target.module.name)
         {
-            if self.interrupted.load(Ordering::SeqCst) {
+            if self.interrupted.stopped().load(Ordering::SeqCst) {
                 self.blocked = Some("interrupted".to_owned());
                 return Ok(());
             }

@@ -72,6 +72,21 @@ where
     }
 }
 
+/// The names of the jobs that ended as `outcome`, for a report: `a, b`, or `nothing`.
+pub fn named(names: &[String], outcomes: &[Outcome], outcome: Outcome) -> String {
+    let named: Vec<&str> = names
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| **o == outcome)
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if named.is_empty() {
+        "nothing".to_owned()
+    } else {
+        named.join(", ")
+    }
+}
+
 /// Whether any two jobs may run at the same time, for jobs whose needs are all earlier jobs
 /// (a dependency order): a job that does not need its predecessor, directly or through
 /// others, may run beside it.

@@ -6,8 +6,6 @@
 //! failed and what never started.
 
 use std::cell::{Cell, RefCell};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::exit::{self, Two};
 use crate::graph::{Preferences, resolve};
@@ -167,15 +165,10 @@ async fn run_steps(
     let session = &*session;
     // A Ctrl-C during a method stops its container (and so its step); one between methods
     // is noticed by the scheduler, before the next step starts.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    let listener = tokio::spawn(async move {
-        crate::interrupt::requested().await;
-        flag.store(true, Ordering::SeqCst);
-    });
+    let interrupted = crate::interrupt::Watch::start();
     let failures: RefCell<Vec<(usize, &'static str, Report)>> = RefCell::new(Vec::new());
     let started = Cell::new(0);
-    let outcomes = schedule::run(&needs, args.parallelism, &interrupted, |i| {
+    let outcomes = schedule::run(&needs, args.parallelism, interrupted.stopped(), |i| {
         let step = &steps[i];
         started.set(started.get() + 1);
         output::note(&format!(
@@ -198,7 +191,6 @@ async fn run_steps(
         }
     })
     .await;
-    listener.abort();
     Ok(report(steps, &outcomes?, &failures.into_inner()))
 }
 
@@ -208,19 +200,8 @@ fn report(
     outcomes: &[Outcome],
     failures: &[(usize, &'static str, Report)],
 ) -> Ended {
-    let ids = |outcome: Outcome| -> String {
-        let ids: Vec<String> = steps
-            .iter()
-            .zip(outcomes)
-            .filter(|(_, o)| **o == outcome)
-            .map(|(s, _)| s.entry.id())
-            .collect();
-        if ids.is_empty() {
-            "nothing".to_owned()
-        } else {
-            ids.join(", ")
-        }
-    };
+    let names: Vec<String> = steps.iter().map(|s| s.entry.id()).collect();
+    let ids = |outcome: Outcome| schedule::named(&names, outcomes, outcome);
     if let Some((i, method, report)) = failures.first() {
         let mut why = format!(
             "`{}` {method} failed (exit {})",
