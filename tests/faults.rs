@@ -74,6 +74,9 @@ fn killing_e_at_any_moment_never_corrupts_or_loses_the_state() {
             .status()
             .unwrap();
         let status = child.wait().unwrap();
+        // A request the dead e had sent (a container's create) still finishes in the engine;
+        // give it that moment, so that the next command finds what it made and settles it.
+        std::thread::sleep(Duration::from_millis(500));
 
         // Right after the kill: exactly the old content, or the old plus one whole section.
         let state = fs::read_to_string(shared.join("state.yml")).unwrap();
