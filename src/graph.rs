@@ -5,7 +5,6 @@
 //! satisfies one of its requirements, tagged strong, weak or influences with the requirement's
 //! index. Pure: no disk, no engine.
 
-use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -14,7 +13,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
 use crate::repository::{Entry, Repository};
-use crate::selector::{Operator, Selector};
+use crate::selector::{Nearness, Operator, Selector};
 
 /// How one module version relates to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -250,32 +249,23 @@ impl<'r> Index<'r> {
         selector: &Selector,
         limit: usize,
     ) -> Vec<Miss<'r>> {
-        let keys: Vec<&str> = selector
-            .expressions()
-            .iter()
-            .map(|e| e.key().as_str())
-            .collect();
-        // Count first, and describe only the few that are shown: most versions are misses.
-        let mut misses: Vec<(usize, usize, Entry<'r>)> = self
+        // Rank first, and describe only the few that are shown: most versions are misses.
+        let mut misses: Vec<(Nearness, Entry<'r>)> = self
             .entries
             .iter()
             .filter(|e| owner.is_none_or(|o| o.module.name != e.module.name))
             .filter_map(|entry| {
                 let labels = &entry.version.labels;
-                let shared = keys.iter().filter(|k| labels.contains_key(**k)).count();
-                let failed = selector
-                    .expressions()
-                    .iter()
-                    .filter(|e| !e.matches(labels))
-                    .count();
-                (shared > 0 && failed > 0).then_some((failed, shared, *entry))
+                let nearness = selector.nearness(|key| labels.get(key).map(String::as_str))?;
+                Some((nearness, *entry))
             })
             .collect();
-        misses.sort_by_key(|(failed, shared, _)| (*failed, Reverse(*shared)));
+        // Stable: among equally near misses, file order.
+        misses.sort_by_key(|(nearness, _)| *nearness);
         misses.truncate(limit);
         misses
             .into_iter()
-            .map(|(_, _, entry)| Miss {
+            .map(|(_, entry)| Miss {
                 entry,
                 failed: selector
                     .failures(&entry.version.labels)

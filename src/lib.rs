@@ -78,6 +78,37 @@ impl Context {
         )?))
     }
 
+    /// Loads the repository for `e search --for SPEC`: it may hold only the module `spec` names
+    /// and those its requirement report can show (see [`repository::load_for`]).
+    pub fn catalog_for(
+        &self,
+        spec: &repository::ModuleSpec,
+        near_misses: usize,
+    ) -> anyhow::Result<Repository> {
+        Ok(Self::warned(repository::load_for(
+            &self.repository_path,
+            spec,
+            near_misses,
+        )?))
+    }
+
+    /// Gives `show` every module version as `e list` shows it, after the load's warnings (see
+    /// [`repository::listing::list`]).
+    pub fn listing<T>(
+        &self,
+        show: impl FnOnce(&[repository::EntryView<'_>]) -> T,
+    ) -> anyhow::Result<T> {
+        Ok(repository::listing::list(
+            &self.repository_path,
+            |entries, warnings| {
+                for warning in warnings {
+                    output::warn(warning);
+                }
+                show(entries)
+            },
+        )?)
+    }
+
     fn warned(loaded: repository::Loaded) -> Repository {
         for warning in &loaded.warnings {
             output::warn(warning);

@@ -352,6 +352,14 @@ pub fn quote_if_needed(value: &str) -> String {
     }
 }
 
+/// How near a miss is: fewer failed expressions first, then more of the selector's keys
+/// carried (the order of [`Ord`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Nearness {
+    failed: usize,
+    shared: std::cmp::Reverse<usize>,
+}
+
 /// A list of match-expressions that must all hold for one module version.
 ///
 /// In repository.yaml each requirement (`requires.strong[i]`, `requires.weak[i]`,
@@ -383,6 +391,23 @@ impl Selector {
         self.expressions
             .iter()
             .all(|e| e.matches_value(value(e.key.as_str())))
+    }
+
+    /// How close labels come to satisfying the selector without doing so, to rank near misses
+    /// (`value` as for [`Selector::matches_with`]); `None` when they satisfy it, or carry none
+    /// of its keys and so are no near miss at all.
+    pub fn nearness<'v>(&self, value: impl Fn(&str) -> Option<&'v str>) -> Option<Nearness> {
+        let mut failed = 0;
+        let mut shared = 0;
+        for expression in &self.expressions {
+            let found = value(expression.key.as_str());
+            shared += usize::from(found.is_some());
+            failed += usize::from(!expression.matches_value(found));
+        }
+        (shared > 0 && failed > 0).then_some(Nearness {
+            failed,
+            shared: std::cmp::Reverse(shared),
+        })
     }
 
     /// The expressions the labels do not satisfy, to explain a near miss.

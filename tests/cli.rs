@@ -389,3 +389,85 @@ fn yaml_output_reads_back_the_same_in_a_yaml_1_1_reader() {
         assert_eq!(pyyaml(&yaml), json, "e {args:?} as read by PyYAML:\n{yaml}");
     }
 }
+
+/// Runs `e` on `repository` with the cache in `cache`; `whole` reads as e did before its
+/// faster paths (every module built). Gives exit code, stdout and stderr.
+fn e_cached(repository: &Path, cache: &Path, whole: bool, args: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_e"));
+    command
+        .arg("--repository")
+        .arg(repository)
+        .args(args)
+        .env("E_CACHE_DIR", cache)
+        .env("NO_COLOR", "1");
+    if whole {
+        command.env("E_REPOSITORY_PARSER", "whole");
+    }
+    let output = command.output().expect("the e binary runs");
+    format!(
+        "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn a_large_repository_answers_the_same_from_its_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.yaml");
+    let mut text = String::from("version: v1\nkind: Repository\ncomponents:\n");
+    let mut i = 0;
+    while text.len() < 1_200_000 {
+        let version = if i == 5 { "v1" } else { "1.0.0" };
+        text.push_str(&format!(
+            "- name: m{i}\n  type: docker\n  versions:\n  - version: {version}\n    image: img/m{i}:1\n    labels: {{kind: k{}, zone: z{}, title: \"Module {i}\"}}\n    requires:\n      strong:\n      - [{{key: kind, operator: eq, values: [k{}]}}, {{key: zone, operator: in, values: [z1, z2]}}]\n      weak:\n      - [{{key: title, operator: eq, values: [\"Module {}\"]}}]\n",
+            i % 7,
+            i % 5,
+            (i + 1) % 7,
+            i + 3
+        ));
+        i += 1;
+    }
+    std::fs::write(&path, text).unwrap();
+    let cache = dir.path().join("cache");
+    let commands: [&[&str]; 7] = [
+        &["list"],
+        &["list", "-o", "json"],
+        &["list", "-o", "yaml"],
+        &["search", "--for", "m10"],
+        &["search", "--for", "m5@v1", "-o", "json"],
+        &["search", "--for", "m1@9"],
+        &["search", "--for", "m99999"],
+    ];
+    for args in commands {
+        // The first fills the cache, the second reads it; the third builds every module.
+        let cold = e_cached(&path, &cache, false, args);
+        let warm = e_cached(&path, &cache, false, args);
+        let whole = e_cached(&path, &cache, true, args);
+        assert_eq!(warm, cold, "`e {}` from the cache", args.join(" "));
+        assert_eq!(
+            whole,
+            cold,
+            "`e {}` with every module built",
+            args.join(" ")
+        );
+        assert!(
+            cold.contains("--- stderr\nwarning: ")
+                && cold.contains("module `m5` version `v1` is not a semver version"),
+            "the load's warning, from the cache too: {cold}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(cache.join("repositories"))
+            .unwrap()
+            .count(),
+        1,
+        "the repository is cached"
+    );
+    let report = e_cached(&path, &cache, false, &["search", "--for", "m10"]);
+    assert!(
+        report.contains("satisfied by: m") && report.contains("close, but not:"),
+        "{report}"
+    );
+}

@@ -32,9 +32,8 @@ use crate::cli::Format;
 use crate::exit::Two;
 use crate::lifecycle::approve::Approval;
 use crate::output;
-use crate::repository::Entry;
+use crate::repository::{EntryView, LabelPairs};
 use crate::run::Report;
-use crate::selector::Labels;
 use crate::summary::Ended;
 
 /// How a command that changes things asks: `--auto-approve` does not; `-o json|yaml` cannot
@@ -69,56 +68,29 @@ pub fn ended(report: &Report, method: &str, two: Two) -> Ended {
 /// A one-line summary of every label, `kind` first, for tables. Each `key=value` reads back as
 /// a selector: a value with spaces or other special characters is quoted as a selector quotes
 /// it (`name="Bare Metal Kafka"`), so it can be pasted into `e search`.
-pub fn label_summary(labels: &Labels) -> String {
-    let kind = labels.get_key_value("kind");
+pub fn label_summary(labels: &LabelPairs<'_>) -> String {
+    let kind = labels.get("kind").map(|value| ("kind", value));
     kind.into_iter()
-        .chain(labels.iter().filter(|(k, _)| k.as_str() != "kind"))
+        .chain(labels.iter().filter(|(k, _)| *k != "kind"))
         .map(|(k, v)| format!("{k}={}", crate::selector::quote_if_needed(v)))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-/// A module version as it appears in JSON and YAML output.
-#[derive(Debug, serde::Serialize)]
-pub struct EntryView<'r> {
-    /// Module name.
-    pub module: &'r str,
-    /// Version.
-    pub version: &'r str,
-    /// Whether it is marked latest.
-    pub latest: bool,
-    /// Container image.
-    pub image: &'r str,
-    /// Labels.
-    pub labels: &'r Labels,
-}
-
-impl<'r> From<Entry<'r>> for EntryView<'r> {
-    fn from(entry: Entry<'r>) -> Self {
-        EntryView {
-            module: &entry.module.name,
-            version: entry.version.version.as_str(),
-            latest: entry.version.latest,
-            image: &entry.version.image,
-            labels: &entry.version.labels,
-        }
-    }
-}
-
 /// Table rows for module versions: MODULE, VERSION, LATEST, LABELS.
-pub fn entry_rows(entries: &[Entry<'_>]) -> Vec<Vec<String>> {
+pub fn entry_rows(entries: &[EntryView<'_>]) -> Vec<Vec<String>> {
     entries
         .iter()
         .map(|e| {
             vec![
-                e.module.name.clone(),
-                e.version.version.to_string(),
-                if e.version.latest {
+                e.module.to_string(),
+                e.version.to_string(),
+                if e.latest {
                     "*".to_owned()
                 } else {
                     String::new()
                 },
-                label_summary(&e.version.labels),
+                label_summary(&e.labels),
             ]
         })
         .collect()

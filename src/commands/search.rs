@@ -19,9 +19,10 @@ const NEAR_MISSES: usize = 3;
 pub fn run(args: SearchArgs, context: &Context) -> anyhow::Result<ExitCode> {
     match (&args.selector, &args.for_module) {
         (_, Some(spec)) => {
-            // Never freed: e exits after the command, and freeing a large repository one
-            // allocation at a time was a tenth of the command's time (`docs/benchmarks.md`).
-            let repository = std::mem::ManuallyDrop::new(context.catalog()?);
+            // Only the module and those its report can show are needed: from the cache, only
+            // they are built. Never freed: e exits after the command, and freeing a large
+            // repository one allocation at a time was a tenth of its time (`docs/benchmarks.md`).
+            let repository = std::mem::ManuallyDrop::new(context.catalog_for(spec, NEAR_MISSES)?);
             let index = Index::new(&repository);
             search_for(&repository, &index, spec, args.output)
         }
@@ -37,7 +38,7 @@ pub fn run(args: SearchArgs, context: &Context) -> anyhow::Result<ExitCode> {
                 None if found.is_empty() => {
                     output::note(&format!("no module version matches `{selector}`"))
                 }
-                None => output::data(&output::table(&ENTRY_HEADER, entry_rows(&found)))?,
+                None => output::data(&output::table(&ENTRY_HEADER, entry_rows(&views)))?,
             }
             // Like grep: 1 when nothing matches, so scripts can test for a match.
             Ok(if found.is_empty() {

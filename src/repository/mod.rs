@@ -3,6 +3,7 @@
 
 mod cache;
 pub mod limits;
+pub mod listing;
 pub mod load;
 mod locate;
 pub mod model;
@@ -13,6 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use cache::directory as cache_directory;
+pub use listing::{EntryView, LabelPairs};
 pub use load::{LoadError, Loaded};
 
 /// Reads and validates the repository file at `path`; a large file that loaded before, and has
@@ -36,6 +38,21 @@ pub fn load_matching(
     selector: &crate::selector::Selector,
 ) -> Result<Loaded, LoadError> {
     load_from(path, cache::Want::Matching(selector))
+}
+
+/// Like [`load_without_commands`], for `e search --for SPEC`: from the cache, only the module
+/// `spec` names is built, and the modules its requirement report can show (see
+/// `cache/relevant.rs`), so that report is the one the whole repository gives.
+pub fn load_for(
+    path: &std::path::Path,
+    spec: &ModuleSpec,
+    near_misses: usize,
+) -> Result<Loaded, LoadError> {
+    if let Some(loaded) = cache::open(path).and_then(|opened| opened.relevant_to(spec, near_misses))
+    {
+        return Ok(loaded);
+    }
+    load_without_commands(path)
 }
 
 fn load_from(path: &std::path::Path, want: cache::Want<'_>) -> Result<Loaded, LoadError> {

@@ -1,6 +1,8 @@
 //! The cache's tests: hits and misses, the matching read, and caches that must be ignored.
 
 use super::*;
+use crate::repository::ModuleSpec;
+use crate::selector::Labels;
 
 /// A repository file just large enough to be cached, with `kind: kN` on each module's first
 /// version; every seventh module's label holds a quote and a non-ASCII letter, which JSON
@@ -190,5 +192,168 @@ fn a_truncated_damaged_or_foreign_cache_is_ignored() {
     assert!(
         get_in(&cache, &path, Want::Everything).is_some(),
         "the cache put back whole is read again"
+    );
+}
+
+/// A repository file just large enough to be cached whose modules require and influence each
+/// other through every kind of expression, with many equally near misses (so the order among
+/// them counts), and a module whose label holds an escape.
+fn related_repository(dir: &Path) -> (PathBuf, usize) {
+    let path = dir.join("related.yaml");
+    let mut text = String::from("version: v1\nkind: Repository\ncomponents:\n");
+    let mut i = 0;
+    while (text.len() as u64) < MIN_CACHED_BYTES {
+        let (kind, tier, zone) = (i % 6, i % 4, i % 3);
+        let next = (kind + 1) % 6;
+        let quoted = if i % 11 == 0 { "\"q\\\"é\"" } else { "plain" };
+        text.push_str(&format!(
+            "- name: r{i}\n  type: docker\n  versions:\n  - version: 1.0.0\n    image: img/r{i}:1\n    labels: {{kind: k{kind}, tier: \"{tier}\", zone: z{zone}, note: {quoted}}}\n    requires:\n      strong:\n      - {}\n      weak:\n      - {}\n      - {}\n    influences:\n    - {}\n  - version: 2.0.0\n    latest: true\n    image: img/r{i}:2\n    labels: {{kind: k{kind}, tier: \"{tier}\", zone: z{zone}, provides: '{i}.0.0'}}\n    requires:\n      strong:\n      - {}\n",
+            flow(&[("kind", "eq", &[&format!("k{next}")]), ("tier", "in", &["1", "2"])]),
+            flow(&[("zone", "notin", &["z0", "z1"]), ("note", "eq", &["q\"é"])]),
+            flow(&[("provides", "le", &["3.0.0"]), ("kind", "eq", &[&format!("k{kind}")])]),
+            flow(&[("kind", "in", &[&format!("k{kind}"), &format!("k{next}")]), ("tier", "in", &["3"]), ("zone", "eq", &[&format!("z{zone}")]), ("missing", "doesnotexist", &[])]),
+            flow(&[("kind", "eq", &[&format!("k{next}")]), ("provides", "semver", &[&format!("^{i}")])]),
+        ));
+        i += 1;
+    }
+    std::fs::write(&path, &text).unwrap();
+    (path, i)
+}
+
+/// A selector in the repository's flow form, from (key, operator, values) triples.
+fn flow(expressions: &[(&str, &str, &[&str])]) -> String {
+    let items: Vec<String> = expressions
+        .iter()
+        .map(|(key, operator, values)| {
+            let values: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+            format!(
+                "{{key: {key}, operator: {operator}, values: [{}]}}",
+                values.join(", ")
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// `e search --for`'s report of `spec` in `repository`, as JSON.
+fn report(repository: &Repository, spec: &str) -> String {
+    let spec: ModuleSpec = spec.parse().unwrap();
+    let index = crate::graph::Index::new(repository);
+    let owner = repository.find(&spec).unwrap();
+    serde_json::to_string(&crate::commands::search::requirement_reports(&index, owner)).unwrap()
+}
+
+#[test]
+fn the_read_for_a_module_gives_the_report_of_the_whole_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (path, count) = related_repository(dir.path());
+    let (loaded, _) = filled(&cache, &path);
+    let (mut checked, mut with_misses) = (0, 0);
+    for i in (0..count).step_by(97).chain([1, count - 1]) {
+        for spec in [
+            format!("r{i}"),
+            format!("r{i}@1.0.0"),
+            format!("r{i}@2.0.0"),
+        ] {
+            let relevant = open_in(&cache, &path)
+                .unwrap()
+                .relevant_to(&spec.parse().unwrap(), 3)
+                .expect("a cached read");
+            assert!(
+                relevant.repository.components.len() < count / 4,
+                "only the modules the report can show are built ({} of {count})",
+                relevant.repository.components.len()
+            );
+            assert_eq!(relevant.warnings, loaded.warnings);
+            let whole = report(&loaded.repository, &spec);
+            assert_eq!(
+                report(&relevant.repository, &spec),
+                whole,
+                "the report of `{spec}`"
+            );
+            checked += 1;
+            with_misses += usize::from(whole.contains("\"near_misses\":[{"));
+        }
+    }
+    assert!(
+        checked > 20 && with_misses > checked / 2,
+        "{with_misses} of {checked}"
+    );
+    // No such module, no such version: the caller loads the whole repository for the error.
+    for missing in ["nothing", "r1@9.9.9", "r1\"", "r"] {
+        let spec = missing.parse().unwrap();
+        assert!(
+            open_in(&cache, &path)
+                .unwrap()
+                .relevant_to(&spec, 3)
+                .is_none()
+        );
+    }
+}
+
+#[test]
+fn the_nearest_misses_kept_are_the_first_of_the_nearest() {
+    let mut nearest = super::relevant::Nearest::new(2);
+    let near = |failed: usize, shared: usize| {
+        let selector: Selector = (0..failed + shared)
+            .map(|k| format!("k{k}=v"))
+            .collect::<Vec<_>>()
+            .join(",")
+            .parse()
+            .unwrap();
+        let labels: Labels = (0..failed + shared)
+            .map(|k| {
+                (
+                    format!("k{k}"),
+                    if k < shared { "v" } else { "w" }.to_owned(),
+                )
+            })
+            .collect();
+        selector
+            .nearness(|key| labels.get(key).map(String::as_str))
+            .unwrap()
+    };
+    nearest.offer((near(2, 1), 0), 10);
+    nearest.offer((near(1, 1), 1), 11);
+    nearest.offer((near(1, 1), 2), 12);
+    nearest.offer((near(1, 3), 3), 13);
+    nearest.offer((near(3, 0), 4), 14);
+    assert_eq!(nearest.modules().collect::<Vec<_>>(), [13, 11]);
+}
+
+#[test]
+fn the_listing_from_the_cache_is_the_listing_of_the_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (path, _) = related_repository(dir.path());
+    let (loaded, _) = filled(&cache, &path);
+    let opened = open_in(&cache, &path).unwrap();
+    let views = opened.views().unwrap();
+    let from_cache: Vec<serde_json::Value> = views
+        .iter()
+        .flat_map(|module| {
+            module.versions.iter().map(|version| {
+                serde_json::json!({
+                    "module": module.name,
+                    "version": version.version,
+                    "latest": version.latest,
+                    "image": version.image,
+                    "labels": version.labels,
+                })
+            })
+        })
+        .collect();
+    let from_load: Vec<serde_json::Value> = loaded
+        .repository
+        .entries()
+        .map(|entry| serde_json::to_value(crate::repository::EntryView::from(entry)).unwrap())
+        .collect();
+    assert_eq!(from_cache, from_load);
+    assert!(
+        from_cache
+            .iter()
+            .any(|entry| entry["labels"]["note"] == "q\"é"),
+        "an escaped label reads back unescaped"
     );
 }

@@ -10,8 +10,8 @@
 //! The cache lives in `$E_CACHE_DIR`, else `$XDG_CACHE_HOME/e`, else `~/.cache/e`. It is only
 //! an accelerator: a cache that cannot be read or written is ignored, never an error.
 
-use std::borrow::Cow;
-use std::io::{BufRead, Write};
+use std::io::Write;
+use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,12 @@ use super::load::Loaded;
 use super::{Command, Module, Repository};
 use crate::selector::Selector;
 use std::sync::Arc;
+
+mod relevant;
+mod views;
+
+pub use views::ModuleView;
+use views::view;
 
 /// The layout of cache files: a header line, then two lines per module (see [`put`]). Raised
 /// with the model too: 4 added a version's `limits` and `user`, which an older cache lacks; 5
@@ -132,183 +138,134 @@ fn whole() -> bool {
 }
 
 fn get_in(directory: &Path, path: &Path, want: Want<'_>) -> Option<Loaded> {
-    let key = key(path)?;
-    let file = file_for(directory, &key);
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&file).ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let seal: Seal = serde_json::from_str(&line).ok()?;
-    let mut lines = Lines {
-        reader,
-        hasher: crc32fast::Hasher::new(),
-        bytes: 0,
-    };
-    lines.next(&mut line)?;
-    let header: Header = serde_json::from_str(&line).ok()?;
-    if header.key != key {
-        return None;
-    }
+    let opened = open_in(directory, path)?;
     let want = match want {
         Want::Matching(_) if whole() => Want::WithoutCommands,
         want => want,
     };
-    // One thread: reading stretches of the file on two threads measured no faster here, and
-    // slower under load (`docs/benchmarks.md`).
-    let mut repository = header.repository;
-    repository.components = read_modules(&mut lines, header.modules, want)?;
-    // Nothing may follow, and what was read must be what was written.
-    line.clear();
-    let rest = lines.reader.read_line(&mut line).ok()?;
-    let sealed = rest == 0 && lines.bytes == seal.bytes && lines.hasher.finalize() == seal.checksum;
-    sealed.then_some(Loaded {
-        repository,
-        warnings: header.warnings,
+    let keep: Vec<bool> = match want {
+        Want::Everything | Want::WithoutCommands => vec![true; opened.modules.len()],
+        Want::Matching(selector) => opened
+            .modules
+            .iter()
+            .map(|lines| Some(view(opened.line(&lines.module))?.matches(selector)))
+            .collect::<Option<_>>()?,
+    };
+    opened.build(&keep, matches!(want, Want::Everything))
+}
+
+/// A cache file that belongs to its repository file as it is now and passed its seal, mapped
+/// into memory: modules are read from it where they lie, and only those a command needs.
+pub struct Opened {
+    map: memmap2::Mmap,
+    header: Header,
+    /// Where each module's two lines are in `map` (see [`put`]).
+    modules: Vec<ModuleLines>,
+}
+
+/// Where one module's lines are, line breaks left out.
+struct ModuleLines {
+    module: Range<usize>,
+    commands: Range<usize>,
+}
+
+/// The cache of `path` if there is one for exactly this file, mapped and checked.
+pub fn open(path: &Path) -> Option<Opened> {
+    open_in(&directory()?, path)
+}
+
+fn open_in(directory: &Path, path: &Path) -> Option<Opened> {
+    let key = key(path)?;
+    let file = std::fs::File::open(file_for(directory, &key)).ok()?;
+    // SAFETY: the map is only read, and e never writes a cache file in place: a new cache is
+    // written to a temporary file and renamed over the old one, which leaves the inode mapped
+    // here as it was. Only someone truncating the file by hand while e reads it could make a
+    // read fault.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', &map) {
+        lines.push(start..end);
+        start = end + 1;
+    }
+    // Nothing may follow the last line break, and what was read must be what was written.
+    let (first, rest) = lines.split_first()?;
+    let seal: Seal = serde_json::from_slice(&map[first.clone()]).ok()?;
+    let body = &map[first.end + 1..];
+    if start != map.len()
+        || body.len() as u64 != seal.bytes
+        || crc32fast::hash(body) != seal.checksum
+    {
+        return None;
+    }
+    let (header, rest) = rest.split_first()?;
+    let header: Header = serde_json::from_slice(&map[header.clone()]).ok()?;
+    if header.key != key || rest.len() != header.modules * 2 {
+        return None;
+    }
+    let modules = rest
+        .chunks_exact(2)
+        .map(|pair| ModuleLines {
+            module: pair[0].clone(),
+            commands: pair[1].clone(),
+        })
+        .collect();
+    Some(Opened {
+        map,
+        header,
+        modules,
     })
 }
 
-/// The lines after the seal, counted and hashed as they are read.
-struct Lines<R> {
-    reader: R,
-    hasher: crc32fast::Hasher,
-    bytes: u64,
-}
-
-impl<R: BufRead> Lines<R> {
-    /// Reads the next whole line into `line`; `None` at the end or on a line cut short.
-    fn next(&mut self, line: &mut String) -> Option<()> {
-        line.clear();
-        let read = self.reader.read_line(line).ok()?;
-        if read == 0 || !line.ends_with('\n') {
-            return None;
-        }
-        self.hasher.update(line.as_bytes());
-        self.bytes += read as u64;
-        Some(())
+impl Opened {
+    /// The bytes of one line.
+    fn line(&self, range: &Range<usize>) -> &[u8] {
+        &self.map[range.clone()]
     }
-}
 
-/// Reads `modules` modules, two lines each (see [`put`]), building those `want` asks for.
-fn read_modules(
-    lines: &mut Lines<impl BufRead>,
-    modules: usize,
-    want: Want<'_>,
-) -> Option<Vec<Module>> {
-    let mut read = Vec::with_capacity(if matches!(want, Want::Matching(_)) {
-        0
-    } else {
-        modules
-    });
-    let mut line = String::new();
-    let mut commands_line = String::new();
-    for _ in 0..modules {
-        lines.next(&mut line)?;
-        lines.next(&mut commands_line)?;
-        let mut module: Module = match want {
-            Want::Matching(selector) => {
-                let probe: Probe<'_> = serde_json::from_str(&line).ok()?;
-                if !probe.matches(selector) {
-                    continue;
+    /// The warnings of the repository's load.
+    pub fn warnings(&self) -> &[String] {
+        &self.header.warnings
+    }
+
+    /// A borrowed view of every module, in file order; `None` if a line does not parse.
+    pub fn views(&self) -> Option<Vec<ModuleView<'_>>> {
+        self.modules
+            .iter()
+            .map(|lines| view(self.line(&lines.module)))
+            .collect()
+    }
+
+    /// The repository with the modules `keep` marks (in file order), with their commands if
+    /// `commands`.
+    fn build(self, keep: &[bool], commands: bool) -> Option<Loaded> {
+        let mut components = Vec::with_capacity(keep.iter().filter(|k| **k).count());
+        for (lines, _) in self.modules.iter().zip(keep).filter(|(_, keep)| **keep) {
+            let mut module: Module = serde_json::from_slice(self.line(&lines.module)).ok()?;
+            if commands {
+                let lists: Vec<Option<Arc<Vec<Command>>>> =
+                    serde_json::from_slice(self.line(&lines.commands)).ok()?;
+                if lists.len() != module.versions.len() {
+                    return None;
                 }
-                serde_json::from_str(&line).ok()?
+                let mut previous = Arc::default();
+                for (version, list) in module.versions.iter_mut().zip(lists) {
+                    version.commands = list.unwrap_or_else(|| Arc::clone(&previous));
+                    previous = Arc::clone(&version.commands);
+                }
             }
-            _ => serde_json::from_str(&line).ok()?,
-        };
-        if matches!(want, Want::Everything) {
-            let lists: Vec<Option<Arc<Vec<Command>>>> =
-                serde_json::from_str(&commands_line).ok()?;
-            if lists.len() != module.versions.len() {
-                return None;
-            }
-            let mut previous = Arc::default();
-            for (version, list) in module.versions.iter_mut().zip(lists) {
-                version.commands = list.unwrap_or_else(|| Arc::clone(&previous));
-                previous = Arc::clone(&version.commands);
-            }
+            components.push(module);
         }
-        read.push(module);
-    }
-    Some(read)
-}
-
-/// What the matching read parses of a module's line first: each version's labels, borrowed
-/// from the line where they need no unescaping. Every other field is skipped unread.
-#[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(borrow)]
-    versions: Vec<ProbeVersion<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ProbeVersion<'a> {
-    #[serde(default, borrow)]
-    labels: LabelPairs<'a>,
-}
-
-impl Probe<'_> {
-    /// Whether a version of the module has labels the selector matches.
-    fn matches(&self, selector: &Selector) -> bool {
-        self.versions.iter().any(|version| {
-            selector.matches_with(|key| {
-                version
-                    .labels
-                    .0
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.as_ref())
-            })
+        let Header {
+            warnings,
+            mut repository,
+            ..
+        } = self.header;
+        repository.components = components;
+        Some(Loaded {
+            repository,
+            warnings,
         })
-    }
-}
-
-/// A version's labels as pairs of text, in the order of the line.
-#[derive(Default)]
-struct LabelPairs<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for LabelPairs<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct PairsVisitor;
-        impl<'de> serde::de::Visitor<'de> for PairsVisitor {
-            type Value = LabelPairs<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map of labels")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Self::Value, A::Error> {
-                let mut pairs = Vec::new();
-                while let Some((key, value)) = map.next_entry::<Text<'de>, Text<'de>>()? {
-                    pairs.push((key.0, value.0));
-                }
-                Ok(LabelPairs(pairs))
-            }
-        }
-        deserializer.deserialize_map(PairsVisitor)
-    }
-}
-
-/// A string borrowed from the line when it holds no escape, else unescaped into its own.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> serde::de::Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: serde::de::Error>(
-                self,
-                v: &'de str,
-            ) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(TextVisitor)
     }
 }
 
@@ -442,5 +399,4 @@ fn module_lines(modules: &mut [Module], mut out: impl Write) -> std::io::Result<
 }
 
 #[cfg(test)]
-#[path = "cache_tests.rs"]
 mod tests;
