@@ -75,7 +75,8 @@ fn killing_e_at_any_moment_never_corrupts_or_loses_the_state() {
             .unwrap();
         let status = child.wait().unwrap();
         // A request the dead e had sent (a container's create) still finishes in the engine;
-        // give it that moment, so that the next command finds what it made and settles it.
+        // give it that moment, so that the next command finds what it made and settles it (a
+        // later command would remove it too: see the test below).
         std::thread::sleep(Duration::from_millis(500));
 
         // Right after the kill: exactly the old content, or the old plus one whole section.
@@ -120,6 +121,52 @@ fn killing_e_at_any_moment_never_corrupts_or_loses_the_state() {
         assert_eq!(dropped.status.code(), Some(0), "{}", text(&dropped));
     }
     assert_eq!(fs::read_dir(shared.join(".e/kept")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_container_made_after_its_dead_e_was_settled_is_removed_by_a_later_command() {
+    let (_dir, shared, _volumes) = shared_with("azi:\n  status: applied\n");
+    let repository = test_repository();
+    let apply = || {
+        let next = e_in(root(), &repository, &shared, &["run", "misbehave", "apply"]);
+        assert_eq!(next.status.code(), Some(0), "{}", text(&next));
+        next
+    };
+    apply();
+    // A run whose e died before it wrote anything; the next command settles it.
+    fs::create_dir_all(shared.join(".e/runs/20261201T000000-dead")).unwrap();
+    apply();
+    assert_eq!(fs::read_dir(shared.join(".e/runs")).unwrap().count(), 0);
+    // The create that e had sent finishes in the engine only now, after the settling.
+    let id = fs::read_to_string(shared.join(".e/id")).unwrap();
+    let created = Command::new("docker")
+        .args(["create", "--label", "e.managed-by=e", "--label"])
+        .arg(format!("e.shared={}", id.trim()))
+        .args([
+            "--label",
+            "e.run=20261201T000000-dead",
+            "--label",
+            "e.module=misbehave",
+            "e-tests/misbehave:0.1.0",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    assert_eq!(containers_of(&shared).len(), 1);
+    let next = apply();
+    assert!(
+        containers_of(&shared).is_empty(),
+        "the late container is removed: {:?}",
+        containers_of(&shared)
+    );
+    assert!(
+        text(&next).contains(
+            "removed a container of run `20261201T000000-dead` (`misbehave`) that the engine made after its e had stopped"
+        ),
+        "and said: {}",
+        text(&next)
+    );
 }
 
 #[test]

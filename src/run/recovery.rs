@@ -6,10 +6,12 @@
 //! machine). [`settle_orphans`] removes their containers from the engine (found by the
 //! `e.shared` label, so even one that still runs is stopped and can write nothing more), and
 //! keeps a valid result of a mutating run aside, as a failed run's result is kept
-//! (`transaction.rs`). `e recover` lists, shows, commits and drops kept results.
+//! (`transaction.rs`); for a while after, sessions look again for a container the dead e's last
+//! request made late. `e recover` lists, shows, commits and drops kept results.
 
 use std::fs;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 
@@ -41,13 +43,16 @@ fn run_dirs(shared: &SharedDir, area: &str) -> anyhow::Result<Vec<PathBuf>> {
 pub async fn settle_orphans(shared: &SharedDir, engine: &dyn Engine) -> anyhow::Result<()> {
     let dirs = run_dirs(shared, "runs")?;
     if dirs.is_empty() {
-        return Ok(());
+        return reap_late(shared, engine).await;
     }
     // The containers go first: one that still runs would otherwise keep writing its copy.
     let reaped = engine
         .reap(&shared.id()?)
         .await
         .context("cannot remove the containers of runs whose e stopped")?;
+    let marker = shared.e_dir().join(REAP_AGAIN_FILE);
+    fs::write(&marker, seconds_now().to_string())
+        .with_context(|| format!("failed to write `{}`", marker.display()))?;
     let live = shared.load_tree()?;
     for dir in dirs {
         let workspace = match Workspace::open(&dir) {
@@ -107,6 +112,45 @@ pub async fn settle_orphans(shared: &SharedDir, engine: &dyn Engine) -> anyhow::
                 output::note(&format!("{what}; it left nothing to keep"));
             }
         }
+    }
+    Ok(())
+}
+
+/// Notes when runs of a dead e were last settled (seconds since the epoch), for [`reap_late`].
+const REAP_AGAIN_FILE: &str = "reap-again";
+
+/// How long after settling runs of a dead e every session still looks for their containers.
+const REAP_AGAIN_FOR: Duration = Duration::from_secs(10 * 60);
+
+fn seconds_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Removes containers that a dead e's last request made after its runs were settled: the
+/// engine finishes a create it was sent even when the sender is gone, so such a container can
+/// appear a moment after the reap. For [`REAP_AGAIN_FOR`] after settling, each session looks
+/// again (one engine call); the other sessions make none. Such a container never started.
+async fn reap_late(shared: &SharedDir, engine: &dyn Engine) -> anyhow::Result<()> {
+    let marker = shared.e_dir().join(REAP_AGAIN_FILE);
+    let Ok(text) = fs::read_to_string(&marker) else {
+        return Ok(());
+    };
+    let reaped = engine
+        .reap(&shared.id()?)
+        .await
+        .context("cannot remove the containers of runs whose e stopped")?;
+    for late in &reaped {
+        output::note(&format!(
+            "e: removed a container of run `{}` (`{}`) that the engine made after its e had stopped; it never ran",
+            late.run, late.module
+        ));
+    }
+    let settled = text.trim().parse::<u64>().unwrap_or(0);
+    if seconds_now().saturating_sub(settled) > REAP_AGAIN_FOR.as_secs() {
+        fs::remove_file(&marker)
+            .with_context(|| format!("failed to remove `{}`", marker.display()))?;
     }
     Ok(())
 }
