@@ -319,7 +319,7 @@ impl fmt::Display for Expression {
     /// The command-line form of the expression, which parses back to the same expression.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key = &self.key;
-        let value = |v: &str| quote_if_needed(v);
+        let value = quote_if_needed;
         match self.operator {
             Operator::Exists => write!(f, "{key}"),
             Operator::DoesNotExist => write!(f, "!{key}"),
@@ -331,7 +331,8 @@ impl fmt::Display for Expression {
             Operator::Le => write!(f, "{key}<={}", self.values[0]),
             Operator::Semver => write!(f, "{key} semver ({})", self.values[0]),
             Operator::In | Operator::NotIn => {
-                let values: Vec<String> = self.values.iter().map(|v| value(v)).collect();
+                let values: Vec<std::borrow::Cow<'_, str>> =
+                    self.values.iter().map(|v| value(v)).collect();
                 write!(f, "{key} {} ({})", self.operator, values.join(", "))
             }
         }
@@ -340,15 +341,15 @@ impl fmt::Display for Expression {
 
 /// A value as a selector on the command line writes it: as it is when that reads back the
 /// same, else in double quotes with `\\` and `"` escaped (`"Bare Metal Kafka"`).
-pub fn quote_if_needed(value: &str) -> String {
+pub fn quote_if_needed(value: &str) -> std::borrow::Cow<'_, str> {
     let plain = !value.is_empty()
         && value
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '+'));
     if plain {
-        value.to_owned()
+        std::borrow::Cow::Borrowed(value)
     } else {
-        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+        format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\"")).into()
     }
 }
 

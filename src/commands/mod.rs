@@ -28,6 +28,8 @@ pub mod upgrade;
 pub mod validate;
 pub mod version;
 
+use std::borrow::Cow;
+
 use crate::cli::Format;
 use crate::exit::Two;
 use crate::lifecycle::approve::Approval;
@@ -70,27 +72,31 @@ pub fn ended(report: &Report, method: &str, two: Two) -> Ended {
 /// it (`name="Bare Metal Kafka"`), so it can be pasted into `e search`.
 pub fn label_summary(labels: &LabelPairs<'_>) -> String {
     let kind = labels.get("kind").map(|value| ("kind", value));
-    kind.into_iter()
+    let mut summary = String::new();
+    for (key, value) in kind
+        .into_iter()
         .chain(labels.iter().filter(|(k, _)| *k != "kind"))
-        .map(|(k, v)| format!("{k}={}", crate::selector::quote_if_needed(v)))
-        .collect::<Vec<_>>()
-        .join(" ")
+    {
+        if !summary.is_empty() {
+            summary.push(' ');
+        }
+        summary.push_str(key);
+        summary.push('=');
+        summary.push_str(&crate::selector::quote_if_needed(value));
+    }
+    summary
 }
 
 /// Table rows for module versions: MODULE, VERSION, LATEST, LABELS.
-pub fn entry_rows(entries: &[EntryView<'_>]) -> Vec<Vec<String>> {
+pub fn entry_rows<'r>(entries: &'r [EntryView<'_>]) -> Vec<Vec<Cow<'r, str>>> {
     entries
         .iter()
         .map(|e| {
             vec![
-                e.module.to_string(),
-                e.version.to_string(),
-                if e.latest {
-                    "*".to_owned()
-                } else {
-                    String::new()
-                },
-                label_summary(&e.labels),
+                Cow::Borrowed(e.module.as_ref()),
+                Cow::Borrowed(e.version.as_ref()),
+                Cow::Borrowed(if e.latest { "*" } else { "" }),
+                Cow::Owned(label_summary(&e.labels)),
             ]
         })
         .collect()
