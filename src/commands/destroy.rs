@@ -368,3 +368,75 @@ fn report(entries: &[Entry<'_>], outcomes: &[Outcome], reports: &[Option<Report>
     output::note(&format!("\ne: destroyed {}", ids(Outcome::Succeeded)));
     Ended::new(exit::SUCCESS, "destroyed")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repository::{Repository, load};
+
+    /// Modules `a`, `b`, `c`: `a` requires `b` (strongly), `b` requires `c` (weakly), and, if
+    /// `cycle`, `c` requires `a`.
+    fn repository(cycle: bool) -> Repository {
+        let module = |name: &str, requires: &str| {
+            format!(
+                "- name: {name}\n  type: docker\n  versions:\n  - version: 1.0.0\n    image: x/{name}:1\n    labels: {{kind: {name}}}\n{requires}"
+            )
+        };
+        let requires = |strength: &str, kind: &str| {
+            format!(
+                "    requires:\n      {strength}:\n      - [{{key: kind, operator: eq, values: [{kind}]}}]\n"
+            )
+        };
+        let text = format!(
+            "version: v1\nkind: Repository\ncomponents:\n{}{}{}",
+            module("a", &requires("strong", "b")),
+            module("b", &requires("weak", "c")),
+            module(
+                "c",
+                &if cycle {
+                    requires("strong", "a")
+                } else {
+                    String::new()
+                }
+            ),
+        );
+        load::parse(&text, std::path::Path::new("test.yaml"))
+            .unwrap()
+            .repository
+    }
+
+    fn listed<'r>(repository: &'r Repository, names: &[&str]) -> Vec<Entry<'r>> {
+        names
+            .iter()
+            .map(|name| repository.find(&name.parse().unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn users_go_before_what_they_use_whatever_the_order_listed() {
+        let repository = repository(false);
+        for names in [["c", "b", "a"], ["a", "b", "c"], ["b", "c", "a"]] {
+            let order = users_first(&listed(&repository, &names), &BTreeMap::new()).unwrap();
+            let ids: Vec<String> = order.iter().map(Entry::id).collect();
+            assert_eq!(ids, ["a@1.0.0", "b@1.0.0", "c@1.0.0"], "listed {names:?}");
+        }
+    }
+
+    #[test]
+    fn listed_modules_that_use_each_other_are_refused() {
+        let repository = repository(true);
+        let err = users_first(&listed(&repository, &["a", "b", "c"]), &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "cannot order the destroys of a@1.0.0, b@1.0.0, c@1.0.0: they use each other\nhint: destroy them one at a time, with `--force` for the first"
+        );
+        // Without one of the cycle, the rest can be ordered.
+        let order = users_first(&listed(&repository, &["b", "a"]), &BTreeMap::new()).unwrap();
+        assert_eq!(
+            order.iter().map(Entry::id).collect::<Vec<_>>(),
+            ["a@1.0.0", "b@1.0.0"]
+        );
+    }
+}
