@@ -154,12 +154,12 @@ fn get_in(directory: &Path, path: &Path, want: Want<'_>) -> Option<Loaded> {
     opened.build(&keep, matches!(want, Want::Everything))
 }
 
-/// A cache file that belongs to its repository file as it is now and passed its seal, mapped
-/// into memory: modules are read from it where they lie, and only those a command needs.
+/// A cache file that belongs to its repository file as it is now and passed its seal, read
+/// whole: modules are read from it where they lie, and only those a command needs.
 pub struct Opened {
-    map: memmap2::Mmap,
+    text: String,
     header: Header,
-    /// Where each module's two lines are in `map` (see [`put`]).
+    /// Where each module's two lines are in `text` (see [`put`]).
     modules: Vec<ModuleLines>,
 }
 
@@ -169,37 +169,34 @@ struct ModuleLines {
     commands: Range<usize>,
 }
 
-/// The cache of `path` if there is one for exactly this file, mapped and checked.
+/// The cache of `path` if there is one for exactly this file, read and checked.
 pub fn open(path: &Path) -> Option<Opened> {
     open_in(&directory()?, path)
 }
 
 fn open_in(directory: &Path, path: &Path) -> Option<Opened> {
     let key = key(path)?;
-    let file = std::fs::File::open(file_for(directory, &key)).ok()?;
-    // SAFETY: the map is only read, and e never writes a cache file in place: a new cache is
-    // written to a temporary file and renamed over the old one, which leaves the inode mapped
-    // here as it was. Only someone truncating the file by hand while e reads it could make a
-    // read fault.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()?;
+    // Read whole (and checked as UTF-8) at once: a map of the file measured slower here, since
+    // each string of it was then checked on its own.
+    let text = std::fs::read_to_string(file_for(directory, &key)).ok()?;
     let mut lines = Vec::new();
     let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', &map) {
+    for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
         lines.push(start..end);
         start = end + 1;
     }
     // Nothing may follow the last line break, and what was read must be what was written.
     let (first, rest) = lines.split_first()?;
-    let seal: Seal = serde_json::from_slice(&map[first.clone()]).ok()?;
-    let body = &map[first.end + 1..];
-    if start != map.len()
+    let seal: Seal = serde_json::from_str(&text[first.clone()]).ok()?;
+    let body = &text.as_bytes()[first.end + 1..];
+    if start != text.len()
         || body.len() as u64 != seal.bytes
         || crc32fast::hash(body) != seal.checksum
     {
         return None;
     }
     let (header, rest) = rest.split_first()?;
-    let header: Header = serde_json::from_slice(&map[header.clone()]).ok()?;
+    let header: Header = serde_json::from_str(&text[header.clone()]).ok()?;
     if header.key != key || rest.len() != header.modules * 2 {
         return None;
     }
@@ -211,7 +208,7 @@ fn open_in(directory: &Path, path: &Path) -> Option<Opened> {
         })
         .collect();
     Some(Opened {
-        map,
+        text,
         header,
         modules,
     })
@@ -219,8 +216,8 @@ fn open_in(directory: &Path, path: &Path) -> Option<Opened> {
 
 impl Opened {
     /// The bytes of one line.
-    fn line(&self, range: &Range<usize>) -> &[u8] {
-        &self.map[range.clone()]
+    fn line(&self, range: &Range<usize>) -> &str {
+        &self.text[range.clone()]
     }
 
     /// The warnings of the repository's load.
@@ -241,10 +238,10 @@ impl Opened {
     fn build(self, keep: &[bool], commands: bool) -> Option<Loaded> {
         let mut components = Vec::with_capacity(keep.iter().filter(|k| **k).count());
         for (lines, _) in self.modules.iter().zip(keep).filter(|(_, keep)| **keep) {
-            let mut module: Module = serde_json::from_slice(self.line(&lines.module)).ok()?;
+            let mut module: Module = serde_json::from_str(self.line(&lines.module)).ok()?;
             if commands {
                 let lists: Vec<Option<Arc<Vec<Command>>>> =
-                    serde_json::from_slice(self.line(&lines.commands)).ok()?;
+                    serde_json::from_str(self.line(&lines.commands)).ok()?;
                 if lists.len() != module.versions.len() {
                     return None;
                 }

@@ -20,8 +20,7 @@ impl Opened {
             return None;
         }
         let owner_at = self.position_of(&spec.module)?;
-        let owner: Module =
-            serde_json::from_slice(self.line(&self.modules[owner_at].module)).ok()?;
+        let owner: Module = serde_json::from_str(self.line(&self.modules[owner_at].module)).ok()?;
         let version = match &spec.version {
             None => owner.default_version(),
             Some(wanted) => owner.version(wanted)?,
@@ -63,7 +62,7 @@ impl Opened {
         let prefix = format!("{{\"name\":{},", serde_json::to_string(name).ok()?);
         self.modules
             .iter()
-            .position(|lines| self.line(&lines.module).starts_with(prefix.as_bytes()))
+            .position(|lines| self.line(&lines.module).starts_with(&prefix))
     }
 }
 

@@ -38,8 +38,8 @@ pub struct VersionView<'a> {
 }
 
 /// The view of one module's line; `None` if it does not parse.
-pub fn view(line: &[u8]) -> Option<ModuleView<'_>> {
-    serde_json::from_slice(line).ok()
+pub fn view(line: &str) -> Option<ModuleView<'_>> {
+    serde_json::from_str(line).ok()
 }
 
 impl ModuleView<'_> {
