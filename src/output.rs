@@ -68,43 +68,50 @@ pub fn table<C: AsRef<str>>(header: &[&str], rows: Vec<Vec<C>>) -> String {
         .max()
         .unwrap_or(0);
     let mut widths = vec![0; columns];
-    let records: Vec<Vec<&str>> = std::iter::once(header.to_vec())
-        .chain(
-            rows.iter()
-                .map(|row| row.iter().map(AsRef::as_ref).collect()),
-        )
-        .collect();
-    for record in &records {
+    let mut measure = |record: &mut dyn Iterator<Item = &str>| {
         for (width, cell) in widths.iter_mut().zip(record) {
             for line in cell.split('\n') {
                 *width = (*width).max(line.width());
             }
         }
+    };
+    measure(&mut header.iter().copied());
+    for row in &rows {
+        measure(&mut row.iter().map(AsRef::as_ref));
     }
-    let total: usize = widths.iter().map(|w| w + 3).sum();
-    let mut out = String::with_capacity(records.len() * total);
-    for record in &records {
-        let height = record
-            .iter()
-            .map(|cell| cell.split('\n').count())
-            .max()
-            .unwrap_or(1);
-        for line in 0..height {
-            let start = out.len();
-            for (column, width) in widths.iter().enumerate() {
-                let text = record
-                    .get(column)
-                    .and_then(|cell| cell.split('\n').nth(line))
-                    .unwrap_or("");
-                out.push(' ');
-                out.push_str(text);
-                out.extend(std::iter::repeat_n(' ', width - text.width() + 2));
-            }
-            out.truncate(start + out[start..].trim_end().len());
-            out.push('\n');
-        }
+    let line_width: usize = widths.iter().map(|w| w + 3).sum();
+    let mut out = String::with_capacity((rows.len() + 1) * line_width);
+    draw_record(&mut out, &widths, header);
+    for row in &rows {
+        draw_record(&mut out, &widths, row);
     }
     out
+}
+
+/// Draws one record of [`table`]: as many lines as its tallest cell.
+fn draw_record<C: AsRef<str>>(out: &mut String, widths: &[usize], record: &[C]) {
+    use unicode_width::UnicodeWidthStr as _;
+    let height = record
+        .iter()
+        .map(|cell| cell.as_ref().split('\n').count())
+        .max()
+        .unwrap_or(1);
+    for line in 0..height {
+        let start = out.len();
+        for (column, width) in widths.iter().enumerate() {
+            let text = record
+                .get(column)
+                .and_then(|cell| cell.as_ref().split('\n').nth(line))
+                .unwrap_or("");
+            out.push(' ');
+            out.push_str(text);
+            if column + 1 < widths.len() {
+                out.extend(std::iter::repeat_n(' ', width - text.width() + 2));
+            }
+        }
+        out.truncate(start + out[start..].trim_end().len());
+        out.push('\n');
+    }
 }
 
 /// Renders a value as JSON or YAML; `None` for the table format, which each command draws.

@@ -51,6 +51,16 @@ impl LabelPairs<'_> {
             .map(|(_, v)| v.as_ref())
     }
 
+    /// The same labels, holding their own text.
+    pub fn into_owned(self) -> LabelPairs<'static> {
+        LabelPairs(
+            self.0
+                .into_iter()
+                .map(|(k, v)| (Cow::Owned(k.into_owned()), Cow::Owned(v.into_owned())))
+                .collect(),
+        )
+    }
+
     /// Every label, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
@@ -81,24 +91,21 @@ pub fn list<T>(
     path: &Path,
     show: impl FnOnce(&[EntryView<'_>], &[String]) -> T,
 ) -> Result<T, LoadError> {
-    if !super::load::whole()
-        && let Some(opened) = cache::open(path)
-        && let Some(modules) = opened.views()
-    {
-        let entries: Vec<EntryView<'_>> = modules
-            .into_iter()
-            .flat_map(|module| {
-                let name = module.name;
-                module.versions.into_iter().map(move |version| EntryView {
-                    module: name.clone(),
-                    version: version.version,
+    if !super::load::whole() {
+        let mut entries = Vec::new();
+        if let Some(warnings) = cache::views(path, |module| {
+            for version in module.versions {
+                entries.push(EntryView {
+                    module: Cow::Owned(module.name.to_string()),
+                    version: Cow::Owned(version.version.into_owned()),
                     latest: version.latest,
-                    image: version.image,
-                    labels: version.labels,
-                })
-            })
-            .collect();
-        return Ok(show(&entries, opened.warnings()));
+                    image: Cow::Owned(version.image.into_owned()),
+                    labels: version.labels.into_owned(),
+                });
+            }
+        }) {
+            return Ok(show(&entries, &warnings));
+        }
     }
     // Never freed: e exits after the command, and freeing a large repository one allocation at
     // a time was a tenth of the command's time (`docs/benchmarks.md`).

@@ -18,7 +18,7 @@ pub use listing::{EntryView, LabelPairs};
 pub use load::{LoadError, Loaded};
 
 /// Reads and validates the repository file at `path`; a large file that loaded before, and has
-/// not changed since, comes from the cache (see `cache.rs`).
+/// not changed since, comes from the cache (see `cache/mod.rs`).
 pub fn load(path: &std::path::Path) -> Result<Loaded, LoadError> {
     load_from(path, cache::Want::Everything)
 }
@@ -48,8 +48,7 @@ pub fn load_for(
     spec: &ModuleSpec,
     near_misses: usize,
 ) -> Result<Loaded, LoadError> {
-    if let Some(loaded) = cache::open(path).and_then(|opened| opened.relevant_to(spec, near_misses))
-    {
+    if let Some(loaded) = cache::get_for(path, spec, near_misses) {
         return Ok(loaded);
     }
     load_without_commands(path)

@@ -10,8 +10,7 @@
 //! The cache lives in `$E_CACHE_DIR`, else `$XDG_CACHE_HOME/e`, else `~/.cache/e`. It is only
 //! an accelerator: a cache that cannot be read or written is ignored, never an error.
 
-use std::io::Write;
-use std::ops::Range;
+use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +24,7 @@ use std::sync::Arc;
 mod relevant;
 mod views;
 
+pub use relevant::get_for;
 pub use views::ModuleView;
 use views::view;
 
@@ -138,132 +138,132 @@ fn whole() -> bool {
 }
 
 fn get_in(directory: &Path, path: &Path, want: Want<'_>) -> Option<Loaded> {
-    let opened = open_in(directory, path)?;
     let want = match want {
         Want::Matching(_) if whole() => Want::WithoutCommands,
         want => want,
     };
-    let keep: Vec<bool> = match want {
-        Want::Everything | Want::WithoutCommands => vec![true; opened.modules.len()],
-        Want::Matching(selector) => opened
-            .modules
-            .iter()
-            .map(|lines| Some(view(opened.line(&lines.module))?.matches(selector)))
-            .collect::<Option<_>>()?,
-    };
-    opened.build(&keep, matches!(want, Want::Everything))
-}
-
-/// A cache file that belongs to its repository file as it is now and passed its seal, read
-/// whole: modules are read from it where they lie, and only those a command needs.
-pub struct Opened {
-    text: String,
-    header: Header,
-    /// Where each module's two lines are in `text` (see [`put`]).
-    modules: Vec<ModuleLines>,
-}
-
-/// Where one module's lines are, line breaks left out.
-struct ModuleLines {
-    module: Range<usize>,
-    commands: Range<usize>,
-}
-
-/// The cache of `path` if there is one for exactly this file, read and checked.
-pub fn open(path: &Path) -> Option<Opened> {
-    open_in(&directory()?, path)
-}
-
-fn open_in(directory: &Path, path: &Path) -> Option<Opened> {
-    let key = key(path)?;
-    // Read whole (and checked as UTF-8) at once: a map of the file measured slower here, since
-    // each string of it was then checked on its own.
-    let text = std::fs::read_to_string(file_for(directory, &key)).ok()?;
-    let mut lines = Vec::new();
-    let mut start = 0;
-    for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
-        lines.push(start..end);
-        start = end + 1;
-    }
-    // Nothing may follow the last line break, and what was read must be what was written.
-    let (first, rest) = lines.split_first()?;
-    let seal: Seal = serde_json::from_str(&text[first.clone()]).ok()?;
-    let body = &text.as_bytes()[first.end + 1..];
-    if start != text.len()
-        || body.len() as u64 != seal.bytes
-        || crc32fast::hash(body) != seal.checksum
-    {
-        return None;
-    }
-    let (header, rest) = rest.split_first()?;
-    let header: Header = serde_json::from_str(&text[header.clone()]).ok()?;
-    if header.key != key || rest.len() != header.modules * 2 {
-        return None;
-    }
-    let modules = rest
-        .chunks_exact(2)
-        .map(|pair| ModuleLines {
-            module: pair[0].clone(),
-            commands: pair[1].clone(),
-        })
-        .collect();
-    Some(Opened {
-        text,
-        header,
-        modules,
-    })
-}
-
-impl Opened {
-    /// The bytes of one line.
-    fn line(&self, range: &Range<usize>) -> &str {
-        &self.text[range.clone()]
-    }
-
-    /// The warnings of the repository's load.
-    pub fn warnings(&self) -> &[String] {
-        &self.header.warnings
-    }
-
-    /// A borrowed view of every module, in file order; `None` if a line does not parse.
-    pub fn views(&self) -> Option<Vec<ModuleView<'_>>> {
-        self.modules
-            .iter()
-            .map(|lines| view(self.line(&lines.module)))
-            .collect()
-    }
-
-    /// The repository with the modules `keep` marks (in file order), with their commands if
-    /// `commands`.
-    fn build(self, keep: &[bool], commands: bool) -> Option<Loaded> {
-        let mut components = Vec::with_capacity(keep.iter().filter(|k| **k).count());
-        for (lines, _) in self.modules.iter().zip(keep).filter(|(_, keep)| **keep) {
-            let mut module: Module = serde_json::from_str(self.line(&lines.module)).ok()?;
-            if commands {
-                let lists: Vec<Option<Arc<Vec<Command>>>> =
-                    serde_json::from_str(self.line(&lines.commands)).ok()?;
-                if lists.len() != module.versions.len() {
-                    return None;
-                }
-                let mut previous = Arc::default();
-                for (version, list) in module.versions.iter_mut().zip(lists) {
-                    version.commands = list.unwrap_or_else(|| Arc::clone(&previous));
-                    previous = Arc::clone(&version.commands);
-                }
-            }
-            components.push(module);
+    let mut components = Vec::new();
+    let header = read_in(directory, path, |_, line, commands| {
+        if let Want::Matching(selector) = want
+            && !view(line)?.matches(selector)
+        {
+            return Some(());
         }
-        let Header {
-            warnings,
-            mut repository,
-            ..
-        } = self.header;
-        repository.components = components;
-        Some(Loaded {
-            repository,
-            warnings,
-        })
+        let mut module: Module = serde_json::from_str(line).ok()?;
+        if matches!(want, Want::Everything) {
+            with_commands(&mut module, commands)?;
+        }
+        components.push(module);
+        Some(())
+    })?;
+    Some(header.with(components))
+}
+
+/// Gives each version its commands from the module's second line.
+fn with_commands(module: &mut Module, line: &str) -> Option<()> {
+    let lists: Vec<Option<Arc<Vec<Command>>>> = serde_json::from_str(line).ok()?;
+    if lists.len() != module.versions.len() {
+        return None;
     }
+    let mut previous = Arc::default();
+    for (version, list) in module.versions.iter_mut().zip(lists) {
+        version.commands = list.unwrap_or_else(|| Arc::clone(&previous));
+        previous = Arc::clone(&version.commands);
+    }
+    Some(())
+}
+
+impl Header {
+    /// The load these modules make, with the repository's head and warnings.
+    fn with(self, components: Vec<Module>) -> Loaded {
+        let mut repository = self.repository;
+        repository.components = components;
+        Loaded {
+            repository,
+            warnings: self.warnings,
+        }
+    }
+}
+
+/// Reads the cache of `path` if there is one for exactly this file, giving `each` every
+/// module's place, line and commands line in turn (see [`put`]), and returns the header once
+/// the whole file proved to be what was written; `None` if there is no such cache, it does
+/// not check out, or `each` gives up. What `each` built is only good after that.
+///
+/// Line by line, on one thread: reading the file whole held its size in memory on top, and
+/// reading stretches of it on two threads measured no faster here (`docs/benchmarks.md`).
+fn read_in(
+    directory: &Path,
+    path: &Path,
+    mut each: impl FnMut(usize, &str, &str) -> Option<()>,
+) -> Option<Header> {
+    let key = key(path)?;
+    let file = file_for(directory, &key);
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&file).ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let seal: Seal = serde_json::from_str(&line).ok()?;
+    let mut lines = Lines {
+        reader,
+        hasher: crc32fast::Hasher::new(),
+        bytes: 0,
+    };
+    lines.next(&mut line)?;
+    let header: Header = serde_json::from_str(&line).ok()?;
+    if header.key != key {
+        return None;
+    }
+    let mut commands = String::new();
+    for at in 0..header.modules {
+        lines.next(&mut line)?;
+        lines.next(&mut commands)?;
+        each(at, line.trim_end(), commands.trim_end())?;
+    }
+    // Nothing may follow, and what was read must be what was written.
+    line.clear();
+    let rest = lines.reader.read_line(&mut line).ok()?;
+    let sealed = rest == 0 && lines.bytes == seal.bytes && lines.hasher.finalize() == seal.checksum;
+    sealed.then_some(header)
+}
+
+/// The lines after the seal, counted and hashed as they are read.
+struct Lines<R> {
+    reader: R,
+    hasher: crc32fast::Hasher,
+    bytes: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// Reads the next whole line into `line`; `None` at the end or on a line cut short.
+    fn next(&mut self, line: &mut String) -> Option<()> {
+        line.clear();
+        let read = self.reader.read_line(line).ok()?;
+        if read == 0 || !line.ends_with('\n') {
+            return None;
+        }
+        self.hasher.update(line.as_bytes());
+        self.bytes += read as u64;
+        Some(())
+    }
+}
+
+/// Gives `each` every module of the cache of `path` in turn, as a view borrowed from its
+/// line, and returns the load's warnings; `None` if there is no such cache, it does not check
+/// out, or a line does not parse (then what `each` took is no good).
+pub fn views(path: &Path, each: impl FnMut(ModuleView<'_>)) -> Option<Vec<String>> {
+    views_in(&directory()?, path, each)
+}
+
+fn views_in(
+    directory: &Path,
+    path: &Path,
+    mut each: impl FnMut(ModuleView<'_>),
+) -> Option<Vec<String>> {
+    let header = read_in(directory, path, |_, line, _| {
+        each(view(line)?);
+        Some(())
+    })?;
+    Some(header.warnings)
 }
 
 /// Remembers a successful load of `path` (if it is large enough to be worth it).

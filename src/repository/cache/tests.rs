@@ -256,9 +256,7 @@ fn the_read_for_a_module_gives_the_report_of_the_whole_repository() {
             format!("r{i}@1.0.0"),
             format!("r{i}@2.0.0"),
         ] {
-            let relevant = open_in(&cache, &path)
-                .unwrap()
-                .relevant_to(&spec.parse().unwrap(), 3)
+            let relevant = relevant::get_for_in(&cache, &path, &spec.parse().unwrap(), 3)
                 .expect("a cached read");
             assert!(
                 relevant.repository.components.len() < count / 4,
@@ -283,12 +281,7 @@ fn the_read_for_a_module_gives_the_report_of_the_whole_repository() {
     // No such module, no such version: the caller loads the whole repository for the error.
     for missing in ["nothing", "r1@9.9.9", "r1\"", "r"] {
         let spec = missing.parse().unwrap();
-        assert!(
-            open_in(&cache, &path)
-                .unwrap()
-                .relevant_to(&spec, 3)
-                .is_none()
-        );
+        assert!(relevant::get_for_in(&cache, &path, &spec, 3).is_none());
     }
 }
 
@@ -314,11 +307,11 @@ fn the_nearest_misses_kept_are_the_first_of_the_nearest() {
             .nearness(|key| labels.get(key).map(String::as_str))
             .unwrap()
     };
-    nearest.offer((near(2, 1), 0), 10);
-    nearest.offer((near(1, 1), 1), 11);
-    nearest.offer((near(1, 1), 2), 12);
-    nearest.offer((near(1, 3), 3), 13);
-    nearest.offer((near(3, 0), 4), 14);
+    nearest.offer((near(2, 1), 0), 10, "line");
+    nearest.offer((near(1, 1), 1), 11, "line");
+    nearest.offer((near(1, 1), 2), 12, "line");
+    nearest.offer((near(1, 3), 3), 13, "line");
+    nearest.offer((near(3, 0), 4), 14, "line");
     assert_eq!(nearest.modules().collect::<Vec<_>>(), [13, 11]);
 }
 
@@ -328,22 +321,20 @@ fn the_listing_from_the_cache_is_the_listing_of_the_load() {
     let cache = dir.path().join("cache");
     let (path, _) = related_repository(dir.path());
     let (loaded, _) = filled(&cache, &path);
-    let opened = open_in(&cache, &path).unwrap();
-    let views = opened.views().unwrap();
-    let from_cache: Vec<serde_json::Value> = views
-        .iter()
-        .flat_map(|module| {
-            module.versions.iter().map(|version| {
-                serde_json::json!({
-                    "module": module.name,
-                    "version": version.version,
-                    "latest": version.latest,
-                    "image": version.image,
-                    "labels": version.labels,
-                })
-            })
-        })
-        .collect();
+    let mut from_cache: Vec<serde_json::Value> = Vec::new();
+    let warnings = views_in(&cache, &path, |module| {
+        for version in &module.versions {
+            from_cache.push(serde_json::json!({
+                "module": module.name,
+                "version": version.version,
+                "latest": version.latest,
+                "image": version.image,
+                "labels": version.labels,
+            }));
+        }
+    })
+    .expect("a cached read");
+    assert_eq!(warnings, loaded.warnings);
     let from_load: Vec<serde_json::Value> = loaded
         .repository
         .entries()
