@@ -12,16 +12,25 @@ use super::*;
 )]
 mod generate;
 
-/// Always split, whatever the size.
+/// Always split, whatever the size; each module read by the block reader first.
 const SPLIT: Paths = Paths {
     json: false,
     split_from: 0,
+    block_yaml: true,
+};
+
+/// Always split, each module read by serde_yaml (the block reader off).
+const SPLIT_SERDE: Paths = Paths {
+    json: false,
+    split_from: 0,
+    block_yaml: false,
 };
 
 /// Only the JSON path, else the whole parse.
 const JSON: Paths = Paths {
     json: true,
     split_from: usize::MAX,
+    block_yaml: false,
 };
 
 fn generated(modules: usize) -> String {
@@ -118,14 +127,18 @@ fn the_parallel_parse_gives_the_whole_parse_repository() {
     for yaml in [example_text(), generated(120)] {
         let outline = crate::yaml_limits::outline(&yaml);
         let split = super::super::split::split(&yaml, &outline.lines).expect("a split");
-        let parallel = split.parse(3).expect("every module parses alone");
         let whole = load(&yaml, Paths::WHOLE).expect("the YAML loads");
-        assert_eq!(as_json(&parallel), as_json(&whole.repository));
-        let through_load = load(&yaml, SPLIT).expect("the YAML loads");
-        assert_eq!(
-            as_json(&through_load.repository),
-            as_json(&whole.repository)
-        );
+        for fast in [false, true] {
+            let parallel = split.parse(3, fast).expect("every module parses alone");
+            assert_eq!(as_json(&parallel), as_json(&whole.repository));
+        }
+        for paths in [SPLIT, SPLIT_SERDE] {
+            let through_load = load(&yaml, paths).expect("the YAML loads");
+            assert_eq!(
+                as_json(&through_load.repository),
+                as_json(&whole.repository)
+            );
+        }
     }
     // Versions with equal commands share them, as after the whole parse.
     let generated = load(&generated(10), SPLIT).expect("loads");
