@@ -67,7 +67,10 @@ pub fn parse_item<'a, T: serde::Deserialize<'a>>(
 /// return, no byte order mark, and none of the characters libyaml takes as line breaks
 /// (U+0085, U+2028, U+2029).
 fn plain_characters(text: &str) -> bool {
-    if text.bytes().all(|b| b == b'\n' || (0x20..0x7f).contains(&b)) {
+    if text
+        .bytes()
+        .all(|b| b == b'\n' || (0x20..0x7f).contains(&b))
+    {
         return true;
     }
     text.chars().all(|c| match c {
@@ -534,3 +537,7 @@ fn hex_char(digits: &str) -> Option<char> {
     }
     char::from_u32(u32::from_str_radix(digits, 16).ok()?)
 }
+
+#[cfg(test)]
+#[path = "block_yaml_tests.rs"]
+mod tests;

@@ -255,7 +255,9 @@ mod numbers {
     pub(super) fn digits_but_not_number(scalar: &str) -> bool {
         // Leading zeros followed by digits are a string in YAML 1.2.
         let scalar = scalar.strip_prefix(['-', '+']).unwrap_or(scalar);
-        scalar.len() > 1 && scalar.starts_with('0') && scalar[1..].bytes().all(|b| b.is_ascii_digit())
+        scalar.len() > 1
+            && scalar.starts_with('0')
+            && scalar[1..].bytes().all(|b| b.is_ascii_digit())
     }
 
     /// The integer a plain scalar is, to the visitor; the visitor back when it is none.

@@ -158,6 +158,12 @@ impl<'s> Split<'s> {
         modules.pop().filter(|_| modules.is_empty())
     }
 
+    /// Each item's text, in file order.
+    #[cfg(test)]
+    pub fn item_texts(&self) -> impl Iterator<Item = &'s str> + '_ {
+        self.items.iter().map(|item| &self.source[item.clone()])
+    }
+
     /// A locator for [`super::load`]'s checks: a path into module N is looked up in that
     /// module's text alone, and its line moved to where that text begins in the file.
     pub fn locator(&self) -> impl Fn(&[Step<'_>]) -> Option<Position> + '_ {
