@@ -37,6 +37,7 @@ pub fn item<'a>(text: &'a str, events: &mut Vec<Event<'a>>) -> Option<()> {
     let mut parser = Parser {
         lines: Lines::new(text),
         events,
+        keys: Vec::new(),
         depth: 0,
     };
     let first = parser.lines.peek()?;
@@ -162,6 +163,9 @@ enum After {
 struct Parser<'a, 'e> {
     lines: Lines<'a>,
     events: &'e mut Vec<Event<'a>>,
+    /// Where the keys of the mappings being read are in `events`, innermost last: one list
+    /// for all, so that a mapping costs no allocation.
+    keys: Vec<usize>,
     depth: usize,
 }
 
@@ -266,9 +270,8 @@ impl<'a> Parser<'a, '_> {
 
     /// A block mapping whose keys stand at `indent`.
     fn mapping(&mut self, indent: usize) -> Option<()> {
-        let start = self.events.len();
         self.events.push(Event::MapStart);
-        let mut keys: Vec<usize> = Vec::new();
+        let keys = self.keys.len();
         while let Some(line) = self.lines.peek() {
             if line.indent < indent {
                 break;
@@ -284,14 +287,14 @@ impl<'a> Parser<'a, '_> {
             let Event::Scalar { text: key_text, .. } = &key else {
                 return None;
             };
-            let duplicate = keys.iter().any(|&at| match &self.events[at] {
+            let duplicate = self.keys[keys..].iter().any(|&at| match &self.events[at] {
                 Event::Scalar { text, .. } => text == key_text,
                 _ => false,
             });
             if duplicate {
                 return None;
             }
-            keys.push(self.events.len());
+            self.keys.push(self.events.len());
             self.events.push(key);
             let value = rest.trim_start_matches(' ');
             if value.is_empty() || value.starts_with('#') {
@@ -300,7 +303,7 @@ impl<'a> Parser<'a, '_> {
                 self.inline_value(value)?;
             }
         }
-        debug_assert!(self.events.len() > start);
+        self.keys.truncate(keys);
         self.events.push(Event::MapEnd);
         Some(())
     }
