@@ -13,12 +13,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use super::*;
 use crate::repository::model::Module;
 
-#[path = "../../examples/generate_repository.rs"]
-#[expect(
-    dead_code,
-    reason = "the tests use the generator, not its command line"
-)]
-mod generate;
+use crate::repository::load::tests::generate;
 
 /// A YAML value as a `Deserialize` that asks for "any" sees it.
 #[derive(Debug, PartialEq)]

@@ -631,4 +631,4 @@ pub fn example() -> Repository {
 
 #[cfg(test)]
 #[path = "load_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,7 @@ use super::*;
     dead_code,
     reason = "the tests use the generator, not its command line"
 )]
-mod generate;
+pub(crate) mod generate;
 
 /// Always split, whatever the size; each module read by the block reader first.
 const SPLIT: Paths = Paths {
