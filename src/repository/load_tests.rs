@@ -239,3 +239,53 @@ fn the_limits_hold_on_the_parallel_path() {
         as_json(&load(&text, Paths::WHOLE).expect("loads").repository)
     );
 }
+
+#[test]
+fn errors_are_those_of_the_whole_parse_with_the_block_reader_on_or_off() {
+    let text = generated(120);
+    let breaks = [
+        ("    image:", "    imgae:"),
+        ("operator: eq", "operator: equals"),
+        ("kind: ", "Bad Key: x\n          kind: "),
+        ("kind: ", "kind: x\n          kind: "),
+        (
+            "        commands:",
+            "        limits:\n          memory: 512m\n        commands:",
+        ),
+        (
+            "        commands:",
+            "        limits:\n          cpus: 0x\n        commands:",
+        ),
+        ("        commands:", "        user: root\n        commands:"),
+        ("command: apply", "command: apply\n            timeout: 0s"),
+        ("image: e-modules", "image: ~\n        workdir: e-modules"),
+        ("latest: true", "latest: yes"),
+        ("type: docker", "type: podman"),
+        ("name: ", "name: 'unclosed\n"),
+        ("    type: docker", "\ttype: docker"),
+        ("values: [", "values: [[], "),
+        ("values: [", "values: {a: "),
+        ("- version: 1.1.0", "- version: ''"),
+        ("- version: 1.1.0", "- version: 1.0.0"),
+        (
+            "operator: exists",
+            "operator: exists\n                values: [x]",
+        ),
+    ];
+    let bodies: Vec<&str> = text.split("\n  - name: ").skip(1).collect();
+    for (n, (old, new)) in breaks.iter().enumerate() {
+        // A module from #40 on that has the text to break, a different one for each break.
+        let module = (40 + n * 4..=bodies.len())
+            .find(|&m| bodies[m - 1].contains(old))
+            .unwrap_or_else(|| panic!("no module has `{old}`"));
+        let (broken, _) = change_module(&text, module, old, new);
+        let whole = load(&broken, Paths::WHOLE).expect_err("a broken module");
+        for (paths, name) in [(SPLIT, "block reader"), (SPLIT_SERDE, "serde_yaml")] {
+            assert_eq!(
+                load(&broken, paths).expect_err("a broken module"),
+                whole,
+                "{name}: `{old}` -> `{new}`"
+            );
+        }
+    }
+}
