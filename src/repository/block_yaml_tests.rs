@@ -227,6 +227,14 @@ const READ: &[&str] = &[
     "- key with spaces: v\n",
     "- a: [x, y] # c\n",
     "- a: 'q' # c\n",
+    "- a: -1\n  b: -x\n  c: --\n",
+    "- \"a\": 1\n  'b c': 2\n",
+    "- é: ü\n  😀: \"😀\"\n",
+    "- a: b\n      # an indented comment\n  c: d\n",
+    "- a: ' x '\n  b: \"  \"\n",
+    "- a:\n  - b: 1\n    c: 2\n  - d\n  e: f\n",
+    "- \u{a0}a \u{a0}\n",
+    "- ~: 1\n  null: 2\n  1: 3\n  true: 4\n",
 ];
 
 #[test]
@@ -283,6 +291,11 @@ const DECLINED: &[&str] = &[
     "- a: 1\n  b:\n  - c\n  - d\n  e: 2\n  - f\n",
     "a: 1\n",
     "",
+    "- [a, b]: c\n",
+    "- a: [b]: c\n",
+    "- a: [b] c\n",
+    "- a: 'b' c\n",
+    "- a: \"b\":c\n",
 ];
 
 #[test]
