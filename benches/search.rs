@@ -10,7 +10,9 @@
 //! Every figure is measured twice in the same run, side by side: as e loads repositories now,
 //! and "before": with `E_BENCH_BEFORE=PATH`, the `e` binary at PATH (built from an earlier
 //! commit), else this binary with `E_REPOSITORY_PARSER=whole`, which makes e parse files as it
-//! did before the JSON and parallel paths (serde_yaml on the whole document). Each side has a
+//! did before the JSON and parallel paths (serde_yaml on the whole document), or with the value
+//! of `E_BENCH_BEFORE_PARSER` instead of `whole` (`serde_yaml`: the parallel path without the
+//! block reader of `src/repository/block_yaml.rs`). Each side has a
 //! cache directory of its own. A cold load is the first command after
 //! any edit: the cache is removed before each one. A warm one reads the cache the cold one
 //! filled. Each command runs once to warm the page cache and check that it succeeds, then
@@ -50,6 +52,9 @@ const SELECTOR: &str = "kind=monitoring,core-technology in (prometheus)";
 
 /// The environment variable that makes e load repositories as it did before, and its value.
 const BEFORE: (&str, &str) = ("E_REPOSITORY_PARSER", "whole");
+
+/// Replaces the value of [`BEFORE`], to compare with another of e's parsers.
+const BEFORE_PARSER: &str = "E_BENCH_BEFORE_PARSER";
 
 /// Names an `e` binary built from an earlier commit, to measure as "before" instead of this
 /// build with [`BEFORE`] set: that compares the code as it was, warm reads included.
@@ -105,6 +110,7 @@ fn main() {
     }
     let binary = Path::new(env!("CARGO_BIN_EXE_e"));
     let before_binary = std::env::var_os(BEFORE_BINARY).map(PathBuf::from);
+    let before_parser = std::env::var(BEFORE_PARSER).unwrap_or_else(|_| BEFORE.1.to_owned());
     let before = match &before_binary {
         Some(path) => Side {
             binary: path,
@@ -112,7 +118,7 @@ fn main() {
         },
         None => Side {
             binary,
-            env: Some(BEFORE),
+            env: Some((BEFORE.0, &before_parser)),
         },
     };
     let now = Side { binary, env: None };
@@ -132,7 +138,7 @@ fn main() {
     println!("binary: {}", binary.display());
     match &before_binary {
         Some(path) => println!("before: {}", path.display()),
-        None => println!("before: the same binary with {}={}", BEFORE.0, BEFORE.1),
+        None => println!("before: the same binary with {}={before_parser}", BEFORE.0),
     }
     println!("machine: {}", machine());
     let floor = spawn_floor();
@@ -268,7 +274,7 @@ fn file_megabytes(path: &Path) -> f64 {
 /// A binary to measure, and the variable it runs with.
 struct Side<'a> {
     binary: &'a Path,
-    env: Option<(&'static str, &'static str)>,
+    env: Option<(&'static str, &'a str)>,
 }
 
 /// Runs `e --repository PATH ARGS` once to check it and warm the page cache, then `runs`

@@ -85,8 +85,10 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 const PARALLEL_MIN_BYTES: usize = 256 * 1024;
 
 /// Set to `whole` to read every repository the way e did before the JSON and parallel paths:
-/// serde_yaml on the whole document. Kept to measure one against the other
-/// (`benches/search.rs`) and to rule the faster paths out when in doubt.
+/// serde_yaml on the whole document; set to `serde_yaml` to keep the JSON and parallel paths
+/// but read every module with serde_yaml (the block reader of `block_yaml.rs` off). Kept to
+/// measure one against the other (`benches/search.rs`) and to rule the faster paths out when
+/// in doubt.
 pub const PARSER_VARIABLE: &str = "E_REPOSITORY_PARSER";
 
 /// Parses and validates repository text; `file` is only used to name it in messages.
@@ -102,6 +104,7 @@ pub fn parse(source: &str, file: &Path) -> Result<Loaded, LoadError> {
         Paths {
             json: true,
             split_from: PARALLEL_MIN_BYTES,
+            block_yaml: std::env::var_os(PARSER_VARIABLE).is_none_or(|value| value != "serde_yaml"),
         }
     };
     parse_with(source, file, paths)
@@ -119,6 +122,8 @@ struct Paths {
     json: bool,
     /// From how many bytes on a YAML text is parsed module by module.
     split_from: usize,
+    /// Whether those modules are read by the block reader first (serde_yaml when it declines).
+    block_yaml: bool,
 }
 
 impl Paths {
@@ -126,6 +131,7 @@ impl Paths {
     const WHOLE: Paths = Paths {
         json: false,
         split_from: usize::MAX,
+        block_yaml: false,
     };
 }
 
@@ -184,7 +190,7 @@ fn parse_with(source: &str, file: &Path, paths: Paths) -> Result<Loaded, LoadErr
     if !scan.aliases
         && !outline.documents
         && let Some(split) = super::split::split(source, &outline.lines)
-        && let Some(repository) = split.parse(threads())
+        && let Some(repository) = split.parse(threads(), paths.block_yaml)
     {
         let warnings = validate(&repository, &split.locator(), file)?;
         return Ok(Loaded {
@@ -625,4 +631,4 @@ pub fn example() -> Repository {
 
 #[cfg(test)]
 #[path = "load_tests.rs"]
-mod tests;
+pub(crate) mod tests;

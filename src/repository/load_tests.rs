@@ -10,18 +10,27 @@ use super::*;
     dead_code,
     reason = "the tests use the generator, not its command line"
 )]
-mod generate;
+pub(crate) mod generate;
 
-/// Always split, whatever the size.
+/// Always split, whatever the size; each module read by the block reader first.
 const SPLIT: Paths = Paths {
     json: false,
     split_from: 0,
+    block_yaml: true,
+};
+
+/// Always split, each module read by serde_yaml (the block reader off).
+const SPLIT_SERDE: Paths = Paths {
+    json: false,
+    split_from: 0,
+    block_yaml: false,
 };
 
 /// Only the JSON path, else the whole parse.
 const JSON: Paths = Paths {
     json: true,
     split_from: usize::MAX,
+    block_yaml: false,
 };
 
 fn generated(modules: usize) -> String {
@@ -118,14 +127,18 @@ fn the_parallel_parse_gives_the_whole_parse_repository() {
     for yaml in [example_text(), generated(120)] {
         let outline = crate::yaml_limits::outline(&yaml);
         let split = super::super::split::split(&yaml, &outline.lines).expect("a split");
-        let parallel = split.parse(3).expect("every module parses alone");
         let whole = load(&yaml, Paths::WHOLE).expect("the YAML loads");
-        assert_eq!(as_json(&parallel), as_json(&whole.repository));
-        let through_load = load(&yaml, SPLIT).expect("the YAML loads");
-        assert_eq!(
-            as_json(&through_load.repository),
-            as_json(&whole.repository)
-        );
+        for fast in [false, true] {
+            let parallel = split.parse(3, fast).expect("every module parses alone");
+            assert_eq!(as_json(&parallel), as_json(&whole.repository));
+        }
+        for paths in [SPLIT, SPLIT_SERDE] {
+            let through_load = load(&yaml, paths).expect("the YAML loads");
+            assert_eq!(
+                as_json(&through_load.repository),
+                as_json(&whole.repository)
+            );
+        }
     }
     // Versions with equal commands share them, as after the whole parse.
     let generated = load(&generated(10), SPLIT).expect("loads");
@@ -225,4 +238,54 @@ fn the_limits_hold_on_the_parallel_path() {
         as_json(&loaded.repository),
         as_json(&load(&text, Paths::WHOLE).expect("loads").repository)
     );
+}
+
+#[test]
+fn errors_are_those_of_the_whole_parse_with_the_block_reader_on_or_off() {
+    let text = generated(120);
+    let breaks = [
+        ("    image:", "    imgae:"),
+        ("operator: eq", "operator: equals"),
+        ("kind: ", "Bad Key: x\n          kind: "),
+        ("kind: ", "kind: x\n          kind: "),
+        (
+            "        commands:",
+            "        limits:\n          memory: 512m\n        commands:",
+        ),
+        (
+            "        commands:",
+            "        limits:\n          cpus: 0x\n        commands:",
+        ),
+        ("        commands:", "        user: root\n        commands:"),
+        ("command: apply", "command: apply\n            timeout: 0s"),
+        ("image: e-modules", "image: ~\n        workdir: e-modules"),
+        ("latest: true", "latest: yes"),
+        ("type: docker", "type: podman"),
+        ("name: ", "name: 'unclosed\n"),
+        ("    type: docker", "\ttype: docker"),
+        ("values: [", "values: [[], "),
+        ("values: [", "values: {a: "),
+        ("- version: 1.1.0", "- version: ''"),
+        ("- version: 1.1.0", "- version: 1.0.0"),
+        (
+            "operator: exists",
+            "operator: exists\n                values: [x]",
+        ),
+    ];
+    let bodies: Vec<&str> = text.split("\n  - name: ").skip(1).collect();
+    for (n, (old, new)) in breaks.iter().enumerate() {
+        // A module from #40 on that has the text to break, a different one for each break.
+        let module = (40 + n * 4..=bodies.len())
+            .find(|&m| bodies[m - 1].contains(old))
+            .unwrap_or_else(|| panic!("no module has `{old}`"));
+        let (broken, _) = change_module(&text, module, old, new);
+        let whole = load(&broken, Paths::WHOLE).expect_err("a broken module");
+        for (paths, name) in [(SPLIT, "block reader"), (SPLIT_SERDE, "serde_yaml")] {
+            assert_eq!(
+                load(&broken, paths).expect_err("a broken module"),
+                whole,
+                "{name}: `{old}` -> `{new}`"
+            );
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! The module repository: its format (`model`), loading with good errors (`load`), and the
 //! lookups every command needs (a module by name, a version by `MODULE[@VERSION]`).
 
+mod block_yaml;
 mod cache;
+mod event_reader;
 pub mod limits;
 pub mod listing;
 pub mod load;

@@ -17,6 +17,7 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use super::block_yaml::{self, Event};
 use super::locate::{Document, Position, Step};
 use super::model::{Module, Repository};
 use crate::yaml_limits::LineStart;
@@ -88,10 +89,13 @@ fn opens_components(line: &str) -> bool {
     rest.is_empty() || rest.starts_with('#')
 }
 
-impl Split<'_> {
+impl<'s> Split<'s> {
     /// Parses the head and every item, the items on up to `threads` threads; `None` if any
     /// part fails, for the whole document's parse to report it.
-    pub fn parse(&self, threads: usize) -> Option<Repository> {
+    ///
+    /// With `fast`, each item is first read by [`super::block_yaml`], and by serde_yaml only
+    /// when that declines.
+    pub fn parse(&self, threads: usize, fast: bool) -> Option<Repository> {
         let head = format!(
             "{} []\n{}",
             &self.source[..self.region.start],
@@ -106,14 +110,17 @@ impl Split<'_> {
         let failed = AtomicBool::new(false);
         let parsed: Mutex<Vec<(usize, Vec<Module>)>> = Mutex::new(Vec::with_capacity(chunks));
         let work = || {
+            let mut events = Vec::new();
             loop {
                 let chunk = next.fetch_add(1, Ordering::Relaxed);
                 if chunk >= chunks || failed.load(Ordering::Relaxed) {
                     return;
                 }
                 let items = &self.items[chunk * CHUNK..((chunk + 1) * CHUNK).min(self.items.len())];
-                let modules: Option<Vec<Module>> =
-                    items.iter().map(|item| self.module(item.clone())).collect();
+                let modules: Option<Vec<Module>> = items
+                    .iter()
+                    .map(|item| self.module(item.clone(), fast.then_some(&mut events)))
+                    .collect();
                 match modules {
                     Some(modules) => parsed
                         .lock()
@@ -138,10 +145,23 @@ impl Split<'_> {
         Some(repository)
     }
 
-    /// One item, parsed as a sequence of its own: exactly one module, or `None`.
-    fn module(&self, item: Range<usize>) -> Option<Module> {
-        let mut modules: Vec<Module> = serde_yaml::from_str(&self.source[item]).ok()?;
+    /// One item, parsed as a sequence of its own: exactly one module, or `None`. With
+    /// `events` (a buffer to reuse), the block reader tries first.
+    fn module(&self, item: Range<usize>, events: Option<&mut Vec<Event<'s>>>) -> Option<Module> {
+        let text: &'s str = &self.source[item];
+        if let Some(events) = events
+            && let Some(module) = block_yaml::parse_item(text, events)
+        {
+            return Some(module);
+        }
+        let mut modules: Vec<Module> = serde_yaml::from_str(text).ok()?;
         modules.pop().filter(|_| modules.is_empty())
+    }
+
+    /// Each item's text, in file order.
+    #[cfg(test)]
+    pub fn item_texts(&self) -> impl Iterator<Item = &'s str> + '_ {
+        self.items.iter().map(|item| &self.source[item.clone()])
     }
 
     /// A locator for [`super::load`]'s checks: a path into module N is looked up in that
