@@ -2,22 +2,33 @@
 //! in TLS, or ssh. `docker/` asks the engine its version with one and negotiates; this
 //! file only builds them.
 //!
+//! Every client of one [`Connection`] shares one hyper client, whose pool keeps an idle
+//! connection for the next call: a method makes about eight API calls, and bollard's own unix
+//! and TCP clients open a connection for each (they turn hyper's pool off). A connection the
+//! engine closed (an idle timeout, a restart) is noticed by its task and left out of the pool,
+//! and a request it had no time to send is sent again on a new one (hyper's own retry of a
+//! request a reused connection never started).
+//!
 //! TLS is done here with rustls rather than by bollard's `ssl` feature, so that it trusts
 //! exactly what the docker CLI trusts: the endpoint's `ca.pem` alone (bollard adds the system's
 //! roots), with the client certificate and key, and keeps connections alive between calls
 //! (bollard opens a new TLS connection for every call). ssh goes through [`super::ssh`]: one
 //! connection for the whole command.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use anyhow::{Context as _, anyhow, bail};
 use bollard::{BollardRequest, ClientVersion, Docker};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::UnixStream;
 
 use super::endpoint::{Endpoint, Tls, Transport};
 use super::ssh;
@@ -46,24 +57,31 @@ impl Connection {
 pub async fn connection(endpoint: &Endpoint) -> anyhow::Result<Connection> {
     let host = endpoint.host.clone();
     let build: Build = match endpoint.transport() {
-        Transport::Unix => Box::new(move |version| {
-            Docker::connect_with_unix(&host, REQUEST_TIMEOUT_SECONDS, version)
-        }),
-        Transport::Tcp => Box::new(move |version| {
-            Docker::connect_with_http(&host, REQUEST_TIMEOUT_SECONDS, version)
-        }),
+        Transport::Unix => {
+            let path = host.strip_prefix("unix://").unwrap_or(&host);
+            if !Path::new(path).exists() {
+                bail!("there is no socket at `{path}`");
+            }
+            let connector = UnixConnector {
+                path: Arc::from(Path::new(path)),
+            };
+            pooled(connector, "http://docker".to_owned())
+        }
+        Transport::Tcp => {
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            pooled(http, host.replacen("tcp://", "http://", 1))
+        }
         Transport::Tls => {
             let tls = endpoint.tls.as_ref().context("a TLS endpoint has TLS")?;
-            let connector = tls_connector(tls)?;
-            let address = host.replacen("tcp://", "https://", 1);
-            Box::new(move |version| custom(connector.clone(), &address, version))
+            pooled(tls_connector(tls)?, host.replacen("tcp://", "https://", 1))
         }
         Transport::Ssh => {
             let target = ssh::Target::parse(&host)?;
             let master = Arc::new(ssh::Master::start(target).await?);
             let connector = ssh::Connector::new(Arc::clone(&master));
             return Ok(Connection {
-                build: Box::new(move |version| custom(connector.clone(), "http://docker", version)),
+                build: pooled(connector, "http://docker".to_owned()),
                 ssh: Some(master),
             });
         }
@@ -72,31 +90,52 @@ pub async fn connection(endpoint: &Endpoint) -> anyhow::Result<Connection> {
     Ok(Connection { build, ssh: None })
 }
 
-/// A bollard client whose requests go through a hyper client over `connector`, which keeps
-/// idle connections for the next call.
-fn custom<C>(
-    connector: C,
-    address: &str,
-    version: &ClientVersion,
-) -> Result<Docker, bollard::errors::Error>
+/// Clients whose requests all go through one hyper client over `connector`, whose pool keeps
+/// idle connections for the next call, at `address` (`http://docker` where the connector
+/// decides where to connect).
+fn pooled<C>(connector: C, address: String) -> Build
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
     let client = Client::builder(TokioExecutor::new()).build(connector);
-    Docker::connect_with_custom_transport(
-        move |request: BollardRequest| {
-            let client = client.clone();
-            async move {
-                client
-                    .request(request)
-                    .await
-                    .map_err(bollard::errors::Error::from)
-            }
-        },
-        Some(address),
-        REQUEST_TIMEOUT_SECONDS,
-        version,
-    )
+    Box::new(move |version| {
+        let client = client.clone();
+        Docker::connect_with_custom_transport(
+            move |request: BollardRequest| {
+                let client = client.clone();
+                async move {
+                    client
+                        .request(request)
+                        .await
+                        .map_err(bollard::errors::Error::from)
+                }
+            },
+            Some(address.as_str()),
+            REQUEST_TIMEOUT_SECONDS,
+            version,
+        )
+    })
+}
+
+/// Connects to the engine's unix socket, whatever the request's address.
+#[derive(Clone)]
+struct UnixConnector {
+    path: Arc<Path>,
+}
+
+impl tower_service::Service<hyper::Uri> for UnixConnector {
+    type Response = TokioIo<UnixStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: hyper::Uri) -> Self::Future {
+        let path = Arc::clone(&self.path);
+        Box::pin(async move { Ok(TokioIo::new(UnixStream::connect(&*path).await?)) })
+    }
 }
 
 /// The error for a certificate or key file that cannot be read.
