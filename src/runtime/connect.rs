@@ -192,3 +192,157 @@ fn tls_connector(tls: &Tls) -> anyhow::Result<hyper_rustls::HttpsConnector<HttpC
         .enable_http1()
         .wrap_connector(http))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::net::UnixListener;
+
+    use super::*;
+    use crate::runtime::endpoint::{Choice, DEFAULT_CONTEXT};
+
+    /// What the fake engine does with a connection after answering on it.
+    #[derive(Clone, Copy)]
+    enum After {
+        /// Wait for the next request, as the engine does.
+        KeepAlive,
+        /// Close it, as an engine that stops or times idle connections out does.
+        Close,
+    }
+
+    /// An engine on a unix socket that answers every request with its `/version`, counting
+    /// the connections it accepts.
+    struct FakeEngine {
+        accepted: Arc<AtomicUsize>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl FakeEngine {
+        fn start(path: &Path, after: After) -> FakeEngine {
+            let listener = UnixListener::bind(path).expect("bind the socket");
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let counted = Arc::clone(&accepted);
+            // Aborting the task drops the set, which ends every connection with it.
+            let task = tokio::spawn(async move {
+                let mut connections = tokio::task::JoinSet::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    connections.spawn(answer(stream, after));
+                }
+            });
+            FakeEngine { accepted, task }
+        }
+
+        fn accepted(&self) -> usize {
+            self.accepted.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Drop for FakeEngine {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// Answers the requests of one connection (bodiless GETs) until the client closes it,
+    /// or after the first when `after` says so.
+    async fn answer(mut stream: UnixStream, after: After) {
+        let body = r#"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12","Os":"linux","Arch":"amd64","KernelVersion":"6"}"#;
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let Ok(read) = stream.read(&mut buffer).await else {
+                return;
+            };
+            if read == 0 {
+                return;
+            }
+            request.extend_from_slice(&buffer[..read]);
+            while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                request.drain(..end + 4);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if stream.write_all(response.as_bytes()).await.is_err() {
+                    return;
+                }
+                if let After::Close = after {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A client of the engine at `path`, as `docker/` makes one.
+    async fn client(path: &Path) -> Docker {
+        let endpoint = Endpoint {
+            context: DEFAULT_CONTEXT.to_owned(),
+            chosen_by: Choice::DockerHost,
+            host: format!("unix://{}", path.display()),
+            tls: None,
+            warnings: Vec::new(),
+        };
+        let connection = connection(&endpoint).await.expect("a connection");
+        connection
+            .docker(bollard::API_DEFAULT_VERSION)
+            .expect("a client")
+    }
+
+    #[tokio::test]
+    async fn calls_share_one_connection() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("engine.sock");
+        let engine = FakeEngine::start(&path, After::KeepAlive);
+        let docker = client(&path).await;
+        for _ in 0..5 {
+            docker.version().await.expect("the engine answers");
+        }
+        // A clone (the streaming client) shares the pool too.
+        docker
+            .clone()
+            .with_timeout(Duration::from_secs(5))
+            .version()
+            .await
+            .expect("the engine answers");
+        assert_eq!(engine.accepted(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_engine_closed_is_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("engine.sock");
+        let engine = FakeEngine::start(&path, After::Close);
+        let docker = client(&path).await;
+        for _ in 0..3 {
+            docker.version().await.expect("the engine answers");
+            // The engine closed the connection after answering, as when idle for long.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(engine.accepted(), 3);
+    }
+
+    #[tokio::test]
+    async fn calls_go_on_after_the_engine_restarts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("engine.sock");
+        let engine = FakeEngine::start(&path, After::KeepAlive);
+        let docker = client(&path).await;
+        docker.version().await.expect("the engine answers");
+        // The engine stops (its connections with it) and a new one listens on the same path.
+        drop(engine);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::fs::remove_file(&path).expect("remove the old socket");
+        docker
+            .version()
+            .await
+            .expect_err("no engine listens while it restarts");
+        let engine = FakeEngine::start(&path, After::KeepAlive);
+        docker.version().await.expect("the new engine answers");
+        docker.version().await.expect("the new engine answers");
+        assert_eq!(engine.accepted(), 1);
+    }
+}
