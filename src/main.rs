@@ -145,4 +145,30 @@ mod huge_pages {
             unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// Whether huge pages are off for this process.
+        fn off() -> bool {
+            // SAFETY: as in `off_at_start`.
+            unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
+        }
+
+        #[test]
+        fn huge_pages_are_off_until_the_first_large_allocation() {
+            if !OFF_BY_E.load(Ordering::Relaxed) && off() {
+                // Started with them off: they stay off, which is not what this test is about.
+                return;
+            }
+            assert!(off(), "off from the start, before anything large");
+            let small = vec![1u8; LARGE / 2];
+            assert!(off(), "still off after {} bytes", small.len());
+            let mut large = small;
+            large.resize(LARGE, 1);
+            assert!(!off(), "on once an allocation reached {LARGE} bytes");
+            assert!(!OFF_BY_E.load(Ordering::Relaxed));
+        }
+    }
 }
