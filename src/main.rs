@@ -64,26 +64,37 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// kernel zero a whole huge page. A small command (one method run) touches a few scattered
 /// pages of three of them, and zeroing 6 MiB was its largest single cost; a command that
 /// builds a large model (a cached `e list` of 10,000 modules) takes 100 times fewer page
-/// faults with them, and a third less time. So huge pages are off from the start of the
-/// process (an `.init_array` function, before the first allocation) and turned on at its
-/// first allocation of [`LARGE`] bytes or more: reading a large repository, its cache or a
-/// large file of the shared directory. When e was started with them off
-/// (`PR_SET_THP_DISABLE`, inherited), they stay off. Children started while they are off
-/// (ssh, credential helpers) inherit that.
+/// faults with them, and up to a third less CPU. So huge pages are off from the start of the
+/// process (an `.init_array` function, before the first allocation), unless the repository file
+/// has [`LARGE`] bytes or more (a cached model is built of small allocations only, and the
+/// first ones would otherwise take small pages), and turned on at the first allocation of that
+/// size: a large state, a large file of the shared directory, an archive. When e was started
+/// with them off (`PR_SET_THP_DISABLE`, inherited), they stay off. Children started while they
+/// are off (ssh, credential helpers) inherit that.
 #[cfg(target_os = "linux")]
 mod huge_pages {
     use std::alloc::{GlobalAlloc, Layout};
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// The size of an allocation from which the process counts as handling large data.
-    const LARGE: usize = 1 << 20;
+    /// The size of an allocation, or of the repository file, from which the process counts as
+    /// handling large data.
+    pub const LARGE: usize = 1 << 20;
 
     /// Whether huge pages may be turned on: e turned them off itself, and has not yet
     /// turned them back on.
     static OFF_BY_E: AtomicBool = AtomicBool::new(false);
 
-    /// Runs before `main` and before the first allocation (glibc calls `.init_array`).
-    extern "C" fn off_at_start() {
+    /// Runs before `main` and before the first allocation: glibc calls the functions of
+    /// `.init_array` with the program's arguments and environment.
+    extern "C" fn off_at_start(
+        argc: libc::c_int,
+        argv: *const *const libc::c_char,
+        envp: *const *const libc::c_char,
+    ) {
+        // SAFETY: glibc passes `argc` strings in `argv` and a null-terminated `envp`.
+        if unsafe { large_repository(argc, argv, envp) } {
+            return;
+        }
         // SAFETY: these prctl calls take no pointers; they read and set a flag of this process.
         unsafe {
             if libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 0
@@ -96,7 +107,57 @@ mod huge_pages {
 
     #[used]
     #[unsafe(link_section = ".init_array")]
-    static OFF_AT_START: extern "C" fn() = off_at_start;
+    static OFF_AT_START: extern "C" fn(
+        libc::c_int,
+        *const *const libc::c_char,
+        *const *const libc::c_char,
+    ) = off_at_start;
+
+    /// Whether the repository file has [`LARGE`] bytes or more, found as clap finds it
+    /// (`--repository PATH`, `--repository=PATH`, `E_REPOSITORY`, `repository.yaml`) without
+    /// allocating: it is a hint, so a wrong guess costs time, never a result.
+    ///
+    /// # Safety
+    ///
+    /// `argv` holds `argc` C strings and `envp` C strings up to a null pointer (or is null).
+    unsafe fn large_repository(
+        argc: libc::c_int,
+        argv: *const *const libc::c_char,
+        envp: *const *const libc::c_char,
+    ) -> bool {
+        use std::ffi::CStr;
+        let mut path: *const libc::c_char = c"repository.yaml".as_ptr();
+        if !envp.is_null() {
+            let mut entry = envp;
+            // SAFETY: the caller's contract: entries up to a null one are C strings.
+            while let Some(variable) = unsafe { entry.as_ref() }.filter(|v| !v.is_null()) {
+                let bytes = unsafe { CStr::from_ptr(*variable) }.to_bytes();
+                if bytes.starts_with(b"E_REPOSITORY=") {
+                    path = unsafe { variable.add(b"E_REPOSITORY=".len()) };
+                }
+                entry = unsafe { entry.add(1) };
+            }
+        }
+        let count = usize::try_from(argc).unwrap_or(0);
+        let mut i = 1;
+        while i < count && !argv.is_null() {
+            // SAFETY: the caller's contract: `argc` C strings.
+            let arg = unsafe { *argv.add(i) };
+            let bytes = unsafe { CStr::from_ptr(arg) }.to_bytes();
+            if bytes == b"--" {
+                break;
+            } else if bytes == b"--repository" && i + 1 < count {
+                path = unsafe { *argv.add(i + 1) };
+                i += 1;
+            } else if bytes.starts_with(b"--repository=") {
+                path = unsafe { arg.add(b"--repository=".len()) };
+            }
+            i += 1;
+        }
+        // SAFETY: `path` is a C string; `stat` fills `status`, which outlives the call.
+        let mut status: libc::stat = unsafe { std::mem::zeroed() };
+        unsafe { libc::stat(path, &mut status) == 0 && status.st_size >= LARGE as libc::off_t }
+    }
 
     /// Turns huge pages back on, once.
     #[cold]
