@@ -231,5 +231,52 @@ mod huge_pages {
             assert!(!off(), "on once an allocation reached {LARGE} bytes");
             assert!(!OFF_BY_E.load(Ordering::Relaxed));
         }
+
+        #[test]
+        fn the_repository_is_found_as_clap_finds_it() {
+            use std::ffi::CString;
+            let dir = tempfile::tempdir().expect("temp dir");
+            let large = dir.path().join("large.yaml");
+            // A sparse file: a buffer that large would turn huge pages on for the other test.
+            std::fs::File::create(&large)
+                .and_then(|file| file.set_len(LARGE as u64))
+                .expect("create");
+            let small = dir.path().join("small.yaml");
+            std::fs::write(&small, "version: v1\n").expect("write");
+            let (large, small) = (large.display().to_string(), small.display().to_string());
+            let is_large = |args: &[&str], env: &[String]| {
+                let args: Vec<CString> = std::iter::once("e")
+                    .chain(args.iter().copied())
+                    .map(|a| CString::new(a).expect("no NUL"))
+                    .collect();
+                let env: Vec<CString> = env
+                    .iter()
+                    .map(|v| CString::new(v.as_str()).expect("no NUL"))
+                    .collect();
+                let argv: Vec<_> = args.iter().map(|a| a.as_ptr()).collect();
+                let envp: Vec<_> = env
+                    .iter()
+                    .map(|v| v.as_ptr())
+                    .chain([std::ptr::null()])
+                    .collect();
+                let argc = libc::c_int::try_from(argv.len()).expect("few");
+                // SAFETY: `argc` C strings and a null-terminated environment, alive here.
+                unsafe { large_repository(argc, argv.as_ptr(), envp.as_ptr()) }
+            };
+            assert!(is_large(&["--repository", &large, "list"], &[]));
+            assert!(is_large(&["list", &format!("--repository={large}")], &[]));
+            assert!(is_large(&["list"], &[format!("E_REPOSITORY={large}")]));
+            assert!(!is_large(&["list"], &[format!("E_REPOSITORY={small}")]));
+            // The command line wins over the environment, and nothing after `--` counts.
+            assert!(!is_large(
+                &["--repository", &small, "list"],
+                &[format!("E_REPOSITORY={large}")]
+            ));
+            assert!(!is_large(
+                &["run", "m", "apply", "--", "--repository", &large],
+                &[]
+            ));
+            assert!(!is_large(&["--repository"], &[]));
+        }
     }
 }
