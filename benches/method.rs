@@ -9,7 +9,9 @@
 //! path), with a shared directory of the example's size (20 KB) and of 10 MB, once with the
 //! network holder turned off (`E_NETWORK_HOLDER=off`: a namespace built per run, as the docker
 //! CLI does), once with mimalloc kept off transparent huge pages (`MIMALLOC_ALLOW_THP=0`), and,
-//! when the bench may mount one (as root), with the example on a tmpfs. All run the same no-op
+//! when the bench may mount one (as root), with the example on a tmpfs, and `e --version` (any
+//! command's start and exit). With `E_BENCH_BEFORE=PATH` (another build of e, such as a copy of
+//! the binary before a change), that build's runs are measured in the same rounds. All run the same no-op
 //! method of the same busybox image, in turn, so drift hits each alike. For each it prints the median and spread of wall time, and for e its
 //! own CPU (user + system of the e process, measured with `wait4`), which is what e adds on
 //! top of the engine's work.
@@ -85,8 +87,8 @@ fn main() {
         (tmpfs, dir)
     });
 
-    let e_run = |dir: &Path, transfer: &str| {
-        let mut command = Command::new(&e);
+    let e_run_of = |binary: &Path, dir: &Path, transfer: &str| {
+        let mut command = Command::new(binary);
         command
             .args(["run", "noop", "apply"])
             .env("E_REPOSITORY", &repository)
@@ -95,6 +97,13 @@ fn main() {
             .env_remove("E_NETWORK_HOLDER");
         command
     };
+    let e_run = |dir: &Path, transfer: &str| e_run_of(&e, dir, transfer);
+    let version_of = |binary: &Path| {
+        let mut command = Command::new(binary);
+        command.arg("--version");
+        command
+    };
+    let before = std::env::var_os("E_BENCH_BEFORE").map(std::path::PathBuf::from);
     let docker_run = || {
         let mut command = Command::new("docker");
         command.args([
@@ -200,6 +209,30 @@ fn main() {
             Box::new(move || e_run(dir, "bind")),
         ));
     }
+    // Any e's start and exit alone.
+    rows.push(("e --version".to_owned(), Box::new(|| version_of(&e))));
+    // Another build of e (E_BENCH_BEFORE=PATH, e.g. a copy of the binary before a change),
+    // measured in the same rounds.
+    if let Some(before) = &before {
+        rows.push((
+            "before: e run noop apply, bind, example".to_owned(),
+            Box::new(|| e_run_of(before, &shared, "bind")),
+        ));
+        if let Some((_, dir)) = &on_tmpfs {
+            rows.push((
+                "before: e run noop apply, bind, example, on a tmpfs".to_owned(),
+                Box::new(move || e_run_of(before, dir, "bind")),
+            ));
+        }
+        rows.push((
+            "before: e run noop apply, bind, 10 MB".to_owned(),
+            Box::new(|| e_run_of(before, &large, "bind")),
+        ));
+        rows.push((
+            "before: e --version".to_owned(),
+            Box::new(|| version_of(before)),
+        ));
+    }
     // e's first run creates its area in the shared directory.
     for _ in 0..3 {
         for (_, command) in &rows {
@@ -217,7 +250,7 @@ fn main() {
     }
     println!("per-method overhead, no-op method, {RUNS} runs each, alternating (median, min..max)");
     println!(
-        "{:<44} {:>10} {:>18} {:>14}",
+        "{:<56} {:>10} {:>18} {:>14}",
         "command", "wall ms", "min..max ms", "own CPU ms"
     );
     let mut medians = Vec::new();
@@ -226,7 +259,7 @@ fn main() {
         let cpu = median(&mut cpus[i]);
         let (lo, hi) = (millis(walls[i][0]), millis(walls[i][walls[i].len() - 1]));
         println!(
-            "{name:<44} {:>10.1} {:>18} {:>14.1}",
+            "{name:<56} {:>10.1} {:>18} {:>14.1}",
             millis(wall),
             format!("{lo:.0}..{hi:.0}"),
             millis(cpu)
