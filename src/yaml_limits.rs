@@ -191,7 +191,18 @@ impl Scanner<'_> {
                 Token::NodeStart => self.node(byte),
                 Token::Plain | Token::AfterNode => self.inside_scalar(byte),
             }
+            if self.token == Token::Plain && self.flow == 0 {
+                self.skip_plain();
+            }
         }
+    }
+
+    /// Inside a plain scalar outside brackets, only a line break, a `:` or a `#` can end it
+    /// or change what follows (blanks change nothing, and a `#` looks back at the byte before
+    /// it): skips straight to the next of those.
+    fn skip_plain(&mut self) {
+        self.i = memchr::memchr3(b'\n', b':', b'#', &self.bytes[self.i..])
+            .map_or(self.bytes.len(), |ahead| self.i + ahead);
     }
 
     /// Handles indentation, comment lines, block scalar content and document markers.
@@ -390,9 +401,8 @@ impl Scanner<'_> {
     }
 
     fn skip_to_end_of_line(&mut self) {
-        while self.i < self.bytes.len() && self.bytes[self.i] != b'\n' {
-            self.i += 1;
-        }
+        self.i = memchr::memchr(b'\n', &self.bytes[self.i..])
+            .map_or(self.bytes.len(), |ahead| self.i + ahead);
     }
 
     /// Skips an anchor, tag or alias name.
@@ -408,7 +418,16 @@ impl Scanner<'_> {
     /// Skips a quoted scalar, which may span lines.
     fn skip_quoted(&mut self, quote: u8) {
         self.i += 1;
-        while let Some(byte) = self.peek(0) {
+        loop {
+            // Only the quote, a backslash and a line break matter inside quotes.
+            // (A backslash that ends the text leaves `i` past the end.)
+            let rest = self.bytes.get(self.i..).unwrap_or_default();
+            let Some(ahead) = memchr::memchr3(quote, b'\\', b'\n', rest) else {
+                self.i = self.bytes.len();
+                return;
+            };
+            self.i += ahead;
+            let byte = self.bytes[self.i];
             match byte {
                 b'\\' if quote == b'"' => {
                     self.i += 1;
@@ -546,6 +565,9 @@ pub fn alias_expansion(source: &str) -> Result<u64, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod before;
 
 #[cfg(test)]
 mod tests {
