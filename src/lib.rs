@@ -19,6 +19,7 @@ pub mod interrupt;
 pub mod lifecycle;
 pub mod offline;
 pub mod output;
+pub mod parallel;
 pub mod plan_file;
 pub mod registry;
 pub mod repository;

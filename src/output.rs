@@ -66,11 +66,18 @@ pub fn table<C: AsRef<str>>(header: &[&str], rows: Vec<Vec<C>>) -> String {
         .chain([header.len()])
         .max()
         .unwrap_or(0);
+    // The last column is never padded, so its width is never needed (and its cells are
+    // the longest: the labels of `e list`).
     let mut widths = vec![0; columns];
+    let measured = columns.saturating_sub(1);
+    let mut bytes = 0;
     let mut measure = |record: &mut dyn Iterator<Item = &str>| {
-        for (width, cell) in widths.iter_mut().zip(record) {
-            for line in cell.split('\n') {
-                *width = (*width).max(columns_of(line));
+        for (column, cell) in record.enumerate() {
+            bytes += cell.len() + 3;
+            if column < measured {
+                for line in cell.split('\n') {
+                    widths[column] = widths[column].max(columns_of(line));
+                }
             }
         }
     };
@@ -78,8 +85,8 @@ pub fn table<C: AsRef<str>>(header: &[&str], rows: Vec<Vec<C>>) -> String {
     for row in &rows {
         measure(&mut row.iter().map(AsRef::as_ref));
     }
-    let line_width: usize = widths.iter().map(|w| w + 3).sum();
-    let mut out = String::with_capacity((rows.len() + 1) * line_width);
+    let padding: usize = widths.iter().sum();
+    let mut out = String::with_capacity(bytes + (rows.len() + 1) * (padding + 1));
     draw_record(&mut out, &widths, header);
     for row in &rows {
         draw_record(&mut out, &widths, row);
@@ -99,27 +106,42 @@ fn columns_of(text: &str) -> usize {
 
 /// Draws one record of [`table`]: as many lines as its tallest cell.
 fn draw_record<C: AsRef<str>>(out: &mut String, widths: &[usize], record: &[C]) {
+    let cell = |column: usize| record.get(column).map_or("", AsRef::as_ref);
+    if record.iter().all(|cell| !cell.as_ref().contains('\n')) {
+        draw_line(out, widths, cell);
+        return;
+    }
     let height = record
         .iter()
         .map(|cell| cell.as_ref().split('\n').count())
         .max()
         .unwrap_or(1);
     for line in 0..height {
-        let start = out.len();
-        for (column, width) in widths.iter().enumerate() {
-            let text = record
-                .get(column)
-                .and_then(|cell| cell.as_ref().split('\n').nth(line))
-                .unwrap_or("");
-            out.push(' ');
-            out.push_str(text);
-            if column + 1 < widths.len() {
-                out.extend(std::iter::repeat_n(' ', width - columns_of(text) + 2));
+        draw_line(out, widths, |column| {
+            cell(column).split('\n').nth(line).unwrap_or("")
+        });
+    }
+}
+
+/// Draws one line of a record, `text(column)` in each column.
+fn draw_line<'t>(out: &mut String, widths: &[usize], text: impl Fn(usize) -> &'t str) {
+    const SPACES: &str = "                                                                ";
+    let start = out.len();
+    for (column, width) in widths.iter().enumerate() {
+        let text = text(column);
+        out.push(' ');
+        out.push_str(text);
+        if column + 1 < widths.len() {
+            let mut pad = width - columns_of(text) + 2;
+            while pad > 0 {
+                let spaces = pad.min(SPACES.len());
+                out.push_str(&SPACES[..spaces]);
+                pad -= spaces;
             }
         }
-        out.truncate(start + out[start..].trim_end().len());
-        out.push('\n');
     }
+    out.truncate(start + out[start..].trim_end().len());
+    out.push('\n');
 }
 
 /// Renders a value as JSON or YAML; `None` for the table format, which each command draws.

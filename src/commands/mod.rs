@@ -72,7 +72,9 @@ pub fn ended(report: &Report, method: &str, two: Two) -> Ended {
 /// it (`name="Bare Metal Kafka"`), so it can be pasted into `e search`.
 pub fn label_summary(labels: &LabelPairs<'_>) -> String {
     let kind = labels.get("kind").map(|value| ("kind", value));
-    let mut summary = String::new();
+    // Sized for the labels with no quote: growing it was a third of the summaries' time.
+    let mut summary =
+        String::with_capacity(labels.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
     for (key, value) in kind
         .into_iter()
         .chain(labels.iter().filter(|(k, _)| *k != "kind"))
@@ -87,20 +89,29 @@ pub fn label_summary(labels: &LabelPairs<'_>) -> String {
     summary
 }
 
-/// Table rows for module versions: MODULE, VERSION, LATEST, LABELS.
+/// Table rows for module versions: MODULE, VERSION, LATEST, LABELS; made on every core
+/// (thousands of summaries for a large `e list`).
 pub fn entry_rows<'r>(entries: &'r [EntryView<'_>]) -> Vec<Vec<Cow<'r, str>>> {
-    entries
-        .iter()
-        .map(|e| {
-            vec![
-                Cow::Borrowed(e.module.as_ref()),
-                Cow::Borrowed(e.version.as_ref()),
-                Cow::Borrowed(if e.latest { "*" } else { "" }),
-                Cow::Owned(label_summary(&e.labels)),
-            ]
-        })
-        .collect()
+    let row = |e: &'r EntryView<'_>| {
+        vec![
+            Cow::Borrowed(e.module.as_ref()),
+            Cow::Borrowed(e.version.as_ref()),
+            Cow::Borrowed(if e.latest { "*" } else { "" }),
+            Cow::Owned(label_summary(&e.labels)),
+        ]
+    };
+    crate::parallel::map_chunks(
+        entries,
+        ROWS_PER_CHUNK,
+        crate::parallel::threads(),
+        || (),
+        |(), e| Some(row(e)),
+    )
+    .unwrap_or_default()
 }
+
+/// How many rows a thread makes at a time; fewer entries than this take one thread.
+const ROWS_PER_CHUNK: usize = 1024;
 
 /// The header matching [`entry_rows`].
 pub const ENTRY_HEADER: [&str; 4] = ["MODULE", "VERSION", "LATEST", "LABELS"];

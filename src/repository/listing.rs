@@ -91,21 +91,24 @@ pub fn list<T>(
     path: &Path,
     show: impl FnOnce(&[EntryView<'_>], &[String]) -> T,
 ) -> Result<T, LoadError> {
-    if !super::load::whole() {
-        let mut entries = Vec::new();
-        if let Some(warnings) = cache::views(path, |module| {
-            for version in module.versions {
-                entries.push(EntryView {
-                    module: Cow::Owned(module.name.to_string()),
-                    version: Cow::Owned(version.version.into_owned()),
+    if !super::load::whole()
+        && let Some(cached) = cache::open(path)
+        && let Some(modules) = cached.views()
+    {
+        let entries: Vec<EntryView<'_>> = modules
+            .into_iter()
+            .flat_map(|module| {
+                let name = module.name;
+                module.versions.into_iter().map(move |version| EntryView {
+                    module: name.clone(),
+                    version: version.version,
                     latest: version.latest,
-                    image: Cow::Owned(version.image.into_owned()),
-                    labels: version.labels.into_owned(),
-                });
-            }
-        }) {
-            return Ok(show(&entries, &warnings));
-        }
+                    image: version.image,
+                    labels: version.labels,
+                })
+            })
+            .collect();
+        return Ok(show(&entries, cached.warnings()));
     }
     // Never freed: e exits after the command, and freeing a large repository one allocation at
     // a time was a tenth of the command's time (`docs/benchmarks.md`).

@@ -14,8 +14,6 @@
 //! did: this module only ever returns a repository the whole parse would return too.
 
 use std::ops::Range;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::block_yaml::{self, Event};
 use super::locate::{Document, Position, Step};
@@ -105,43 +103,10 @@ impl<'s> Split<'s> {
         if !repository.components.is_empty() {
             return None;
         }
-        let chunks = self.items.len().div_ceil(CHUNK);
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let parsed: Mutex<Vec<(usize, Vec<Module>)>> = Mutex::new(Vec::with_capacity(chunks));
-        let work = || {
-            let mut events = Vec::new();
-            loop {
-                let chunk = next.fetch_add(1, Ordering::Relaxed);
-                if chunk >= chunks || failed.load(Ordering::Relaxed) {
-                    return;
-                }
-                let items = &self.items[chunk * CHUNK..((chunk + 1) * CHUNK).min(self.items.len())];
-                let modules: Option<Vec<Module>> = items
-                    .iter()
-                    .map(|item| self.module(item.clone(), fast.then_some(&mut events)))
-                    .collect();
-                match modules {
-                    Some(modules) => parsed
-                        .lock()
-                        .expect("no thread panics holding the list")
-                        .push((chunk, modules)),
-                    None => failed.store(true, Ordering::Relaxed),
-                }
-            }
-        };
-        std::thread::scope(|scope| {
-            for _ in 1..threads.clamp(1, chunks.max(1)) {
-                scope.spawn(work);
-            }
-            work();
-        });
-        if failed.into_inner() {
-            return None;
-        }
-        let mut parsed = parsed.into_inner().ok()?;
-        parsed.sort_unstable_by_key(|(chunk, _)| *chunk);
-        repository.components = parsed.into_iter().flat_map(|(_, m)| m).collect();
+        repository.components =
+            crate::parallel::map_chunks(&self.items, CHUNK, threads, Vec::new, |events, item| {
+                self.module(item.clone(), fast.then_some(events))
+            })?;
         Some(repository)
     }
 

@@ -10,7 +10,7 @@
 //! The cache lives in `$E_CACHE_DIR`, else `$XDG_CACHE_HOME/e`, else `~/.cache/e`. It is only
 //! an accelerator: a cache that cannot be read or written is ignored, never an error.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -21,11 +21,12 @@ use super::{Command, Module, Repository};
 use crate::selector::Selector;
 use std::sync::Arc;
 
+mod read;
 mod relevant;
 mod views;
 
+pub use read::Mapped;
 pub use relevant::get_for;
-pub use views::ModuleView;
 use views::view;
 
 /// The layout of cache files: a header line, then two lines per module (see [`put`]). Raised
@@ -188,82 +189,21 @@ impl Header {
 /// Reads the cache of `path` if there is one for exactly this file, giving `each` every
 /// module's place, line and commands line in turn (see [`put`]), and returns the header once
 /// the whole file proved to be what was written; `None` if there is no such cache, it does
-/// not check out, or `each` gives up. What `each` built is only good after that.
-///
-/// Line by line, on one thread: reading the file whole held its size in memory on top, and
-/// reading stretches of it on two threads measured no faster here (`docs/benchmarks.md`).
+/// not check out (see [`Mapped::read`]), or `each` gives up. What `each` built is only good
+/// after that.
 fn read_in(
     directory: &Path,
     path: &Path,
-    mut each: impl FnMut(usize, &str, &str) -> Option<()>,
+    each: impl FnMut(usize, &str, &str) -> Option<()>,
 ) -> Option<Header> {
-    let key = key(path)?;
-    let file = file_for(directory, &key);
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&file).ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let seal: Seal = serde_json::from_str(&line).ok()?;
-    let mut lines = Lines {
-        reader,
-        hasher: crc32fast::Hasher::new(),
-        bytes: 0,
-    };
-    lines.next(&mut line)?;
-    let header: Header = serde_json::from_str(&line).ok()?;
-    if header.key != key {
-        return None;
-    }
-    let mut commands = String::new();
-    for at in 0..header.modules {
-        lines.next(&mut line)?;
-        lines.next(&mut commands)?;
-        each(at, line.trim_end(), commands.trim_end())?;
-    }
-    // Nothing may follow, and what was read must be what was written.
-    line.clear();
-    let rest = lines.reader.read_line(&mut line).ok()?;
-    let sealed = rest == 0 && lines.bytes == seal.bytes && lines.hasher.finalize() == seal.checksum;
-    sealed.then_some(header)
+    let mapped = read::mapped(directory, path)?;
+    mapped.read(each)?;
+    Some(mapped.header)
 }
 
-/// The lines after the seal, counted and hashed as they are read.
-struct Lines<R> {
-    reader: R,
-    hasher: crc32fast::Hasher,
-    bytes: u64,
-}
-
-impl<R: BufRead> Lines<R> {
-    /// Reads the next whole line into `line`; `None` at the end or on a line cut short.
-    fn next(&mut self, line: &mut String) -> Option<()> {
-        line.clear();
-        let read = self.reader.read_line(line).ok()?;
-        if read == 0 || !line.ends_with('\n') {
-            return None;
-        }
-        self.hasher.update(line.as_bytes());
-        self.bytes += read as u64;
-        Some(())
-    }
-}
-
-/// Gives `each` every module of the cache of `path` in turn, as a view borrowed from its
-/// line, and returns the load's warnings; `None` if there is no such cache, it does not check
-/// out, or a line does not parse (then what `each` took is no good).
-pub fn views(path: &Path, each: impl FnMut(ModuleView<'_>)) -> Option<Vec<String>> {
-    views_in(&directory()?, path, each)
-}
-
-fn views_in(
-    directory: &Path,
-    path: &Path,
-    mut each: impl FnMut(ModuleView<'_>),
-) -> Option<Vec<String>> {
-    let header = read_in(directory, path, |_, line, _| {
-        each(view(line)?);
-        Some(())
-    })?;
-    Some(header.warnings)
+/// The cache of `path`, mapped (see [`read::mapped`]), if there is one for exactly this file.
+pub fn open(path: &Path) -> Option<Mapped> {
+    read::mapped(&directory()?, path)
 }
 
 /// Remembers a successful load of `path` (if it is large enough to be worth it).
