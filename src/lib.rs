@@ -79,18 +79,29 @@ impl Context {
         )?))
     }
 
-    /// Loads the repository for `e search --for SPEC`: it may hold only the module `spec` names
-    /// and those its requirement report can show (see [`repository::load_for`]).
-    pub fn catalog_for(
+    /// For `e search --for SPEC`, from the cache: gives `show` the version `spec` names and what
+    /// satisfies or nearly satisfies each of its requirements, after the load's warnings (see
+    /// [`repository::related`]); `None` when the cache cannot answer.
+    pub fn related<T>(
         &self,
         spec: &repository::ModuleSpec,
         near_misses: usize,
-    ) -> anyhow::Result<Repository> {
-        Ok(Self::warned(repository::load_for(
+        show: impl FnOnce(
+            repository::Entry<'_>,
+            Vec<(graph::Requirement<'_>, repository::Found<'_>)>,
+        ) -> T,
+    ) -> Option<T> {
+        repository::related(
             &self.repository_path,
             spec,
             near_misses,
-        )?))
+            |owner, found, warnings| {
+                for warning in warnings {
+                    output::warn(warning);
+                }
+                show(owner, found)
+            },
+        )
     }
 
     /// Gives `show` every module version as `e list` shows it, after the load's warnings (see

@@ -420,9 +420,14 @@ impl Selector {
 
     /// The expressions the labels do not satisfy, to explain a near miss.
     pub fn failures<'s>(&'s self, labels: &Labels) -> Vec<&'s Expression> {
+        self.failures_with(|key| labels.get(key).map(String::as_str))
+    }
+
+    /// Like [`Selector::failures`], `value` as for [`Selector::matches_with`].
+    pub fn failures_with<'v>(&self, value: impl Fn(&str) -> Option<&'v str>) -> Vec<&Expression> {
         self.expressions
             .iter()
-            .filter(|e| !e.matches(labels))
+            .filter(|e| !e.matches_value(value(e.key.as_str())))
             .collect()
     }
 }

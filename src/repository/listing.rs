@@ -39,7 +39,7 @@ impl<'r> From<Entry<'r>> for EntryView<'r> {
 }
 
 /// A version's labels as pairs of text, in key order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LabelPairs<'a>(pub Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
 impl LabelPairs<'_> {

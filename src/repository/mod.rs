@@ -15,6 +15,7 @@ mod split;
 use std::fmt;
 use std::str::FromStr;
 
+pub use cache::Found;
 pub use cache::directory as cache_directory;
 pub use listing::{EntryView, LabelPairs};
 pub use load::{LoadError, Loaded};
@@ -42,18 +43,18 @@ pub fn load_matching(
     load_from(path, cache::Want::Matching(selector))
 }
 
-/// Like [`load_without_commands`], for `e search --for SPEC`: from the cache, only the module
-/// `spec` names is built, and the modules its requirement report can show (see
-/// `cache/relevant.rs`), so that report is the one the whole repository gives.
-pub fn load_for(
+/// For `e search --for SPEC`, from the cache: gives `show` the version `spec` names and each
+/// of its requirements with the versions that satisfy it and the `near_misses` nearest misses
+/// (see `cache/relevant.rs`), as the whole repository gives them, and the load's warnings;
+/// no other module is built. `None` when there is no cache, or the module or version is not in
+/// it: then load the repository, which gives the error.
+pub fn related<T>(
     path: &std::path::Path,
     spec: &ModuleSpec,
     near_misses: usize,
-) -> Result<Loaded, LoadError> {
-    if let Some(loaded) = cache::get_for(path, spec, near_misses) {
-        return Ok(loaded);
-    }
-    load_without_commands(path)
+    show: impl FnOnce(Entry<'_>, Vec<(crate::graph::Requirement<'_>, Found<'_>)>, &[String]) -> T,
+) -> Option<T> {
+    cache::related(path, spec, near_misses, show)
 }
 
 fn load_from(path: &std::path::Path, want: cache::Want<'_>) -> Result<Loaded, LoadError> {

@@ -26,7 +26,7 @@ mod relevant;
 mod views;
 
 pub use read::Mapped;
-pub use relevant::get_for;
+pub use relevant::{Found, related};
 use views::view;
 
 /// The layout of cache files: a header line, then two lines per module (see [`put`]). Raised

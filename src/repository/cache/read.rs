@@ -79,6 +79,16 @@ impl Mapped {
         sealed.then_some(())
     }
 
+    /// Every module's line, without its commands line (see [`Mapped::read`]).
+    pub fn lines(&self) -> Option<Vec<&str>> {
+        let mut lines = Vec::with_capacity(self.header.modules);
+        self.read(|_, line, _| {
+            lines.push(line);
+            Some(())
+        })?;
+        Some(lines)
+    }
+
     /// The load's warnings.
     pub fn warnings(&self) -> &[String] {
         &self.header.warnings

@@ -256,20 +256,20 @@ fn the_read_for_a_module_gives_the_report_of_the_whole_repository() {
             format!("r{i}@1.0.0"),
             format!("r{i}@2.0.0"),
         ] {
-            let relevant = relevant::get_for_in(&cache, &path, &spec.parse().unwrap(), 3)
-                .expect("a cached read");
-            assert!(
-                relevant.repository.components.len() < count / 4,
-                "only the modules the report can show are built ({} of {count})",
-                relevant.repository.components.len()
-            );
-            assert_eq!(relevant.warnings, loaded.warnings);
             let whole = report(&loaded.repository, &spec);
-            assert_eq!(
-                report(&relevant.repository, &spec),
-                whole,
-                "the report of `{spec}`"
-            );
+            let from_cache = relevant::related_in(
+                &cache,
+                &path,
+                &spec.parse().unwrap(),
+                3,
+                |_, found, warnings| {
+                    assert_eq!(warnings, loaded.warnings);
+                    let reports = crate::commands::search::found_reports(found);
+                    serde_json::to_string(&reports).unwrap()
+                },
+            )
+            .expect("a cached read");
+            assert_eq!(from_cache, whole, "the report of `{spec}`");
             checked += 1;
             with_misses += usize::from(whole.contains("\"near_misses\":[{"));
         }
@@ -281,13 +281,13 @@ fn the_read_for_a_module_gives_the_report_of_the_whole_repository() {
     // No such module, no such version: the caller loads the whole repository for the error.
     for missing in ["nothing", "r1@9.9.9", "r1\"", "r"] {
         let spec = missing.parse().unwrap();
-        assert!(relevant::get_for_in(&cache, &path, &spec, 3).is_none());
+        assert!(relevant::related_in(&cache, &path, &spec, 3, |_, _, _| ()).is_none());
     }
 }
 
 #[test]
 fn the_nearest_misses_kept_are_the_first_of_the_nearest() {
-    let mut nearest = super::relevant::Nearest::new(2);
+    let mut nearest = super::relevant::Nearest::<usize>::new(2);
     let near = |failed: usize, shared: usize| {
         let selector: Selector = (0..failed + shared)
             .map(|k| format!("k{k}=v"))
@@ -307,12 +307,12 @@ fn the_nearest_misses_kept_are_the_first_of_the_nearest() {
             .nearness(|key| labels.get(key).map(String::as_str))
             .unwrap()
     };
-    nearest.offer((near(2, 1), 0), 10, "line");
-    nearest.offer((near(1, 1), 1), 11, "line");
-    nearest.offer((near(1, 1), 2), 12, "line");
-    nearest.offer((near(1, 3), 3), 13, "line");
-    nearest.offer((near(3, 0), 4), 14, "line");
-    assert_eq!(nearest.modules().collect::<Vec<_>>(), [13, 11]);
+    nearest.offer((near(2, 1), 0), 10);
+    nearest.offer((near(1, 1), 1), 11);
+    nearest.offer((near(1, 1), 2), 12);
+    nearest.offer((near(1, 3), 3), 13);
+    nearest.offer((near(3, 0), 4), 14);
+    assert_eq!(nearest.kept().copied().collect::<Vec<_>>(), [13, 11]);
 }
 
 #[test]

@@ -42,19 +42,20 @@ impl super::Mapped {
     /// `None` if a line does not parse or the file does not check out (see
     /// [`super::Mapped::read`]).
     pub fn views(&self) -> Option<Vec<ModuleView<'_>>> {
-        let mut lines = Vec::with_capacity(self.header.modules);
-        self.read(|_, line, _| {
-            lines.push(line);
-            Some(())
-        })?;
-        crate::parallel::map_chunks(
-            &lines,
-            VIEWS_PER_CHUNK,
-            crate::parallel::threads(),
-            || (),
-            |(), line| view(line),
-        )
+        parse(&self.lines()?)
     }
+}
+
+/// The views of these module lines, in their order, parsed on every core; `None` if one does
+/// not parse.
+pub fn parse<'m>(lines: &[&'m str]) -> Option<Vec<ModuleView<'m>>> {
+    crate::parallel::map_chunks(
+        lines,
+        VIEWS_PER_CHUNK,
+        crate::parallel::threads(),
+        || (),
+        |(), line| view(line),
+    )
 }
 
 /// How many modules a thread parses at a time: enough to make handing them out cheap.
