@@ -3,9 +3,10 @@
 //! of their lines. No other module is built: its report needs only their names, versions,
 //! images and labels.
 
+use std::borrow::Cow;
 use std::path::Path;
 
-use super::views::{ModuleView, VersionView};
+use super::views::{ModuleView, VersionView, view};
 use super::{directory, read, whole};
 use crate::graph::{Requirement, requirements};
 use crate::repository::{Entry, EntryView, Module, ModuleSpec};
@@ -61,56 +62,99 @@ pub(super) fn related_in<T>(
         version,
     };
     let wanted = requirements(owner_entry);
-    let views = super::views::parse(&lines)?;
+    // On every core, each module's line on its own; only what the report can show is kept.
+    let seen = crate::parallel::map_chunks(
+        &lines,
+        MODULES_PER_CHUNK,
+        crate::parallel::threads(),
+        || (),
+        |(), line| {
+            let module = view(line)?;
+            Some(if module.name == owner.name {
+                Seen::default()
+            } else {
+                Seen::of(module, &wanted)
+            })
+        },
+    )?;
     let mut candidates: Vec<Vec<EntryView<'_>>> = wanted.iter().map(|_| Vec::new()).collect();
     let mut nearest: Vec<Nearest<(usize, usize)>> =
         wanted.iter().map(|_| Nearest::new(near_misses)).collect();
-    let mut entry = 0;
-    for (at, module) in views.iter().enumerate() {
-        for (v, version) in module.versions.iter().enumerate() {
-            entry += 1;
-            if module.name == owner.name {
-                continue;
-            }
-            let value = |key: &str| version.labels.get(key);
-            for (i, requirement) in wanted.iter().enumerate() {
-                if requirement.selector.matches_with(value) {
-                    candidates[i].push(entry_view(module, version));
-                } else if let Some(nearness) = requirement.selector.nearness(value) {
-                    nearest[i].offer((nearness, entry), (at, v));
-                }
-            }
+    for (at, seen) in seen.into_iter().enumerate() {
+        for (i, candidate) in seen.candidates {
+            candidates[i].push(candidate);
+        }
+        for (i, nearness, v) in seen.misses {
+            nearest[i].offer((nearness, (at, v)), (at, v));
         }
     }
-    let found = wanted
-        .into_iter()
-        .zip(candidates.into_iter().zip(nearest))
-        .map(|(requirement, (candidates, nearest))| {
-            let misses = nearest
-                .misses
-                .into_iter()
-                .map(|(_, (at, v))| entry_view(&views[at], &views[at].versions[v]))
-                .collect();
-            (requirement, Found { candidates, misses })
-        })
-        .collect();
-    let shown = show(owner_entry, found, mapped.warnings());
-    Some(shown)
+    let mut found = Vec::with_capacity(wanted.len());
+    for (requirement, (candidates, nearest)) in
+        wanted.into_iter().zip(candidates.into_iter().zip(nearest))
+    {
+        let mut misses = Vec::with_capacity(nearest.misses.len());
+        for (_, (at, v)) in nearest.misses {
+            let module = view(lines[at])?;
+            let version = module.versions.into_iter().nth(v)?;
+            misses.push(entry_view(module.name, version));
+        }
+        found.push((requirement, Found { candidates, misses }));
+    }
+    Some(show(owner_entry, found, mapped.warnings()))
+}
+
+/// How many modules a thread reads at a time.
+const MODULES_PER_CHUNK: usize = 256;
+
+/// What one module holds for the report: its versions that satisfy each requirement (by the
+/// requirement's place), and how near those that do not come.
+#[derive(Default)]
+struct Seen<'m> {
+    candidates: Vec<(usize, EntryView<'m>)>,
+    /// The requirement's place, the nearness, the version's place in the module.
+    misses: Vec<(usize, Nearness, usize)>,
+}
+
+impl<'m> Seen<'m> {
+    fn of(module: ModuleView<'m>, wanted: &[Requirement<'_>]) -> Seen<'m> {
+        let mut seen = Seen::default();
+        for (v, version) in module.versions.into_iter().enumerate() {
+            let value = |key: &str| version.labels.get(key);
+            let mut matched = Vec::new();
+            for (i, requirement) in wanted.iter().enumerate() {
+                if requirement.selector.matches_with(value) {
+                    matched.push(i);
+                } else if let Some(nearness) = requirement.selector.nearness(value) {
+                    seen.misses.push((i, nearness, v));
+                }
+            }
+            if let Some((last, others)) = matched.split_last() {
+                for i in others {
+                    let copy = entry_view(module.name.clone(), version.clone());
+                    seen.candidates.push((*i, copy));
+                }
+                seen.candidates
+                    .push((*last, entry_view(module.name.clone(), version)));
+            }
+        }
+        seen
+    }
 }
 
 /// A version's view as tables and documents show it.
-fn entry_view<'m>(module: &ModuleView<'m>, version: &VersionView<'m>) -> EntryView<'m> {
+fn entry_view<'m>(module: Cow<'m, str>, version: VersionView<'m>) -> EntryView<'m> {
     EntryView {
-        module: module.name.clone(),
-        version: version.version.clone(),
+        module,
+        version: version.version,
         latest: version.latest,
-        image: version.image.clone(),
-        labels: version.labels.clone(),
+        image: version.image,
+        labels: version.labels,
     }
 }
 
-/// Where a miss ranks: its nearness, then its entry's place in the file.
-type Rank = (Nearness, usize);
+/// Where a miss ranks: its nearness, then its place in the file (its module's, its own in the
+/// module).
+type Rank = (Nearness, (usize, usize));
 
 /// The `limit` nearest misses of one selector seen so far, nearest first, each with what
 /// finds it again (`P`).

@@ -307,11 +307,11 @@ fn the_nearest_misses_kept_are_the_first_of_the_nearest() {
             .nearness(|key| labels.get(key).map(String::as_str))
             .unwrap()
     };
-    nearest.offer((near(2, 1), 0), 10);
-    nearest.offer((near(1, 1), 1), 11);
-    nearest.offer((near(1, 1), 2), 12);
-    nearest.offer((near(1, 3), 3), 13);
-    nearest.offer((near(3, 0), 4), 14);
+    nearest.offer((near(2, 1), (0, 0)), 10);
+    nearest.offer((near(1, 1), (1, 0)), 11);
+    nearest.offer((near(1, 1), (2, 0)), 12);
+    nearest.offer((near(1, 3), (3, 0)), 13);
+    nearest.offer((near(3, 0), (4, 0)), 14);
     assert_eq!(nearest.kept().copied().collect::<Vec<_>>(), [13, 11]);
 }
 

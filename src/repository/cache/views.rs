@@ -21,7 +21,7 @@ pub struct ModuleView<'a> {
 }
 
 /// A version as listing and searching see it; every other field of the line is skipped.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 pub struct VersionView<'a> {
     /// The version as written.
     #[serde(borrow)]
