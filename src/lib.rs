@@ -104,19 +104,21 @@ impl Context {
         )
     }
 
-    /// Gives `show` every module version as `e list` shows it, after the load's warnings (see
+    /// Gives `show` what `make` makes of every module version, after the load's warnings (see
     /// [`repository::listing::list`]).
-    pub fn listing<T>(
+    pub fn listing<R: Send, T>(
         &self,
-        show: impl FnOnce(&[repository::EntryView<'_>]) -> T,
+        make: impl Fn(repository::EntryView<'_>) -> R + Sync,
+        show: impl FnOnce(Vec<R>) -> T,
     ) -> anyhow::Result<T> {
         Ok(repository::listing::list(
             &self.repository_path,
-            |entries, warnings| {
+            make,
+            |made, warnings| {
                 for warning in warnings {
                     output::warn(warning);
                 }
-                show(entries)
+                show(made)
             },
         )?)
     }

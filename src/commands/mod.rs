@@ -89,29 +89,20 @@ pub fn label_summary(labels: &LabelPairs<'_>) -> String {
     summary
 }
 
-/// Table rows for module versions: MODULE, VERSION, LATEST, LABELS; made on every core
-/// (thousands of summaries for a large `e list`).
+/// Table rows for module versions: MODULE, VERSION, LATEST, LABELS.
 pub fn entry_rows<'r>(entries: &'r [EntryView<'_>]) -> Vec<Vec<Cow<'r, str>>> {
-    let row = |e: &'r EntryView<'_>| {
-        vec![
-            Cow::Borrowed(e.module.as_ref()),
-            Cow::Borrowed(e.version.as_ref()),
-            Cow::Borrowed(if e.latest { "*" } else { "" }),
-            Cow::Owned(label_summary(&e.labels)),
-        ]
-    };
-    crate::parallel::map_chunks(
-        entries,
-        ROWS_PER_CHUNK,
-        crate::parallel::threads(),
-        || (),
-        |(), e| Some(row(e)),
-    )
-    .unwrap_or_default()
+    entries.iter().map(entry_row).collect()
 }
 
-/// How many rows a thread makes at a time; fewer entries than this take one thread.
-const ROWS_PER_CHUNK: usize = 1024;
+/// One row of [`entry_rows`].
+pub fn entry_row<'r>(e: &'r EntryView<'_>) -> Vec<Cow<'r, str>> {
+    vec![
+        Cow::Borrowed(e.module.as_ref()),
+        Cow::Borrowed(e.version.as_ref()),
+        Cow::Borrowed(if e.latest { "*" } else { "" }),
+        Cow::Owned(label_summary(&e.labels)),
+    ]
+}
 
 /// The header matching [`entry_rows`].
 pub const ENTRY_HEADER: [&str; 4] = ["MODULE", "VERSION", "LATEST", "LABELS"];

@@ -67,6 +67,19 @@ impl LabelPairs<'_> {
     }
 }
 
+impl EntryView<'_> {
+    /// The same entry, holding its own text.
+    pub fn into_owned(self) -> EntryView<'static> {
+        EntryView {
+            module: Cow::Owned(self.module.into_owned()),
+            version: Cow::Owned(self.version.into_owned()),
+            latest: self.latest,
+            image: Cow::Owned(self.image.into_owned()),
+            labels: self.labels.into_owned(),
+        }
+    }
+}
+
 impl<'a> From<&'a Labels> for LabelPairs<'a> {
     fn from(labels: &'a Labels) -> Self {
         LabelPairs(
@@ -84,35 +97,57 @@ impl Serialize for LabelPairs<'_> {
     }
 }
 
-/// Gives `show` every module version of the repository at `path`, in file order, and the
-/// load's warnings. From the cache, each module's line is read where it lies; else the
-/// repository is loaded (without commands) as for any command.
-pub fn list<T>(
+/// Gives `show` what `make` makes of every module version of the repository at `path`, in
+/// file order, and the load's warnings. From the cache, each module's line is read where it
+/// lies, and `make` runs on every core as the lines are parsed, so that what a large listing
+/// holds at once is only what `make` keeps; else the repository is loaded (without commands)
+/// as for any command.
+pub fn list<R: Send, T>(
     path: &Path,
-    show: impl FnOnce(&[EntryView<'_>], &[String]) -> T,
+    make: impl Fn(EntryView<'_>) -> R + Sync,
+    show: impl FnOnce(Vec<R>, &[String]) -> T,
 ) -> Result<T, LoadError> {
     if !super::load::whole()
         && let Some(cached) = cache::open(path)
-        && let Some(modules) = cached.views()
-    {
-        let entries: Vec<EntryView<'_>> = modules
-            .into_iter()
-            .flat_map(|module| {
+        && let Some(lines) = cached.lines()
+        && let Some(modules) = crate::parallel::map_chunks(
+            &lines,
+            MODULES_PER_CHUNK,
+            crate::parallel::threads(),
+            || (),
+            |(), line| {
+                let module = cache::view(line)?;
                 let name = module.name;
-                module.versions.into_iter().map(move |version| EntryView {
-                    module: name.clone(),
-                    version: version.version,
-                    latest: version.latest,
-                    image: version.image,
-                    labels: version.labels,
-                })
-            })
-            .collect();
-        return Ok(show(&entries, cached.warnings()));
+                let made: Vec<R> = module
+                    .versions
+                    .into_iter()
+                    .map(|version| {
+                        make(EntryView {
+                            module: name.clone(),
+                            version: version.version,
+                            latest: version.latest,
+                            image: version.image,
+                            labels: version.labels,
+                        })
+                    })
+                    .collect();
+                Some(made)
+            },
+        )
+    {
+        let made: Vec<R> = modules.into_iter().flatten().collect();
+        return Ok(show(made, cached.warnings()));
     }
     // Never freed: e exits after the command, and freeing a large repository one allocation at
     // a time was a tenth of the command's time (`docs/benchmarks.md`).
     let loaded = std::mem::ManuallyDrop::new(super::load_without_commands(path)?);
-    let entries: Vec<EntryView<'_>> = loaded.repository.entries().map(EntryView::from).collect();
-    Ok(show(&entries, &loaded.warnings))
+    let made = loaded
+        .repository
+        .entries()
+        .map(|entry| make(EntryView::from(entry)))
+        .collect();
+    Ok(show(made, &loaded.warnings))
 }
+
+/// How many modules a thread lists at a time.
+const MODULES_PER_CHUNK: usize = 256;

@@ -27,7 +27,7 @@ mod views;
 
 pub use read::Mapped;
 pub use relevant::{Found, related};
-use views::view;
+pub use views::view;
 
 /// The layout of cache files: a header line, then two lines per module (see [`put`]). Raised
 /// with the model too: 4 added a version's `limits` and `user`, which an older cache lacks; 5

@@ -323,7 +323,8 @@ fn the_listing_from_the_cache_is_the_listing_of_the_load() {
     let (loaded, _) = filled(&cache, &path);
     let mut from_cache: Vec<serde_json::Value> = Vec::new();
     let cached = read::mapped(&cache, &path).expect("a cached read");
-    for module in cached.views().expect("every line a view") {
+    for line in cached.lines().expect("every line checks out") {
+        let module = view(line).expect("every line a view");
         for version in &module.versions {
             from_cache.push(serde_json::json!({
                 "module": module.name,

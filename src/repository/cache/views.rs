@@ -37,30 +37,6 @@ pub struct VersionView<'a> {
     pub labels: LabelPairs<'a>,
 }
 
-impl super::Mapped {
-    /// Every module as a view borrowed from its line, in file order, parsed on every core;
-    /// `None` if a line does not parse or the file does not check out (see
-    /// [`super::Mapped::read`]).
-    pub fn views(&self) -> Option<Vec<ModuleView<'_>>> {
-        parse(&self.lines()?)
-    }
-}
-
-/// The views of these module lines, in their order, parsed on every core; `None` if one does
-/// not parse.
-pub fn parse<'m>(lines: &[&'m str]) -> Option<Vec<ModuleView<'m>>> {
-    crate::parallel::map_chunks(
-        lines,
-        VIEWS_PER_CHUNK,
-        crate::parallel::threads(),
-        || (),
-        |(), line| view(line),
-    )
-}
-
-/// How many modules a thread parses at a time: enough to make handing them out cheap.
-const VIEWS_PER_CHUNK: usize = 256;
-
 /// The view of one module's line; `None` if it does not parse.
 pub fn view(line: &str) -> Option<ModuleView<'_>> {
     serde_json::from_str(line).ok()
