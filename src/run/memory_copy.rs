@@ -54,9 +54,8 @@ pub fn is_one(dir: &Path) -> bool {
     let me = unsafe { libc::geteuid() };
     named
         && dir.parent().is_some_and(is_tmpfs)
-        && fs::symlink_metadata(dir).is_ok_and(|meta| {
-            meta.is_dir() && meta.uid() == me && meta.mode() & 0o077 == 0
-        })
+        && fs::symlink_metadata(dir)
+            .is_ok_and(|meta| meta.is_dir() && meta.uid() == me && meta.mode() & 0o077 == 0)
 }
 
 /// Removes a copy's directory, if it is there.

@@ -10,9 +10,9 @@
 pub mod check;
 pub mod console;
 mod deadline;
-mod memory_copy;
 pub mod leaks;
 pub mod legacy;
+mod memory_copy;
 pub mod recovery;
 pub mod secret_files;
 pub mod transaction;

@@ -197,3 +197,86 @@ pub fn owner() -> String {
         .unwrap_or_else(|_| "localhost".to_owned());
     format!("{user}@{host}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::memory_copy;
+
+    fn info(run: &str, memory: Option<PathBuf>) -> RunInfo {
+        RunInfo {
+            run: run.to_owned(),
+            module: "m".to_owned(),
+            version: "0.1.0".to_owned(),
+            method: "apply".to_owned(),
+            mutating: true,
+            transfer: "bind".to_owned(),
+            command: "e apply m".to_owned(),
+            owner: owner(),
+            pid: std::process::id(),
+            started: SystemTime::now(),
+            live_digest: None,
+            kept: None,
+            memory,
+        }
+    }
+
+    fn state(text: &str) -> Tree {
+        let mut tree = Tree::default();
+        tree.insert_file("state.yml", text.as_bytes().to_vec(), 0o644);
+        tree
+    }
+
+    #[test]
+    fn a_result_kept_from_a_copy_in_memory_is_on_the_disk_and_the_copy_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = SharedDir::open(&dir.path().join("shared")).unwrap();
+        let memory = memory_copy::create(&shared.id().unwrap(), "keep-test")
+            .unwrap()
+            .expect("this machine has a tmpfs with room (/dev/shm)");
+        let workspace =
+            Workspace::create(&shared, info("keep-test", Some(memory.clone()))).unwrap();
+        workspace.fill(&state("a: 1\n"), None).unwrap();
+        assert!(memory.join("shared/state.yml").is_file());
+        assert!(!workspace.dir().join(COPY).exists(), "nothing on the disk");
+        // The record names the copy: an e that finds the run finds its copy.
+        let found = Workspace::open(workspace.dir()).unwrap();
+        assert_eq!(found.copy_dir(), memory.join(COPY));
+        workspace
+            .keep(&shared, &state("a: 2\n"), "it failed", "digest".to_owned())
+            .unwrap();
+        let kept = Workspace::open(&shared.e_dir().join("kept/keep-test")).unwrap();
+        assert_eq!(kept.info.memory, None);
+        assert_eq!(kept.copy_dir(), kept.dir().join(COPY));
+        assert_eq!(
+            fs::read(kept.copy_dir().join("state.yml")).unwrap(),
+            b"a: 2\n"
+        );
+        assert!(!memory.exists());
+        kept.remove().unwrap();
+    }
+
+    #[test]
+    fn removing_a_run_removes_its_copy_in_memory_and_nothing_a_record_names_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = SharedDir::open(&dir.path().join("shared")).unwrap();
+        let memory = memory_copy::create(&shared.id().unwrap(), "remove-test")
+            .unwrap()
+            .unwrap();
+        let workspace =
+            Workspace::create(&shared, info("remove-test", Some(memory.clone()))).unwrap();
+        workspace.fill(&state("a: 1\n"), None).unwrap();
+        Workspace::open(workspace.dir()).unwrap().remove().unwrap();
+        assert!(!memory.exists());
+        assert!(!workspace.dir().exists());
+        // A record naming a directory that is not one of e's copies (edited by hand) is
+        // read as a run without one: that directory is never removed.
+        let precious = dir.path().join("precious");
+        fs::create_dir(&precious).unwrap();
+        let workspace = Workspace::create(&shared, info("edited", Some(precious.clone()))).unwrap();
+        let found = Workspace::open(workspace.dir()).unwrap();
+        assert_eq!(found.info.memory, None);
+        found.remove().unwrap();
+        assert!(precious.is_dir());
+    }
+}
