@@ -8,7 +8,8 @@
 //! handing a run its private copy (`--transfer bind` and `--transfer archive`, the remote
 //! path), with a shared directory of the example's size (20 KB) and of 10 MB, once with the
 //! network holder turned off (`E_NETWORK_HOLDER=off`: a namespace built per run, as the docker
-//! CLI does), once with mimalloc kept off transparent huge pages (`MIMALLOC_ALLOW_THP=0`), and,
+//! CLI does), once with the run's copy on the disk instead of in memory (`E_MEMORY_COPY=off`),
+//! once with mimalloc kept off transparent huge pages (`MIMALLOC_ALLOW_THP=0`), and,
 //! when the bench may mount one (as root), with the example on a tmpfs, and `e --version` (any
 //! command's start and exit). With `E_BENCH_BEFORE=PATH` (another build of e, such as a copy of
 //! the binary before a change), that build's runs are measured in the same rounds. All run the same no-op
@@ -94,7 +95,8 @@ fn main() {
             .env("E_REPOSITORY", &repository)
             .env("E_SHARED", dir)
             .env("E_TRANSFER", transfer)
-            .env_remove("E_NETWORK_HOLDER");
+            .env_remove("E_NETWORK_HOLDER")
+            .env_remove("E_MEMORY_COPY");
         command
     };
     let e_run = |dir: &Path, transfer: &str| e_run_of(&e, dir, transfer);
@@ -195,6 +197,14 @@ fn main() {
             Box::new(docker_isolated),
         ),
     ];
+    rows.push((
+        "e run noop apply, bind, example, copy on the disk (E_MEMORY_COPY=off)".to_owned(),
+        Box::new(|| {
+            let mut command = e_run(&shared, "bind");
+            command.env("E_MEMORY_COPY", "off");
+            command
+        }),
+    ));
     rows.push((
         "e run noop apply, bind, example, MIMALLOC_ALLOW_THP=0".to_owned(),
         Box::new(|| {

@@ -326,6 +326,22 @@ fn hung_module_is_stopped_by_the_timeout_and_its_container_removed() {
     );
 }
 
+/// The marks of a run's private copy of `shared` in a host path: under the shared directory
+/// (`.e/runs/<run>/shared`) or in memory (`<tmpfs>/e-run-<shared id>-<run>/shared`).
+fn copy_marks(shared: &Path) -> [String; 2] {
+    let id = fs::read_to_string(shared.join(".e/id")).unwrap_or_else(|_| "no id yet".to_owned());
+    [
+        format!("{}/.e/runs/", shared.display()),
+        format!("/e-run-{}-", id.trim()),
+    ]
+}
+
+/// Whether `source`, a bind mount's host path, is a run's private copy of `shared`.
+fn is_copy_of(source: &str, shared: &Path) -> bool {
+    let [disk, memory] = copy_marks(shared);
+    source.ends_with("/shared") && (source.starts_with(&disk) || source.contains(&memory))
+}
+
 #[test]
 fn container_runs_with_least_privilege_and_ctrl_c_removes_it() {
     let scene = Scene::new(test_repository());
@@ -352,7 +368,9 @@ fn container_runs_with_least_privilege_and_ctrl_c_removes_it() {
                 .output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.contains(&format!("{}/.e/runs/", shared.display()))
+            copy_marks(&shared)
+                .iter()
+                .any(|mark| text.contains(mark))
                 .then_some(text)
         });
         if let Some(found) = mine {
@@ -402,8 +420,7 @@ fn container_runs_with_least_privilege_and_ctrl_c_removes_it() {
         .collect();
     assert!(
         sources.iter().any(|(kind, source, target)| kind == "bind"
-            && source.starts_with(&format!("{}/.e/runs/", shared.display()))
-            && source.ends_with("/shared")
+            && is_copy_of(source, &shared)
             && target == "/shared"),
         "{sources:?}"
     );
@@ -493,10 +510,9 @@ fn inspect_confined(scene: &Scene, version: &str) -> serde_json::Value {
                 .unwrap();
             let json: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
             let mounts = json[0]["Mounts"].as_array()?.clone();
-            let mine = format!("{}/.e/runs/", shared.display());
             mounts
                 .iter()
-                .any(|m| m["Source"].as_str().is_some_and(|s| s.starts_with(&mine)))
+                .any(|m| m["Source"].as_str().is_some_and(|s| is_copy_of(s, &shared)))
                 .then(|| json[0].clone())
         });
         if inspect.is_none() {
@@ -618,7 +634,7 @@ fn docker_inspect_shows_the_confinement_and_the_repository_changes_it() {
         .and_then(|m| m["Source"].as_str())
         .unwrap();
     assert!(
-        copy.starts_with(&format!("{}/.e/runs/", shared.display())) && copy.ends_with("/shared"),
+        is_copy_of(copy, &shared),
         "a host path other than the run's copy is mounted: {copy}"
     );
 

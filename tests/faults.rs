@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::{Volumes, containers_of, e_in, misbehave_image, root, test_repository, text};
+use support::{
+    Volumes, containers_of, e_in, e_in_with, misbehave_image, root, test_repository, text,
+};
 
 /// One full section as `misbehave write` appends it.
 fn is_section(lines: &[&str]) -> bool {
@@ -35,6 +37,25 @@ fn sections_after(original: &str, state: &str) -> usize {
         assert!(is_section(chunk), "a whole section: {chunk:?}\n{state}");
     }
     lines.len() / 3
+}
+
+/// The runs' copies of `shared` in memory (`run/memory_copy.rs`) left on this machine.
+fn memory_copies(shared: &Path) -> Vec<PathBuf> {
+    let id = fs::read_to_string(shared.join(".e/id")).unwrap();
+    let mine = format!("e-run-{}-", id.trim());
+    let bases = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/dev/shm")]);
+    bases
+        .filter_map(|base| fs::read_dir(base).ok())
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with(&mine))
+        })
+        .collect()
 }
 
 /// A shared directory holding `state` as its `state.yml`, in a temporary directory, whose
@@ -110,6 +131,18 @@ fn killing_e_at_any_moment_never_corrupts_or_loses_the_state() {
             0,
             "trial {trial}: no run is left unsettled"
         );
+        let copies = memory_copies(&shared);
+        assert!(
+            copies.is_empty(),
+            "trial {trial}: copies left in memory: {copies:?}"
+        );
+    }
+    // What was kept aside of a copy in memory is on the disk.
+    for kept in fs::read_dir(shared.join(".e/kept")).unwrap() {
+        let kept = kept.unwrap().path();
+        assert!(kept.join("shared").is_dir(), "{}", kept.display());
+        let record = fs::read_to_string(kept.join("run.json")).unwrap();
+        assert!(!record.contains("\"memory\""), "{record}");
     }
     // Whatever was cut short is listed, and can be dropped.
     let listed = e_in(root(), &repository, &shared, &["recover", "-o", "json"]);
@@ -241,12 +274,14 @@ fn a_failing_module_on_a_full_disk_leaves_the_state_intact() {
     let original = "azi:\n  status: applied\n";
     fs::write(shared.join("state.yml"), original).unwrap();
     let repository = test_repository();
-    // The module fills the disk through its copy, then fails.
-    let out = e_in(
+    // The module fills the disk through its copy, then fails: a copy on the disk, since one
+    // in memory would fill the machine's memory up to the container's limit instead.
+    let out = e_in_with(
         root(),
         &repository,
         &shared,
         &["run", "misbehave", "fill-disk"],
+        &[("E_MEMORY_COPY", "off")],
     );
     assert_ne!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(

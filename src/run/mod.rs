@@ -12,6 +12,7 @@ pub mod console;
 mod deadline;
 pub mod leaks;
 pub mod legacy;
+mod memory_copy;
 pub mod recovery;
 pub mod secret_files;
 pub mod transaction;
@@ -398,6 +399,11 @@ fn prepare(
     env.extend(resolved.env);
 
     let run_id = new_run_id();
+    let shared_id = shared.id()?;
+    let memory = match transfer {
+        Transfer::Bind => memory_copy::create(&shared_id, &run_id)?,
+        Transfer::Archive => None,
+    };
     let info = RunInfo {
         run: run_id.clone(),
         module: entry.module.name.clone(),
@@ -411,8 +417,17 @@ fn prepare(
         started: SystemTime::now(),
         live_digest: None,
         kept: None,
+        memory: memory.clone(),
     };
-    let workspace = Workspace::create(shared, info)?;
+    let workspace = match Workspace::create(shared, info) {
+        Ok(workspace) => workspace,
+        Err(err) => {
+            if let Some(dir) = &memory {
+                let _ = memory_copy::remove(dir);
+            }
+            return Err(err);
+        }
+    };
     let confinement = container_confinement(entry);
     let owner = (confinement.user.uid, confinement.user.gid);
     let files = if resolved.files.is_empty() {
@@ -431,7 +446,6 @@ fn prepare(
                 + (Limits::DEFAULT.max_entries as u64 + 2) * 1024,
         },
     };
-    let shared_id = shared.id()?;
     let mut run_labels = labels(&entry.module.name, &run_id);
     run_labels.insert(LABEL_SHARED.to_owned(), shared_id.clone());
     run_labels.insert(

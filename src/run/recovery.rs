@@ -42,6 +42,7 @@ fn run_dirs(shared: &SharedDir, area: &str) -> anyhow::Result<Vec<PathBuf>> {
 /// mutating one validly left. The caller holds the lock.
 pub async fn settle_orphans(shared: &SharedDir, engine: &dyn Engine) -> anyhow::Result<()> {
     let dirs = run_dirs(shared, "runs")?;
+    sweep_memory_copies(shared, &dirs)?;
     if dirs.is_empty() {
         return reap_late(shared, engine).await;
     }
@@ -114,6 +115,15 @@ pub async fn settle_orphans(shared: &SharedDir, engine: &dyn Engine) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// Removes the copies in memory that outlived their run's record (`memory_copy.rs`).
+fn sweep_memory_copies(shared: &SharedDir, runs: &[PathBuf]) -> anyhow::Result<()> {
+    let kept = run_dirs(shared, "kept")?;
+    let named = |dir: &PathBuf, run: &str| dir.file_name().is_some_and(|name| name == run);
+    super::memory_copy::sweep(&shared.id()?, |run| {
+        runs.iter().chain(&kept).any(|dir| named(dir, run))
+    })
 }
 
 /// Notes when runs of a dead e were last settled (seconds since the epoch), for [`reap_late`].
@@ -244,5 +254,9 @@ pub fn commit_kept(shared: &SharedDir, kept: Kept, command: &str) -> anyhow::Res
         serde_json::to_string_pretty(&record)?.into_bytes(),
     );
     change.cleanup.push(kept.workspace.relative(shared));
-    shared.commit(change, &record.run)
+    shared.commit(change, &record.run)?;
+    // A result whose keeping was cut short may still be in memory.
+    kept.workspace
+        .memory()
+        .map_or(Ok(()), |dir| super::memory_copy::remove(&dir))
 }

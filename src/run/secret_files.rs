@@ -92,7 +92,7 @@ impl Drop for SecretFiles {
 }
 
 /// A directory on a tmpfs where e may create its own: `$XDG_RUNTIME_DIR`, else `/dev/shm`.
-fn tmpfs_dir() -> Option<PathBuf> {
+pub(super) fn tmpfs_dir() -> Option<PathBuf> {
     let runtime = std::env::var_os("XDG_RUNTIME_DIR")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from);
@@ -103,7 +103,7 @@ fn tmpfs_dir() -> Option<PathBuf> {
 }
 
 /// Whether `path` is a directory on a tmpfs.
-fn is_tmpfs(path: &Path) -> bool {
+pub(super) fn is_tmpfs(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt as _;
     let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
         return false;

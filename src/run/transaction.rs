@@ -42,6 +42,8 @@ pub struct Transaction<'s> {
     installed: Vec<InstalledChange>,
     records_files: Vec<(String, Vec<u8>)>,
     cleanup: Vec<String>,
+    /// The copies in memory of the runs in `cleanup`, removed once their records are.
+    memory: Vec<std::path::PathBuf>,
 }
 
 impl<'s> Transaction<'s> {
@@ -73,6 +75,7 @@ impl<'s> Transaction<'s> {
             installed: Vec::new(),
             records_files: Vec::new(),
             cleanup: Vec::new(),
+            memory: Vec::new(),
         })
     }
 
@@ -155,6 +158,7 @@ impl<'s> Transaction<'s> {
             Some(result) if report.succeeded() => {
                 self.work = result;
                 self.cleanup.push(workspace.relative(self.shared));
+                self.memory.extend(workspace.memory());
                 self.records.push(record);
             }
             Some(result) => {
@@ -271,7 +275,13 @@ impl<'s> Transaction<'s> {
             .last()
             .map(|r| r.run.clone())
             .unwrap_or_else(super::new_run_id);
-        self.shared.commit(change, &id)
+        self.shared.commit(change, &id)?;
+        // The commit removed the runs' records; a commit that failed leaves both, for the
+        // next e to keep aside.
+        for dir in &self.memory {
+            super::memory_copy::remove(dir)?;
+        }
+        Ok(())
     }
 
     /// Drops the transaction: its runs stay in the history, marked as not committed.
@@ -285,6 +295,9 @@ impl<'s> Transaction<'s> {
             if path.exists() {
                 std::fs::remove_dir_all(&path)?;
             }
+        }
+        for dir in std::mem::take(&mut self.memory) {
+            super::memory_copy::remove(&dir)?;
         }
         self.work = self.live.clone();
         self.installed.clear();
