@@ -213,20 +213,20 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
-/// Reads a text that is JSON with serde_json, ten times faster than serde_yaml reads it.
+/// Reads a text that is JSON with serde_json (see `json.rs`), ten times faster than serde_yaml
+/// reads it, into the repository serde_yaml would make of it.
 ///
-/// `None` when it is not JSON, or when serde_json fails for any reason: the YAML path then
-/// reads it (JSON is YAML) and reports the error with its line, column and module, as for any
-/// repository. JSON has no aliases, tags or block nesting, and serde_json descends no deeper
-/// than the model's types (a value of the wrong shape fails where it starts), so the limits
-/// of `yaml_limits` have nothing to bound here; deep nesting fails, and the YAML path refuses
-/// it with its line and column. Label values and other text are asked for as strings, so
-/// `1.10` written as a JSON number fails here and is read as written by the YAML path.
+/// `None` when it is not JSON, or when a part of it reads neither as JSON nor as YAML: the YAML
+/// path then reads it (JSON is YAML) and reports the error with its line, column and module, as
+/// for any repository. JSON has no aliases, tags or block nesting, and serde_json descends no
+/// deeper than the model's types (a value of the wrong shape fails where it starts), so the
+/// limits of `yaml_limits` have nothing to bound here; deep nesting fails, and the YAML path
+/// refuses it with its line and column.
 fn parse_json(source: &str, file: &Path) -> Option<Result<Loaded, LoadError>> {
     if !source.trim_start().starts_with('{') {
         return None;
     }
-    let repository: Repository = serde_json::from_str(source).ok()?;
+    let repository = super::json::read(source, threads())?;
     let document = Document::new(source);
     Some(
         validate(&repository, &|path| document.locate(path), file).map(|warnings| Loaded {
@@ -632,3 +632,7 @@ pub fn example() -> Repository {
 #[cfg(test)]
 #[path = "load_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "json_tests.rs"]
+mod json_tests;

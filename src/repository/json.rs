@@ -1,0 +1,116 @@
+//! Reads a repository written as JSON with serde_json, module by module on every core, into
+//! exactly the repository serde_yaml makes of the same text (JSON is YAML).
+//!
+//! The top level is read first, the modules of `components` left as their text (serde_json's
+//! raw values, borrowed from the source). Each module is then read by serde_json; scalars are
+//! read as YAML reads them (see `json_scalar.rs`), so `"provides-pubips": true` is the label
+//! value `true` and `1.10` stays `1.10`. What serde_json refuses in one module (a number where
+//! a plain string field is, say) is read by serde_yaml from that module's text alone, which
+//! gives the module the whole parse would give, since JSON has no anchors or tags that could
+//! reach across modules. Only what neither reads, or a top level serde_json cannot split, is
+//! left to [`super::load`]'s YAML path, which reports it with its line and column, as before.
+
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::model::{Module, Repository};
+
+/// The top level of a JSON repository as far as splitting it needs: the modules of
+/// `components` as text, everything else skipped here and read with the head (see [`read`]).
+#[derive(Deserialize)]
+struct Top<'s> {
+    #[serde(borrow, default)]
+    components: Option<Vec<&'s RawValue>>,
+}
+
+/// How many modules a thread takes at a time (as in `split.rs`).
+const CHUNK: usize = 64;
+
+/// Reads `source` (a JSON text) on up to `threads` threads, before the checks of `load.rs`;
+/// `None` when it is not JSON that serde_json can split into modules, or a part of it reads
+/// neither as JSON nor as YAML.
+pub fn read(source: &str, threads: usize) -> Option<Repository> {
+    let top: Top<'_> = serde_json::from_str(source).ok()?;
+    let items = top.components.unwrap_or_default();
+    let (Some(first), Some(last)) = (items.first(), items.last()) else {
+        // No modules: a small text, read whole.
+        return serde_json::from_str(source).ok();
+    };
+    // The head is the text without the modules: `"components": [ ]` and the rest as written.
+    let start = within(source, first.get()).start;
+    let end = within(source, last.get()).end;
+    let mut repository = head(&format!("{}{}", &source[..start], &source[end..]))?;
+    repository.components = parse_modules(&items, threads)?;
+    Some(repository)
+}
+
+/// The repository without its modules, from the top level with `components` emptied.
+fn head(text: &str) -> Option<Repository> {
+    serde_json::from_str(text).ok().or_else(|| as_yaml(text))
+}
+
+/// `text` read by serde_yaml, unless it nests deeper than `yaml_limits` allows: serde_yaml's
+/// time grows with the depth, and the YAML path refuses such a file with its line and column.
+fn as_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    if crate::yaml_limits::scan(text).too_deep.is_some() {
+        return None;
+    }
+    serde_yaml::from_str(text).ok()
+}
+
+/// Where `part`, a slice of `source`, lies in it.
+fn within(source: &str, part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - source.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// One module: by serde_json, else by serde_yaml from the same text.
+fn module(text: &str) -> Option<Module> {
+    serde_json::from_str(text).ok().or_else(|| as_yaml(text))
+}
+
+/// Every module, in order, read in chunks on up to `threads` threads; `None` if one fails.
+fn parse_modules(items: &[&RawValue], threads: usize) -> Option<Vec<Module>> {
+    let chunks = items.len().div_ceil(CHUNK);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let parsed: Mutex<Vec<(usize, Vec<Module>)>> = Mutex::new(Vec::with_capacity(chunks));
+    let work = || {
+        loop {
+            let chunk = next.fetch_add(1, Ordering::Relaxed);
+            if chunk >= chunks || failed.load(Ordering::Relaxed) {
+                return;
+            }
+            let slice = &items[chunk * CHUNK..((chunk + 1) * CHUNK).min(items.len())];
+            let modules: Option<Vec<Module>> =
+                slice.iter().map(|item| module(item.get())).collect();
+            match modules {
+                Some(modules) => parsed
+                    .lock()
+                    .expect("no thread panics holding the list")
+                    .push((chunk, modules)),
+                None => failed.store(true, Ordering::Relaxed),
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads.clamp(1, chunks.max(1)) {
+            scope.spawn(work);
+        }
+        work();
+    });
+    if failed.into_inner() {
+        return None;
+    }
+    let mut parsed = parsed.into_inner().ok()?;
+    parsed.sort_unstable_by_key(|(chunk, _)| *chunk);
+    let mut modules = Vec::with_capacity(items.len());
+    for (_, chunk) in parsed {
+        modules.extend(chunk);
+    }
+    Some(modules)
+}
