@@ -10,6 +10,7 @@
 //! reach across modules. Only what neither reads, or a top level serde_json cannot split, is
 //! left to [`super::load`]'s YAML path, which reports it with its line and column, as before.
 
+use std::cell::OnceCell;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::locate::{Document, Position, Step};
 use super::model::{Module, Repository};
 
 /// The top level of a JSON repository as far as splitting it needs: the modules of
@@ -30,22 +32,106 @@ struct Top<'s> {
 /// How many modules a thread takes at a time (as in `split.rs`).
 const CHUNK: usize = 64;
 
-/// Reads `source` (a JSON text) on up to `threads` threads, before the checks of `load.rs`;
-/// `None` when it is not JSON that serde_json can split into modules, or a part of it reads
-/// neither as JSON nor as YAML.
-pub fn read(source: &str, threads: usize) -> Option<Repository> {
+/// A repository read from JSON text, with where each module's text lies in it.
+pub struct Read<'s> {
+    /// The repository, before the checks of `load.rs`.
+    pub repository: Repository,
+    source: &'s str,
+    /// Each module's bytes in the source, in order.
+    modules: Vec<Range<usize>>,
+    /// Where each module begins, found on the first lookup.
+    starts: OnceCell<Option<Vec<Position>>>,
+    whole: Document<'s>,
+}
+
+/// Reads `source` (a JSON text) on up to `threads` threads; `None` when it is not JSON that
+/// serde_json can split into modules, or a part of it reads neither as JSON nor as YAML.
+pub fn read(source: &str, threads: usize) -> Option<Read<'_>> {
     let top: Top<'_> = serde_json::from_str(source).ok()?;
     let items = top.components.unwrap_or_default();
-    let (Some(first), Some(last)) = (items.first(), items.last()) else {
+    let modules: Vec<Range<usize>> = items
+        .iter()
+        .map(|item| within(source, item.get()))
+        .collect();
+    let repository = match (modules.first(), modules.last()) {
+        // The head is the text without the modules: `"components": [ ]` and the rest as
+        // written.
+        (Some(first), Some(last)) => {
+            let mut repository = head(&format!(
+                "{}{}",
+                &source[..first.start],
+                &source[last.end..]
+            ))?;
+            repository.components = parse_modules(&items, threads)?;
+            repository
+        }
         // No modules: a small text, read whole.
-        return serde_json::from_str(source).ok();
+        _ => serde_json::from_str(source).ok()?,
     };
-    // The head is the text without the modules: `"components": [ ]` and the rest as written.
-    let start = within(source, first.get()).start;
-    let end = within(source, last.get()).end;
-    let mut repository = head(&format!("{}{}", &source[..start], &source[end..]))?;
-    repository.components = parse_modules(&items, threads)?;
-    Some(repository)
+    Some(Read {
+        repository,
+        source,
+        modules,
+        starts: OnceCell::new(),
+        whole: Document::new(source),
+    })
+}
+
+impl Read<'_> {
+    /// Where the value at `path` is in the file, for the checks of `load.rs`: a path into
+    /// module N is looked up in that module's text alone and moved to where that text begins,
+    /// so a warning does not have the whole file parsed again.
+    pub fn locate(&self, path: &[Step<'_>]) -> Option<Position> {
+        let starts = self
+            .starts
+            .get_or_init(|| starts(self.source, &self.modules))
+            .as_ref();
+        match (path, starts) {
+            ([Step::Key("components"), Step::Index(m), rest @ ..], Some(starts))
+                if *m < self.modules.len() =>
+            {
+                let text = &self.source[self.modules[*m].clone()];
+                let inner = Document::new(text).locate(rest)?;
+                let start = starts[*m];
+                Some(if inner.line == 1 {
+                    Position {
+                        line: start.line,
+                        column: start.column + inner.column - 1,
+                    }
+                } else {
+                    Position {
+                        line: start.line + inner.line - 1,
+                        column: inner.column,
+                    }
+                })
+            }
+            _ => self.whole.locate(path),
+        }
+    }
+}
+
+/// The line and column (in characters, as the YAML reader of `locate.rs` counts them) where
+/// each module begins, in one pass; `None` if the text holds a carriage return, which that
+/// reader counts otherwise than a line break alone (then the whole text is looked in).
+fn starts(source: &str, modules: &[Range<usize>]) -> Option<Vec<Position>> {
+    if memchr::memchr(b'\r', source.as_bytes()).is_some() {
+        return None;
+    }
+    let mut starts = Vec::with_capacity(modules.len());
+    let (mut at, mut line, mut column) = (0, 1, 1);
+    for module in modules {
+        let between = &source[at..module.start];
+        match memchr::memrchr(b'\n', between.as_bytes()) {
+            Some(last) => {
+                line += memchr::memchr_iter(b'\n', between.as_bytes()).count();
+                column = between[last + 1..].chars().count() + 1;
+            }
+            None => column += between.chars().count(),
+        }
+        starts.push(Position { line, column });
+        at = module.start;
+    }
+    Some(starts)
 }
 
 /// The repository without its modules, from the top level with `components` emptied.

@@ -200,6 +200,20 @@ fn errors_in_json_are_the_whole_parse_errors() {
 }
 
 #[test]
+fn warnings_name_the_lines_and_columns_the_whole_parse_names() {
+    // A version that is not semver is a warning with its place: found in the module's own
+    // text, and moved to where that text begins in the file.
+    let yaml = generated(40).replace("version: 1.1.0", "version: dev");
+    for pretty in [false, true] {
+        let json = resolved_json(&yaml, pretty);
+        assert!(same_as_yaml(&json));
+        let loaded = parse_with(&json, Path::new("r.json"), FAST).expect("loads");
+        assert_eq!(loaded.warnings.len(), 40, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[39].starts_with("r.json:"), "{}", loaded.warnings[39]);
+    }
+}
+
+#[test]
 fn layout_and_encoding_do_not_change_the_answer() {
     let repository = one_module(r#", "labels": {"k": "\ud83d\ude00 ok"}"#);
     let warned = one_module("").replace("\"2.0.0\"", "\"dev\"");
@@ -211,11 +225,18 @@ fn layout_and_encoding_do_not_change_the_answer() {
         warned.clone(),
         warned.replace(", ", ",\n  "),
         format!("\n\n  {warned}\n"),
+        warned.replace("\"i\"", "\"ïmage ✓\""),
+        warned.replace(", ", ",\r\n"),
     ] {
         assert!(same_as_yaml(&text), "the fast path declined\n{text}");
     }
     // A character outside the basic plane, escaped as JSON escapes it (python's default), is
     // one YAML refuses: serde_json's reading stands, as it did before.
+    let whole = outcome(&repository, Paths::WHOLE);
+    assert!(
+        whole.contains("invalid Unicode character escape"),
+        "{whole}"
+    );
     let loaded = parse_with(&repository, Path::new("r.json"), FAST).expect("serde_json reads it");
     assert_eq!(
         loaded.repository.components[0].versions[0].labels["k"],
