@@ -209,7 +209,9 @@ fn warnings_name_the_lines_and_columns_the_whole_parse_names() {
         assert!(same_as_yaml(&json));
         let loaded = parse_with(&json, Path::new("r.json"), FAST).expect("loads");
         assert_eq!(loaded.warnings.len(), 40, "{:?}", loaded.warnings);
-        assert!(loaded.warnings[39].starts_with("r.json:"), "{}", loaded.warnings[39]);
+        let last = &loaded.warnings[39];
+        let place = last.strip_prefix("r.json:").unwrap_or_default();
+        assert!(place.starts_with(|c: char| c.is_ascii_digit()), "{last}");
     }
 }
 
