@@ -20,8 +20,10 @@
 //! CPU time (user + system, which other load on the machine disturbs less) and the largest
 //! peak RSS, all three as `wait4` reports them for each child. The repositories come from
 //! `examples/generate_repository.rs`, the one generator; the JSON twin is the same repository
-//! as e's model serializes it, one module per line. Both are written to a temporary directory
-//! that is removed afterwards.
+//! as e's model serializes it, one module per line; the `JSON1` one is the same repository as
+//! python's `json.dump` writes it from the YAML, on one line, `true` label values as JSON
+//! booleans (what `yq -o json` gives too). All are written to a temporary directory that is
+//! removed afterwards.
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -156,17 +158,22 @@ fn main() {
             .expect("the repository file can be written");
         let json = directory.path().join(format!("repository-{size}.json"));
         write_json_twin(&yaml, &json);
+        let line = directory
+            .path()
+            .join(format!("repository-{size}-line.json"));
+        write_python_json(&yaml, &line);
         eprintln!(
-            "generated {size} modules, {:.1} MB of YAML and {:.1} MB of JSON, in {:.1} s",
+            "generated {size} modules, {:.1} MB of YAML, {:.1} MB of JSON and {:.1} MB on one line, in {:.1} s",
             file_megabytes(&yaml),
             file_megabytes(&json),
+            file_megabytes(&line),
             started.elapsed().as_secs_f64()
         );
         let module = summary
             .module_with_requirements
             .expect("the generator draws modules with requirements");
         let cold_runs = if size >= LARGE_SIZE { 1 } else { COLD_RUNS };
-        for (format, path) in [("YAML", &yaml), ("JSON", &json)] {
+        for (format, path) in [("YAML", &yaml), ("JSON", &json), (JSON_LINE, &line)] {
             let file_mb = file_megabytes(path);
             let mut measure_both = |command: String, args: &[&str], cold: bool| {
                 let runs = if cold { cold_runs } else { RUNS };
@@ -212,6 +219,101 @@ fn main() {
         "\nfloor at the end: {:.1} MB (a higher floor than at the start would inflate every peak)",
         megabytes(floor.peak_rss)
     );
+}
+
+/// The format name of the JSON written the way python's `json.dump` (or `yq -o json`) writes
+/// it from the YAML: on one line, every scalar resolved (`latest: true` and label values such
+/// as `provides-pubips: true` become JSON booleans).
+const JSON_LINE: &str = "JSON1";
+
+/// Writes a generated YAML repository as python's `json.dump(yaml.safe_load(f), out)` writes
+/// it ([`JSON_LINE`]): one line, `", "` and `": "` between items, scalars resolved. Like
+/// [`write_json_twin`], it reads the YAML one module at a time.
+fn write_python_json(yaml: &Path, json: &Path) {
+    let input = std::io::BufReader::new(std::fs::File::open(yaml).expect("the YAML was written"));
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(json).expect("JSON can be written"));
+    let mut head = String::new();
+    let mut module = String::new();
+    let mut modules = 0usize;
+    let mut flush = |module: &mut String, out: &mut dyn Write| {
+        if module.is_empty() {
+            return;
+        }
+        let parsed: Vec<serde_yaml::Value> =
+            serde_yaml::from_str(module).expect("a generated module parses");
+        for item in parsed {
+            if modules > 0 {
+                out.write_all(b", ").expect("JSON can be written");
+            }
+            python_json(&mut *out, &item);
+            modules += 1;
+        }
+        module.clear();
+    };
+    let mut in_components = false;
+    for line in input.lines() {
+        let line = line.expect("the YAML can be read");
+        if line.starts_with("  - name: ") {
+            flush(&mut module, &mut out);
+            in_components = true;
+        }
+        if in_components {
+            module.push_str(&line);
+            module.push('\n');
+        } else if line == "components:" {
+            let head: serde_yaml::Value = serde_yaml::from_str(&head).expect("the head parses");
+            let mut text = Vec::new();
+            python_json(&mut text, &head);
+            text.pop();
+            out.write_all(&text).expect("JSON can be written");
+            out.write_all(b", \"components\": [")
+                .expect("JSON can be written");
+        } else {
+            head.push_str(&line);
+            head.push('\n');
+        }
+    }
+    flush(&mut module, &mut out);
+    out.write_all(b"]}").expect("JSON can be written");
+    out.flush().expect("JSON can be written");
+}
+
+/// Writes `value` as python's `json.dump` does by default: `", "` and `": "` between items.
+fn python_json(out: &mut dyn Write, value: &serde_yaml::Value) {
+    struct Python;
+    impl serde_json::ser::Formatter for Python {
+        fn begin_array_value<W: ?Sized + Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+        fn begin_object_key<W: ?Sized + Write>(
+            &mut self,
+            writer: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                writer.write_all(b", ")
+            }
+        }
+        fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+            writer.write_all(b": ")
+        }
+    }
+    use serde::Serialize;
+    let mut serializer = serde_json::Serializer::with_formatter(out, Python);
+    value
+        .serialize(&mut serializer)
+        .expect("a YAML value serializes as JSON");
 }
 
 /// Writes the JSON twin of a generated YAML repository: the same repository as e's model
@@ -420,16 +522,19 @@ fn spawn_floor() -> Sample {
 
 fn print_table(measurements: &[Measurement]) {
     println!(
-        "{:>7}  {:<4}  {:>7}  {:<52}  {:>15}  {:>15}  {:>15}  {:>6}",
+        "{JSON_LINE}: the JSON as python's json.dump writes it from the YAML (one line, booleans as JSON booleans)\n"
+    );
+    println!(
+        "{:>7}  {:<5}  {:>7}  {:<52}  {:>15}  {:>15}  {:>15}  {:>6}",
         "N", "", "file MB", "", "wall ms", "cpu ms", "peak MB", "wall"
     );
     println!(
-        "{:>7}  {:<4}  {:>7}  {:<52}  {:>7} {:>7}  {:>7} {:>7}  {:>7} {:>7}  {:>6}",
+        "{:>7}  {:<5}  {:>7}  {:<52}  {:>7} {:>7}  {:>7} {:>7}  {:>7} {:>7}  {:>6}",
         "", "", "", "command", "before", "now", "before", "now", "before", "now", "now/b"
     );
     for m in measurements {
         println!(
-            "{:>7}  {:<4}  {:>7.1}  {:<52}  {:>7.0} {:>7.0}  {:>7.0} {:>7.0}  {:>7.1} {:>7.1}  {:>6.2}",
+            "{:>7}  {:<5}  {:>7.1}  {:<52}  {:>7.0} {:>7.0}  {:>7.0} {:>7.0}  {:>7.1} {:>7.1}  {:>6.2}",
             m.size,
             m.format,
             m.file_mb,
@@ -463,9 +568,10 @@ fn print_targets(measurements: &[Measurement]) {
             verdict(met)
         );
     }
-    for m in at(TARGET_SIZE, "JSON", true) {
+    for m in at(TARGET_SIZE, "JSON", true).chain(at(TARGET_SIZE, JSON_LINE, true)) {
         println!(
-            "  JSON cold, at most {} ms: {:.0} ms, {:.1} MB: {}",
+            "  {} cold, at most {} ms: {:.0} ms, {:.1} MB: {}",
+            m.format,
             TARGET_JSON_COLD.as_millis(),
             millis(m.now.wall),
             megabytes(m.now.peak_rss),

@@ -16,6 +16,7 @@ pub mod contract;
 pub mod exit;
 pub mod graph;
 pub mod interrupt;
+mod json_scalar;
 pub mod lifecycle;
 pub mod offline;
 pub mod output;

@@ -14,6 +14,8 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::json_scalar::{JSON_TEXT, Reading, visit_json_text};
+
 /// The labels of one module version: key to value, values kept as text.
 pub type Labels = BTreeMap<String, String>;
 
@@ -734,7 +736,9 @@ impl Scalar {
     pub fn deserialize_quantity<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<String, D::Error> {
-        Ok(deserializer.deserialize_any(WrittenVisitor)?.0)
+        Ok(deserializer
+            .deserialize_newtype_struct(JSON_TEXT, AsWritten(Reading::Resolved))?
+            .0)
     }
 }
 
@@ -750,12 +754,33 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 /// A scalar's text as written: asked for as a string, so that serde_yaml hands over the text
-/// of the scalar instead of the number or boolean it would resolve it to.
+/// of the scalar instead of the number or boolean it would resolve it to; serde_json hands
+/// over the value's text (see `json_scalar.rs`), which YAML would read the same way.
 struct Written(String);
 
 impl<'de> Deserialize<'de> for Written {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(WrittenVisitor)
+        deserializer.deserialize_newtype_struct(JSON_TEXT, AsWritten(Reading::Written))
+    }
+}
+
+/// Asks serde_json for a value's text, and any other deserializer for a string
+/// ([`Reading::Written`]) or any value ([`Reading::Resolved`]), as before serde_json could.
+struct AsWritten(Reading);
+
+impl<'de> Visitor<'de> for AsWritten {
+    type Value = Written;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        WrittenVisitor.expecting(f)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Written, D::Error> {
+        match self.0 {
+            Reading::Written => d.deserialize_str(WrittenVisitor),
+            Reading::Resolved => d.deserialize_any(WrittenVisitor),
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Written, A::Error> {
+        visit_json_text(map, self.0, &WrittenVisitor).map(Written)
     }
 }
 

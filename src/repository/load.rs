@@ -54,7 +54,7 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         message,
         hint: Some(hint.to_owned()),
     };
-    let bytes = std::fs::read(path).map_err(|err| match err.kind() {
+    let bytes = read(path).map_err(|err| match err.kind() {
         std::io::ErrorKind::NotFound => fail(
             "no such file".to_owned(),
             "pass `--repository PATH` or set `E_REPOSITORY`, or run e in the folder that holds repository.yaml",
@@ -65,8 +65,8 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         ),
         _ => fail(format!("cannot be read: {err}"), "check the path and its permissions"),
     })?;
-    let source = String::from_utf8(bytes).map_err(|err| {
-        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+    let source = std::str::from_utf8(&bytes).map_err(|err| {
+        let valid = &bytes[..err.valid_up_to()];
         let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
         let column = valid.len() - valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
         LoadError {
@@ -77,7 +77,47 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
             )
         }
     })?;
-    parse(&source, path)
+    parse(source, path)
+}
+
+/// Files from this size on are mapped rather than read (see [`read`]).
+const MAPPED_MIN_BYTES: u64 = 1 << 20;
+
+/// A repository file's bytes: read, or mapped.
+enum Bytes {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Read(bytes) => bytes,
+            Bytes::Mapped(map) => map,
+        }
+    }
+}
+
+/// The bytes of the file at `path`. A large file is mapped: its pages are the kernel's page
+/// cache, where reading it copied 30 MB into memory that the kernel must zero first, which this
+/// machine makes slow (see docs/benchmarks.md). Any error is that of reading it.
+fn read(path: &Path) -> std::io::Result<Bytes> {
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_file() && meta.len() >= MAPPED_MIN_BYTES {
+        // SAFETY: the map is only read, and dropped before `load` returns (the repository
+        // owns copies of what it keeps). Another process that rewrites the file meanwhile
+        // changes what is read, as it would change a read in progress; one that truncates it
+        // makes the kernel stop e with SIGBUS, the price every reader of mapped files
+        // (ripgrep, git) pays. An editor that saves by writing a new file and renaming it
+        // leaves the map whole.
+        if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+            return Ok(Bytes::Mapped(map));
+        }
+    }
+    std::fs::read(path).map(Bytes::Read)
 }
 
 /// Files from this size on are parsed in parallel, one module at a time (see `split.rs`);
@@ -190,7 +230,7 @@ fn parse_with(source: &str, file: &Path, paths: Paths) -> Result<Loaded, LoadErr
     if !scan.aliases
         && !outline.documents
         && let Some(split) = super::split::split(source, &outline.lines)
-        && let Some(repository) = split.parse(threads(), paths.block_yaml)
+        && let Some(repository) = split.parse(crate::parallel::threads(), paths.block_yaml)
     {
         let warnings = validate(&repository, &split.locator(), file)?;
         return Ok(Loaded {
@@ -208,32 +248,25 @@ fn parse_with(source: &str, file: &Path, paths: Paths) -> Result<Loaded, LoadErr
     })
 }
 
-/// How many threads parse a large file: every core, up to eight.
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
-}
-
-/// Reads a text that is JSON with serde_json, ten times faster than serde_yaml reads it.
+/// Reads a text that is JSON with serde_json (see `json.rs`), ten times faster than serde_yaml
+/// reads it, into the repository serde_yaml would make of it.
 ///
-/// `None` when it is not JSON, or when serde_json fails for any reason: the YAML path then
-/// reads it (JSON is YAML) and reports the error with its line, column and module, as for any
-/// repository. JSON has no aliases, tags or block nesting, and serde_json descends no deeper
-/// than the model's types (a value of the wrong shape fails where it starts), so the limits
-/// of `yaml_limits` have nothing to bound here; deep nesting fails, and the YAML path refuses
-/// it with its line and column. Label values and other text are asked for as strings, so
-/// `1.10` written as a JSON number fails here and is read as written by the YAML path.
+/// `None` when it is not JSON, or when a part of it reads neither as JSON nor as YAML: the YAML
+/// path then reads it (JSON is YAML) and reports the error with its line, column and module, as
+/// for any repository. JSON has no aliases, tags or block nesting, and serde_json descends no
+/// deeper than the model's types (a value of the wrong shape fails where it starts), so the
+/// limits of `yaml_limits` have nothing to bound here; deep nesting fails, and the YAML path
+/// refuses it with its line and column.
 fn parse_json(source: &str, file: &Path) -> Option<Result<Loaded, LoadError>> {
     if !source.trim_start().starts_with('{') {
         return None;
     }
-    let repository: Repository = serde_json::from_str(source).ok()?;
-    let document = Document::new(source);
-    Some(
-        validate(&repository, &|path| document.locate(path), file).map(|warnings| Loaded {
-            repository,
-            warnings,
-        }),
-    )
+    let read = super::json::read(source, crate::parallel::threads())?;
+    let warnings = validate(&read.repository, &|path| read.locate(path), file);
+    Some(warnings.map(|warnings| Loaded {
+        repository: read.repository,
+        warnings,
+    }))
 }
 
 /// Turns a serde_yaml error into one that names the module and version and gives a hint.
@@ -632,3 +665,7 @@ pub fn example() -> Repository {
 #[cfg(test)]
 #[path = "load_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "json_tests.rs"]
+mod json_tests;

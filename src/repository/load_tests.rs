@@ -70,16 +70,18 @@ fn a_json_repository_loads_the_same_repository_as_its_yaml_twin() {
 }
 
 #[test]
-fn json_the_fast_path_cannot_read_is_read_as_yaml() {
-    // A label value written as a number keeps its spelling, as in YAML: serde_json would make
-    // `1.10` the number 1.1, so the JSON path declines and the YAML path reads it.
+fn json_numbers_keep_their_spelling_as_in_yaml() {
+    // A label value written as a number keeps its spelling, as in YAML: serde_json hands the
+    // JSON path the text `1.10`, not the number 1.1.
     let text = r#"{"version": "v1", "kind": "Repository", "components": [{"name": "a", "type": "docker", "versions": [{"version": "1.0.0", "image": "i", "labels": {"v": 1.10}}]}]}"#;
-    assert!(parse_json(text, Path::new("r.json")).is_none());
-    let loaded = load(text, JSON).expect("the YAML path reads it");
+    let loaded = parse_json(text, Path::new("r.json"))
+        .expect("the JSON path reads it")
+        .expect("it loads");
     let labels = &loaded.repository.components[0].versions[0].labels;
     assert_eq!(labels.get("v").map(String::as_str), Some("1.10"));
     // YAML that begins like JSON but is not: a comment.
     let commented = format!("{text} # modules\n");
+    assert!(parse_json(&commented, Path::new("r.json")).is_none());
     assert!(load(&commented, JSON).is_ok());
 }
 

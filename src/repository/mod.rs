@@ -4,6 +4,7 @@
 mod block_yaml;
 mod cache;
 mod event_reader;
+mod json;
 pub mod limits;
 pub mod listing;
 pub mod load;
