@@ -27,16 +27,30 @@ const MIN_FREE: u64 = 2 * super::tree::Limits::DEFAULT.max_total_bytes;
 /// The prefix of a copy's directory name.
 const PREFIX: &str = "e-run-";
 
-/// Creates the private directory (mode 0700) of run `run` of the shared directory
-/// `shared_id` on a tmpfs; `None` when there is no tmpfs with room, or it is turned off.
-pub fn create(shared_id: &str, run: &str) -> anyhow::Result<Option<PathBuf>> {
+/// What names the copies of one shared directory: its id and a hash of where it is on this
+/// machine. A backend's environment has one id but a private mirror per command (with its own
+/// runs): by the id alone, one command's sweep would take another's copy for an orphan.
+pub fn key(shared: &crate::store::SharedDir) -> anyhow::Result<String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let root = fs::canonicalize(shared.root()).unwrap_or_else(|_| shared.root().to_owned());
+    Ok(format!(
+        "{}-{:08x}",
+        shared.id()?,
+        crc32fast::hash(root.as_os_str().as_bytes())
+    ))
+}
+
+/// Creates the private directory (mode 0700) of run `run` of the shared directory named by
+/// `shared_key` (see [`key`]) on a tmpfs; `None` when there is no tmpfs with room, or it is
+/// turned off.
+pub fn create(shared_key: &str, run: &str) -> anyhow::Result<Option<PathBuf>> {
     if std::env::var("E_MEMORY_COPY").is_ok_and(|value| value == "off") {
         return Ok(None);
     }
     let Some(base) = tmpfs_dir().filter(|base| free_bytes(base) >= MIN_FREE) else {
         return Ok(None);
     };
-    let dir = base.join(format!("{PREFIX}{shared_id}-{run}"));
+    let dir = base.join(format!("{PREFIX}{shared_key}-{run}"));
     fs::create_dir(&dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
     // Whatever the umask made of it, no one else on this machine may enter it.
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
@@ -68,17 +82,17 @@ pub fn remove(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Removes the copies of runs of the shared directory `shared_id` that have no record any
-/// more (`has_record` says which do): an e killed between its commit, which removed the
+/// Removes the copies of runs of the shared directory named by `shared_key` that have no
+/// record any more (`has_record` says which do): an e killed between its commit, which removed the
 /// run's record, and the removal of the copy. The caller holds the lock.
-pub fn sweep(shared_id: &str, has_record: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+pub fn sweep(shared_key: &str, has_record: impl Fn(&str) -> bool) -> anyhow::Result<()> {
     let Some(base) = tmpfs_dir() else {
         return Ok(());
     };
     let Ok(entries) = fs::read_dir(&base) else {
         return Ok(());
     };
-    let mine = format!("{PREFIX}{shared_id}-");
+    let mine = format!("{PREFIX}{shared_key}-");
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(run) = name.to_str().and_then(|name| name.strip_prefix(&mine)) else {
@@ -141,6 +155,26 @@ mod tests {
         remove(&dir).unwrap();
         assert!(!dir.exists());
         remove(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_mirrors_of_one_environment_name_their_copies_apart() {
+        // A backend's mirrors share the environment's id, each in a directory of its own.
+        let dir = tempfile::tempdir().unwrap();
+        let one = crate::store::SharedDir::open(&dir.path().join("one")).unwrap();
+        let two = crate::store::SharedDir::open(&dir.path().join("two")).unwrap();
+        fs::copy(one.e_dir().join("id"), two.e_dir().join("id")).unwrap();
+        assert_eq!(one.id().unwrap(), two.id().unwrap());
+        assert_ne!(key(&one).unwrap(), key(&two).unwrap());
+        let again = crate::store::SharedDir::open(&dir.path().join("one")).unwrap();
+        assert_eq!(key(&one).unwrap(), key(&again).unwrap());
+        // So the sweep of one never takes the other's copy for an orphan.
+        let theirs = create(&key(&two).unwrap(), "running-elsewhere")
+            .unwrap()
+            .unwrap();
+        sweep(&key(&one).unwrap(), |_| false).unwrap();
+        assert!(theirs.exists());
+        remove(&theirs).unwrap();
     }
 
     #[test]

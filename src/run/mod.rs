@@ -401,7 +401,7 @@ fn prepare(
     let run_id = new_run_id();
     let shared_id = shared.id()?;
     let memory = match transfer {
-        Transfer::Bind => memory_copy::create(&shared_id, &run_id)?,
+        Transfer::Bind => memory_copy::create(&memory_copy::key(shared)?, &run_id)?,
         Transfer::Archive => None,
     };
     let info = RunInfo {

@@ -121,7 +121,7 @@ pub async fn settle_orphans(shared: &SharedDir, engine: &dyn Engine) -> anyhow::
 fn sweep_memory_copies(shared: &SharedDir, runs: &[PathBuf]) -> anyhow::Result<()> {
     let kept = run_dirs(shared, "kept")?;
     let named = |dir: &PathBuf, run: &str| dir.file_name().is_some_and(|name| name == run);
-    super::memory_copy::sweep(&shared.id()?, |run| {
+    super::memory_copy::sweep(&super::memory_copy::key(shared)?, |run| {
         runs.iter().chain(&kept).any(|dir| named(dir, run))
     })
 }

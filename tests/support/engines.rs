@@ -320,8 +320,8 @@ impl Certificates {
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 
 /// A second Docker engine on a loopback TCP port, with its own data and exec roots, in a
-/// private mount namespace where [`Dockerd::hidden_dir`] is an empty tmpfs: it cannot see
-/// what the test puts there, as a remote engine cannot see the local disk.
+/// private mount namespace where [`Dockerd::hidden_dir`] and `/dev/shm` are empty tmpfs: it
+/// cannot see what the test puts there, as a remote engine cannot see the local disk.
 pub struct Dockerd {
     server: Server,
     port: Port,
@@ -381,7 +381,12 @@ impl Dockerd {
         let mut command = Command::new("unshare");
         command
             .args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg(r#"mount -t tmpfs -o size=1m,mode=0755 e-remote "$0" && exec dockerd "$@""#)
+            // Nor the machine's tmpfs, where a run's copy may be (`run/memory_copy.rs`).
+            .arg(
+                r#"mount -t tmpfs -o size=1m,mode=0755 e-remote "$0" && \
+                   mount -t tmpfs -o size=64m,mode=1777 e-remote-shm /dev/shm && \
+                   exec dockerd "$@""#,
+            )
             .arg(&hidden)
             .args(&args);
         let mut server = Server::spawn("the second dockerd", command, &root.path().join("log"));
