@@ -81,7 +81,8 @@ impl Mapped {
 
     /// Every module's line, without its commands line (see [`Mapped::read`]).
     pub fn lines(&self) -> Option<Vec<&str>> {
-        let mut lines = Vec::with_capacity(self.header.modules);
+        // The count is only trusted once the seal checks out: a damaged one must not size this.
+        let mut lines = Vec::with_capacity(self.header.modules.min(self.map.len() / 2));
         self.read(|_, line, _| {
             lines.push(line);
             Some(())

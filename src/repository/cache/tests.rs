@@ -128,6 +128,8 @@ fn a_truncated_damaged_or_foreign_cache_is_ignored() {
                 "{what} is ignored ({want:?})"
             );
         }
+        let lines = read::mapped(&cache, &path).and_then(|mapped| mapped.lines().map(|_| ()));
+        assert!(lines.is_none(), "{what} is ignored (its lines)");
     };
     let line_ends: Vec<usize> = good
         .iter()
@@ -182,6 +184,12 @@ fn a_truncated_damaged_or_foreign_cache_is_ignored() {
             .as_bytes(),
         "a cache of another e version",
     );
+    // A count no file could hold sizes nothing before the seal is checked.
+    let count = text.find("\"modules\":").unwrap() + "\"modules\":".len();
+    let digits = text[count..].find(',').unwrap();
+    let mut huge = text.clone();
+    huge.replace_range(count..count + digits, "99999999999999999");
+    ignored(huge.as_bytes(), "a cache with a damaged module count");
     let format = format!("\"format\":{FORMAT}");
     assert!(text.contains(&format));
     ignored(
