@@ -230,51 +230,33 @@ const JSON_LINE: &str = "JSON1";
 /// it ([`JSON_LINE`]): one line, `", "` and `": "` between items, scalars resolved. Like
 /// [`write_json_twin`], it reads the YAML one module at a time.
 fn write_python_json(yaml: &Path, json: &Path) {
-    let input = std::io::BufReader::new(std::fs::File::open(yaml).expect("the YAML was written"));
     let mut out =
         std::io::BufWriter::new(std::fs::File::create(json).expect("JSON can be written"));
-    let mut head = String::new();
-    let mut module = String::new();
     let mut modules = 0usize;
-    let mut flush = |module: &mut String, out: &mut dyn Write| {
-        if module.is_empty() {
-            return;
-        }
-        let parsed: Vec<serde_yaml::Value> =
-            serde_yaml::from_str(module).expect("a generated module parses");
-        for item in parsed {
-            if modules > 0 {
-                out.write_all(b", ").expect("JSON can be written");
-            }
-            python_json(&mut *out, &item);
-            modules += 1;
-        }
-        module.clear();
-    };
-    let mut in_components = false;
-    for line in input.lines() {
-        let line = line.expect("the YAML can be read");
-        if line.starts_with("  - name: ") {
-            flush(&mut module, &mut out);
-            in_components = true;
-        }
-        if in_components {
-            module.push_str(&line);
-            module.push('\n');
-        } else if line == "components:" {
-            let head: serde_yaml::Value = serde_yaml::from_str(&head).expect("the head parses");
+    each_yaml_module(
+        yaml,
+        &mut out,
+        |out, head| {
+            let head: serde_yaml::Value = serde_yaml::from_str(head).expect("the head parses");
             let mut text = Vec::new();
             python_json(&mut text, &head);
             text.pop();
             out.write_all(&text).expect("JSON can be written");
             out.write_all(b", \"components\": [")
                 .expect("JSON can be written");
-        } else {
-            head.push_str(&line);
-            head.push('\n');
-        }
-    }
-    flush(&mut module, &mut out);
+        },
+        |out, module| {
+            let parsed: Vec<serde_yaml::Value> =
+                serde_yaml::from_str(module).expect("a generated module parses");
+            for item in parsed {
+                if modules > 0 {
+                    out.write_all(b", ").expect("JSON can be written");
+                }
+                python_json(out, &item);
+                modules += 1;
+            }
+        },
+    );
     out.write_all(b"]}").expect("JSON can be written");
     out.flush().expect("JSON can be written");
 }
@@ -317,52 +299,71 @@ fn python_json(out: &mut dyn Write, value: &serde_yaml::Value) {
 }
 
 /// Writes the JSON twin of a generated YAML repository: the same repository as e's model
-/// serializes it, one module per line. It reads the YAML one module at a time (the generator
-/// starts each with `  - name: `), so the bench's own memory stays small (see [`run`]).
+/// serializes it, one module per line. It reads the YAML one module at a time, so the bench's
+/// own memory stays small (see [`run`]).
 fn write_json_twin(yaml: &Path, json: &Path) {
-    let input = std::io::BufReader::new(std::fs::File::open(yaml).expect("the YAML was written"));
     let mut out =
         std::io::BufWriter::new(std::fs::File::create(json).expect("JSON can be written"));
-    let mut head = String::new();
-    let mut module = String::new();
     let mut modules = 0usize;
-    let mut flush = |module: &mut String, out: &mut dyn Write| {
-        if module.is_empty() {
-            return;
-        }
-        let parsed: Vec<e::repository::Module> =
-            serde_yaml::from_str(module).expect("a generated module parses");
-        for item in parsed {
-            out.write_all(if modules == 0 { b"\n" } else { b",\n" })
-                .expect("JSON can be written");
-            serde_json::to_writer(&mut *out, &item).expect("a module serializes");
-            modules += 1;
-        }
-        module.clear();
-    };
+    each_yaml_module(
+        yaml,
+        &mut out,
+        |out, head| {
+            let head: serde_json::Value = serde_yaml::from_str(head).expect("the head parses");
+            let mut head = serde_json::to_string(&head).expect("the head serializes");
+            head.pop();
+            write!(out, "{head},\"components\":[").expect("JSON can be written");
+        },
+        |out, module| {
+            let parsed: Vec<e::repository::Module> =
+                serde_yaml::from_str(module).expect("a generated module parses");
+            for item in parsed {
+                out.write_all(if modules == 0 { b"\n" } else { b",\n" })
+                    .expect("JSON can be written");
+                serde_json::to_writer(&mut *out, &item).expect("a module serializes");
+                modules += 1;
+            }
+        },
+    );
+    out.write_all(b"\n]}\n").expect("JSON can be written");
+    out.flush().expect("JSON can be written");
+}
+
+/// Reads a generated YAML repository one module at a time (the generator starts each with
+/// `  - name: `): gives `head` the text before `components:` once, then `module` each module's
+/// text (one item of the list), both with `out`.
+fn each_yaml_module<W: Write>(
+    yaml: &Path,
+    out: &mut W,
+    mut head: impl FnMut(&mut W, &str),
+    mut module: impl FnMut(&mut W, &str),
+) {
+    let input = std::io::BufReader::new(std::fs::File::open(yaml).expect("the YAML was written"));
+    let mut before = String::new();
+    let mut item = String::new();
     let mut in_components = false;
     for line in input.lines() {
         let line = line.expect("the YAML can be read");
         if line.starts_with("  - name: ") {
-            flush(&mut module, &mut out);
+            if !item.is_empty() {
+                module(out, &item);
+                item.clear();
+            }
             in_components = true;
         }
         if in_components {
-            module.push_str(&line);
-            module.push('\n');
+            item.push_str(&line);
+            item.push('\n');
         } else if line == "components:" {
-            let head: serde_json::Value = serde_yaml::from_str(&head).expect("the head parses");
-            let mut head = serde_json::to_string(&head).expect("the head serializes");
-            head.pop();
-            write!(out, "{head},\"components\":[").expect("JSON can be written");
+            head(out, &before);
         } else {
-            head.push_str(&line);
-            head.push('\n');
+            before.push_str(&line);
+            before.push('\n');
         }
     }
-    flush(&mut module, &mut out);
-    out.write_all(b"\n]}\n").expect("JSON can be written");
-    out.flush().expect("JSON can be written");
+    if !item.is_empty() {
+        module(out, &item);
+    }
 }
 
 fn file_megabytes(path: &Path) -> f64 {
