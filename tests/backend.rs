@@ -71,23 +71,6 @@ fn start() -> Server {
     Server::start()
 }
 
-/// Waits until some e holds the environment's lock; returns the server pid of its session.
-fn wait_for_holder(server: &Server) -> String {
-    let started = Instant::now();
-    loop {
-        let pid = server.sql("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted");
-        let pid = pid.trim().to_owned();
-        if !pid.is_empty() {
-            return pid;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "nobody took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn two_machines_apply_to_one_environment_at_once_and_both_updates_are_there() {
     let server = start();
@@ -136,7 +119,7 @@ fn a_killed_holder_frees_the_lock_at_once_and_its_run_never_commits() {
     let server = start();
     let (a, b) = (Machine::new(&server), Machine::new(&server));
     let mut slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
-    wait_for_holder(&server);
+    server.wait_for_holder("team");
     // Until its container runs, the slow apply could not have committed anyway: give it time.
     std::thread::sleep(Duration::from_secs(2));
     slow.kill().unwrap();
@@ -169,7 +152,7 @@ fn a_holder_cut_off_by_the_server_fails_clearly_and_commits_nothing() {
     let server = start();
     let (a, b) = (Machine::new(&server), Machine::new(&server));
     let slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
-    let pid = wait_for_holder(&server);
+    let pid = server.wait_for_holder("team");
     server.sql(&format!("SELECT pg_terminate_backend({pid})"));
     let out = slow.wait_with_output().unwrap();
     eprintln!("{}", text(&out));
@@ -196,7 +179,7 @@ fn reads_take_no_lock_and_a_plan_commits_nothing() {
     let (a, b) = (Machine::new(&server), Machine::new(&server));
     a.expect(0, &["apply", "par-base", "--auto-approve"]);
     let slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
-    wait_for_holder(&server);
+    server.wait_for_holder("team");
     // While a holds the lock, b reads and plans without waiting.
     let started = Instant::now();
     b.expect(0, &["status"]);
@@ -470,7 +453,7 @@ fn a_server_restart_in_the_middle_of_a_run_fails_it_and_commits_nothing() {
     let mut server = start();
     let (a, b) = (Machine::new(&server), Machine::new(&server));
     let slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
-    wait_for_holder(&server);
+    server.wait_for_holder("team");
     server.restart();
     let out = slow.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));

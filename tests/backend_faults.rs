@@ -186,21 +186,6 @@ fn start() -> Server {
     Server::start()
 }
 
-/// Waits until some e holds the environment's lock.
-fn wait_for_holder(server: &Server) {
-    let started = Instant::now();
-    while server
-        .sql("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted")
-        .is_empty()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "nobody took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_read_only_database_is_read_but_never_written_and_says_so() {
     let server = start();
@@ -246,7 +231,7 @@ fn a_database_turned_read_only_during_a_run_fails_its_commit_and_commits_nothing
     machine.expect(0, &["apply", "base", "--auto-approve"]);
     let before = machine.snapshot();
     let slow = machine.spawn(&["apply", "slow", "--auto-approve"]);
-    wait_for_holder(&server);
+    server.wait_for_holder("team");
     // Once the plan step has committed its record, the apply step runs for 4 s.
     let started = Instant::now();
     while records(&server) == 2 {
@@ -310,7 +295,7 @@ fn a_server_that_panics_on_a_full_disk_fails_the_run_and_restarts_as_before() {
     machine.expect(0, &["apply", "base", "--auto-approve"]);
     let before = machine.snapshot();
     let slow = machine.spawn(&["apply", "slow", "--auto-approve"]);
-    wait_for_holder(&server);
+    server.wait_for_holder("team");
     let started = Instant::now();
     while records(&server) == 2 {
         assert!(started.elapsed() < Duration::from_secs(60), "no plan");

@@ -338,6 +338,31 @@ impl Postgres {
         }
     }
 
+    /// Waits (up to a minute) until an e holds the lock of an environment of `schema` and has
+    /// said who it is (its row in `e_holders`); returns the server pid of its session. The
+    /// transaction lock that serializes creating the tables is no holder: a test that waited
+    /// for any advisory lock could restart the server while the tables were being made.
+    pub fn wait_for_holder(&self, schema: &str) -> String {
+        let query = format!(
+            "SELECT l.pid FROM pg_locks l JOIN \"{schema}\".e_holders h ON h.backend_pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted LIMIT 1"
+        );
+        let started = Instant::now();
+        loop {
+            // Until the first e has made the tables, the query fails: nobody holds yet.
+            if let Ok(pid) = self.try_sql(&query)
+                && !pid.is_empty()
+            {
+                return pid;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "nobody took the lock of an environment in `{schema}`"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Whether the server accepts connections now (`pg_isready`).
     pub fn answers(&self) -> bool {
         Command::new("runuser")
