@@ -18,10 +18,12 @@ fn repository() -> PathBuf {
     root().join("tests/fixtures/stack-repository.yaml")
 }
 
-/// One machine: a working directory of its own, no shared directory, the backend's URL.
+/// One machine: a working directory of its own, no shared directory, the backend's URL, and
+/// the temporary directory its commands use (the system's unless told).
 struct Machine {
     dir: tempfile::TempDir,
     url: String,
+    temp: Option<PathBuf>,
 }
 
 impl Machine {
@@ -30,11 +32,25 @@ impl Machine {
         Machine {
             dir: tempfile::tempdir().unwrap(),
             url: server.url(true, "?schema=team&env=prod"),
+            temp: None,
+        }
+    }
+
+    /// A machine whose commands keep their temporary files in `temp`.
+    fn with_temp(server: &Server, temp: &Path) -> Machine {
+        Machine {
+            temp: Some(temp.to_owned()),
+            ..Machine::new(server)
         }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        support::postgres::e_on_backend(self.dir.path(), &repository(), &self.url, args)
+        let mut command =
+            support::postgres::e_on_backend(self.dir.path(), &repository(), &self.url, args);
+        if let Some(temp) = &self.temp {
+            command.env("TMPDIR", temp);
+        }
+        command
     }
 
     fn expect(&self, code: i32, args: &[&str]) -> Output {
@@ -114,16 +130,52 @@ fn two_machines_apply_to_one_environment_at_once_and_both_updates_are_there() {
     assert_no_shared_directory(b.dir.path());
 }
 
+/// The private directories of backend commands in `temp` (`store/mirror/leftovers.rs`).
+fn private_dirs(temp: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(temp)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("e-backend-"))
+        })
+        .collect()
+}
+
+/// The copies in memory that the records of runs in the private directory `dir` name.
+fn memory_copies(dir: &Path) -> Vec<PathBuf> {
+    let runs = dir.join("shared/.e/runs");
+    std::fs::read_dir(runs)
+        .unwrap()
+        .filter_map(|run| {
+            let record = std::fs::read(run.unwrap().path().join("run.json")).ok()?;
+            let record: serde_json::Value = serde_json::from_slice(&record).unwrap();
+            record["memory"].as_str().map(PathBuf::from)
+        })
+        .collect()
+}
+
 #[test]
 fn a_killed_holder_frees_the_lock_at_once_and_its_run_never_commits() {
     let server = start();
-    let (a, b) = (Machine::new(&server), Machine::new(&server));
+    // One host: both machines' commands share a temporary directory, as on one machine.
+    let temp = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        Machine::with_temp(&server, temp.path()),
+        Machine::with_temp(&server, temp.path()),
+    );
     let mut slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
     server.wait_for_holder("team");
     // Until its container runs, the slow apply could not have committed anyway: give it time.
     std::thread::sleep(Duration::from_secs(2));
     slow.kill().unwrap();
     slow.wait().unwrap();
+    // The dead e left its private directory and its run's copy in memory...
+    let left = private_dirs(temp.path());
+    assert_eq!(left.len(), 1, "{left:?}");
+    let copies = memory_copies(&left[0]);
+    assert_eq!(copies.len(), 1, "one run was under way: {copies:?}");
+    assert!(copies[0].is_dir(), "{}", copies[0].display());
     let started = Instant::now();
     b.expect(
         0,
@@ -136,6 +188,9 @@ fn a_killed_holder_frees_the_lock_at_once_and_its_run_never_commits() {
         ],
     );
     assert!(started.elapsed() < Duration::from_secs(30));
+    // ...which the next command on the machine removed; its own went when it ended.
+    assert_eq!(private_dirs(temp.path()), Vec::<PathBuf>::new());
+    assert!(!copies[0].exists(), "{}", copies[0].display());
     // The killed run's container outlives it and finishes its apply: in a private directory
     // of the dead e, which never reaches the backend.
     std::thread::sleep(Duration::from_secs(8));
@@ -341,6 +396,7 @@ fn twenty_concurrent_applies_of_twenty_modules_lose_no_run() {
     let reader = Machine {
         dir: tempfile::tempdir().unwrap(),
         url,
+        temp: None,
     };
     let mut command = reader.command(&["status", "-o", "json"]);
     let out = command.env("E_REPOSITORY", &repository).output().unwrap();

@@ -106,6 +106,12 @@ pub fn sweep(shared_key: &str, has_record: impl Fn(&str) -> bool) -> anyhow::Res
     Ok(())
 }
 
+/// Removes every copy of the shared directory `shared`: for a directory where no run goes on
+/// any more (a backend command's private one, once the command ended or died).
+pub fn remove_all(shared: &crate::store::SharedDir) -> anyhow::Result<()> {
+    sweep(&key(shared)?, |_| false)
+}
+
 /// The bytes free for this user on the filesystem of `dir`.
 fn free_bytes(dir: &Path) -> u64 {
     use std::os::unix::ffi::OsStrExt as _;

@@ -12,7 +12,7 @@ pub mod console;
 mod deadline;
 pub mod leaks;
 pub mod legacy;
-mod memory_copy;
+pub mod memory_copy;
 pub mod recovery;
 pub mod secret_files;
 pub mod transaction;

@@ -6,6 +6,8 @@
 //! refused when the environment moved or the lock was lost, so no update is ever lost. Commands
 //! that only read (plans, status, history) take no lock and never commit.
 
+mod leftovers;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -61,7 +63,7 @@ pub fn access(command: &Command) -> Access {
 /// The private shared directory of one command, mirrored from a backend.
 #[derive(Debug)]
 pub struct Mirror {
-    dir: tempfile::TempDir,
+    dir: Private,
     state: tokio::sync::Mutex<Synced>,
     writes: bool,
 }
@@ -88,10 +90,7 @@ impl Mirror {
                 .await?;
         }
         let snapshot = postgres.load().await?;
-        let dir = tempfile::Builder::new()
-            .prefix("e-backend-")
-            .tempdir()
-            .context("failed to create a directory for the backend's snapshot")?;
+        let dir = Private::create()?;
         let shared = dir.path().join("shared");
         std::fs::create_dir(&shared)
             .with_context(|| format!("failed to create `{}`", shared.display()))?;
@@ -151,6 +150,38 @@ impl Mirror {
             let _ = state.postgres.unlock().await;
         }
         synced
+    }
+}
+
+/// The command's private directory, marked as a live command's (`mirror/leftovers.rs`), and
+/// removed with the copies in memory of its runs when dropped.
+#[derive(Debug)]
+struct Private {
+    dir: tempfile::TempDir,
+    _alive: std::fs::File,
+}
+
+impl Private {
+    /// Removes those of dead commands, then makes this command's.
+    fn create() -> anyhow::Result<Private> {
+        leftovers::sweep(&std::env::temp_dir());
+        let dir = tempfile::Builder::new()
+            .prefix(leftovers::PREFIX)
+            .tempdir()
+            .context("failed to create a directory for the backend's snapshot")?;
+        let alive = leftovers::mark_alive(dir.path())?;
+        Ok(Private { dir, _alive: alive })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Private {
+    fn drop(&mut self) {
+        // No run goes on here any more; a copy a failed run left is nobody's.
+        let _ = leftovers::remove_copies(self.path());
     }
 }
 
