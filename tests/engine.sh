@@ -10,7 +10,8 @@
 # loopback), and debootstrap (modules/kits/debian/base.sh makes the kits' Debian base image;
 # modules/kits/ansible/build.sh builds the Ansible kit on it, and tests/ansible.rs also uses
 # openssh-server's ssh-keygen and postgresql's psql). It also gives Podman the ulimits this
-# machine allows, and starts the engine in the background if it is not running.
+# machine allows, gives /dev/shm room for the runs' copies in memory, and starts the engine in
+# the background if it is not running.
 # Sourced by tests/demo.sh and tests/all.sh.
 set -euo pipefail
 
@@ -53,6 +54,21 @@ if ! grep -qs '^default_ulimits' "$conf"; then
     sed -i "/^\[containers\]/a $limits" "$conf"
   else
     printf '[containers]\n%s\n' "$limits" >>"$conf"
+  fi
+fi
+
+# Runs keep their copy of the shared directory in memory when a tmpfs has 256 MiB free
+# (src/run/memory_copy.rs), and the tests of it expect that room in /dev/shm. A container or a
+# small VM may give /dev/shm 64 MiB: as root, make it 1 GiB (a tmpfs takes memory only as it
+# fills).
+shm_kib=$(df -k --output=size /dev/shm 2>/dev/null | tail -1 | tr -d ' ' || echo 0)
+if [ "$(id -u)" -eq 0 ] && [ "${shm_kib:-0}" -lt 524288 ]; then
+  echo "e: /dev/shm has ${shm_kib:-0} KiB; mounting it with 1 GiB for the tests" >&2
+  mkdir -p /dev/shm
+  if mountpoint -q /dev/shm; then
+    mount -o remount,size=1g /dev/shm
+  else
+    mount -t tmpfs -o size=1g,mode=1777,nosuid,nodev tmpfs /dev/shm
   fi
 fi
 
