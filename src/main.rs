@@ -49,14 +49,14 @@ fn main() -> ExitCode {
     }
 }
 
-// mimalloc: loading a large repository is mostly small allocations, which it makes much cheaper.
+// The system's allocator for small data, mimalloc for a large repository (`allocator.rs`).
 #[cfg(target_os = "linux")]
 #[global_allocator]
-static ALLOCATOR: huge_pages::WhenLarge = huge_pages::WhenLarge;
+static ALLOCATOR: allocator::Chosen = allocator::Chosen;
 
 #[cfg(not(target_os = "linux"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[cfg(target_os = "linux")]
-mod huge_pages;
+mod allocator;

@@ -1,21 +1,31 @@
-//! Transparent huge pages only for a process that handles large data.
+//! The binary's allocator: the system's for a process that handles small data, mimalloc for
+//! one that handles large data, and transparent huge pages only once data is large.
 //!
-//! mimalloc asks for huge pages on its arenas, so the first touch of each 2 MiB has the
-//! kernel zero a whole huge page. A small command (one method run) touches a few scattered
-//! pages of three of them, and zeroing 6 MiB was its largest single cost; a command that
-//! builds a large model (a cached `e list` of 10,000 modules) takes 100 times fewer page
-//! faults with them, and up to a third less CPU. So huge pages are off from the start of the
-//! process (an `.init_array` function, before the first allocation), unless the repository file
-//! has [`LARGE`] bytes or more (a cached model is built of small allocations only, and the
-//! first ones would otherwise take small pages), and turned on at the first allocation of that
-//! size: a large state, a large file of the shared directory, an archive. When e was started
-//! with them off (`PR_SET_THP_DISABLE`, inherited), they stay off. Children started while they
-//! are off (ssh, credential helpers) inherit that.
+//! **Which allocator.** mimalloc makes the many small allocations of a large repository's
+//! model much cheaper, on every core; but a small command (one method run) pays for its start:
+//! its arenas' bitmaps and the free lists of a fresh page per size class are first touches of
+//! memory, about 110 page faults, and its own CPU was 2.4 ms (a fifth) more than with the
+//! system's allocator. So a process counts as one that handles large data when the repository
+//! file has [`LARGE`] bytes or more, found before the first allocation (an `.init_array`
+//! function), and uses mimalloc; any other uses the system's allocator. The choice is made
+//! once and never changes: the first allocation fixes it (to the system's, if it came before
+//! the look at the repository), so every block is freed by the allocator that made it.
 //!
-//! The binary's allocator (see `main.rs`); the library knows nothing of it.
+//! **Huge pages.** mimalloc asks for huge pages on its arenas, so the first touch of each 2
+//! MiB has the kernel zero a whole huge page. A small command touches a few scattered pages of
+//! three of them, and zeroing 6 MiB was its largest single cost; a command that builds a large
+//! model (a cached `e list` of 10,000 modules) takes 100 times fewer page faults with them, and
+//! up to a third less CPU. So huge pages are off from the start of the process, unless the
+//! repository is large (a cached model is built of small allocations only, and the first ones
+//! would otherwise take small pages), and turned on at the first allocation of [`LARGE`] bytes:
+//! a large state, a large file of the shared directory, an archive. When e was started with
+//! them off (`PR_SET_THP_DISABLE`, inherited), they stay off. Children started while they are
+//! off (ssh, credential helpers) inherit that.
+//!
+//! The library knows nothing of this (see `main.rs`).
 
-use std::alloc::{GlobalAlloc, Layout};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// The size of an allocation, or of the repository file, from which the process counts as
 /// handling large data.
@@ -25,15 +35,24 @@ pub const LARGE: usize = 1 << 20;
 /// turned them back on.
 static OFF_BY_E: AtomicBool = AtomicBool::new(false);
 
-/// Runs before `main` and before the first allocation: glibc calls the functions of
-/// `.init_array` with the program's arguments and environment.
-extern "C" fn off_at_start(
+/// Which allocator the process uses: [`UNDECIDED`] until the look at the repository or the
+/// first allocation, whichever comes first, then [`SYSTEM`] or [`MIMALLOC`] for good.
+static CHOSEN: AtomicU8 = AtomicU8::new(UNDECIDED);
+const UNDECIDED: u8 = 0;
+const SYSTEM: u8 = 1;
+const MIMALLOC: u8 = 2;
+
+/// Runs before `main`: glibc calls the functions of `.init_array` with the program's arguments
+/// and environment.
+extern "C" fn at_start(
     argc: libc::c_int,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) {
     // SAFETY: glibc passes `argc` strings in `argv` and a null-terminated `envp`.
     if unsafe { large_repository(argc, argv, envp) } {
+        // Only while nothing was allocated: else the system's allocator stays.
+        let _ = CHOSEN.compare_exchange(UNDECIDED, MIMALLOC, Ordering::AcqRel, Ordering::Acquire);
         return;
     }
     // SAFETY: these prctl calls take no pointers; they read and set a flag of this process.
@@ -48,11 +67,11 @@ extern "C" fn off_at_start(
 
 #[used]
 #[unsafe(link_section = ".init_array")]
-static OFF_AT_START: extern "C" fn(
+static AT_START: extern "C" fn(
     libc::c_int,
     *const *const libc::c_char,
     *const *const libc::c_char,
-) = off_at_start;
+) = at_start;
 
 /// Whether the repository file has [`LARGE`] bytes or more, found as clap finds it
 /// (`--repository PATH`, `--repository=PATH`, `E_REPOSITORY`, `repository.yaml`) without
@@ -104,23 +123,51 @@ unsafe fn large_repository(
 #[cold]
 fn on() {
     if OFF_BY_E.load(Ordering::Relaxed) && OFF_BY_E.swap(false, Ordering::Relaxed) {
-        // SAFETY: as in `off_at_start`.
+        // SAFETY: as in `at_start`.
         unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0) };
     }
 }
 
-/// mimalloc, which turns huge pages on at the first large allocation.
-pub struct WhenLarge;
+/// Whether this process allocates with mimalloc; the first call fixes the choice.
+#[inline]
+fn mimalloc() -> bool {
+    match CHOSEN.load(Ordering::Acquire) {
+        MIMALLOC => true,
+        SYSTEM => false,
+        _ => choose_at_first_allocation(),
+    }
+}
 
-// SAFETY: every call is mimalloc's, with the same arguments; `on` allocates nothing.
-unsafe impl GlobalAlloc for WhenLarge {
+/// The first allocation came before the look at the repository (or there was none to look
+/// at): the system's allocator, for good.
+#[cold]
+fn choose_at_first_allocation() -> bool {
+    match CHOSEN.compare_exchange(UNDECIDED, SYSTEM, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => false,
+        Err(chosen) => chosen == MIMALLOC,
+    }
+}
+
+/// The allocator of [`CHOSEN`], which turns huge pages on at the first large allocation.
+pub struct Chosen;
+
+// SAFETY: every call is the chosen allocator's, with the same arguments, and the choice never
+// changes once anything was allocated, so a block is freed or resized by the allocator that
+// made it; `on` and `mimalloc` allocate nothing.
+unsafe impl GlobalAlloc for Chosen {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if layout.size() >= LARGE {
             on();
         }
-        // SAFETY: the caller's contract is mimalloc's.
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
+        // SAFETY: the caller's contract is the allocator's.
+        unsafe {
+            if mimalloc() {
+                mimalloc::MiMalloc.alloc(layout)
+            } else {
+                System.alloc(layout)
+            }
+        }
     }
 
     #[inline]
@@ -128,14 +175,26 @@ unsafe impl GlobalAlloc for WhenLarge {
         if layout.size() >= LARGE {
             on();
         }
-        // SAFETY: the caller's contract is mimalloc's.
-        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+        // SAFETY: the caller's contract is the allocator's.
+        unsafe {
+            if mimalloc() {
+                mimalloc::MiMalloc.alloc_zeroed(layout)
+            } else {
+                System.alloc_zeroed(layout)
+            }
+        }
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's contract is mimalloc's.
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+        // SAFETY: the caller's contract is the allocator's; `ptr` is the chosen one's.
+        unsafe {
+            if mimalloc() {
+                mimalloc::MiMalloc.dealloc(ptr, layout)
+            } else {
+                System.dealloc(ptr, layout)
+            }
+        }
     }
 
     #[inline]
@@ -143,8 +202,14 @@ unsafe impl GlobalAlloc for WhenLarge {
         if new_size >= LARGE {
             on();
         }
-        // SAFETY: the caller's contract is mimalloc's.
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+        // SAFETY: the caller's contract is the allocator's; `ptr` is the chosen one's.
+        unsafe {
+            if mimalloc() {
+                mimalloc::MiMalloc.realloc(ptr, layout, new_size)
+            } else {
+                System.realloc(ptr, layout, new_size)
+            }
+        }
     }
 }
 
@@ -154,8 +219,22 @@ mod tests {
 
     /// Whether huge pages are off for this process.
     fn off() -> bool {
-        // SAFETY: as in `off_at_start`.
+        // SAFETY: as in `at_start`.
         unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1 }
+    }
+
+    #[test]
+    fn once_anything_was_allocated_the_choice_stays() {
+        let block = Box::new([1u8; 64]);
+        let chosen = CHOSEN.load(Ordering::Acquire);
+        assert_ne!(chosen, UNDECIDED, "{} bytes allocated", block.len());
+        // A late look at the repository changes nothing.
+        assert!(
+            CHOSEN
+                .compare_exchange(UNDECIDED, MIMALLOC, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        );
+        assert_eq!(mimalloc(), chosen == MIMALLOC);
     }
 
     #[test]
