@@ -1373,7 +1373,8 @@ fn engine_objects(kind: &str, label: &str, format: &str) -> Vec<String> {
 }
 
 /// A stop signal during `e check` stops the method's container, skips the checks left and
-/// exits 130; the throwaway directory's volumes go with it.
+/// exits 130; the throwaway directory's volumes go with it; a module whose check waited for
+/// its turn (`--parallelism 1`) is never started, and named.
 #[test]
 fn check_stops_at_a_stop_signal_and_leaves_nothing() {
     let scene = Scene::new(test_repository());
@@ -1383,7 +1384,15 @@ fn check_stops_at_a_stop_signal_and_leaves_nothing() {
         "a volume of an earlier run is left"
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_e"))
-        .args(["check", "hangs-in-apply", "-o", "json"])
+        .args([
+            "check",
+            "hangs-in-apply",
+            "compliant",
+            "--parallelism",
+            "1",
+            "-o",
+            "json",
+        ])
         .current_dir(root())
         .env("E_REPOSITORY", &scene.repository)
         .env("E_SHARED", scene.shared())
@@ -1422,6 +1431,16 @@ fn check_stops_at_a_stop_signal_and_leaves_nothing() {
     );
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r["module"].as_str().unwrap().starts_with("hangs-in-apply@")),
+        "no check of the module after it ran: {rows:#?}"
+    );
+    assert!(
+        stderr(&out).contains("e: never started: `compliant@"),
+        "{}",
+        text(&out)
+    );
     let apply = rows
         .iter()
         .find(|r| r["check"] == "apply exits 0 with a valid state")

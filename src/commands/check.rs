@@ -57,13 +57,19 @@ pub async fn run(
     })
     .await;
     drop(stop);
-    let never_started = ran?.contains(&schedule::Outcome::NotStarted);
+    let ran = ran?;
+    let never_started: Vec<String> = targets
+        .iter()
+        .zip(&ran)
+        .filter(|(_, outcome)| **outcome == schedule::Outcome::NotStarted)
+        .map(|(target, _)| format!("`{}`", target.id()))
+        .collect();
     let (targets, checked): (Vec<Entry<'_>>, Vec<contract::Checked>) = targets
         .into_iter()
         .zip(checked.into_inner())
         .filter_map(|(target, checked)| Some((target, checked?)))
         .unzip();
-    let interrupted = never_started || checked.iter().any(|c| c.interrupted);
+    let interrupted = !never_started.is_empty() || checked.iter().any(|c| c.interrupted);
     let failed =
         |c: &contract::Checked| c.rows.iter().filter(|r| r.result == Outcome::Fail).count();
     let any_failed = checked.iter().any(|c| failed(c) > 0);
@@ -87,6 +93,9 @@ pub async fn run(
     }
     Ok(ExitCode::from(if interrupted {
         output::note("e: interrupted; the remaining checks were skipped");
+        if !never_started.is_empty() {
+            output::note(&format!("e: never started: {}", never_started.join(", ")));
+        }
         exit::INTERRUPTED
     } else if any_failed {
         exit::FAILURE
