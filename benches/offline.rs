@@ -205,10 +205,11 @@ fn repository_text() -> String {
 fn build_images(directory: &Path) {
     let context = directory.join("big");
     fs::create_dir_all(&context).expect("create the build context");
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ u64::from(std::process::id());
+    let mut random =
+        fastrand::Rng::with_seed(0x9e37_79b9_7f4a_7c15_u64 ^ u64::from(std::process::id()));
     let mut dockerfile = String::from("FROM scratch\n");
     for layer in ["a", "b", "c"] {
-        write_random(&context.join(layer), BIG_LAYER_MB, &mut seed);
+        write_random(&context.join(layer), BIG_LAYER_MB, &mut random);
         dockerfile.push_str(&format!("COPY {layer} /{layer}\n"));
     }
     fs::write(context.join("Dockerfile"), dockerfile).expect("write the Dockerfile");
@@ -216,7 +217,7 @@ fn build_images(directory: &Path) {
     for image in SMALL {
         let context = directory.join(image.replace(['/', ':'], "-"));
         fs::create_dir_all(&context).expect("create the build context");
-        write_random(&context.join("small"), SMALL_LAYER_MB, &mut seed);
+        write_random(&context.join("small"), SMALL_LAYER_MB, &mut random);
         fs::write(
             context.join("Dockerfile"),
             format!("FROM {BIG}\nCOPY small /small\n"),
@@ -232,17 +233,12 @@ fn build(context: &Path, tag: &str) {
         .arg(context));
 }
 
-/// Writes `megabytes` MiB of xorshift output: incompressible, and new on every run.
-fn write_random(path: &Path, megabytes: usize, seed: &mut u64) {
+/// Writes `megabytes` MiB of random bytes: incompressible, and new on every run.
+fn write_random(path: &Path, megabytes: usize, random: &mut fastrand::Rng) {
     let mut file = std::io::BufWriter::new(fs::File::create(path).expect("create a layer file"));
     let mut block = vec![0u8; 1 << 20];
     for _ in 0..megabytes {
-        for chunk in block.chunks_exact_mut(8) {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            chunk.copy_from_slice(&seed.to_le_bytes());
-        }
+        random.fill(&mut block);
         file.write_all(&block).expect("write a layer file");
     }
     file.flush().expect("write a layer file");

@@ -364,13 +364,8 @@ mod tests {
             "*",
             "1.10",
         ];
-        let mut seed = 7u64;
-        let mut next = move |n: usize| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) as usize % n
-        };
+        let mut random = fastrand::Rng::with_seed(7);
+        let mut next = move |n: usize| random.usize(..n);
         for case in 0..300 {
             let columns = 1 + next(4);
             let header: Vec<&str> = ["MODULE", "VERSION", "LATEST", "LABELS"][..columns].to_vec();

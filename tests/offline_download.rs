@@ -209,19 +209,14 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Bytes no other test serves: a pattern seeded by the name.
+/// Bytes no other test serves: random, seeded by the name.
 fn content(name: &str, size: usize) -> Vec<u8> {
-    let mut state = name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
+    let seed = name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+    let mut bytes = vec![0; size];
+    fastrand::Rng::with_seed(seed).fill(&mut bytes);
+    bytes
 }
 
 /// Makes sure the downloader image is in the engine: built from `modules/downloader` (the
