@@ -79,17 +79,9 @@ fn assert_no_shared_directory(dir: &Path) {
     );
 }
 
-fn start() -> Server {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
-    Server::start()
-}
-
 #[test]
 fn two_machines_apply_to_one_environment_at_once_and_both_updates_are_there() {
-    let server = start();
+    let server = Server::start();
     let (a, b) = (Machine::new(&server), Machine::new(&server));
     a.expect(0, &["apply", "par-base", "--auto-approve"]);
     let args = |module| ["apply", module, "--auto-approve", "--lock-timeout", "2m"];
@@ -157,7 +149,7 @@ fn memory_copies(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_killed_holder_frees_the_lock_at_once_and_its_run_never_commits() {
-    let server = start();
+    let server = Server::start();
     // One host: both machines' commands share a temporary directory, as on one machine.
     let temp = tempfile::tempdir().unwrap();
     let (a, b) = (
@@ -207,7 +199,7 @@ fn a_killed_holder_frees_the_lock_at_once_and_its_run_never_commits() {
 
 #[test]
 fn a_holder_cut_off_by_the_server_fails_clearly_and_commits_nothing() {
-    let server = start();
+    let server = Server::start();
     let (a, b) = (Machine::new(&server), Machine::new(&server));
     let slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
     let pid = server.wait_for_holder("team");
@@ -233,7 +225,7 @@ fn a_holder_cut_off_by_the_server_fails_clearly_and_commits_nothing() {
 
 #[test]
 fn reads_take_no_lock_and_a_plan_commits_nothing() {
-    let server = start();
+    let server = Server::start();
     let (a, b) = (Machine::new(&server), Machine::new(&server));
     a.expect(0, &["apply", "par-base", "--auto-approve"]);
     let slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
@@ -260,7 +252,7 @@ fn reads_take_no_lock_and_a_plan_commits_nothing() {
 
 #[test]
 fn a_local_environment_migrates_into_the_backend_and_back_checked_by_lineage() {
-    let server = start();
+    let server = Server::start();
     let url = server.url(true, "?schema=team&env=prod");
     let local = tempfile::tempdir().unwrap();
     let local_e = |args: &[&str]| {
@@ -390,7 +382,7 @@ fn apply_all(url: &str, repository: &Path, n: usize, at_once: bool) -> Duration 
 
 #[test]
 fn twenty_concurrent_applies_of_twenty_modules_lose_no_run() {
-    let server = start();
+    let server = Server::start();
     misbehave_image();
     let work = tempfile::tempdir().unwrap();
     let repository = wide_repository(work.path(), 20);
@@ -428,7 +420,7 @@ fn twenty_concurrent_applies_of_twenty_modules_lose_no_run() {
 #[test]
 #[ignore]
 fn figures() {
-    let server = start();
+    let server = Server::start();
     misbehave_image();
     let work = tempfile::tempdir().unwrap();
     let repository = wide_repository(work.path(), 20);
@@ -509,7 +501,7 @@ fn figures() {
 
 #[test]
 fn a_server_restart_in_the_middle_of_a_run_fails_it_and_commits_nothing() {
-    let mut server = start();
+    let mut server = Server::start();
     let (a, b) = (Machine::new(&server), Machine::new(&server));
     let slow = a.spawn(&["apply", "par-slow", "--auto-approve"]);
     server.wait_for_holder("team");

@@ -178,17 +178,9 @@ fn serial_of(snapshot: &[(String, Vec<u8>)]) -> u64 {
     serial["serial"].as_u64().unwrap()
 }
 
-fn start() -> Server {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
-    Server::start()
-}
-
 #[test]
 fn a_read_only_database_is_read_but_never_written_and_says_so() {
-    let server = start();
+    let server = Server::start();
     let machine = Machine::new(&server);
     machine.expect(0, &["apply", "base", "--auto-approve"]);
     let before = machine.snapshot();
@@ -226,7 +218,7 @@ fn a_read_only_database_is_read_but_never_written_and_says_so() {
 
 #[test]
 fn a_database_turned_read_only_during_a_run_fails_its_commit_and_commits_nothing() {
-    let server = start();
+    let server = Server::start();
     let machine = Machine::new(&server);
     machine.expect(0, &["apply", "base", "--auto-approve"]);
     let before = machine.snapshot();

@@ -19,14 +19,6 @@ fn repository() -> PathBuf {
     root().join("repository.yaml")
 }
 
-fn start() -> Server {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
-    Server::start()
-}
-
 /// An environment in a local shared directory; its modules' volumes go with it.
 struct Local {
     dir: tempfile::TempDir,
@@ -171,7 +163,7 @@ fn me() -> String {
 
 #[test]
 fn the_seed_walkthrough_against_a_backend_gives_the_local_results() {
-    let server = start();
+    let server = Server::start();
     let team = Team::new(&server, "walk");
     walkthrough::walkthrough(&team);
     let outcome = outcome_of(&team);
@@ -196,7 +188,7 @@ fn the_seed_walkthrough_against_a_backend_gives_the_local_results() {
 
 #[test]
 fn a_local_environment_migrated_halfway_finishes_the_walkthrough_with_the_same_results() {
-    let server = start();
+    let server = Server::start();
     let local = Local::new();
     let state = walkthrough::azi(&local);
     let team = Team::new(&server, "migrated");
@@ -232,7 +224,7 @@ fn apply_the_stack(env: &impl Environment) -> String {
 
 #[test]
 fn the_design_stack_applied_against_a_backend_installs_every_module_as_locally() {
-    let server = start();
+    let server = Server::start();
     let team = Team::new(&server, "stack");
     // The refusal commits nothing: the environment stays at serial 0.
     let out = team.expect(1, &["apply", "--auto-approve", "pg"]);

@@ -46,10 +46,6 @@ fn refusal(err: &anyhow::Error) -> &Refusal {
 
 #[tokio::test]
 async fn the_lock_names_its_holder_and_a_waiter_gets_it_when_released() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     let mut holder = connect(&server, "?schema=team&env=prod").await;
     let mut other = connect(&server, "?schema=team&env=prod").await;
@@ -141,10 +137,6 @@ impl Drop for Holder {
 
 #[tokio::test]
 async fn a_killed_holder_frees_the_lock_at_once() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     let url = server.url(true, "?env=killed");
     let mut backend = connect(&server, "?env=killed").await;
@@ -199,10 +191,6 @@ async fn a_killed_holder_frees_the_lock_at_once() {
 
 #[tokio::test]
 async fn of_two_commits_from_one_serial_exactly_one_wins() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     let mut first = connect(&server, "?env=race").await;
     let mut second = connect(&server, "?env=race").await;
@@ -241,10 +229,6 @@ async fn of_two_commits_from_one_serial_exactly_one_wins() {
 
 #[tokio::test]
 async fn a_holder_cut_off_by_the_server_commits_nothing_and_the_next_run_proceeds() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     let mut run = connect(&server, "?env=cut").await;
     run.lock("e apply bmk", Duration::ZERO, |_| {})
@@ -281,10 +265,6 @@ async fn a_holder_cut_off_by_the_server_commits_nothing_and_the_next_run_proceed
 
 #[tokio::test]
 async fn a_snapshot_round_trips_and_the_serial_counts_content_only() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     let mut backend = connect(&server, "?schema=trip").await;
     backend
@@ -342,10 +322,6 @@ async fn a_snapshot_round_trips_and_the_serial_counts_content_only() {
 
 #[tokio::test]
 async fn credentials_come_from_the_url_the_environment_or_pgpass_and_are_never_shown() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     let wrong = format!(
         "postgres://{}:not-it@127.0.0.1:{}/postgres",
@@ -403,10 +379,6 @@ async fn credentials_come_from_the_url_the_environment_or_pgpass_and_are_never_s
 
 #[tokio::test]
 async fn many_first_uses_at_once_make_one_schema_and_a_newer_schema_is_refused() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     let url = server.url(true, "?schema=fresh");
     let connects = (0..8).map(|_| Postgres::connect(settings(&url)));
@@ -432,10 +404,6 @@ async fn many_first_uses_at_once_make_one_schema_and_a_newer_schema_is_refused()
 
 #[tokio::test]
 async fn figures_of_lock_load_and_commit() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     eprintln!("figure: PostgreSQL started in {:?}", server.started_in);
     let started = Instant::now();
@@ -500,10 +468,6 @@ async fn figures_of_lock_load_and_commit() {
 
 #[tokio::test]
 async fn a_push_is_refused_for_another_lineage_or_an_older_serial_unless_forced() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     let mut backend = connect(&server, "?env=push").await;
     backend
@@ -575,10 +539,6 @@ fn e_cli(code: i32, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn state_push_and_pull_move_a_shared_directory_through_the_backend_checked_by_lineage() {
-    assert!(
-        Server::available(),
-        "PostgreSQL 15 is missing: tests/engine.sh installs it"
-    );
     let server = Server::start();
     let url = server.url(true, "?schema=team&env=prod");
     let dir = tempfile::tempdir().unwrap();

@@ -62,13 +62,13 @@ impl Postgres {
     /// The superuser's password.
     pub const PASSWORD: &'static str = "s3cret-Pa55";
 
-    /// Whether the server's programs are installed; if not, says what is missing (the tests
-    /// then fail: tests/engine.sh installs them).
-    pub fn available() -> bool {
+    /// Whether the server's programs are installed; if not, says what is missing.
+    fn available() -> bool {
         available(&format!("{BIN}/initdb"), "postgresql") && available("runuser", "util-linux")
     }
 
-    /// Initializes a new cluster and starts it, failing the test with the log if it cannot.
+    /// Initializes a new cluster and starts it, failing the test with the log if it cannot, or
+    /// with what is missing if PostgreSQL is not installed (tests/engine.sh installs it).
     pub fn start() -> Postgres {
         Postgres::start_with(None, None)
     }
@@ -87,6 +87,10 @@ impl Postgres {
     }
 
     fn start_with(tmpfs: Option<u32>, tls: Option<(&Path, &Path)>) -> Postgres {
+        assert!(
+            Postgres::available(),
+            "PostgreSQL 15 is missing: tests/engine.sh installs it"
+        );
         let port = Port::reserve_in(PORTS);
         let dir = tempfile::Builder::new()
             .prefix("e-pg-")
