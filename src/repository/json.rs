@@ -46,6 +46,19 @@ pub struct Read<'s> {
 /// Reads `source` (a JSON text) on up to `threads` threads; `None` when it is not JSON that
 /// serde_json can split into modules, or a part of it reads neither as JSON nor as YAML.
 pub fn read(source: &str, threads: usize) -> Option<Read<'_>> {
+    // In parts on every core first (see `json_parts.rs`): it reads what the whole read
+    // reads, in about the same CPU time.
+    if threads > 1
+        && let Some(parts) = super::json_parts::read(source, threads)
+    {
+        return Some(Read {
+            repository: parts.repository,
+            source,
+            modules: parts.modules,
+            starts: OnceCell::new(),
+            whole: Document::new(source),
+        });
+    }
     // Whole first, on one thread: nearly every JSON repository reads so, and splitting it
     // first cost a fifth more CPU and, on this 2-core machine, no wall time (the split is
     // one more pass over the text). A warning is then looked up in the whole text.
