@@ -50,22 +50,27 @@ pub fn read(source: &str, threads: usize) -> Option<Read<'_>> {
     // In parts on every core first (see `json_parts.rs`): it reads what the whole read
     // reads, at 0.7 to 0.9 times its wall time on this 2-core machine, and a module's warning
     // is looked up in that module's text. Where it gives up (an error, say), the reads below
-    // find and report the problem as before, one more read of the text later.
-    if threads > 1
-        && let Some(parts) = super::json_parts::read(source, threads)
-    {
-        return Some(Read {
-            repository: parts.repository,
-            source,
-            modules: parts.modules,
-            starts: OnceCell::new(),
-            whole: Document::new(source),
-        });
+    // find and report the problem as before, one more read of the text later; where serde_json
+    // refused a module, the whole read is not tried, as it would fail there too.
+    let mut whole_may_read = true;
+    if threads > 1 {
+        match super::json_parts::read(source, threads) {
+            Ok(parts) => {
+                return Some(Read {
+                    repository: parts.repository,
+                    source,
+                    modules: parts.modules,
+                    starts: OnceCell::new(),
+                    whole: Document::new(source),
+                });
+            }
+            Err(gave_up) => whole_may_read = gave_up != super::json_parts::GaveUp::Refused,
+        }
     }
     // Whole next, on one thread: nearly every JSON repository reads so, and splitting it by
     // raw values first cost a fifth more CPU and, on this 2-core machine, no wall time (the
     // split is one more pass over the text). A warning is then looked up in the whole text.
-    if let Ok(repository) = serde_json::from_str::<Repository>(source) {
+    if whole_may_read && let Ok(repository) = serde_json::from_str::<Repository>(source) {
         return Some(Read {
             repository,
             source,

@@ -10,7 +10,7 @@
 //! A part that begins at a wrong guess is dropped, and the part before reads on past it.
 //!
 //! Whatever does not go as in serde_json's read of the whole text (an error, a key twice,
-//! trailing text, no `components`) gives `None`, and `json.rs` reads the text as before, which
+//! trailing text, no `components`) gives up, and `json.rs` reads the text as before, which
 //! reports it. This file never touches the disk and knows nothing of YAML.
 
 use std::ops::Range;
@@ -33,13 +33,24 @@ pub struct Parts {
 /// try that is no module fails at its first or second key.
 const TRIES: usize = 1024;
 
-/// Reads `source`, a JSON text, in up to `threads` parts; `None` where serde_json's read of the
-/// whole text would fail, or the text has no `components` to cut.
-pub fn read(source: &str, threads: usize) -> Option<Parts> {
+/// Why a read in parts gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GaveUp {
+    /// serde_json refuses a module, or the array of modules, where the whole read reads them
+    /// too (the part that read it began at a module): the whole read fails as well.
+    Refused,
+    /// Anything else: the whole read may or may not take the text.
+    Declined,
+}
+
+/// Reads `source`, a JSON text, in up to `threads` parts; gives up where serde_json's read of
+/// the whole text would fail, or the text has no `components` to cut.
+pub fn read(source: &str, threads: usize) -> Result<Parts, GaveUp> {
+    use GaveUp::Declined;
     let bytes = source.as_bytes();
     let mut at = skip_whitespace(bytes, 0);
     if bytes.get(at) != Some(&b'{') {
-        return None;
+        return Err(Declined);
     }
     at += 1;
     // The members other than `components`, each `"key": value` as written.
@@ -47,21 +58,21 @@ pub fn read(source: &str, threads: usize) -> Option<Parts> {
     let mut components = None;
     loop {
         let member = skip_whitespace(bytes, at);
-        let (key, after_key) = value_at::<String>(source, member)?;
+        let (key, after_key) = value_at::<String>(source, member).ok_or(Declined)?;
         at = skip_whitespace(bytes, after_key);
         if bytes.get(at) != Some(&b':') {
-            return None;
+            return Err(Declined);
         }
         at = skip_whitespace(bytes, at + 1);
         if key == "components" {
             if components.is_some() {
-                return None;
+                return Err(Declined);
             }
             let (modules, end) = array(source, at, threads)?;
             components = Some(modules);
             at = end;
         } else {
-            let (IgnoredAny, end) = value_at::<IgnoredAny>(source, at)?;
+            let (IgnoredAny, end) = value_at::<IgnoredAny>(source, at).ok_or(Declined)?;
             head.push(member..end);
             at = end;
         }
@@ -69,13 +80,13 @@ pub fn read(source: &str, threads: usize) -> Option<Parts> {
         match bytes.get(at) {
             Some(b',') => at += 1,
             Some(b'}') => break,
-            _ => return None,
+            _ => return Err(Declined),
         }
     }
     if skip_whitespace(bytes, at + 1) != bytes.len() {
-        return None;
+        return Err(Declined);
     }
-    let (components, ranges) = components?;
+    let (components, ranges) = components.ok_or(Declined)?;
     let mut text = String::from("{");
     for (i, member) in head.into_iter().enumerate() {
         if i > 0 {
@@ -84,9 +95,9 @@ pub fn read(source: &str, threads: usize) -> Option<Parts> {
         text.push_str(&source[member]);
     }
     text.push('}');
-    let mut repository: Repository = serde_json::from_str(&text).ok()?;
+    let mut repository: Repository = serde_json::from_str(&text).map_err(|_| Declined)?;
     repository.components = components;
-    Some(Parts {
+    Ok(Parts {
         repository,
         modules: ranges,
     })
@@ -97,14 +108,14 @@ type Modules = (Vec<Module>, Vec<Range<usize>>);
 
 /// Reads the array of modules that begins at `at`, in up to `threads` parts; returns the
 /// modules with their places, and the offset just after the array.
-fn array(source: &str, at: usize, threads: usize) -> Option<(Modules, usize)> {
+fn array(source: &str, at: usize, threads: usize) -> Result<(Modules, usize), GaveUp> {
     let bytes = source.as_bytes();
     if bytes.get(at) != Some(&b'[') {
-        return None;
+        return Err(GaveUp::Declined);
     }
     let first = skip_whitespace(bytes, at + 1);
     if bytes.get(first) == Some(&b']') {
-        return Some(((Vec::new(), Vec::new()), first + 1));
+        return Ok(((Vec::new(), Vec::new()), first + 1));
     }
     let mut starts = vec![first];
     let threads = threads.max(1);
@@ -132,7 +143,8 @@ fn array(source: &str, at: usize, threads: usize) -> Option<(Modules, usize)> {
     let mut places = Vec::new();
     let mut k = 0;
     loop {
-        let part = parts[k].take()?;
+        // The parts reached so far began at modules: one that failed fails the whole read.
+        let part = parts[k].take().ok_or(GaveUp::Refused)?;
         if modules.is_empty() {
             modules = part.modules;
             places = part.places;
@@ -142,7 +154,7 @@ fn array(source: &str, at: usize, threads: usize) -> Option<(Modules, usize)> {
         }
         match part.end {
             End::Part(next) => k = next,
-            End::Array(end) => return Some(((modules, places), end)),
+            End::Array(end) => return Ok(((modules, places), end)),
         }
     }
 }

@@ -58,6 +58,13 @@ fn same_as_whole(text: &str) -> bool {
     let mut answered = None;
     for threads in 1..=7 {
         let parts = read(text, threads);
+        if parts.as_ref().err() == Some(&GaveUp::Refused) {
+            assert!(
+                whole.is_err(),
+                "refused where the whole read reads:\n{text}"
+            );
+        }
+        let parts = parts.ok();
         match (&parts, &whole) {
             (Some(parts), Ok(whole)) => {
                 assert_eq!(
@@ -232,7 +239,7 @@ fn the_top_level_is_read_as_serde_json_reads_it() {
         "",
         "   ",
     ] {
-        let parts = read(text, 2);
+        let parts = read(text, 2).ok();
         if let Some(parts) = &parts {
             assert!(parts.repository.components.is_empty(), "{text}");
         }
@@ -251,7 +258,7 @@ fn a_truncated_text_never_reads() {
             let cut = &text[..end];
             for threads in [1, 2, 3] {
                 assert!(
-                    read(cut, threads).is_none(),
+                    read(cut, threads).is_err(),
                     "read {end} bytes on {threads} threads"
                 );
             }
@@ -271,5 +278,44 @@ fn deep_nesting_fails_as_in_the_whole_read() {
         );
         let text = repository(&[modules[0].clone(), deep, modules[1].clone()], ", ");
         assert!(!same_as_whole(&text), "depth {depth}");
+    }
+}
+
+#[test]
+fn a_module_serde_json_refuses_is_told_from_a_top_level_it_declines() {
+    let modules = hostile_modules();
+    let refused = modules[3].replace("\"image\": \"i\"", "\"image\": \"i\", \"workdir\": 5");
+    let cut = modules[2].replace("}]}]}", "}]}]");
+    for (text, gave_up) in [
+        (
+            repository(&[modules[0].clone(), refused.clone()], ", "),
+            GaveUp::Refused,
+        ),
+        (
+            repository(&[refused, modules[0].clone()], ", "),
+            GaveUp::Refused,
+        ),
+        (
+            repository(&[modules[0].clone(), cut], ", "),
+            GaveUp::Refused,
+        ),
+        (
+            repository(&modules, ", ").replace("\"v1\"", "\"v2\""),
+            GaveUp::Declined,
+        ),
+        (repository(&modules, ", ") + " x", GaveUp::Declined),
+        (
+            r#"{"version": "v1", "kind": "Repository"}"#.to_owned(),
+            GaveUp::Declined,
+        ),
+    ] {
+        for threads in 1..=4 {
+            assert_eq!(
+                read(&text, threads).err(),
+                Some(gave_up),
+                "{threads} threads:\n{text}"
+            );
+        }
+        assert!(!same_as_whole(&text));
     }
 }
