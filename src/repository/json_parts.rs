@@ -28,6 +28,9 @@ pub struct Parts {
     pub modules: Vec<Range<usize>>,
 }
 
+/// How many parts each thread reads, on average (see [`array`]).
+const PARTS_PER_THREAD: usize = 4;
+
 /// How many `{` after a `,` a guess tries to read as a module before it gives up: a module of
 /// the generated repositories holds about 25 (its versions, commands and selectors), and each
 /// try that is no module fails at its first or second key.
@@ -43,8 +46,8 @@ pub enum GaveUp {
     Declined,
 }
 
-/// Reads `source`, a JSON text, in up to `threads` parts; gives up where serde_json's read of
-/// the whole text would fail, or the text has no `components` to cut.
+/// Reads `source`, a JSON text, in parts on up to `threads` threads; gives up where
+/// serde_json's read of the whole text would fail, or the text has no `components` to cut.
 pub fn read(source: &str, threads: usize) -> Result<Parts, GaveUp> {
     use GaveUp::Declined;
     let bytes = source.as_bytes();
@@ -106,8 +109,8 @@ pub fn read(source: &str, threads: usize) -> Result<Parts, GaveUp> {
 /// Modules, each with its place in the source.
 type Modules = (Vec<Module>, Vec<Range<usize>>);
 
-/// Reads the array of modules that begins at `at`, in up to `threads` parts; returns the
-/// modules with their places, and the offset just after the array.
+/// Reads the array of modules that begins at `at` in parts, on up to `threads` threads;
+/// returns the modules with their places, and the offset just after the array.
 fn array(source: &str, at: usize, threads: usize) -> Result<(Modules, usize), GaveUp> {
     let bytes = source.as_bytes();
     if bytes.get(at) != Some(&b'[') {
@@ -117,28 +120,32 @@ fn array(source: &str, at: usize, threads: usize) -> Result<(Modules, usize), Ga
     if bytes.get(first) == Some(&b']') {
         return Ok(((Vec::new(), Vec::new()), first + 1));
     }
+    // More parts than threads, taken in turn by whichever thread is free: when another
+    // process holds a core, the threads that run take its parts, instead of the read waiting
+    // for one part's thread to be given the core.
+    let count = if threads > 1 {
+        threads * PARTS_PER_THREAD
+    } else {
+        1
+    };
     let mut starts = vec![first];
-    let threads = threads.max(1);
-    for i in 1..threads {
-        let from = first + (bytes.len() - first) * i / threads;
-        let to = first + (bytes.len() - first) * (i + 1) / threads;
+    for i in 1..count {
+        let from = first + (bytes.len() - first) * i / count;
+        let to = first + (bytes.len() - first) * (i + 1) / count;
         let last = *starts.last().expect("the first part's start is there");
         if let Some(start) = guess(source, from.max(last + 1), to) {
             starts.push(start);
         }
     }
-    let mut parts: Vec<Option<Part>> = std::thread::scope(|scope| {
-        let others: Vec<_> = (1..starts.len())
-            .map(|k| {
-                let starts = &starts;
-                scope.spawn(move || part(source, starts, k))
-            })
-            .collect();
-        let mut parts = vec![part(source, &starts, 0)];
-        // A part whose thread panicked is one that failed: the text is then read as before.
-        parts.extend(others.into_iter().map(|other| other.join().ok().flatten()));
-        parts
-    });
+    let indices: Vec<usize> = (0..starts.len()).collect();
+    let mut parts: Vec<Option<Part>> = crate::parallel::map_chunks(
+        &indices,
+        1,
+        threads,
+        || (),
+        |(), k| Some(part(source, &starts, *k)),
+    )
+    .expect("every part gives its result, failed or not");
     let mut modules = Vec::new();
     let mut places = Vec::new();
     let mut k = 0;
