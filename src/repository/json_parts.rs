@@ -1,7 +1,7 @@
 //! Reads a repository written as JSON on every core, without a pass over the text to find
 //! its modules first: the modules of `components` are cut into parts at guessed module
-//! starts, each part is read by serde_json on a thread of its own, and a part is kept only
-//! when the read of the part before it ends exactly where it begins.
+//! starts, each part is read by serde_json on whichever thread is free, and a part is kept
+//! only when the read of the part before it ends exactly where it begins.
 //!
 //! A guess is a `{` after a `,` where a whole module reads and is followed by `,` or `]`. It
 //! can only be wrong where such a text sits inside something else, and the part before proves
