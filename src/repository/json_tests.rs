@@ -23,12 +23,20 @@ fn outcome(text: &str, paths: Paths) -> String {
     }
 }
 
-/// Asserts that the JSON path and the whole YAML parse agree on `text`, and returns whether the
-/// JSON reader took it (rather than leaving it to the YAML path).
+/// The JSON path first, in parts on every core (see `json_parts.rs`) whatever the size.
+const PARTS: Paths = Paths {
+    split_from: 0,
+    ..FAST
+};
+
+/// Asserts that the JSON path and the whole YAML parse agree on `text`, in parts or not, and
+/// returns whether the JSON reader took it (rather than leaving it to the YAML path).
 fn same_as_yaml(text: &str) -> bool {
     let fast = outcome(text, FAST);
     let whole = outcome(text, Paths::WHOLE);
     assert_eq!(fast, whole, "the JSON path differs on\n{text}");
+    let parts = outcome(text, PARTS);
+    assert_eq!(parts, whole, "the JSON path in parts differs on\n{text}");
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     super::super::json::read(text, 2).is_some()
 }

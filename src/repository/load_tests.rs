@@ -58,7 +58,7 @@ fn a_json_repository_loads_the_same_repository_as_its_yaml_twin() {
     for yaml in [example_text(), generated(40)] {
         let from_yaml = load(&yaml, Paths::WHOLE).expect("the YAML loads");
         let json = serde_json::to_string_pretty(&from_yaml.repository).expect("serializes");
-        let fast = parse_json(&json, Path::new("r.json"))
+        let fast = parse_json(&json, Path::new("r.json"), 0)
             .expect("the JSON path takes a JSON text")
             .expect("the JSON loads");
         let slow = load(&json, Paths::WHOLE).expect("serde_yaml reads the JSON too");
@@ -66,7 +66,7 @@ fn a_json_repository_loads_the_same_repository_as_its_yaml_twin() {
         assert_eq!(as_json(&slow.repository), as_json(&from_yaml.repository));
         assert_eq!(fast.warnings, slow.warnings);
     }
-    assert!(parse_json("version: v1\n", Path::new("r.yaml")).is_none());
+    assert!(parse_json("version: v1\n", Path::new("r.yaml"), 0).is_none());
 }
 
 #[test]
@@ -74,14 +74,14 @@ fn json_numbers_keep_their_spelling_as_in_yaml() {
     // A label value written as a number keeps its spelling, as in YAML: serde_json hands the
     // JSON path the text `1.10`, not the number 1.1.
     let text = r#"{"version": "v1", "kind": "Repository", "components": [{"name": "a", "type": "docker", "versions": [{"version": "1.0.0", "image": "i", "labels": {"v": 1.10}}]}]}"#;
-    let loaded = parse_json(text, Path::new("r.json"))
+    let loaded = parse_json(text, Path::new("r.json"), 0)
         .expect("the JSON path reads it")
         .expect("it loads");
     let labels = &loaded.repository.components[0].versions[0].labels;
     assert_eq!(labels.get("v").map(String::as_str), Some("1.10"));
     // YAML that begins like JSON but is not: a comment.
     let commented = format!("{text} # modules\n");
-    assert!(parse_json(&commented, Path::new("r.json")).is_none());
+    assert!(parse_json(&commented, Path::new("r.json"), 0).is_none());
     assert!(load(&commented, JSON).is_ok());
 }
 

@@ -5,6 +5,7 @@ mod block_yaml;
 mod cache;
 mod event_reader;
 mod json;
+mod json_parts;
 pub mod limits;
 pub mod listing;
 pub mod load;
