@@ -4,10 +4,10 @@
 //! **Which allocator.** mimalloc makes the many small allocations of a large repository's
 //! model much cheaper, on every core; but a small command (one method run) pays for its start:
 //! its arenas' bitmaps and the free lists of a fresh page per size class are first touches of
-//! memory, about 110 page faults, and its own CPU was 2.4 ms (a fifth) more than with the
-//! system's allocator. So a process counts as one that handles large data when the repository
-//! file has [`LARGE`] bytes or more, found before the first allocation (an `.init_array`
-//! function), and uses mimalloc; any other uses the system's allocator. The choice is made
+//! memory, about 110 page faults, and a method run's own CPU was 0.5 ms (quiet machine) to
+//! 2.4 ms (load 3.7) more than with the system's allocator. So a process counts as one that
+//! handles large data when the repository file has [`LARGE`] bytes or more, found before the
+//! first allocation (an `.init_array` function), and uses mimalloc; any other uses the system's allocator. The choice is made
 //! once and never changes: the first allocation fixes it (to the system's, if it came before
 //! the look at the repository), so every block is freed by the allocator that made it.
 //!

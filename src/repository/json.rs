@@ -4,9 +4,9 @@
 //! A large text is read in parts on every core first (see `json_parts.rs`), which reads what
 //! the whole read reads or gives up; then the whole text is read by serde_json. When that
 //! fails too, the top level is read, the modules of `components` left as their text
-//! (serde_json's raw values, borrowed from the source). Each module is then read by serde_json; scalars are
-//! read as YAML reads them (see `json_scalar.rs`), so `"provides-pubips": true` is the label
-//! value `true` and `1.10` stays `1.10`. What serde_json refuses in one module (a number where
+//! (serde_json's raw values, borrowed from the source). Each module is then read by
+//! serde_json; scalars are read as YAML reads them (see `json_scalar.rs`), so
+//! `"provides-pubips": true` is the label value `true` and `1.10` stays `1.10`. What serde_json refuses in one module (a number where
 //! a plain string field is, say) is read by serde_yaml from that module's text alone, which
 //! gives the module the whole parse would give, since JSON has no anchors or tags that could
 //! reach across modules. Only what neither reads, or a top level serde_json cannot split, is

@@ -569,7 +569,6 @@ type CommandProblem<'p> = (Vec<Step<'p>>, String, &'static str);
 
 /// Checks a command's environment, secrets and what it may keep of them.
 fn check_command<'p>(command: &'p Command) -> Result<(), CommandProblem<'p>> {
-    let at = |steps: &[Step<'p>]| steps.to_vec();
     for (name, value) in &command.envs {
         let problem = if name.is_empty() {
             Some("an environment variable has an empty name".to_owned())
@@ -591,7 +590,7 @@ fn check_command<'p>(command: &'p Command) -> Result<(), CommandProblem<'p>> {
         };
         if let Some(message) = problem {
             return Err((
-                at(&[Step::Key("envs"), Step::Key(name)]),
+                vec![Step::Key("envs"), Step::Key(name)],
                 message,
                 "an environment variable's name is letters, digits and `_`, like `LOG_LEVEL`; neither name nor value may hold `=` (in the name) or a NUL byte",
             ));
@@ -608,7 +607,7 @@ fn check_command<'p>(command: &'p Command) -> Result<(), CommandProblem<'p>> {
         };
         if let Some(message) = problem {
             return Err((
-                at(&[Step::Key("secrets"), Step::Index(i)]),
+                vec![Step::Key("secrets"), Step::Index(i)],
                 message,
                 "list each secret of the secrets file once; it becomes the file `/run/secrets/NAME`",
             ));
@@ -621,7 +620,7 @@ fn check_command<'p>(command: &'p Command) -> Result<(), CommandProblem<'p>> {
     for (i, name) in command.keep_secrets.iter().enumerate() {
         if !handed.contains(&name.as_str()) {
             return Err((
-                at(&[Step::Key("keep-secrets"), Step::Index(i)]),
+                vec![Step::Key("keep-secrets"), Step::Index(i)],
                 format!(
                     "`keep-secrets` names `{name}`, which the command is not given (neither in `secrets:` nor as `${{secret:{name}}}` in `envs:`)"
                 ),
